@@ -1,0 +1,1 @@
+//! liftlab-domain: experiment specs, assignment policies, outcome folding and report assembly; no IO.

@@ -1,0 +1,1 @@
+//! liftlab-stats: pure statistics over sufficient statistics; no IO, no clock, no global RNG.

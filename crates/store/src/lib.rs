@@ -1,0 +1,1 @@
+//! liftlab-store: persistence behind the `Store` trait; the only crate that touches disk.

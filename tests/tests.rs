@@ -1,0 +1,3 @@
+//! Black-box tests of the real `liftlab` binary; one module per area.
+
+mod architecture;
