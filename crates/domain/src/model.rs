@@ -1,0 +1,179 @@
+//! The records every layer shares: lifecycle status, assignments, outcomes, unit rows, aggregates, allocation periods.
+//!
+//! These types are the contract between liftlab-domain (which computes them), liftlab-store
+//! (which persists them inside its own versioned envelopes) and liftlab-server (which maps
+//! them to the HTTP DTOs of api-spec/). Times are Unix milliseconds (`i64`), given by callers.
+
+use std::collections::BTreeMap;
+
+use liftlab_stats::Moments;
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the Unix epoch, always supplied by the caller (the domain has no clock).
+pub type Millis = i64;
+
+/// Where an experiment is in its life: draft → running ⇄ paused → stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Draft,
+    Running,
+    Paused,
+    Stopped,
+}
+
+/// Who handled a task, as reported with its outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HandledBy {
+    Ai,
+    Human,
+    Hybrid,
+}
+
+/// The weights that were in force for one allocation period of an experiment.
+///
+/// A fixed policy has a single period 0 holding the spec's weights; a Thompson policy opens a
+/// new period at every recomputation. Units are hashed into the current period's weights, so
+/// every assignment knows its exact propensity.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AllocationPeriod {
+    pub experiment: String,
+    /// 0 for the first period; increases by one per recomputation.
+    pub period: u64,
+    /// Weight per arm key, in the spec's arm order; sums to 1.
+    pub weights: Vec<(String, f64)>,
+    pub opened_at: Millis,
+    /// Rewards folded into the posterior when this period was opened.
+    pub rewards_seen: u64,
+}
+
+/// A unit's placement in an experiment, stored once and served again to a returning unit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Assignment {
+    pub experiment: String,
+    pub unit_id: String,
+    /// The correlation id outcomes refer to (defaults to the unit id).
+    pub task_id: String,
+    pub arm: String,
+    pub in_experiment: bool,
+    /// The spec version in force when the unit was assigned.
+    pub version: u64,
+    pub assignment_id: String,
+    /// Probability with which this unit was placed in `arm` (1.0 when not in the experiment).
+    pub propensity: f64,
+    /// The allocation period whose weights placed the unit.
+    pub period: u64,
+    /// The analysis epoch the unit was assigned in.
+    pub epoch: u64,
+    /// Segment attribute values (only the spec's declared segment attributes), for breakdowns.
+    pub segments: BTreeMap<String, String>,
+    pub assigned_at: Millis,
+}
+
+/// One metric value as reported: binary values are stored as 0.0/1.0.
+pub type MetricValues = BTreeMap<String, f64>;
+
+/// A validated outcome event, already resolved against its stored assignment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The client's idempotency key.
+    pub event_id: String,
+    pub experiment: String,
+    pub task_id: String,
+    /// The unit the task belongs to (from the assignment, never from the client).
+    pub unit_id: String,
+    /// The arm really served (from the assignment, never from the client).
+    pub arm: String,
+    pub epoch: u64,
+    pub ts: Millis,
+    pub metrics: MetricValues,
+    pub handled_by: Option<HandledBy>,
+    pub model_version: Option<String>,
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// One metric of one unit, folded over that unit's outcomes by the metric's aggregate.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricCell {
+    /// The unit's current value for the metric (what the arm's accumulator holds for this unit).
+    pub value: f64,
+    /// Observations folded in so far.
+    pub count: u64,
+    /// Running sum of observations, so that `mean` can be kept exactly.
+    pub sum: f64,
+}
+
+/// Everything the analysis keeps about one unit in one epoch: its arm and per-metric values.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UnitRow {
+    pub experiment: String,
+    pub epoch: u64,
+    pub unit_id: String,
+    pub arm: String,
+    /// The propensity of the unit's assignment, for inverse-propensity estimates.
+    pub propensity: f64,
+    pub segments: BTreeMap<String, String>,
+    pub metrics: BTreeMap<String, MetricCell>,
+    /// Outcomes counted for this unit, by who handled them.
+    pub handled_by: BTreeMap<HandledBy, u64>,
+    pub outcomes: u64,
+    pub first_ts: Millis,
+    pub last_ts: Millis,
+}
+
+/// Which accumulator an aggregate is: an arm's metric overall, within a segment, or within a day.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum AggScope {
+    /// Per-unit values of the arm (the analysis population).
+    Overall,
+    /// Per-unit values of the arm's units whose segment attribute has this value.
+    Segment { attribute: String, value: String },
+    /// Raw event values received on this UTC day (days since the epoch), for trends and drift.
+    Day(i64),
+}
+
+/// The key of an aggregate within one experiment.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AggKey {
+    pub epoch: u64,
+    pub arm: String,
+    pub metric: String,
+    pub scope: AggScope,
+}
+
+/// Sufficient statistics of one metric for one arm (and scope).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricAggregate {
+    pub moments: Moments,
+    /// Σ 1/p over units, for the Hájek (self-normalized inverse-propensity) mean.
+    pub ipw_weight: f64,
+    /// Σ y/p over units.
+    pub ipw_weighted_sum: f64,
+}
+
+/// A change to one aggregate caused by folding one outcome: remove `old` (if any), add `new`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AggDelta {
+    pub key: AggKey,
+    pub old: Option<f64>,
+    pub new: f64,
+    /// The unit's propensity, for the inverse-propensity sums.
+    pub propensity: f64,
+}
+
+impl MetricAggregate {
+    /// Applies a delta: the unit's old value leaves the accumulator and its new value enters.
+    pub fn apply(&mut self, delta: &AggDelta) {
+        let w = 1.0 / delta.propensity;
+        match delta.old {
+            Some(old) => {
+                self.moments.remove(old);
+                self.ipw_weighted_sum -= w * old;
+            }
+            None => self.ipw_weight += w,
+        }
+        self.moments.push(delta.new);
+        self.ipw_weighted_sum += w * delta.new;
+    }
+}
