@@ -1,1 +1,90 @@
 //! liftlab-stats: pure statistics over sufficient statistics; no IO, no clock, no global RNG.
+//!
+//! Every function takes sufficient statistics (n, Σx, Σx², and Σxy, Σy,
+//! Σy² where a covariate or denominator is involved) and returns finite
+//! numbers or a [`StatsError`] saying why not. The only infinities are the
+//! documented open ends of one-sided intervals.
+//!
+//! # API overview
+//!
+//! Accumulators ([`moments`]), persisted by the store:
+//! - [`Moments`]: `new`, `push(x)`, `remove(x) -> Result`, `merge(&other)`,
+//!   `from_sums(n, sum, sum_sq)`, `n() -> u64`, `mean`, `variance` (n−1),
+//!   `sd`, `sum`.
+//! - [`CoMoments`]: the same over (x, y) pairs, plus `covariance`, `x()`, `y()`.
+//! - [`SampleStats`] `{ n, mean, variance }`: the input of comparisons;
+//!   `From<&Moments>`, `from_sums`, `proportion(n, successes)` (variance
+//!   p(1−p), ddof 0).
+//!
+//! Comparisons (control = baseline B, treatment = T):
+//! - [`welch_absolute`], [`relative_lift`] `(control, treatment, alpha,
+//!   Alternative) -> Result<Estimate>`; [`t_test`] and [`welch_dof`] underneath.
+//! - [`effect_sizes`]`(control, treatment, binary) -> Result<EffectSizes>`.
+//! - [`ratio_stats`]`(&CoMoments) -> Result<SampleStats>` (delta method with
+//!   covariance) and [`cuped`]`(&CoMoments, &CoMoments) -> Result<Cuped>`
+//!   (pooled θ; `Cuped::absolute`, `Cuped::relative`).
+//! - [`sequential`]`(estimate, se, n_total, alpha, tau, Alternative) ->
+//!   Result<SequentialEstimate>`, [`DEFAULT_TAU`].
+//! - [`bayesian`]`(estimate, se, Option<NormalPrior>, alpha, inverse) ->
+//!   Result<Bayes>` and [`get_risk`]`(mu, sigma) -> [f64; 2]`.
+//! - [`compare`]`(control, treatment, &CompareSettings) -> Result<Comparison>`:
+//!   all of the above in one call.
+//!
+//! Experiment health and reporting:
+//! - [`srm`]`(observed, expected_weights) -> Srm` (GrowthBook TS semantics).
+//! - [`holm`], [`benjamini_hochberg`] `(&[f64]) -> Result<Vec<f64>>`, [`adjusted_ci`].
+//! - [`achieved_power`], [`mde_at`], [`sample_size_per_arm`] with
+//!   [`PowerSettings`] (fixed or sequential [`Design`]), [`frequentist_variance`],
+//!   and [`mid_experiment_power`] (gbstats' scaling factor).
+//! - [`cochran_q`], [`disparate_impact`], [`disparate_impact_min`].
+//!
+//! Bandits and drift:
+//! - [`prob_best`] over normal posteriors `(mean, sd)`, [`beta_prob_best`]
+//!   over Beta `(alpha, beta)` posteriors (both deterministic quadrature),
+//!   [`floor_weights`], [`normal_arm_posterior`], and the [`Hajek`]
+//!   inverse-propensity accumulator.
+//! - [`PageHinkley`] and [`Cusum`] detectors (`update(x) -> Option<DriftSignal>`,
+//!   `Clone + serde` so their state can be persisted) and [`window_test`].
+//!
+//! Distribution helpers (normal, Student-t, chi-square) live in [`dist`].
+
+pub mod adjust;
+pub mod bandit;
+pub mod bayes;
+pub mod compare;
+pub mod dist;
+pub mod drift;
+pub mod effect;
+pub mod error;
+pub mod frequentist;
+pub mod heterogeneity;
+pub mod moments;
+pub mod multiple;
+pub mod power;
+pub mod sequential;
+pub mod srm;
+
+pub use adjust::{cuped, ratio_stats, Cuped};
+pub use bandit::{
+    beta_prob_best, floor_weights, normal_arm_posterior, prob_best, Hajek, HajekEstimate,
+};
+pub use bayes::{bayesian, get_risk, Bayes, NormalPrior};
+pub use compare::{compare, CompareSettings, Comparison};
+pub use drift::{
+    window_test, Cusum, CusumParams, Direction, DriftSignal, PageHinkley, PageHinkleyParams,
+    WindowTest,
+};
+pub use effect::{effect_sizes, EffectSizes};
+pub use error::StatsError;
+pub use frequentist::{relative_lift, t_test, welch_absolute, welch_dof, Alternative, Estimate};
+pub use heterogeneity::{
+    cochran_q, disparate_impact, disparate_impact_min, CochranQ, DisparateImpact,
+};
+pub use moments::{CoMoments, Moments, SampleStats};
+pub use multiple::{adjusted_ci, benjamini_hochberg, holm};
+pub use power::{
+    achieved_power, frequentist_variance, mde_at, mid_experiment_power, sample_size_per_arm,
+    Baseline, Design, MidExperimentPower, MidExperimentSettings, PowerSettings,
+};
+pub use sequential::{sequential, SequentialEstimate, DEFAULT_TAU};
+pub use srm::{srm, Srm, SRM_THRESHOLD};

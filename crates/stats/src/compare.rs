@@ -1,0 +1,69 @@
+//! One-call comparison of a treatment arm with its baseline: Welch, relative lift, effect sizes, sequential and Bayesian.
+
+use serde::{Deserialize, Serialize};
+
+use crate::bayes::{Bayes, NormalPrior};
+use crate::effect::EffectSizes;
+use crate::error::StatsError;
+use crate::frequentist::{Alternative, Estimate};
+use crate::moments::SampleStats;
+use crate::sequential::SequentialEstimate;
+
+/// What a full comparison computes.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CompareSettings {
+    /// The significance level (and 1 − credible level).
+    pub alpha: f64,
+    /// The alternative of the frequentist tests.
+    pub alternative: Alternative,
+    /// The confidence-sequence tuning τ; `None` skips the sequential analysis.
+    pub sequential_tau: Option<f64>,
+    /// A proper prior on the relative lift; `None` is the flat prior.
+    pub prior: Option<NormalPrior>,
+    /// Whether the metric is binary (adds Cohen's h).
+    pub binary: bool,
+    /// Whether smaller is better (flips chance to win and risks).
+    pub inverse: bool,
+}
+
+impl Default for CompareSettings {
+    /// Alpha 0.05, two-sided, no sequential analysis, flat prior, continuous metric where larger is better.
+    fn default() -> Self {
+        Self {
+            alpha: 0.05,
+            alternative: Alternative::TwoSided,
+            sequential_tau: None,
+            prior: None,
+            binary: false,
+            inverse: false,
+        }
+    }
+}
+
+/// Everything a report shows for one treatment-vs-baseline comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// Welch's test on mean_T − mean_B.
+    pub absolute: Estimate,
+    /// The delta-method relative lift; `None` when the baseline mean is 0.
+    pub relative: Option<Estimate>,
+    /// Cohen's d, Hedges' g (and h for binary metrics); `None` when the pooled sd is 0.
+    pub effect_sizes: Option<EffectSizes>,
+    /// The confidence sequence on the absolute difference, when requested.
+    pub sequential: Option<SequentialEstimate>,
+    /// The confidence sequence on the relative lift, when requested and defined.
+    pub sequential_relative: Option<SequentialEstimate>,
+    /// The Bayesian model on the relative lift (gbstats' default scale);
+    /// `None` when the baseline mean is 0.
+    pub bayes: Option<Bayes>,
+}
+
+/// Compares `treatment` with `control`. Fails only when the absolute
+/// comparison itself is impossible (n < 2, zero standard error, bad alpha).
+pub fn compare(
+    control: &SampleStats,
+    treatment: &SampleStats,
+    settings: &CompareSettings,
+) -> Result<Comparison, StatsError> {
+    todo!("{control:?}{treatment:?}{settings:?}")
+}

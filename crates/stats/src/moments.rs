@@ -1,0 +1,405 @@
+//! Streaming sufficient statistics: univariate `Moments`, bivariate `CoMoments`, and the plain `SampleStats` input.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::StatsError;
+
+/// Converts a count to `f64`.
+///
+/// Counts in liftlab stay far below 2^53, where this conversion is exact.
+#[inline]
+pub(crate) fn count_f64(n: u64) -> f64 {
+    // Exact for every n < 2^53 (about 9e15), far beyond any unit count.
+    n as f64
+}
+
+/// A streaming univariate accumulator: count, mean and the sum of squared
+/// deviations (M2), updated by Welford's method and merged by Chan et al.'s
+/// formula, so it stays accurate for large values with a small spread.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Moments {
+    n: u64,
+    mean: f64,
+    m2: f64,
+}
+
+impl Moments {
+    /// An empty accumulator.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds an accumulator from raw sums (n, Σx, Σx²), as SQL or gbstats
+    /// deliver them.
+    ///
+    /// The subtraction Σx² − (Σx)²/n loses precision when the mean is large
+    /// compared with the spread; prefer `push` when the values are at hand.
+    /// A negative M2 from rounding is clamped to 0, and n = 0 gives the
+    /// empty accumulator.
+    pub fn from_sums(n: u64, sum: f64, sum_sq: f64) -> Self {
+        if n == 0 {
+            return Self::default();
+        }
+        let mean = sum / count_f64(n);
+        let m2 = (sum_sq - sum * mean).max(0.0);
+        Self { n, mean, m2 }
+    }
+
+    /// Adds one observation.
+    pub fn push(&mut self, x: f64) {
+        self.n += 1;
+        let delta = x - self.mean;
+        self.mean += delta / count_f64(self.n);
+        self.m2 += delta * (x - self.mean);
+    }
+
+    /// Removes one observation that was pushed before: the inverse of `push`
+    /// (up to rounding), used when a unit's aggregated value is replaced.
+    ///
+    /// Removing the last observation restores the empty accumulator exactly.
+    pub fn remove(&mut self, x: f64) -> Result<(), StatsError> {
+        match self.n {
+            0 => Err(StatsError::RemoveFromEmpty),
+            1 => {
+                *self = Self::default();
+                Ok(())
+            }
+            n => {
+                let rest = count_f64(n - 1);
+                let old_mean = self.mean;
+                let new_mean = old_mean + (old_mean - x) / rest;
+                self.m2 = (self.m2 - (x - new_mean) * (x - old_mean)).max(0.0);
+                self.mean = new_mean;
+                self.n = n - 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// Merges another accumulator into this one (Chan et al.); the result
+    /// does not depend on the order of merges beyond rounding.
+    pub fn merge(&mut self, other: &Moments) {
+        if other.n == 0 {
+            return;
+        }
+        if self.n == 0 {
+            *self = *other;
+            return;
+        }
+        let n = self.n + other.n;
+        let (na, nb, nf) = (count_f64(self.n), count_f64(other.n), count_f64(n));
+        let delta = other.mean - self.mean;
+        self.mean += delta * (nb / nf);
+        self.m2 += other.m2 + delta * delta * (na * nb / nf);
+        self.n = n;
+    }
+
+    /// The number of observations.
+    pub fn n(&self) -> u64 {
+        self.n
+    }
+
+    /// The mean; 0 when empty.
+    pub fn mean(&self) -> f64 {
+        self.mean
+    }
+
+    /// The sum of squared deviations from the mean (M2).
+    pub fn m2(&self) -> f64 {
+        self.m2
+    }
+
+    /// The sample variance M2/(n−1); 0 when n < 2.
+    pub fn variance(&self) -> f64 {
+        if self.n < 2 {
+            0.0
+        } else {
+            self.m2 / count_f64(self.n - 1)
+        }
+    }
+
+    /// The population variance M2/n (ddof 0); 0 when empty.
+    pub fn population_variance(&self) -> f64 {
+        if self.n == 0 {
+            0.0
+        } else {
+            self.m2 / count_f64(self.n)
+        }
+    }
+
+    /// The sample standard deviation; 0 when n < 2.
+    pub fn sd(&self) -> f64 {
+        self.variance().sqrt()
+    }
+
+    /// The sum of the observations, n·mean.
+    pub fn sum(&self) -> f64 {
+        count_f64(self.n) * self.mean
+    }
+
+    /// The sum of squares Σx², recovered as M2 + n·mean².
+    pub fn sum_sq(&self) -> f64 {
+        self.m2 + count_f64(self.n) * self.mean * self.mean
+    }
+}
+
+/// A streaming bivariate accumulator over (x, y) pairs: count, both means,
+/// both M2 and the co-moment Cxy = Σ(x−x̄)(y−ȳ).
+///
+/// Ratio metrics use x = numerator and y = denominator; CUPED uses
+/// x = the metric in the experiment and y = the pre-experiment covariate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CoMoments {
+    n: u64,
+    mean_x: f64,
+    mean_y: f64,
+    m2_x: f64,
+    m2_y: f64,
+    c_xy: f64,
+}
+
+impl CoMoments {
+    /// An empty accumulator.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds an accumulator from raw sums: n, Σx, Σy, Σx², Σy², Σxy.
+    ///
+    /// Negative M2 from rounding is clamped to 0; n = 0 gives the empty
+    /// accumulator.
+    pub fn from_sums(
+        n: u64,
+        sum_x: f64,
+        sum_y: f64,
+        sum_xx: f64,
+        sum_yy: f64,
+        sum_xy: f64,
+    ) -> Self {
+        if n == 0 {
+            return Self::default();
+        }
+        let nf = count_f64(n);
+        let (mean_x, mean_y) = (sum_x / nf, sum_y / nf);
+        Self {
+            n,
+            mean_x,
+            mean_y,
+            m2_x: (sum_xx - sum_x * mean_x).max(0.0),
+            m2_y: (sum_yy - sum_y * mean_y).max(0.0),
+            c_xy: sum_xy - sum_x * mean_y,
+        }
+    }
+
+    /// Adds one (x, y) pair.
+    pub fn push(&mut self, x: f64, y: f64) {
+        self.n += 1;
+        let nf = count_f64(self.n);
+        let dx = x - self.mean_x;
+        let dy = y - self.mean_y;
+        self.mean_x += dx / nf;
+        self.mean_y += dy / nf;
+        self.m2_x += dx * (x - self.mean_x);
+        self.m2_y += dy * (y - self.mean_y);
+        self.c_xy += dx * (y - self.mean_y);
+    }
+
+    /// Removes one pair that was pushed before: the inverse of `push` (up to
+    /// rounding). Removing the last pair restores the empty accumulator.
+    pub fn remove(&mut self, x: f64, y: f64) -> Result<(), StatsError> {
+        match self.n {
+            0 => Err(StatsError::RemoveFromEmpty),
+            1 => {
+                *self = Self::default();
+                Ok(())
+            }
+            n => {
+                let rest = count_f64(n - 1);
+                let new_x = self.mean_x + (self.mean_x - x) / rest;
+                let new_y = self.mean_y + (self.mean_y - y) / rest;
+                self.m2_x = (self.m2_x - (x - new_x) * (x - self.mean_x)).max(0.0);
+                self.m2_y = (self.m2_y - (y - new_y) * (y - self.mean_y)).max(0.0);
+                self.c_xy -= (x - new_x) * (y - self.mean_y);
+                self.mean_x = new_x;
+                self.mean_y = new_y;
+                self.n = n - 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// Merges another accumulator into this one (Chan et al.).
+    pub fn merge(&mut self, other: &CoMoments) {
+        if other.n == 0 {
+            return;
+        }
+        if self.n == 0 {
+            *self = *other;
+            return;
+        }
+        let n = self.n + other.n;
+        let (na, nb, nf) = (count_f64(self.n), count_f64(other.n), count_f64(n));
+        let dx = other.mean_x - self.mean_x;
+        let dy = other.mean_y - self.mean_y;
+        let w = na * nb / nf;
+        self.mean_x += dx * (nb / nf);
+        self.mean_y += dy * (nb / nf);
+        self.m2_x += other.m2_x + dx * dx * w;
+        self.m2_y += other.m2_y + dy * dy * w;
+        self.c_xy += other.c_xy + dx * dy * w;
+        self.n = n;
+    }
+
+    /// The number of pairs.
+    pub fn n(&self) -> u64 {
+        self.n
+    }
+
+    /// The mean of x; 0 when empty.
+    pub fn mean_x(&self) -> f64 {
+        self.mean_x
+    }
+
+    /// The mean of y; 0 when empty.
+    pub fn mean_y(&self) -> f64 {
+        self.mean_y
+    }
+
+    /// The sample variance of x (n−1); 0 when n < 2.
+    pub fn variance_x(&self) -> f64 {
+        self.per_dof(self.m2_x)
+    }
+
+    /// The sample variance of y (n−1); 0 when n < 2.
+    pub fn variance_y(&self) -> f64 {
+        self.per_dof(self.m2_y)
+    }
+
+    /// The sample covariance of x and y (n−1); 0 when n < 2.
+    pub fn covariance(&self) -> f64 {
+        self.per_dof(self.c_xy)
+    }
+
+    /// The univariate moments of x.
+    pub fn x(&self) -> Moments {
+        Moments {
+            n: self.n,
+            mean: self.mean_x,
+            m2: self.m2_x,
+        }
+    }
+
+    /// The univariate moments of y.
+    pub fn y(&self) -> Moments {
+        Moments {
+            n: self.n,
+            mean: self.mean_y,
+            m2: self.m2_y,
+        }
+    }
+
+    /// The co-moment Σ(x−x̄)(y−ȳ).
+    pub fn c_xy(&self) -> f64 {
+        self.c_xy
+    }
+
+    fn per_dof(&self, m: f64) -> f64 {
+        if self.n < 2 {
+            0.0
+        } else {
+            m / count_f64(self.n - 1)
+        }
+    }
+}
+
+/// Plain per-arm summary statistics: the input of every comparison.
+///
+/// `variance` is the per-unit variance (sample variance with n−1 for means;
+/// p(1−p) with ddof 0 for proportions, as gbstats does). `n` is an `f64` so
+/// that weighted or fractional sizes can be expressed.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SampleStats {
+    /// The number of units.
+    pub n: f64,
+    /// The mean per unit.
+    pub mean: f64,
+    /// The per-unit variance.
+    pub variance: f64,
+}
+
+impl SampleStats {
+    /// Summary statistics from n, mean and per-unit variance.
+    pub fn new(n: f64, mean: f64, variance: f64) -> Self {
+        Self { n, mean, variance }
+    }
+
+    /// From raw sums (n, Σx, Σx²) with the sample variance (n−1), as
+    /// gbstats' `SampleMeanStatistic`. n ≤ 1 gives variance 0.
+    pub fn from_sums(n: f64, sum: f64, sum_sq: f64) -> Self {
+        if n <= 0.0 {
+            return Self::new(n, 0.0, 0.0);
+        }
+        let mean = sum / n;
+        let variance = if n > 1.0 {
+            ((sum_sq - sum * mean) / (n - 1.0)).max(0.0)
+        } else {
+            0.0
+        };
+        Self::new(n, mean, variance)
+    }
+
+    /// A binary metric: mean p = successes/n and variance p(1−p) (ddof 0,
+    /// gbstats' `ProportionStatistic`). n ≤ 0 gives mean and variance 0.
+    pub fn proportion(n: f64, successes: f64) -> Self {
+        if n <= 0.0 {
+            return Self::new(n, 0.0, 0.0);
+        }
+        let p = successes / n;
+        Self::new(n, p, (p * (1.0 - p)).max(0.0))
+    }
+
+    /// The standard deviation per unit.
+    pub fn sd(&self) -> f64 {
+        self.variance.max(0.0).sqrt()
+    }
+
+    /// The squared standard error of the mean, variance/n.
+    pub fn var_of_mean(&self) -> f64 {
+        self.variance / self.n
+    }
+
+    /// Checks that n ≥ `min_n` and that every field is finite with a
+    /// non-negative variance.
+    pub(crate) fn check(&self, what: &'static str, min_n: f64) -> Result<(), StatsError> {
+        crate::error::finite("n", self.n)?;
+        crate::error::finite("mean", self.mean)?;
+        crate::error::finite("variance", self.variance)?;
+        if self.variance < 0.0 {
+            return Err(StatsError::InvalidParameter {
+                name: "variance",
+                value: self.variance,
+                expected: ">= 0",
+            });
+        }
+        if self.n < min_n {
+            return Err(StatsError::TooFewObservations {
+                what,
+                needed: min_n,
+                got: self.n,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl From<&Moments> for SampleStats {
+    fn from(m: &Moments) -> Self {
+        Self::new(count_f64(m.n()), m.mean(), m.variance())
+    }
+}
+
+impl From<Moments> for SampleStats {
+    fn from(m: Moments) -> Self {
+        Self::from(&m)
+    }
+}
