@@ -22,6 +22,24 @@ pub enum Status {
     Stopped,
 }
 
+impl Status {
+    /// The status as it appears in JSON (`draft`, `running`, `paused`, `stopped`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Draft => "draft",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Who handled a task, as reported with its outcome.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -164,16 +182,39 @@ pub struct AggDelta {
 
 impl MetricAggregate {
     /// Applies a delta: the unit's old value leaves the accumulator and its new value enters.
+    ///
+    /// A delta whose `old` value cannot be removed because the accumulator is empty (it was
+    /// applied to the wrong accumulator, or out of order) is applied as a first value instead;
+    /// [`MetricAggregate::try_apply`] reports that case as an error.
     pub fn apply(&mut self, delta: &AggDelta) {
-        let w = 1.0 / delta.propensity;
+        if self.try_apply(delta).is_err() {
+            self.apply_new(delta.new, delta.propensity);
+        }
+    }
+
+    /// Applies a delta, or fails without changing anything when `old` is given but the
+    /// accumulator is empty.
+    pub fn try_apply(&mut self, delta: &AggDelta) -> Result<(), crate::DomainError> {
         match delta.old {
             Some(old) => {
-                self.moments.remove(old);
-                self.ipw_weighted_sum -= w * old;
+                self.moments
+                    .remove(old)
+                    .map_err(|_| crate::DomainError::RemoveFromEmpty {
+                        key: format!("{:?}", delta.key),
+                    })?;
+                let w = 1.0 / delta.propensity;
+                self.ipw_weighted_sum += w * (delta.new - old);
+                self.moments.push(delta.new);
             }
-            None => self.ipw_weight += w,
+            None => self.apply_new(delta.new, delta.propensity),
         }
-        self.moments.push(delta.new);
-        self.ipw_weighted_sum += w * delta.new;
+        Ok(())
+    }
+
+    fn apply_new(&mut self, value: f64, propensity: f64) {
+        let w = 1.0 / propensity;
+        self.ipw_weight += w;
+        self.ipw_weighted_sum += w * value;
+        self.moments.push(value);
     }
 }

@@ -1,0 +1,284 @@
+//! Assignment decisions: validated requests, targeting, coverage and hashing into the current allocation period.
+//!
+//! [`decide`] is pure: the caller supplies the experiment's status, version, epoch, current
+//! allocation period, a fresh assignment id and the time. Stickiness is the store's job: a
+//! returning unit is served the assignment stored for it first (first write wins per
+//! experiment and unit), so `decide` runs only for units without one. Because the hash is
+//! deterministic, a fixed experiment would place the unit in the same arm anyway; under
+//! Thompson sampling the weights move between periods, and only the stored record keeps a unit
+//! in its first arm.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::error::SpecErrors;
+use crate::hash::{choose_weighted, hash_v2};
+use crate::model::{AllocationPeriod, Assignment, Millis, Status};
+use crate::spec::parse::{pointer, Walker};
+use crate::spec::{Allocation, ExperimentSpec};
+
+/// Longest accepted unit id, task id, attribute value.
+pub const MAX_ID_CHARS: usize = 256;
+/// Longest accepted attribute name.
+pub const MAX_ATTRIBUTE_CHARS: usize = 64;
+/// Most attributes one request may carry.
+pub const MAX_ATTRIBUTES: usize = 64;
+
+const REQUEST_FIELDS: &[&str] = &["unit_id", "task_id", "attributes"];
+
+/// A validated assignment request: `{unit_id, task_id?, attributes?}`.
+///
+/// `unit_id` and `task_id` are non-empty strings of at most 256 characters; `task_id` defaults
+/// to the unit id. Attributes are at most 64 string → string pairs (names 1–64 characters,
+/// values at most 256).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AssignRequest {
+    unit_id: String,
+    task_id: Option<String>,
+    attributes: BTreeMap<String, String>,
+}
+
+impl AssignRequest {
+    /// Validates the parts of a request; problems carry pointers as if they came from JSON.
+    pub fn new(
+        unit_id: impl Into<String>,
+        task_id: Option<String>,
+        attributes: BTreeMap<String, String>,
+    ) -> Result<Self, SpecErrors> {
+        let unit_id = unit_id.into();
+        let mut w = Walker::default();
+        check_id(&mut w, "/unit_id", &unit_id);
+        if let Some(t) = &task_id {
+            check_id(&mut w, "/task_id", t);
+        }
+        check_attribute_count(&mut w, attributes.len());
+        for (name, value) in &attributes {
+            check_attribute(&mut w, name, value);
+        }
+        if w.errors.is_empty() {
+            Ok(Self {
+                unit_id,
+                task_id,
+                attributes,
+            })
+        } else {
+            Err(w.errors)
+        }
+    }
+
+    /// Validates a JSON request body; unknown fields and wrong types are problems too.
+    pub fn parse(body: &Value) -> Result<Self, SpecErrors> {
+        let mut w = Walker::default();
+        let Some(map) = w.object("", body, REQUEST_FIELDS) else {
+            return Err(w.errors);
+        };
+        let unit_id = match map.get("unit_id") {
+            Some(v) => w.string("/unit_id", v, 1, MAX_ID_CHARS),
+            None => {
+                w.problem("/unit_id", "is required");
+                None
+            }
+        };
+        let task_id = map
+            .get("task_id")
+            .filter(|v| !v.is_null())
+            .map(|v| w.string("/task_id", v, 1, MAX_ID_CHARS));
+        let mut attributes: BTreeMap<String, String> = BTreeMap::new();
+        if let Some(v) = map.get("attributes").filter(|v| !v.is_null()) {
+            match v.as_object() {
+                None => w.problem(
+                    "/attributes",
+                    "must be an object of attribute name to string value",
+                ),
+                Some(attrs) => {
+                    check_attribute_count(&mut w, attrs.len());
+                    for (name, value) in attrs {
+                        match value.as_str() {
+                            Some(s) => {
+                                check_attribute(&mut w, name, s);
+                                attributes.insert(name.to_string(), s.to_string());
+                            }
+                            None => w.problem(&pointer("/attributes", name), "must be a string"),
+                        }
+                    }
+                }
+            }
+        }
+        match (unit_id, task_id) {
+            (Some(unit_id), None) if w.errors.is_empty() => Ok(Self {
+                unit_id,
+                task_id: None,
+                attributes,
+            }),
+            (Some(unit_id), Some(Some(task_id))) if w.errors.is_empty() => Ok(Self {
+                unit_id,
+                task_id: Some(task_id),
+                attributes,
+            }),
+            _ => Err(w.errors),
+        }
+    }
+
+    /// The randomized unit's id.
+    pub fn unit_id(&self) -> &str {
+        &self.unit_id
+    }
+
+    /// The correlation id outcomes will refer to; the unit id when none was given.
+    pub fn task_id(&self) -> &str {
+        self.task_id.as_deref().unwrap_or(&self.unit_id)
+    }
+
+    /// The unit's attributes (for targeting and segments).
+    pub fn attributes(&self) -> &BTreeMap<String, String> {
+        &self.attributes
+    }
+}
+
+fn check_id(w: &mut Walker, at: &str, id: &str) {
+    let len = id.chars().count();
+    if len == 0 {
+        w.problem(at, "must not be empty");
+    } else if len > MAX_ID_CHARS {
+        w.problem(
+            at,
+            format!("must be at most {MAX_ID_CHARS} characters, got {len}"),
+        );
+    }
+}
+
+fn check_attribute_count(w: &mut Walker, n: usize) {
+    if n > MAX_ATTRIBUTES {
+        w.problem(
+            "/attributes",
+            format!("at most {MAX_ATTRIBUTES} attributes, got {n}"),
+        );
+    }
+}
+
+fn check_attribute(w: &mut Walker, name: &str, value: &str) {
+    let at = pointer("/attributes", name);
+    let len = name.chars().count();
+    if len == 0 || len > MAX_ATTRIBUTE_CHARS {
+        w.problem(
+            &at,
+            format!("attribute names must be 1–{MAX_ATTRIBUTE_CHARS} characters"),
+        );
+    }
+    let vlen = value.chars().count();
+    if vlen > MAX_ID_CHARS {
+        w.problem(
+            &at,
+            format!("must be at most {MAX_ID_CHARS} characters, got {vlen}"),
+        );
+    }
+}
+
+/// The first allocation period of an experiment: the fixed weights, or uniform weights for
+/// Thompson sampling (which keeps them until the warm-up is over).
+pub fn initial_period(spec: &ExperimentSpec, now: Millis) -> AllocationPeriod {
+    AllocationPeriod {
+        experiment: spec.key().to_string(),
+        period: 0,
+        weights: initial_weights(spec),
+        opened_at: now,
+        rewards_seen: 0,
+    }
+}
+
+/// The weights of period 0, in the spec's arm order.
+pub(crate) fn initial_weights(spec: &ExperimentSpec) -> Vec<(String, f64)> {
+    match spec.allocation() {
+        Allocation::Fixed(fixed) => fixed.weights().to_vec(),
+        Allocation::Thompson(_) => uniform(spec),
+    }
+}
+
+/// Equal weights over the spec's arms.
+pub(crate) fn uniform(spec: &ExperimentSpec) -> Vec<(String, f64)> {
+    let w = 1.0 / crate::count_f64(spec.arms().len());
+    spec.arms()
+        .iter()
+        .map(|a| (a.key().to_string(), w))
+        .collect()
+}
+
+/// True when `period` lists exactly the spec's arms, in the spec's order.
+fn period_fits(spec: &ExperimentSpec, period: &AllocationPeriod) -> bool {
+    period.weights.len() == spec.arms().len()
+        && period
+            .weights
+            .iter()
+            .zip(spec.arms())
+            .all(|((k, _), a)| k == a.key())
+}
+
+/// Decides the arm for a unit that has no stored assignment yet.
+///
+/// - Not running, untargeted (a targeting attribute missing or not allowed) or outside the
+///   coverage: the baseline arm with `in_experiment: false` and propensity 1.0.
+/// - Otherwise `hash_v2(hash_seed, unit_id)` is placed in the bucket ranges of the period's
+///   weights scaled by the coverage, exactly as a GrowthBook SDK does, for both policies.
+///
+/// **Propensity** is the chosen arm's weight in the period: the probability of that arm
+/// *given that the unit is in the experiment*. Coverage drops units before any arm is chosen
+/// (each range shrinks by the same factor), so it scales every arm alike and does not enter
+/// the propensity; inverse-propensity estimates over in-experiment units stay unbiased.
+///
+/// `period` must belong to this spec (the same arm keys, in order). If it does not, for
+/// example a stale period after the arms changed, the spec's initial weights are used and
+/// `Assignment::period` is still the given period's number; the store should open a fresh
+/// period whenever it stores a spec with different arms.
+#[allow(clippy::too_many_arguments)]
+pub fn decide(
+    spec: &ExperimentSpec,
+    status: Status,
+    version: u64,
+    epoch: u64,
+    period: &AllocationPeriod,
+    req: &AssignRequest,
+    assignment_id: String,
+    now: Millis,
+) -> Assignment {
+    let segments = spec
+        .segments()
+        .iter()
+        .filter_map(|s| req.attributes.get(s).map(|v| (s.clone(), v.clone())))
+        .collect();
+    let mut out = Assignment {
+        experiment: spec.key().to_string(),
+        unit_id: req.unit_id.clone(),
+        task_id: req.task_id().to_string(),
+        arm: spec.baseline().key().to_string(),
+        in_experiment: false,
+        version,
+        assignment_id,
+        propensity: 1.0,
+        period: period.period,
+        epoch,
+        segments,
+        assigned_at: now,
+    };
+    if status != Status::Running || !spec.targeting().matches(&req.attributes) {
+        return out;
+    }
+    let h = hash_v2(spec.hash_seed(), &req.unit_id);
+    let chosen = if period_fits(spec, period) {
+        choose_weighted(h, period.weights.iter().map(|(_, w)| w), spec.coverage())
+            .map(|i| (i, period.weights[i].1))
+    } else {
+        let weights = initial_weights(spec);
+        choose_weighted(h, weights.iter().map(|(_, w)| w), spec.coverage())
+            .map(|i| (i, weights[i].1))
+    };
+    if let Some((i, weight)) = chosen {
+        out.arm = spec.arms()[i].key().to_string();
+        out.in_experiment = true;
+        out.propensity = weight;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

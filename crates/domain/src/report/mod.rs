@@ -1,0 +1,236 @@
+//! The results report: everything DESIGN.md's results JSON shows, assembled purely from aggregates.
+//!
+//! [`build`] takes what the caller gathered from the store ([`ReportInput`]: the experiment
+//! version, the epoch's per-arm aggregates and counters, assignment counts per allocation
+//! period, the periods, the epochs and the drift monitor) and returns a typed [`Report`] whose
+//! JSON is the shape every client relies on. It never sees an event: its cost is
+//! O(arms × metrics × (segment values + days)), whatever the number of recorded outcomes.
+//!
+//! Conventions (the numbers are checkable against scipy and gbstats):
+//! - per arm, `n` is the number of units with a value for the metric, `mean` their mean and
+//!   `sd` the sample standard deviation (n − 1); binary metrics are means of 0/1 values;
+//! - `absolute` and `p_value` are Welch's t-test at the spec's alpha (two-sided), `relative`
+//!   is the delta-method lift (mean_T − mean_B)/|mean_B|, `bayes` is gbstats' Gaussian model
+//!   on the relative lift under a flat prior, `sequential` is the Waudby-Smith confidence
+//!   sequence on the absolute difference (present when the spec asks for it, or for guardrails
+//!   when it asks to pause on harm);
+//! - `p_value_adjusted` applies the spec's correction (none, Holm or Benjamini–Hochberg) across
+//!   every treatment-versus-baseline comparison of every metric in the report;
+//! - `verdict` is `better` or `worse` when the adjusted p-value is below alpha (the sequential
+//!   one, adjusted the same way, when the spec asks for sequential analysis), read through the
+//!   metric's direction, and `inconclusive` otherwise.
+
+mod compare;
+mod csv;
+mod health;
+mod money;
+mod segments;
+mod text;
+mod timeline;
+mod types;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use crate::drift::DriftMonitor;
+use crate::lifecycle::ExperimentVersion;
+use crate::model::{AggKey, AggScope, AllocationPeriod, HandledBy, MetricAggregate, Millis};
+
+pub use text::format_ts;
+pub use timeline::timeline;
+pub use types::*;
+
+/// What one arm did in the epoch (the store's per-arm counters).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ArmTally {
+    /// The arm key.
+    pub arm: String,
+    /// Units with at least one outcome in the epoch.
+    pub units: u64,
+    /// Outcomes recorded in the epoch.
+    pub outcomes: u64,
+    /// Outcomes by who handled them (outcomes that did not say are not counted here).
+    pub handled_by: BTreeMap<HandledBy, u64>,
+}
+
+/// Units one allocation period placed into one arm during the epoch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeriodCount {
+    /// The allocation period.
+    pub period: u64,
+    /// The arm key.
+    pub arm: String,
+    /// Units assigned (units in the experiment only).
+    pub count: u64,
+}
+
+/// One analysis epoch of the experiment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EpochInfo {
+    /// 0 for the first epoch; one more per re-baseline.
+    pub epoch: u64,
+    /// Why the epoch was started.
+    pub reason: String,
+    /// When it started.
+    pub started_at: Millis,
+    /// The spec version in force when it started.
+    pub version: u64,
+}
+
+/// Everything [`build`] needs, gathered by the caller for one experiment and one epoch.
+#[derive(Clone, Copy, Debug)]
+pub struct ReportInput<'a> {
+    /// The experiment version the report covers (spec, status, version number).
+    pub version: &'a ExperimentVersion,
+    /// The analysis epoch reported on.
+    pub epoch: u64,
+    /// The epoch's aggregates; entries of other epochs are ignored.
+    pub aggregates: &'a [(AggKey, MetricAggregate)],
+    /// Per-arm counters of the epoch.
+    pub tallies: &'a [ArmTally],
+    /// Units assigned during the epoch, per allocation period and arm.
+    pub assignments: &'a [PeriodCount],
+    /// The experiment's allocation periods.
+    pub periods: &'a [AllocationPeriod],
+    /// All epochs of the experiment, oldest first.
+    pub epochs: &'a [EpochInfo],
+    /// The epoch's drift monitor, if drift is monitored.
+    pub drift: Option<&'a DriftMonitor>,
+    /// Why the experiment is paused, when it is (from the version that paused it).
+    pub pause_reason: Option<&'a str>,
+}
+
+/// The aggregates of one epoch, indexed by (arm, metric, scope).
+pub(crate) struct AggIndex<'a> {
+    map: BTreeMap<(&'a str, &'a str), Vec<(&'a AggScope, &'a MetricAggregate)>>,
+}
+
+impl<'a> AggIndex<'a> {
+    fn new(epoch: u64, aggregates: &'a [(AggKey, MetricAggregate)]) -> Self {
+        let mut map: BTreeMap<(&str, &str), Vec<(&AggScope, &MetricAggregate)>> = BTreeMap::new();
+        for (key, agg) in aggregates.iter().filter(|(k, _)| k.epoch == epoch) {
+            map.entry((key.arm.as_str(), key.metric.as_str()))
+                .or_default()
+                .push((&key.scope, agg));
+        }
+        Self { map }
+    }
+
+    /// The overall aggregate of `metric` in `arm` (empty when nothing was recorded).
+    pub(crate) fn overall(&self, arm: &str, metric: &str) -> MetricAggregate {
+        self.scoped(arm, metric)
+            .find(|(s, _)| matches!(s, AggScope::Overall))
+            .map(|(_, a)| *a)
+            .unwrap_or_default()
+    }
+
+    /// Every aggregate of `metric` in `arm`, with its scope.
+    pub(crate) fn scoped(
+        &self,
+        arm: &str,
+        metric: &str,
+    ) -> impl Iterator<Item = (&'a AggScope, &'a MetricAggregate)> + '_ {
+        self.map
+            .get(&(arm, metric))
+            .into_iter()
+            .flat_map(|v| v.iter().copied())
+    }
+}
+
+/// Assembles the report of one epoch from aggregates; never fails.
+///
+/// Sections that cannot be computed yet (too few units, a zero baseline, no ROI settings)
+/// come out as `null` with a note, so the shape stays the same from the first outcome on.
+pub fn build(input: &ReportInput<'_>) -> Report {
+    let version = input.version;
+    let spec = &version.spec;
+    let index = AggIndex::new(input.epoch, input.aggregates);
+
+    let (arms, srm, allocation) = health::arms_and_srm(spec, input);
+    let attrition = health::attrition(spec, &arms, input.tallies);
+    let metrics = compare::metrics(spec, &index);
+    let featured = compare::featured_treatment(spec, &metrics);
+    let guardrails = compare::guardrails(spec, &metrics);
+    let harm = compare::harm(spec, &metrics);
+    let power = health::power(spec, &index);
+    let roi = money::roi(spec, &metrics, input.tallies, featured.as_deref());
+    let productivity = money::productivity(spec, &index, input.tallies);
+    let segments = segments::segments(spec, &index);
+    let drift = drift_entries(input);
+    let epochs = epoch_entries(input);
+    let timeline = timeline::timeline(spec, input.epoch, input.aggregates);
+    let bandit = spec.allocation().thompson().is_some();
+
+    let mut report = Report {
+        experiment: spec.key().to_string(),
+        name: spec.name().to_string(),
+        version: version.version,
+        status: version.status,
+        epoch: input.epoch,
+        policy: spec.allocation().policy().to_string(),
+        verdict: String::new(),
+        featured_arm: featured,
+        pause_reason: input.pause_reason.map(str::to_string),
+        warnings: Vec::new(),
+        arms,
+        srm,
+        attrition,
+        metrics,
+        guardrails,
+        harm,
+        drift,
+        roi,
+        productivity,
+        power,
+        allocation,
+        bandit,
+        segments,
+        epochs,
+        timeline,
+    };
+    report.warnings = text::warnings(spec, &report);
+    report.verdict = text::verdict(spec, &report);
+    report
+}
+
+fn drift_entries(input: &ReportInput<'_>) -> Vec<DriftEntry> {
+    let Some(monitor) = input.drift else {
+        return Vec::new();
+    };
+    let superseded = input.epochs.iter().any(|e| e.epoch > input.epoch);
+    let action = if superseded {
+        DriftAction::Rebaselined
+    } else {
+        DriftAction::RebaselineProposed
+    };
+    monitor
+        .detections()
+        .iter()
+        .map(|d| DriftEntry {
+            metric: d.metric.clone(),
+            arm: d.arm.clone(),
+            detected_at: format_ts(d.detected_at),
+            detected_at_ms: d.detected_at,
+            direction: d.direction,
+            detector: d.detector,
+            action,
+        })
+        .collect()
+}
+
+fn epoch_entries(input: &ReportInput<'_>) -> Vec<EpochEntry> {
+    input
+        .epochs
+        .iter()
+        .map(|e| EpochEntry {
+            epoch: e.epoch,
+            reason: e.reason.clone(),
+            started_at: format_ts(e.started_at),
+            started_at_ms: e.started_at,
+            version: e.version,
+            current: e.epoch == input.epoch,
+        })
+        .collect()
+}

@@ -1,0 +1,556 @@
+//! The typed results report whose JSON is DESIGN.md's results shape, plus the extra sections.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::drift::{Detector, ShiftDirection};
+use crate::model::{Millis, Status};
+use crate::spec::{Direction, MetricKind, MetricRole};
+
+/// The results of one experiment epoch, as served at `GET /v1/experiments/{key}/results`.
+///
+/// Every key is always present (sections that cannot be computed are `null` or empty), except
+/// `sequential` inside a comparison, which appears only when the analysis computes it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The experiment key.
+    pub experiment: String,
+    /// Its human-readable name.
+    pub name: String,
+    /// The spec version the report covers.
+    pub version: u64,
+    /// The lifecycle status of that version.
+    pub status: Status,
+    /// The analysis epoch reported on.
+    pub epoch: u64,
+    /// `fixed` or `thompson`.
+    pub policy: String,
+    /// One sentence a manager can repeat.
+    pub verdict: String,
+    /// The treatment arm the verdict and ROI talk about (the one most likely to beat the
+    /// baseline on the primary metric).
+    pub featured_arm: Option<String>,
+    /// Why the experiment is paused, when it is.
+    pub pause_reason: Option<String>,
+    /// Problems a reader must know before trusting the numbers (SRM, attrition, harm, drift).
+    pub warnings: Vec<Warning>,
+    /// Assignment per arm.
+    pub arms: Vec<ArmSummary>,
+    /// Sample ratio mismatch of assigned units against the expected shares.
+    pub srm: SrmResult,
+    /// Outcome coverage per arm and the differential-attrition test.
+    pub attrition: Attrition,
+    /// Per-metric results in the spec's order.
+    pub metrics: Vec<MetricResult>,
+    /// Each guardrail comparison with its status.
+    pub guardrails: Vec<GuardrailStatus>,
+    /// The first guardrail the sequential test finds significantly worse, if any.
+    pub harm: Option<Harm>,
+    /// Drift detections of the epoch.
+    pub drift: Vec<DriftEntry>,
+    /// Money: cost per case, savings, hours saved, automation coverage.
+    pub roi: Option<RoiResult>,
+    /// Quality-adjusted productivity per arm.
+    pub productivity: Productivity,
+    /// Power of the primary metric at the spec's minimum detectable effect.
+    pub power: Option<PowerResult>,
+    /// Allocation weights and units assigned per allocation period.
+    pub allocation: Vec<AllocationEntry>,
+    /// Whether the allocation is adaptive (a bandit), so `ipw_mean` is shown beside `mean`.
+    pub bandit: bool,
+    /// Breakdowns by the spec's segment attributes.
+    pub segments: Vec<SegmentBreakdown>,
+    /// Every epoch of the experiment.
+    pub epochs: Vec<EpochEntry>,
+    /// The primary metric per arm and UTC day of this epoch.
+    pub timeline: Vec<TimelinePoint>,
+}
+
+/// What a warning is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WarningKind {
+    /// The experiment is paused.
+    Paused,
+    /// Assigned units do not match the expected shares.
+    Srm,
+    /// Arms report outcomes for different shares of their units.
+    Attrition,
+    /// A guardrail got significantly worse.
+    Guardrail,
+    /// A guardrail is significantly worse under the sequential test (harm).
+    Harm,
+    /// A metric drifted during the epoch.
+    Drift,
+    /// A segment's favourable-outcome rate is below four fifths of the best segment's.
+    DisparateImpact,
+    /// Too few units to compare yet.
+    LowData,
+}
+
+/// A problem a reader must know about.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Warning {
+    /// What it is about.
+    pub kind: WarningKind,
+    /// A sentence for people.
+    pub message: String,
+}
+
+/// One arm's assignment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ArmSummary {
+    /// The arm key.
+    pub key: String,
+    /// `baseline` or `treatment`.
+    pub role: crate::spec::ArmRole,
+    /// Units assigned during the epoch.
+    pub assigned: u64,
+    /// The share of units the allocation meant to send here (propensity-weighted under a bandit).
+    pub expected_share: f64,
+}
+
+/// The sample-ratio-mismatch check.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SrmResult {
+    /// Σ(observed − expected)²/expected.
+    pub chi2: f64,
+    /// P(χ²_{k−1} > chi2).
+    pub p_value: f64,
+    /// False when p_value < 0.001.
+    pub ok: bool,
+}
+
+/// Outcome coverage per arm and whether it differs between arms.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Attrition {
+    /// Per arm: units assigned, units with an outcome, and their ratio.
+    pub arms: Vec<Coverage>,
+    /// Chi-square statistic of outcome/no-outcome by arm.
+    pub chi2: f64,
+    /// Its p-value (1 when there is nothing to compare).
+    pub p_value: f64,
+    /// False when the p-value is below [`ATTRITION_ALPHA`](crate::report::ATTRITION_ALPHA).
+    pub ok: bool,
+}
+
+/// One arm's outcome coverage.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Coverage {
+    /// The arm key.
+    pub arm: String,
+    /// Units assigned during the epoch.
+    pub assigned: u64,
+    /// Units with at least one outcome.
+    pub with_outcome: u64,
+    /// with_outcome / assigned (`null` when nothing was assigned).
+    pub coverage: Option<f64>,
+}
+
+/// The results of one metric.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricResult {
+    /// The metric key.
+    pub key: String,
+    /// Its kind.
+    pub kind: MetricKind,
+    /// Which way is better.
+    pub direction: Direction,
+    /// Primary, guardrail or secondary.
+    pub role: MetricRole,
+    /// Per-arm summaries in the spec's arm order.
+    pub arms: Vec<ArmStats>,
+    /// Each treatment against the baseline.
+    pub comparisons: Vec<ComparisonResult>,
+}
+
+/// One arm's summary of one metric.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ArmStats {
+    /// The arm key.
+    pub arm: String,
+    /// Units with a value.
+    pub n: u64,
+    /// The mean per unit.
+    pub mean: f64,
+    /// The sample standard deviation (n − 1).
+    pub sd: f64,
+    /// The Hájek inverse-propensity mean (only under a bandit; `null` otherwise).
+    pub ipw_mean: Option<f64>,
+}
+
+/// A point estimate with its interval.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    /// The point estimate.
+    pub estimate: f64,
+    /// The lower end.
+    pub ci_low: f64,
+    /// The upper end.
+    pub ci_high: f64,
+}
+
+/// better | worse | inconclusive, read through the metric's direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Significantly better than the baseline.
+    Better,
+    /// Significantly worse than the baseline.
+    Worse,
+    /// No significant difference (or not enough data).
+    Inconclusive,
+}
+
+impl Verdict {
+    /// The verdict as written in JSON and CSV.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Better => "better",
+            Verdict::Worse => "worse",
+            Verdict::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+/// Standardized effect sizes.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EffectSize {
+    /// Cohen's d.
+    pub cohens_d: f64,
+    /// Hedges' g.
+    pub hedges_g: f64,
+    /// Cohen's h (binary metrics only).
+    pub cohens_h: Option<f64>,
+}
+
+/// gbstats' Bayesian model on the relative lift.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BayesResult {
+    /// P(the treatment is better), read through the metric's direction.
+    pub chance_to_win: f64,
+    /// Expected loss (relative) of keeping the baseline.
+    pub risk_control: f64,
+    /// Expected loss (relative) of shipping the treatment.
+    pub risk_treatment: f64,
+    /// The lower end of the credible interval of the relative lift.
+    pub ci_low: f64,
+    /// The upper end.
+    pub ci_high: f64,
+}
+
+/// The always-valid (sequential) results on the absolute difference.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SequentialResult {
+    /// The always-valid p-value.
+    pub p_value: f64,
+    /// It, adjusted across metrics by the spec's correction.
+    pub p_value_adjusted: Option<f64>,
+    /// The lower end of the confidence sequence of the absolute difference.
+    pub ci_low: f64,
+    /// The upper end.
+    pub ci_high: f64,
+    /// The confidence sequence of the relative lift, when the baseline mean is not 0.
+    pub relative: Option<Interval>,
+}
+
+/// One treatment against the baseline on one metric.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ComparisonResult {
+    /// The treatment arm.
+    pub arm: String,
+    /// The baseline arm.
+    pub baseline: String,
+    /// mean_T − mean_B with Welch's interval.
+    pub absolute: Option<Interval>,
+    /// (mean_T − mean_B)/|mean_B| with the delta-method interval.
+    pub relative: Option<Interval>,
+    /// Welch's two-sided p-value.
+    pub p_value: Option<f64>,
+    /// The p-value adjusted by the spec's correction.
+    pub p_value_adjusted: Option<f64>,
+    /// better | worse | inconclusive.
+    pub verdict: Verdict,
+    /// Standardized effect sizes.
+    pub effect_size: Option<EffectSize>,
+    /// Bayesian chance to win and risks.
+    pub bayes: Option<BayesResult>,
+    /// Always-valid results, when the analysis computes them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequential: Option<SequentialResult>,
+    /// Why something above is missing.
+    pub note: Option<String>,
+}
+
+/// A guardrail comparison and whether it holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GuardrailStatus {
+    /// The guardrail metric.
+    pub metric: String,
+    /// The treatment arm.
+    pub arm: String,
+    /// Its verdict against the baseline.
+    pub verdict: Verdict,
+    /// The relative lift, when defined.
+    pub relative: Option<Interval>,
+    /// False when the guardrail is significantly worse.
+    pub ok: bool,
+}
+
+/// A guardrail that the sequential test finds significantly worse.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Harm {
+    /// The guardrail metric.
+    pub metric: String,
+    /// The treatment arm that harms it.
+    pub arm: String,
+    /// The always-valid p-value.
+    pub p_value: f64,
+    /// The confidence sequence of the absolute difference.
+    pub ci_low: f64,
+    /// Its upper end.
+    pub ci_high: f64,
+}
+
+/// What was done about a drift detection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftAction {
+    /// A re-baseline is proposed (the epoch is still current).
+    RebaselineProposed,
+    /// A later epoch exists, so the experiment was re-baselined.
+    Rebaselined,
+}
+
+/// One drift detection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DriftEntry {
+    /// The metric that drifted.
+    pub metric: String,
+    /// The arm it drifted in.
+    pub arm: String,
+    /// The timestamp (RFC 3339) of the event at which it was detected.
+    pub detected_at: String,
+    /// The same instant in Unix milliseconds.
+    pub detected_at_ms: Millis,
+    /// up | down.
+    pub direction: ShiftDirection,
+    /// Which detector fired.
+    pub detector: Detector,
+    /// What was done.
+    pub action: DriftAction,
+}
+
+/// Money and time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoiResult {
+    /// ISO 4217 code of the amounts.
+    pub currency: String,
+    /// The cost metric, if any.
+    pub cost_metric: Option<String>,
+    /// The duration metric, if any.
+    pub duration_metric: Option<String>,
+    /// Cases per month.
+    pub volume_per_month: f64,
+    /// Cost of one hour of human work.
+    pub human_cost_per_hour: f64,
+    /// Mean cost per case (unit) per arm.
+    pub cost_per_case: BTreeMap<String, f64>,
+    /// The same with its t interval per arm.
+    pub cost_per_case_ci: BTreeMap<String, Interval>,
+    /// The treatment arm the savings below are for.
+    pub arm: Option<String>,
+    /// What the savings are computed from: `cost_metric` or `human_time`.
+    pub savings_basis: Option<String>,
+    /// (baseline − treatment cost per case) × volume per month, with Welch's interval.
+    pub monthly_savings: Option<Interval>,
+    /// (baseline − treatment duration) in hours × volume per month.
+    pub hours_saved_per_month: Option<Interval>,
+    /// Hours saved × human cost per hour.
+    pub labour_savings_per_month: Option<Interval>,
+    /// Share of outcomes handled by AI per arm (outcomes that said who handled them).
+    pub automation_coverage: BTreeMap<String, f64>,
+    /// Savings of every treatment arm.
+    pub by_arm: Vec<ArmSavings>,
+}
+
+/// Savings of one treatment arm.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ArmSavings {
+    /// The treatment arm.
+    pub arm: String,
+    /// Monthly savings on the basis of [`RoiResult::savings_basis`].
+    pub monthly_savings: Option<Interval>,
+    /// Hours saved per month.
+    pub hours_saved_per_month: Option<Interval>,
+}
+
+/// Quality-adjusted productivity per arm.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Productivity {
+    /// The binary metrics whose favourable outcome counts as quality.
+    pub quality_metrics: Vec<String>,
+    /// Per-arm figures.
+    pub arms: Vec<ArmProductivity>,
+}
+
+/// One arm's quality-adjusted productivity.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ArmProductivity {
+    /// The arm key.
+    pub arm: String,
+    /// Units with an outcome (completed cases).
+    pub completed: u64,
+    /// The share of cases that met quality: the product over quality metrics of the
+    /// favourable rate (assumes the metrics are independent).
+    pub quality_share: Option<f64>,
+    /// completed × quality_share.
+    pub quality_adjusted_cases: Option<f64>,
+    /// Quality-adjusted cases per hour of handling time (needs the ROI duration metric).
+    pub quality_adjusted_per_hour: Option<f64>,
+}
+
+/// Power of the primary metric.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PowerResult {
+    /// The primary metric.
+    pub metric: String,
+    /// The spec's minimum detectable effect (relative).
+    pub mde: f64,
+    /// The spec's target power.
+    pub target_power: f64,
+    /// The spec's alpha.
+    pub alpha: f64,
+    /// `fixed` or `sequential`.
+    pub design: String,
+    /// The smallest number of units with an outcome over the baseline and treatment arms.
+    pub n_per_arm: u64,
+    /// Power to detect the mde with n_per_arm units per arm.
+    pub achieved_power: Option<f64>,
+    /// Units per arm needed for the target power.
+    pub needed_per_arm: Option<f64>,
+    /// More units (all arms together) needed to reach the target power.
+    pub more_units_needed: Option<u64>,
+    /// The relative effect detectable now with the target power.
+    pub mde_now: Option<f64>,
+    /// Why something above is missing.
+    pub note: Option<String>,
+}
+
+/// One allocation period.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AllocationEntry {
+    /// The period number.
+    pub period: u64,
+    /// When it opened (RFC 3339).
+    pub opened_at: String,
+    /// The same instant in Unix milliseconds.
+    pub opened_at_ms: Millis,
+    /// Weights per arm.
+    pub weights: BTreeMap<String, f64>,
+    /// Units assigned per arm during the epoch under these weights.
+    pub assigned: BTreeMap<String, u64>,
+}
+
+/// The breakdown by one segment attribute.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SegmentBreakdown {
+    /// The attribute.
+    pub attribute: String,
+    /// The primary metric per value (at most [`MAX_SEGMENT_VALUES`](crate::report::MAX_SEGMENT_VALUES),
+    /// the rest merged as `other`).
+    pub values: Vec<SegmentValue>,
+    /// Cochran's Q of the primary metric's relative lift across values, per treatment.
+    pub heterogeneity: Vec<Heterogeneity>,
+    /// The disparate-impact ratio of each favourable binary outcome across values, per arm.
+    pub disparate_impact: Vec<DisparateImpactEntry>,
+}
+
+/// The primary metric within one segment value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SegmentValue {
+    /// The attribute value (or `other`).
+    pub value: String,
+    /// Per-arm summaries.
+    pub arms: Vec<ArmStats>,
+    /// The relative lift of each treatment.
+    pub lifts: Vec<SegmentLift>,
+}
+
+/// A treatment's relative lift within one segment value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SegmentLift {
+    /// The treatment arm.
+    pub arm: String,
+    /// The relative lift with its interval.
+    pub relative: Option<Interval>,
+    /// Its p-value.
+    pub p_value: Option<f64>,
+}
+
+/// Cochran's Q across one attribute's values.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Heterogeneity {
+    /// The treatment arm.
+    pub arm: String,
+    /// Q.
+    pub q: f64,
+    /// Degrees of freedom.
+    pub df: f64,
+    /// P(χ²_df > Q).
+    pub p_value: f64,
+    /// I².
+    pub i_squared: f64,
+}
+
+/// The disparate-impact ratio of a favourable binary outcome in one arm.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DisparateImpactEntry {
+    /// The binary metric.
+    pub metric: String,
+    /// The arm.
+    pub arm: String,
+    /// min rate / max rate over values with enough units.
+    pub ratio: f64,
+    /// The value with the lowest favourable rate.
+    pub least_favoured: String,
+    /// The value with the highest favourable rate.
+    pub most_favoured: String,
+    /// True when the ratio is below 0.8 (the four-fifths rule).
+    pub flagged: bool,
+}
+
+/// One epoch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochEntry {
+    /// The epoch number.
+    pub epoch: u64,
+    /// Why it started.
+    pub reason: String,
+    /// When (RFC 3339).
+    pub started_at: String,
+    /// The same instant in Unix milliseconds.
+    pub started_at_ms: Millis,
+    /// The spec version in force when it started.
+    pub version: u64,
+    /// True for the epoch this report covers.
+    pub current: bool,
+}
+
+/// One arm's daily mean of a metric.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TimelinePoint {
+    /// The epoch.
+    pub epoch: u64,
+    /// Days since the Unix epoch (UTC).
+    pub day: i64,
+    /// The date, YYYY-MM-DD.
+    pub date: String,
+    /// The arm.
+    pub arm: String,
+    /// Events received that day.
+    pub n: u64,
+    /// Their mean.
+    pub mean: f64,
+}
