@@ -1,0 +1,256 @@
+//! The audit chain: appending hash-linked records inside an operation, and verifying the whole chain.
+
+use liftlab_domain::Millis;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::codec::{decode, trailing_u64, Key};
+use crate::error::Result;
+use crate::kv::{Scan, Tx};
+use crate::records::{AuditHead, AuditKind, AuditRecord, VerifyReport};
+use crate::tree::TreeId;
+
+/// The `prev_hash` of the first record.
+pub(crate) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The meta key of the chain's head.
+pub(crate) const HEAD_KEY: &[u8] = b"audit_head";
+
+/// The key of audit record `seq`.
+pub(crate) fn record_key(seq: u64) -> Vec<u8> {
+    Key::new().u64(seq).into_bytes()
+}
+
+/// The hash of a record with these fields, linked to `prev_hash` (hex).
+///
+/// A `prev_hash` that is not 64 hex digits is hashed as its raw text, so it can never match
+/// the hash the chain expects, and verification reports it instead of failing.
+pub(crate) fn hash_record(
+    prev_hash: &str,
+    seq: u64,
+    kind: AuditKind,
+    experiment: &str,
+    payload: &str,
+    ts: Millis,
+) -> String {
+    let mut h = Sha256::new();
+    match hex::decode(prev_hash) {
+        Ok(bytes) if bytes.len() == 32 => h.update(&bytes),
+        _ => h.update(prev_hash.as_bytes()),
+    }
+    h.update(seq.to_be_bytes());
+    for part in [kind.as_str(), experiment, payload] {
+        let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
+        h.update(len.to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    h.update(ts.to_be_bytes());
+    hex::encode(h.finalize())
+}
+
+/// Appends a record about `experiment` to the chain, inside the operation `tx`.
+pub(crate) fn append<P: Serialize + ?Sized>(
+    tx: &mut Tx<'_>,
+    kind: AuditKind,
+    experiment: &str,
+    payload: &P,
+    ts: Millis,
+) -> Result<u64> {
+    let head: Option<AuditHead> = tx.get_as(TreeId::Meta, HEAD_KEY)?;
+    let (seq, prev_hash) = match head {
+        Some(h) => (h.seq + 1, h.hash),
+        None => (1, GENESIS.to_string()),
+    };
+    let payload = serde_json::to_string(payload).unwrap_or_else(|_| "null".to_string());
+    let hash = hash_record(&prev_hash, seq, kind, experiment, &payload, ts);
+    let record = AuditRecord {
+        seq,
+        prev_hash,
+        kind,
+        experiment: experiment.to_string(),
+        payload,
+        ts,
+        hash: hash.clone(),
+    };
+    tx.put(TreeId::Audit, record_key(seq), &record);
+    tx.put(
+        TreeId::AuditIndex,
+        Key::new().str(experiment).u64(seq).into_bytes(),
+        &(),
+    );
+    tx.put(TreeId::Meta, HEAD_KEY.to_vec(), &AuditHead { seq, hash });
+    Ok(seq)
+}
+
+/// Walks the chain from the first record and names the first one that does not verify.
+pub(crate) fn verify(src: &dyn Scan) -> Result<VerifyReport> {
+    let mut expected = 1u64;
+    let mut prev_hash = GENESIS.to_string();
+    let bad = |records: u64, seq: u64, reason: String| VerifyReport {
+        ok: false,
+        records,
+        first_bad: Some(seq),
+        reason: Some(reason),
+    };
+    for entry in src.scan_prefix(TreeId::Audit, &[]) {
+        let (key, value) = entry?;
+        let verified = expected - 1;
+        let Ok(at) = trailing_u64(TreeId::Audit, &key) else {
+            return Ok(bad(
+                verified,
+                expected,
+                "a record has a malformed key".into(),
+            ));
+        };
+        if key.len() != 8 {
+            return Ok(bad(
+                verified,
+                expected,
+                "a record has a malformed key".into(),
+            ));
+        }
+        if at != expected {
+            let reason = if at > expected {
+                format!("record {expected} is missing (the next stored record is {at})")
+            } else {
+                format!("record {at} appears out of order")
+            };
+            return Ok(bad(verified, expected, reason));
+        }
+        let record: AuditRecord = match decode(TreeId::Audit, &key, &value) {
+            Ok(r) => r,
+            Err(e) => {
+                return Ok(bad(
+                    verified,
+                    at,
+                    format!("record {at} cannot be read: {e}"),
+                ))
+            }
+        };
+        if record.seq != at {
+            return Ok(bad(
+                verified,
+                at,
+                format!(
+                    "record stored at {at} says it is record {} (moved or reordered)",
+                    record.seq
+                ),
+            ));
+        }
+        if record.prev_hash != prev_hash {
+            return Ok(bad(
+                verified,
+                at,
+                format!("record {at} does not link to the hash of record {}", at - 1),
+            ));
+        }
+        let recomputed = hash_record(
+            &record.prev_hash,
+            record.seq,
+            record.kind,
+            &record.experiment,
+            &record.payload,
+            record.ts,
+        );
+        if recomputed != record.hash {
+            return Ok(bad(
+                verified,
+                at,
+                format!("record {at} does not match its hash (its contents were changed)"),
+            ));
+        }
+        prev_hash = record.hash;
+        expected += 1;
+    }
+    let records = expected - 1;
+    let head: Option<AuditHead> = match src.get(TreeId::Meta, HEAD_KEY)? {
+        Some(bytes) => match decode(TreeId::Meta, HEAD_KEY, &bytes) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                return Ok(bad(
+                    records,
+                    expected,
+                    format!("the chain head cannot be read: {e}"),
+                ))
+            }
+        },
+        None => None,
+    };
+    match head {
+        None if records == 0 => {}
+        None => {
+            return Ok(bad(
+                records,
+                records,
+                "the chain has records but no stored head".into(),
+            ))
+        }
+        Some(h) if h.seq == records && h.hash == prev_hash => {}
+        Some(h) if h.seq > records => {
+            return Ok(bad(
+                records,
+                expected,
+                format!(
+                    "the chain ends at record {records} but its head is record {}",
+                    h.seq
+                ),
+            ))
+        }
+        Some(h) => {
+            return Ok(bad(
+                records,
+                h.seq.max(1),
+                format!(
+                    "the stored head (record {}) does not match the last record",
+                    h.seq
+                ),
+            ))
+        }
+    }
+    Ok(VerifyReport {
+        ok: true,
+        records,
+        first_bad: None,
+        reason: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hash_covers_every_field() {
+        let base = hash_record(GENESIS, 1, AuditKind::Assigned, "exp", "{}", 5);
+        assert_eq!(base.len(), 64);
+        let variants = [
+            hash_record(&"1".repeat(64), 1, AuditKind::Assigned, "exp", "{}", 5),
+            hash_record(GENESIS, 2, AuditKind::Assigned, "exp", "{}", 5),
+            hash_record(GENESIS, 1, AuditKind::OutcomeRecorded, "exp", "{}", 5),
+            hash_record(GENESIS, 1, AuditKind::Assigned, "exq", "{}", 5),
+            hash_record(GENESIS, 1, AuditKind::Assigned, "exp", "[]", 5),
+            hash_record(GENESIS, 1, AuditKind::Assigned, "exp", "{}", 6),
+            // Moving bytes between fields changes the hash: lengths are part of it.
+            hash_record(GENESIS, 1, AuditKind::Assigned, "exp{", "}", 5),
+        ];
+        for v in variants {
+            assert_ne!(v, base);
+        }
+    }
+
+    #[test]
+    fn the_hash_is_sha256_of_the_documented_layout() {
+        let mut bytes = vec![0u8; 32];
+        bytes.extend_from_slice(&7u64.to_be_bytes());
+        for part in ["assigned", "e", "{}"] {
+            bytes.extend_from_slice(&u32::try_from(part.len()).expect("short").to_be_bytes());
+            bytes.extend_from_slice(part.as_bytes());
+        }
+        bytes.extend_from_slice(&(-3i64).to_be_bytes());
+        let expected = hex::encode(Sha256::digest(&bytes));
+        assert_eq!(
+            hash_record(GENESIS, 7, AuditKind::Assigned, "e", "{}", -3),
+            expected
+        );
+    }
+}

@@ -1,0 +1,615 @@
+//! Every operation of the store, written once against the key-value seam and shared by both stores.
+//!
+//! Write operations take a [`Tx`] and are all-or-nothing: they validate before they write,
+//! and an `Err` anywhere drops their writes (see [`crate::kv::atomically`]). Read operations
+//! take a [`Scan`] over committed state.
+
+use liftlab_domain::assign::MAX_ID_CHARS;
+use liftlab_domain::thompson::BanditState;
+use liftlab_domain::{
+    fold, initial_period, AggKey, AllocationPeriod, Assignment, ExperimentSpec, ExperimentVersion,
+    MetricAggregate, Millis, Outcome, Status, Transition, UnitRow,
+};
+
+use crate::audit;
+use crate::codec::Key;
+use crate::error::{Result, StoreError};
+use crate::kv::{get_as, scan_as, Scan, Tx};
+use crate::records::{
+    ArmCounters, AssignmentCount, AuditKind, AuditRecord, Epoch, ExpState, Recorded,
+    StoredAggregate,
+};
+use crate::tree::TreeId;
+
+/// The meta key of the last outcome log sequence number.
+const OUTCOME_SEQ_KEY: &[u8] = b"outcome_seq";
+
+/// Keys of every table, in one place.
+pub(crate) mod keys {
+    use liftlab_domain::{AggKey, AggScope};
+
+    use crate::codec::Key;
+
+    pub(crate) fn exp(exp: &str) -> Vec<u8> {
+        Key::new().str(exp).into_bytes()
+    }
+
+    pub(crate) fn exp_n(exp: &str, n: u64) -> Vec<u8> {
+        Key::new().str(exp).u64(n).into_bytes()
+    }
+
+    pub(crate) fn exp_id(exp: &str, id: &str) -> Vec<u8> {
+        Key::new().str(exp).str(id).into_bytes()
+    }
+
+    pub(crate) fn unit_row(exp: &str, epoch: u64, unit: &str) -> Vec<u8> {
+        Key::new().str(exp).u64(epoch).str(unit).into_bytes()
+    }
+
+    pub(crate) fn counter(exp: &str, epoch: u64, arm: &str) -> Vec<u8> {
+        Key::new().str(exp).u64(epoch).str(arm).into_bytes()
+    }
+
+    pub(crate) fn assignment_count(exp: &str, epoch: u64, period: u64, arm: &str) -> Vec<u8> {
+        Key::new()
+            .str(exp)
+            .u64(epoch)
+            .u64(period)
+            .str(arm)
+            .into_bytes()
+    }
+
+    pub(crate) fn aggregate(exp: &str, key: &AggKey) -> Vec<u8> {
+        let k = Key::new()
+            .str(exp)
+            .u64(key.epoch)
+            .str(&key.arm)
+            .str(&key.metric);
+        match &key.scope {
+            AggScope::Overall => k.tag(0),
+            AggScope::Segment { attribute, value } => k.tag(1).str(attribute).str(value),
+            AggScope::Day(day) => k.tag(2).i64(*day),
+        }
+        .into_bytes()
+    }
+}
+
+/// Checks a caller-supplied id: non-empty and at most [`MAX_ID_CHARS`] characters.
+fn check_id(what: &str, id: &str) -> Result<()> {
+    let n = id.chars().count();
+    if n == 0 {
+        return Err(StoreError::Invalid(format!("{what} must not be empty")));
+    }
+    if n > MAX_ID_CHARS {
+        return Err(StoreError::Invalid(format!(
+            "{what} must be at most {MAX_ID_CHARS} characters, got {n}"
+        )));
+    }
+    Ok(())
+}
+
+fn state(tx: &Tx<'_>, exp: &str) -> Result<ExpState> {
+    tx.get_as(TreeId::State, &keys::exp(exp))?
+        .ok_or_else(|| StoreError::no_experiment(exp))
+}
+
+fn current(tx: &Tx<'_>, exp: &str) -> Result<ExperimentVersion> {
+    tx.get_as(TreeId::Experiments, &keys::exp(exp))?
+        .ok_or_else(|| StoreError::no_experiment(exp))
+}
+
+fn arm_keys(spec: &ExperimentSpec) -> Vec<String> {
+    spec.arms().iter().map(|a| a.key().to_string()).collect()
+}
+
+/// Stores a new current version and its copy in the version history.
+fn put_version(tx: &mut Tx<'_>, v: &ExperimentVersion) {
+    tx.put(TreeId::Experiments, keys::exp(&v.key), v);
+    tx.put(TreeId::Versions, keys::exp_n(&v.key, v.version), v);
+}
+
+/// Opens allocation period `period.period` and makes it current.
+fn open_period(tx: &mut Tx<'_>, st: &mut ExpState, period: &AllocationPeriod) -> Result<()> {
+    st.period = period.period;
+    tx.put(
+        TreeId::Periods,
+        keys::exp_n(&period.experiment, period.period),
+        period,
+    );
+    audit::append(
+        tx,
+        AuditKind::PeriodOpened,
+        &period.experiment,
+        period,
+        period.opened_at,
+    )?;
+    Ok(())
+}
+
+pub(crate) fn create_experiment(
+    tx: &mut Tx<'_>,
+    spec: ExperimentSpec,
+    now: Millis,
+) -> Result<ExperimentVersion> {
+    let key = spec.key().to_string();
+    if tx.contains(TreeId::State, &keys::exp(&key))? {
+        return Err(StoreError::Conflict(format!(
+            "experiment {key:?} already exists"
+        )));
+    }
+    let period = initial_period(&spec, now);
+    let bandit = BanditState::new(&spec);
+    let v = ExperimentVersion::created(spec, now);
+    let mut st = ExpState {
+        version: v.version,
+        epoch: 0,
+        period: 0,
+        status: v.status,
+        arms: arm_keys(&v.spec),
+    };
+    put_version(tx, &v);
+    audit::append(tx, AuditKind::ExperimentCreated, &key, &v, now)?;
+    let epoch = Epoch {
+        experiment: key.clone(),
+        epoch: 0,
+        reason: "created".to_string(),
+        started_at: now,
+        version: v.version,
+    };
+    tx.put(TreeId::Epochs, keys::exp_n(&key, 0), &epoch);
+    open_period(tx, &mut st, &period)?;
+    if let Some(b) = bandit {
+        tx.put(TreeId::Bandits, keys::exp(&key), &b);
+    }
+    tx.put(TreeId::State, keys::exp(&key), &st);
+    Ok(v)
+}
+
+pub(crate) fn update_experiment(
+    tx: &mut Tx<'_>,
+    spec: ExperimentSpec,
+    expected_version: Option<u64>,
+    now: Millis,
+) -> Result<ExperimentVersion> {
+    let key = spec.key().to_string();
+    let mut st = state(tx, &key)?;
+    let cur = current(tx, &key)?;
+    if let Some(expected) = expected_version {
+        if expected != cur.version {
+            return Err(StoreError::Conflict(format!(
+                "experiment {key:?} is at version {}, not {expected}",
+                cur.version
+            )));
+        }
+    }
+    let next = cur.updated(spec, None, now)?;
+
+    // Keep the allocation exact: a bandit whose arms or reward changed starts over, and a
+    // change of weights (or of policy) opens a new period, so every later assignment's
+    // propensity is the weight it was really drawn with.
+    let old_bandit: Option<BanditState> = tx.get_as(TreeId::Bandits, &keys::exp(&key))?;
+    let new_bandit = BanditState::new(&next.spec);
+    let arms_changed = arm_keys(&next.spec) != st.arms;
+    let reset_bandit = match (&old_bandit, &new_bandit) {
+        (Some(old), Some(new)) => arms_changed || old.reward() != new.reward(),
+        (None, Some(_)) => true,
+        (Some(_), None) | (None, None) => false,
+    };
+    let fresh = initial_period(&next.spec, now);
+    let cur_period: Option<AllocationPeriod> =
+        tx.get_as(TreeId::Periods, &keys::exp_n(&key, st.period))?;
+    let weights_changed = cur_period.map(|p| p.weights) != Some(fresh.weights.clone());
+    let policy_changed = next.spec.allocation().policy() != cur.spec.allocation().policy();
+    let new_period = if new_bandit.is_some() {
+        reset_bandit || policy_changed
+    } else {
+        weights_changed || policy_changed
+    };
+    match (reset_bandit, new_bandit) {
+        (true, Some(b)) => tx.put(TreeId::Bandits, keys::exp(&key), &b),
+        (_, None) if old_bandit.is_some() => tx.remove(TreeId::Bandits, keys::exp(&key)),
+        _ => {}
+    }
+    st.version = next.version;
+    st.status = next.status;
+    st.arms = arm_keys(&next.spec);
+    put_version(tx, &next);
+    audit::append(tx, AuditKind::SpecChanged, &key, &next, now)?;
+    if new_period {
+        let period = AllocationPeriod {
+            period: st.period + 1,
+            ..fresh
+        };
+        open_period(tx, &mut st, &period)?;
+    }
+    tx.put(TreeId::State, keys::exp(&key), &st);
+    Ok(next)
+}
+
+pub(crate) fn transition(
+    tx: &mut Tx<'_>,
+    key: &str,
+    t: Transition,
+    reason: Option<String>,
+    now: Millis,
+) -> Result<ExperimentVersion> {
+    let mut st = state(tx, key)?;
+    let cur = current(tx, key)?;
+    let next = cur.transitioned(t, reason, now)?;
+    st.version = next.version;
+    st.status = next.status;
+    put_version(tx, &next);
+    audit::append(tx, AuditKind::StatusChanged, key, &next, now)?;
+    tx.put(TreeId::State, keys::exp(key), &st);
+    Ok(next)
+}
+
+pub(crate) fn rebaseline(tx: &mut Tx<'_>, key: &str, reason: String, now: Millis) -> Result<Epoch> {
+    if reason.trim().is_empty() {
+        return Err(StoreError::Invalid(
+            "a re-baseline needs a reason".to_string(),
+        ));
+    }
+    let mut st = state(tx, key)?;
+    let cur = current(tx, key)?;
+    let epoch_no = st.epoch + 1;
+    let next = cur.rebaselined(epoch_no, Some(reason.clone()), now);
+    let epoch = Epoch {
+        experiment: key.to_string(),
+        epoch: epoch_no,
+        reason,
+        started_at: now,
+        version: next.version,
+    };
+    st.version = next.version;
+    st.epoch = epoch_no;
+    put_version(tx, &next);
+    tx.put(TreeId::Epochs, keys::exp_n(key, epoch_no), &epoch);
+    audit::append(tx, AuditKind::Rebaselined, key, &epoch, now)?;
+    tx.put(TreeId::State, keys::exp(key), &st);
+    Ok(epoch)
+}
+
+pub(crate) fn record_assignment(tx: &mut Tx<'_>, a: Assignment) -> Result<Assignment> {
+    check_id("unit_id", &a.unit_id)?;
+    check_id("task_id", &a.task_id)?;
+    let exp = a.experiment.clone();
+    let st = state(tx, &exp)?;
+    let task_key = keys::exp_id(&exp, &a.task_id);
+    let bound: Option<String> = tx.get_as(TreeId::Tasks, &task_key)?;
+    if let Some(unit) = &bound {
+        if *unit != a.unit_id {
+            return Err(StoreError::Conflict(format!(
+                "task {:?} already belongs to unit {unit:?}",
+                a.task_id
+            )));
+        }
+    }
+    let unit_key = keys::exp_id(&exp, &a.unit_id);
+    if let Some(stored) = tx.get_as::<Assignment>(TreeId::Assignments, &unit_key)? {
+        // First write wins; a returning unit may bring a new task id, which now points at it.
+        if bound.is_none() {
+            tx.put(TreeId::Tasks, task_key, &a.unit_id);
+        }
+        return Ok(stored);
+    }
+    if !st.arms.iter().any(|arm| *arm == a.arm) {
+        return Err(StoreError::Invalid(format!(
+            "experiment {exp:?} has no arm {:?}",
+            a.arm
+        )));
+    }
+    if a.epoch > st.epoch {
+        return Err(StoreError::Invalid(format!(
+            "experiment {exp:?} has no epoch {} (the current one is {})",
+            a.epoch, st.epoch
+        )));
+    }
+    if a.period > st.period {
+        return Err(StoreError::Invalid(format!(
+            "experiment {exp:?} has no allocation period {} (the current one is {})",
+            a.period, st.period
+        )));
+    }
+    if !(a.propensity > 0.0 && a.propensity <= 1.0) {
+        return Err(StoreError::Invalid(format!(
+            "propensity must be in (0, 1], got {}",
+            a.propensity
+        )));
+    }
+    if a.in_experiment && st.status != Status::Running {
+        return Err(StoreError::Invalid(format!(
+            "experiment {exp:?} is {}, so no unit can enter it",
+            st.status
+        )));
+    }
+    if a.in_experiment {
+        let count_key = keys::assignment_count(&exp, a.epoch, a.period, &a.arm);
+        let mut count = tx
+            .get_as::<AssignmentCount>(TreeId::AssignmentCounts, &count_key)?
+            .unwrap_or(AssignmentCount {
+                period: a.period,
+                arm: a.arm.clone(),
+                count: 0,
+            });
+        count.count += 1;
+        tx.put(TreeId::AssignmentCounts, count_key, &count);
+    }
+    tx.put(TreeId::Tasks, task_key, &a.unit_id);
+    tx.put(TreeId::Assignments, unit_key, &a);
+    audit::append(tx, AuditKind::Assigned, &exp, &a, a.assigned_at)?;
+    Ok(a)
+}
+
+pub(crate) fn record_outcome(
+    tx: &mut Tx<'_>,
+    spec: &ExperimentSpec,
+    outcome: Outcome,
+) -> Result<Recorded> {
+    let exp = outcome.experiment.as_str();
+    if spec.key() != exp {
+        return Err(StoreError::Invalid(format!(
+            "outcome for experiment {exp:?} recorded with the spec of {:?}",
+            spec.key()
+        )));
+    }
+    check_id("event_id", &outcome.event_id)?;
+    let event_key = keys::exp_id(exp, &outcome.event_id);
+    if tx.contains(TreeId::Events, &event_key)? {
+        return Ok(Recorded::Duplicate);
+    }
+    let st = state(tx, exp)?;
+    if outcome.epoch > st.epoch {
+        return Err(StoreError::Invalid(format!(
+            "experiment {exp:?} has no epoch {} (the current one is {})",
+            outcome.epoch, st.epoch
+        )));
+    }
+    if outcome.metrics.is_empty() {
+        return Err(StoreError::Invalid(
+            "an outcome needs at least one metric".to_string(),
+        ));
+    }
+    if let Some((k, v)) = outcome.metrics.iter().find(|(_, v)| !v.is_finite()) {
+        return Err(StoreError::Invalid(format!(
+            "metric {k:?} must be a finite number, got {v}"
+        )));
+    }
+    let assignment: Assignment = tx
+        .get_as(TreeId::Assignments, &keys::exp_id(exp, &outcome.unit_id))?
+        .ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "unit {:?} has no assignment in experiment {exp:?}",
+                outcome.unit_id
+            ))
+        })?;
+    if assignment.arm != outcome.arm {
+        return Err(StoreError::Invalid(format!(
+            "unit {:?} was served arm {:?}, not {:?}",
+            outcome.unit_id, assignment.arm, outcome.arm
+        )));
+    }
+
+    let row_key = keys::unit_row(exp, outcome.epoch, &outcome.unit_id);
+    let row: Option<UnitRow> = tx.get_as(TreeId::Units, &row_key)?;
+    let folded = fold(spec, &assignment, row, &outcome);
+    tx.put(TreeId::Units, row_key, &folded.row);
+    for delta in &folded.deltas {
+        let agg_key = keys::aggregate(exp, &delta.key);
+        let mut stored = tx
+            .get_as::<StoredAggregate>(TreeId::Aggregates, &agg_key)?
+            .unwrap_or_else(|| StoredAggregate {
+                key: delta.key.clone(),
+                aggregate: MetricAggregate::default(),
+            });
+        stored.aggregate.apply(delta);
+        tx.put(TreeId::Aggregates, agg_key, &stored);
+    }
+
+    if assignment.in_experiment {
+        let counter_key = keys::counter(exp, outcome.epoch, &outcome.arm);
+        let mut counters = tx
+            .get_as::<ArmCounters>(TreeId::Counters, &counter_key)?
+            .unwrap_or_else(|| ArmCounters {
+                arm: outcome.arm.clone(),
+                ..ArmCounters::default()
+            });
+        counters.outcomes += 1;
+        if folded.new_unit {
+            counters.units += 1;
+        }
+        if let Some(by) = outcome.handled_by {
+            *counters.handled_by.entry(by).or_insert(0) += 1;
+        }
+        tx.put(TreeId::Counters, counter_key, &counters);
+        observe_bandit(tx, spec, &outcome)?;
+        crate::drift::observe(tx, spec, &outcome)?;
+    }
+
+    let seq = tx
+        .get_as::<u64>(TreeId::Meta, OUTCOME_SEQ_KEY)?
+        .unwrap_or(0)
+        + 1;
+    tx.put(TreeId::Meta, OUTCOME_SEQ_KEY.to_vec(), &seq);
+    tx.put(TreeId::Events, event_key, &seq);
+    tx.put(TreeId::Outcomes, keys::exp_n(exp, seq), &outcome);
+    audit::append(tx, AuditKind::OutcomeRecorded, exp, &outcome, outcome.ts)?;
+    Ok(Recorded::Accepted)
+}
+
+/// Feeds a bandit's reward and, when a recomputation is due, opens the next allocation period.
+fn observe_bandit(tx: &mut Tx<'_>, spec: &ExperimentSpec, outcome: &Outcome) -> Result<()> {
+    let exp = spec.key();
+    let bandit_key = keys::exp(exp);
+    let Some(mut bandit) = tx.get_as::<BanditState>(TreeId::Bandits, &bandit_key)? else {
+        return Ok(());
+    };
+    if !bandit.observe_outcome(outcome)? {
+        return Ok(());
+    }
+    if bandit.due(spec) {
+        let mut st = state(tx, exp)?;
+        let period = bandit.recompute(spec, st.period + 1, outcome.ts);
+        open_period(tx, &mut st, &period)?;
+        tx.put(TreeId::State, keys::exp(exp), &st);
+    }
+    tx.put(TreeId::Bandits, bandit_key, &bandit);
+    Ok(())
+}
+
+// ---- Reads -------------------------------------------------------------------------------
+
+pub(crate) fn require_experiment(src: &dyn Scan, exp: &str) -> Result<ExpState> {
+    get_as(src.as_source(), TreeId::State, &keys::exp(exp))?
+        .ok_or_else(|| StoreError::no_experiment(exp))
+}
+
+pub(crate) fn experiment(src: &dyn Scan, key: &str) -> Result<ExperimentVersion> {
+    get_as(src.as_source(), TreeId::Experiments, &keys::exp(key))?
+        .ok_or_else(|| StoreError::no_experiment(key))
+}
+
+pub(crate) fn experiment_version(
+    src: &dyn Scan,
+    key: &str,
+    version: u64,
+) -> Result<ExperimentVersion> {
+    get_as(
+        src.as_source(),
+        TreeId::Versions,
+        &keys::exp_n(key, version),
+    )?
+    .ok_or_else(|| StoreError::NotFound {
+        what: format!("version {version} of experiment {key:?}"),
+    })
+}
+
+pub(crate) fn versions(src: &dyn Scan, key: &str) -> Result<Vec<ExperimentVersion>> {
+    require_experiment(src, key)?;
+    scan_as(src, TreeId::Versions, &keys::exp(key))
+}
+
+pub(crate) fn experiments(src: &dyn Scan) -> Result<Vec<ExperimentVersion>> {
+    scan_as(src, TreeId::Experiments, &[])
+}
+
+pub(crate) fn epochs(src: &dyn Scan, key: &str) -> Result<Vec<Epoch>> {
+    require_experiment(src, key)?;
+    scan_as(src, TreeId::Epochs, &keys::exp(key))
+}
+
+pub(crate) fn assignment(src: &dyn Scan, exp: &str, unit_id: &str) -> Result<Option<Assignment>> {
+    get_as(
+        src.as_source(),
+        TreeId::Assignments,
+        &keys::exp_id(exp, unit_id),
+    )
+}
+
+pub(crate) fn assignment_by_task(
+    src: &dyn Scan,
+    exp: &str,
+    task_id: &str,
+) -> Result<Option<Assignment>> {
+    let Some(unit) = get_as::<String>(src.as_source(), TreeId::Tasks, &keys::exp_id(exp, task_id))?
+    else {
+        return Ok(None);
+    };
+    let found = assignment(src, exp, &unit)?;
+    match found {
+        Some(a) => Ok(Some(a)),
+        None => Err(StoreError::corrupt(
+            TreeId::Tasks.name(),
+            &keys::exp_id(exp, task_id),
+            format!("task points at unit {unit:?}, which has no assignment"),
+        )),
+    }
+}
+
+pub(crate) fn current_period(src: &dyn Scan, exp: &str) -> Result<AllocationPeriod> {
+    let st = require_experiment(src, exp)?;
+    let key = keys::exp_n(exp, st.period);
+    get_as(src.as_source(), TreeId::Periods, &key)?.ok_or_else(|| {
+        StoreError::corrupt(
+            TreeId::Periods.name(),
+            &key,
+            "the current allocation period is missing",
+        )
+    })
+}
+
+pub(crate) fn periods(src: &dyn Scan, exp: &str) -> Result<Vec<AllocationPeriod>> {
+    require_experiment(src, exp)?;
+    scan_as(src, TreeId::Periods, &keys::exp(exp))
+}
+
+pub(crate) fn aggregates(
+    src: &dyn Scan,
+    exp: &str,
+    epoch: u64,
+) -> Result<Vec<(AggKey, MetricAggregate)>> {
+    require_experiment(src, exp)?;
+    let stored: Vec<StoredAggregate> = scan_as(src, TreeId::Aggregates, &keys::exp_n(exp, epoch))?;
+    Ok(stored.into_iter().map(|s| (s.key, s.aggregate)).collect())
+}
+
+pub(crate) fn arm_counters(src: &dyn Scan, exp: &str, epoch: u64) -> Result<Vec<ArmCounters>> {
+    require_experiment(src, exp)?;
+    scan_as(src, TreeId::Counters, &keys::exp_n(exp, epoch))
+}
+
+pub(crate) fn assignment_counts(
+    src: &dyn Scan,
+    exp: &str,
+    epoch: u64,
+) -> Result<Vec<AssignmentCount>> {
+    require_experiment(src, exp)?;
+    scan_as(src, TreeId::AssignmentCounts, &keys::exp_n(exp, epoch))
+}
+
+pub(crate) fn unit_rows(src: &dyn Scan, exp: &str, epoch: u64) -> Result<Vec<UnitRow>> {
+    require_experiment(src, exp)?;
+    scan_as(src, TreeId::Units, &keys::exp_n(exp, epoch))
+}
+
+pub(crate) fn bandit_state(src: &dyn Scan, exp: &str) -> Result<Option<BanditState>> {
+    require_experiment(src, exp)?;
+    get_as(src.as_source(), TreeId::Bandits, &keys::exp(exp))
+}
+
+pub(crate) fn audit(
+    src: &dyn Scan,
+    exp: &str,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<AuditRecord>> {
+    require_experiment(src, exp)?;
+    let prefix = keys::exp(exp);
+    let start = Key::new()
+        .str(exp)
+        .u64(after.saturating_add(1))
+        .into_bytes();
+    let mut out = Vec::new();
+    for entry in src
+        .scan_from(TreeId::AuditIndex, &prefix, &start)
+        .take(limit)
+    {
+        let (key, _) = entry?;
+        let seq = crate::codec::trailing_u64(TreeId::AuditIndex, &key)?;
+        let record_key = audit::record_key(seq);
+        let record = get_as(src.as_source(), TreeId::Audit, &record_key)?.ok_or_else(|| {
+            StoreError::corrupt(
+                TreeId::AuditIndex.name(),
+                &key,
+                format!("indexes audit record {seq}, which is missing"),
+            )
+        })?;
+        out.push(record);
+    }
+    Ok(out)
+}
+
+/// Decodes the outcome log entries of one experiment, in the order they were recorded.
+pub(crate) fn decode_outcome(key: &[u8], value: &[u8]) -> Result<Outcome> {
+    crate::codec::decode(TreeId::Outcomes, key, value)
+}

@@ -1,0 +1,301 @@
+//! Rebuilding unit rows, aggregates and counters from the outcome log and the assignments.
+//!
+//! Everything derived is a fold of the logs: replaying each experiment's outcomes in log order
+//! through `liftlab_domain::fold` (with its current spec) must give the live unit rows,
+//! aggregates and counters, and counting its assignments must give the live assignment
+//! counts. Bandit states and drift monitors are not rebuilt: they depend on when each
+//! recomputation happened, which the audit chain records.
+
+use std::collections::{BTreeMap, HashMap};
+
+use liftlab_domain::{fold, Assignment, MetricAggregate, UnitRow};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::codec::decode;
+use crate::error::{Result, StoreError};
+use crate::kv::{atomically, scan_as, Scan, Writes};
+use crate::ops::{self, keys};
+use crate::records::{
+    ArmCounters, AssignmentCount, Mismatch, RebuildMode, RebuildReport, StoredAggregate,
+};
+use crate::tree::TreeId;
+
+/// The relative tolerance within which rebuilt numbers equal live ones.
+pub(crate) const TOLERANCE: f64 = 1e-9;
+
+/// Is `a` equal to `b` within [`TOLERANCE`], relative to the larger magnitude (at least 1)?
+fn close(a: f64, b: f64) -> bool {
+    let scale = a.abs().max(b.abs()).max(1.0);
+    (a - b).abs() <= TOLERANCE * scale
+}
+
+/// Are two JSON documents equal, numbers compared with [`close`]?
+pub(crate) fn json_close(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) => close(x, y),
+            _ => x == y,
+        },
+        (Value::Array(xs), Value::Array(ys)) => {
+            xs.len() == ys.len() && xs.iter().zip(ys).all(|(x, y)| json_close(x, y))
+        }
+        (Value::Object(xs), Value::Object(ys)) => {
+            xs.len() == ys.len()
+                && xs
+                    .iter()
+                    .all(|(k, x)| ys.get(k).is_some_and(|y| json_close(x, y)))
+        }
+        _ => a == b,
+    }
+}
+
+/// What one experiment's logs fold into.
+#[derive(Default)]
+struct Derived {
+    rows: BTreeMap<Vec<u8>, UnitRow>,
+    aggregates: BTreeMap<Vec<u8>, StoredAggregate>,
+    counters: BTreeMap<Vec<u8>, ArmCounters>,
+    counts: BTreeMap<Vec<u8>, AssignmentCount>,
+}
+
+fn derive(src: &dyn Scan, exp: &str, report: &mut RebuildReport) -> Result<Derived> {
+    let current = ops::experiment(src, exp)?;
+    let spec = &current.spec;
+    let mut out = Derived::default();
+    let assignments: Vec<Assignment> = scan_as(src, TreeId::Assignments, &keys::exp(exp))?;
+    let mut by_unit = HashMap::with_capacity(assignments.len());
+    for a in assignments {
+        report.assignments += 1;
+        if a.in_experiment {
+            out.counts
+                .entry(keys::assignment_count(exp, a.epoch, a.period, &a.arm))
+                .or_insert_with(|| AssignmentCount {
+                    period: a.period,
+                    arm: a.arm.clone(),
+                    count: 0,
+                })
+                .count += 1;
+        }
+        by_unit.insert(a.unit_id.clone(), a);
+    }
+    for entry in src.scan_prefix(TreeId::Outcomes, &keys::exp(exp)) {
+        let (key, value) = entry?;
+        let outcome = ops::decode_outcome(&key, &value)?;
+        report.outcomes += 1;
+        let assignment = by_unit.get(&outcome.unit_id).ok_or_else(|| {
+            StoreError::corrupt(
+                TreeId::Outcomes.name(),
+                &key,
+                format!("the outcome's unit {:?} has no assignment", outcome.unit_id),
+            )
+        })?;
+        let row_key = keys::unit_row(exp, outcome.epoch, &outcome.unit_id);
+        let row = out.rows.remove(&row_key);
+        let folded = fold(spec, assignment, row, &outcome);
+        out.rows.insert(row_key, folded.row);
+        for delta in &folded.deltas {
+            out.aggregates
+                .entry(keys::aggregate(exp, &delta.key))
+                .or_insert_with(|| StoredAggregate {
+                    key: delta.key.clone(),
+                    aggregate: MetricAggregate::default(),
+                })
+                .aggregate
+                .apply(delta);
+        }
+        if assignment.in_experiment {
+            let counters = out
+                .counters
+                .entry(keys::counter(exp, outcome.epoch, &outcome.arm))
+                .or_insert_with(|| ArmCounters {
+                    arm: outcome.arm.clone(),
+                    ..ArmCounters::default()
+                });
+            counters.outcomes += 1;
+            if folded.new_unit {
+                counters.units += 1;
+            }
+            if let Some(by) = outcome.handled_by {
+                *counters.handled_by.entry(by).or_insert(0) += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Compares one table of one experiment with its rebuilt entries; returns the keys to rewrite.
+fn compare<T: Serialize + DeserializeOwned>(
+    src: &dyn Scan,
+    exp: &str,
+    table: TreeId,
+    rebuilt: &BTreeMap<Vec<u8>, T>,
+    describe: impl Fn(&T) -> String,
+    mismatches: &mut Vec<Mismatch>,
+) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>> {
+    let mut live = BTreeMap::new();
+    for entry in src.scan_prefix(table, &keys::exp(exp)) {
+        let (k, v) = entry?;
+        live.insert(k, v);
+    }
+    let mut fixes = Vec::new();
+    let mut record = |entry: String, live: String, rebuilt: String| {
+        mismatches.push(Mismatch {
+            experiment: exp.to_string(),
+            table: table.name().to_string(),
+            entry,
+            live,
+            rebuilt,
+        });
+    };
+    for (key, value) in rebuilt {
+        let want = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
+        let encoded = crate::codec::encode(value);
+        match live.remove(key) {
+            None => {
+                record(describe(value), "null".to_string(), want.to_string());
+                fixes.push((key.clone(), Some(encoded)));
+            }
+            Some(bytes) => match decode::<T>(table, key, &bytes) {
+                Ok(have) => {
+                    let have = serde_json::to_value(&have).unwrap_or(serde_json::Value::Null);
+                    if !json_close(&have, &want) {
+                        record(describe(value), have.to_string(), want.to_string());
+                        fixes.push((key.clone(), Some(encoded)));
+                    }
+                }
+                Err(e) => {
+                    record(
+                        describe(value),
+                        format!("{:?}", e.to_string()),
+                        want.to_string(),
+                    );
+                    fixes.push((key.clone(), Some(encoded)));
+                }
+            },
+        }
+    }
+    for (key, bytes) in live {
+        let shown = match decode::<T>(table, &key, &bytes) {
+            Ok(have) => serde_json::to_value(&have)
+                .unwrap_or(serde_json::Value::Null)
+                .to_string(),
+            Err(e) => format!("{:?}", e.to_string()),
+        };
+        record(
+            format!("key {}", hex::encode(&key)),
+            shown,
+            "null".to_string(),
+        );
+        fixes.push((key, None));
+    }
+    Ok(fixes)
+}
+
+/// Rebuilds every experiment; in [`RebuildMode::Replace`] the fixes join `batch`.
+pub(crate) fn rebuild(
+    src: &dyn Scan,
+    batch: &mut Writes,
+    mode: RebuildMode,
+) -> Result<RebuildReport> {
+    let mut report = RebuildReport {
+        experiments: 0,
+        outcomes: 0,
+        assignments: 0,
+        mismatches: Vec::new(),
+        replaced: false,
+    };
+    let mut fixes: Vec<(TreeId, Vec<(Vec<u8>, Option<Vec<u8>>)>)> = Vec::new();
+    for current in ops::experiments(src)? {
+        let exp = current.key.as_str();
+        report.experiments += 1;
+        let derived = derive(src, exp, &mut report)?;
+        let m = &mut report.mismatches;
+        fixes.push((
+            TreeId::Units,
+            compare(
+                src,
+                exp,
+                TreeId::Units,
+                &derived.rows,
+                |r| format!("epoch {} unit {:?}", r.epoch, r.unit_id),
+                m,
+            )?,
+        ));
+        fixes.push((
+            TreeId::Aggregates,
+            compare(
+                src,
+                exp,
+                TreeId::Aggregates,
+                &derived.aggregates,
+                |a| {
+                    format!(
+                        "epoch {} arm {:?} metric {:?} scope {:?}",
+                        a.key.epoch, a.key.arm, a.key.metric, a.key.scope
+                    )
+                },
+                m,
+            )?,
+        ));
+        fixes.push((
+            TreeId::Counters,
+            compare(
+                src,
+                exp,
+                TreeId::Counters,
+                &derived.counters,
+                |c| format!("arm {:?}", c.arm),
+                m,
+            )?,
+        ));
+        fixes.push((
+            TreeId::AssignmentCounts,
+            compare(
+                src,
+                exp,
+                TreeId::AssignmentCounts,
+                &derived.counts,
+                |c| format!("period {} arm {:?}", c.period, c.arm),
+                m,
+            )?,
+        ));
+    }
+    if mode == RebuildMode::Replace {
+        atomically(src.as_source(), batch, |tx| {
+            for (tree, entries) in fixes {
+                for (key, value) in entries {
+                    match value {
+                        Some(v) => tx.put_raw(tree, key, v),
+                        None => tx.remove(tree, key),
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        report.replaced = true;
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn json_close_tolerates_rounding_but_not_differences() {
+        assert!(json_close(
+            &json!({"a": [1.0, 2.0]}),
+            &json!({"a": [1.0 + 1e-12, 2.0]})
+        ));
+        assert!(!json_close(
+            &json!({"a": [1.0, 2.0]}),
+            &json!({"a": [1.0 + 1e-6, 2.0]})
+        ));
+        assert!(!json_close(&json!({"a": 1}), &json!({"a": 1, "b": 2})));
+        assert!(!json_close(&json!({"a": "x"}), &json!({"a": "y"})));
+        assert!(json_close(&json!(1e12), &json!(1e12 + 1e-1)));
+    }
+}
