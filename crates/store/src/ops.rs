@@ -490,7 +490,10 @@ pub(crate) fn versions(src: &dyn Scan, key: &str) -> Result<Vec<ExperimentVersio
 }
 
 pub(crate) fn experiments(src: &dyn Scan) -> Result<Vec<ExperimentVersion>> {
-    scan_as(src, TreeId::Experiments, &[])
+    // Keys are length-prefixed, so the table's order is by length first; callers want by key.
+    let mut all: Vec<ExperimentVersion> = scan_as(src, TreeId::Experiments, &[])?;
+    all.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(all)
 }
 
 pub(crate) fn epochs(src: &dyn Scan, key: &str) -> Result<Vec<Epoch>> {
