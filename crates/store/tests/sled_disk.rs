@@ -1,0 +1,481 @@
+//! SledStore on disk: reopening, tampering with the raw trees, corrupt records, open errors and concurrent writers.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use common::*;
+use liftlab_domain::Transition;
+use liftlab_store::{RebuildMode, SledStore, Store, StoreError};
+use serde_json::Value;
+
+const T0: i64 = 1_700_000_000_000;
+
+/// A small workload: two experiments, assignments, outcomes, a rebaseline. Returns audit records written.
+fn workload(store: &dyn Store) -> u64 {
+    for key in ["alpha", "beta"] {
+        store
+            .create_experiment(fixed_spec(key), T0)
+            .expect("created");
+        store
+            .transition(key, Transition::Start, None, T0 + 1)
+            .expect("started");
+    }
+    let spec = fixed_spec("alpha");
+    for i in 0..12u32 {
+        let unit = format!("u{i}");
+        let arm = if i % 2 == 0 { "ai" } else { "human" };
+        store
+            .record_assignment(assignment("alpha", &unit, arm, 0.5))
+            .expect("assigned");
+        store
+            .record_outcome(
+                &spec,
+                outcome(
+                    "alpha",
+                    &format!("e{i}"),
+                    &unit,
+                    arm,
+                    &[("minutes", f64::from(i))],
+                ),
+            )
+            .expect("recorded");
+    }
+    store
+        .rebaseline("beta", "test", T0 + 99)
+        .expect("rebaselined");
+    store.verify().expect("verifies").records
+}
+
+/// Opens the raw sled database of a closed store.
+fn raw(dir: &Path) -> sled::Db {
+    sled::open(dir).expect("the raw database opens")
+}
+
+/// The audit key of record `seq`.
+fn audit_key(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+/// Decodes a stored value (version byte + JSON).
+fn json_of(bytes: &[u8]) -> Value {
+    assert_eq!(bytes[0], 1, "the version tag");
+    serde_json::from_slice(&bytes[1..]).expect("a JSON body")
+}
+
+fn encoded(v: &Value) -> Vec<u8> {
+    let mut out = vec![1u8];
+    out.extend(serde_json::to_vec(v).expect("serializes"));
+    out
+}
+
+/// Builds the workload in a fresh directory, applies `tamper` to the raw trees, and verifies.
+fn verify_after(tamper: impl FnOnce(&sled::Db, u64)) -> (liftlab_store::VerifyReport, u64) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let total = {
+        let store = SledStore::open(dir.path()).expect("opens");
+        let total = workload(&store);
+        store.close().expect("closes");
+        total
+    };
+    {
+        let db = raw(dir.path());
+        tamper(&db, total);
+        db.flush().expect("flushes");
+    }
+    let store = SledStore::open(dir.path()).expect("reopens");
+    (store.verify().expect("runs"), total)
+}
+
+#[test]
+fn reopening_keeps_everything() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let snapshot = |store: &dyn Store| {
+        (
+            store.experiments().expect("listed"),
+            store.versions("alpha").expect("found"),
+            store.epochs("beta").expect("found"),
+            store.assignment("alpha", "u3").expect("read"),
+            store.assignment_by_task("alpha", "u4").expect("read"),
+            store.aggregates("alpha", 0).expect("found"),
+            store.arm_counters("alpha", 0).expect("found"),
+            store.assignment_counts("alpha", 0).expect("found"),
+            store.unit_rows("alpha", 0).expect("found"),
+            store.audit("alpha", 0, 1000).expect("found"),
+            store
+                .outcomes("alpha")
+                .expect("found")
+                .collect::<Result<Vec<_>, _>>()
+                .expect("decodes"),
+            store.verify().expect("verifies"),
+        )
+    };
+    let before = {
+        let store = SledStore::open(dir.path()).expect("opens");
+        workload(&store);
+        let s = snapshot(&store);
+        store.close().expect("closes");
+        s
+    };
+    let store = SledStore::open(dir.path()).expect("reopens");
+    let after = snapshot(&store);
+    assert_eq!(before, after);
+    assert!(after.11.ok);
+    assert!(after.3.is_some() && after.4.is_some());
+    // The chain goes on from where it stopped.
+    store
+        .record_assignment(assignment("alpha", "late", "ai", 0.5))
+        .expect("assigned");
+    let report = store.verify().expect("verifies");
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.records, after.11.records + 1);
+}
+
+#[test]
+fn verify_passes_an_untouched_chain() {
+    let (report, total) = verify_after(|_, _| {});
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.records, total);
+}
+
+#[test]
+fn verify_names_an_edited_record() {
+    let (report, _) = verify_after(|db, _| {
+        let audit = db.open_tree("audit").expect("tree");
+        let mut record = json_of(&audit.get(audit_key(7)).expect("reads").expect("exists"));
+        record["payload"] = Value::String(
+            record["payload"]
+                .as_str()
+                .expect("text")
+                .replace("u0", "u9"),
+        );
+        audit
+            .insert(audit_key(7), encoded(&record))
+            .expect("writes");
+    });
+    assert!(!report.ok);
+    assert_eq!(report.first_bad, Some(7));
+    assert_eq!(report.records, 6);
+    assert!(report.reason.expect("a reason").contains("contents"));
+}
+
+#[test]
+fn verify_names_an_edit_that_also_rewrote_the_hash() {
+    let (report, _) = verify_after(|db, _| {
+        let audit = db.open_tree("audit").expect("tree");
+        let mut record = json_of(&audit.get(audit_key(7)).expect("reads").expect("exists"));
+        record["ts"] = Value::from(1);
+        record["hash"] = Value::String("ab".repeat(32));
+        audit
+            .insert(audit_key(7), encoded(&record))
+            .expect("writes");
+    });
+    assert_eq!(report.first_bad, Some(7));
+}
+
+#[test]
+fn verify_names_a_deleted_record() {
+    let (report, _) = verify_after(|db, _| {
+        db.open_tree("audit")
+            .expect("tree")
+            .remove(audit_key(5))
+            .expect("removes");
+    });
+    assert!(!report.ok);
+    assert_eq!(report.first_bad, Some(5));
+    assert!(report.reason.expect("a reason").contains("missing"));
+}
+
+#[test]
+fn verify_names_swapped_records() {
+    let (report, _) = verify_after(|db, _| {
+        let audit = db.open_tree("audit").expect("tree");
+        let a = audit.get(audit_key(3)).expect("reads").expect("exists");
+        let b = audit.get(audit_key(4)).expect("reads").expect("exists");
+        audit.insert(audit_key(3), b).expect("writes");
+        audit.insert(audit_key(4), a).expect("writes");
+    });
+    assert!(!report.ok);
+    assert_eq!(report.first_bad, Some(3));
+}
+
+#[test]
+fn verify_names_a_truncated_tail() {
+    let (report, total) = verify_after(|db, total| {
+        db.open_tree("audit")
+            .expect("tree")
+            .remove(audit_key(total))
+            .expect("removes");
+    });
+    assert!(!report.ok);
+    assert_eq!(report.first_bad, Some(total));
+    assert_eq!(report.records, total - 1);
+}
+
+#[test]
+fn verify_names_an_unreadable_record() {
+    let (report, _) = verify_after(|db, _| {
+        db.open_tree("audit")
+            .expect("tree")
+            .insert(audit_key(9), &b"\x01{not json"[..])
+            .expect("writes");
+    });
+    assert_eq!(report.first_bad, Some(9));
+    assert!(report.reason.expect("a reason").contains("cannot be read"));
+}
+
+/// The raw key of an experiment in the `experiments` table (u16 length + key).
+fn experiment_key(key: &str) -> Vec<u8> {
+    let mut out = u16::try_from(key.len())
+        .expect("short")
+        .to_be_bytes()
+        .to_vec();
+    out.extend_from_slice(key.as_bytes());
+    out
+}
+
+#[test]
+fn corrupt_records_are_errors_that_name_tree_and_key() {
+    for garbage in [
+        &b"\x09{}"[..],
+        &b"\x01{\"key\":"[..],
+        &b""[..],
+        &b"\x01[1,2]"[..],
+    ] {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        {
+            let store = SledStore::open(dir.path()).expect("opens");
+            workload(&store);
+            store.close().expect("closes");
+        }
+        {
+            let db = raw(dir.path());
+            db.open_tree("experiments")
+                .expect("tree")
+                .insert(experiment_key("alpha"), garbage)
+                .expect("writes");
+            db.flush().expect("flushes");
+        }
+        let store = SledStore::open(dir.path()).expect("reopens");
+        match store.experiment("alpha") {
+            Err(StoreError::Corrupt { tree, key, reason }) => {
+                assert_eq!(tree, "experiments");
+                assert_eq!(key, hex::encode(experiment_key("alpha")));
+                assert!(!reason.is_empty());
+            }
+            other => panic!("expected Corrupt for {garbage:?}, got {other:?}"),
+        }
+        assert!(matches!(
+            store.experiments(),
+            Err(StoreError::Corrupt { .. })
+        ));
+        // Other experiments are unaffected.
+        assert_eq!(store.experiment("beta").expect("readable").key, "beta");
+    }
+}
+
+#[test]
+fn open_refuses_a_locked_directory() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let first = SledStore::open(dir.path()).expect("opens");
+    match SledStore::open(dir.path()) {
+        Err(StoreError::Locked { path }) => assert_eq!(path, dir.path()),
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    first.close().expect("closes");
+    drop(first);
+    SledStore::open(dir.path()).expect("opens once released");
+}
+
+#[test]
+fn open_refuses_a_file() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"hello").expect("writes");
+    let err = SledStore::open(&file).expect_err("refused");
+    assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+    assert!(err.to_string().contains("not a directory"), "{err}");
+}
+
+#[test]
+fn open_refuses_a_directory_below_a_file() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"hello").expect("writes");
+    let err = SledStore::open(file.join("data")).expect_err("refused");
+    assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+}
+
+#[test]
+fn open_refuses_garbage_database_files() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    {
+        let store = SledStore::open(dir.path()).expect("opens");
+        workload(&store);
+        store.close().expect("closes");
+    }
+    std::fs::write(dir.path().join("conf"), b"\xff\xfe garbage").expect("writes");
+    let err = SledStore::open(dir.path()).expect_err("refused");
+    assert!(err.is_internal(), "{err:?}");
+}
+
+#[test]
+fn open_refuses_an_unknown_schema_version() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    {
+        let store = SledStore::open(dir.path()).expect("opens");
+        store.close().expect("closes");
+    }
+    {
+        let db = raw(dir.path());
+        db.open_tree("meta")
+            .expect("tree")
+            .insert(b"schema", encoded(&Value::from(99)))
+            .expect("writes");
+        db.flush().expect("flushes");
+    }
+    let err = SledStore::open(dir.path()).expect_err("refused");
+    match err {
+        StoreError::Corrupt { tree, reason, .. } => {
+            assert_eq!(tree, "meta");
+            assert!(reason.contains("99"), "{reason}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[test]
+fn rebuild_finds_and_repairs_a_tampered_aggregate() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    {
+        let store = SledStore::open(dir.path()).expect("opens");
+        workload(&store);
+        store.close().expect("closes");
+    }
+    {
+        let db = raw(dir.path());
+        let aggs = db.open_tree("aggregates").expect("tree");
+        let (key, value) = aggs.iter().next().expect("an aggregate").expect("reads");
+        let mut agg = json_of(&value);
+        let mean = agg["aggregate"]["moments"]["mean"]
+            .as_f64()
+            .expect("a mean");
+        agg["aggregate"]["moments"]["mean"] = Value::from(mean + 1.0);
+        aggs.insert(key, encoded(&agg)).expect("writes");
+        let units = db.open_tree("units").expect("tree");
+        let (key, _) = units.iter().next().expect("a row").expect("reads");
+        units.remove(key).expect("removes");
+        db.flush().expect("flushes");
+    }
+    let store = SledStore::open(dir.path()).expect("reopens");
+    let check = store.rebuild(RebuildMode::Check).expect("runs");
+    let mut tables: Vec<&str> = check.mismatches.iter().map(|m| m.table.as_str()).collect();
+    tables.sort_unstable();
+    assert_eq!(
+        tables,
+        vec!["aggregates", "units"],
+        "{:#?}",
+        check.mismatches
+    );
+    let units_mismatch = check
+        .mismatches
+        .iter()
+        .find(|m| m.table == "units")
+        .expect("one");
+    assert_eq!(units_mismatch.live, "null");
+    assert!(!check.replaced);
+    // Check changed nothing.
+    assert_eq!(
+        store
+            .rebuild(RebuildMode::Check)
+            .expect("runs")
+            .mismatches
+            .len(),
+        2
+    );
+
+    let repair = store.rebuild(RebuildMode::Replace).expect("runs");
+    assert!(repair.replaced);
+    assert_eq!(repair.mismatches.len(), 2);
+    let after = store.rebuild(RebuildMode::Check).expect("runs");
+    assert!(after.mismatches.is_empty(), "{:#?}", after.mismatches);
+    store.close().expect("closes");
+    drop(store);
+    let reopened = SledStore::open(dir.path()).expect("reopens");
+    assert!(reopened
+        .rebuild(RebuildMode::Check)
+        .expect("runs")
+        .mismatches
+        .is_empty());
+}
+
+#[test]
+fn concurrent_writers_share_commits_and_keep_the_chain() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = Arc::new(SledStore::open(dir.path()).expect("opens"));
+    store
+        .create_experiment(fixed_spec("conc"), T0)
+        .expect("created");
+    store
+        .transition("conc", Transition::Start, None, T0 + 1)
+        .expect("started");
+    let threads: Vec<_> = (0..16u32)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                let spec = fixed_spec("conc");
+                for i in 0..40u32 {
+                    let unit = format!("t{t}-u{i}");
+                    let arm = if i % 2 == 0 { "ai" } else { "human" };
+                    let got = store
+                        .record_assignment(assignment("conc", &unit, arm, 0.5))
+                        .expect("assigned");
+                    assert_eq!(got.unit_id, unit);
+                    // Every thread also races on the same unit: one of them wins.
+                    let shared = store
+                        .record_assignment(assignment("conc", "shared", arm, 0.5))
+                        .expect("answered");
+                    assert_eq!(shared.unit_id, "shared");
+                    let o = outcome(
+                        "conc",
+                        &format!("{unit}-e"),
+                        &unit,
+                        arm,
+                        &[("minutes", 1.0)],
+                    );
+                    store.record_outcome(&spec, o).expect("recorded");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a writer thread finished");
+    }
+    let total: u64 = store
+        .assignment_counts("conc", 0)
+        .expect("found")
+        .iter()
+        .map(|c| c.count)
+        .sum();
+    assert_eq!(total, 16 * 40 + 1);
+    let counters: u64 = store
+        .arm_counters("conc", 0)
+        .expect("found")
+        .iter()
+        .map(|c| c.outcomes)
+        .sum();
+    assert_eq!(counters, 16 * 40);
+    store.close().expect("closes");
+    drop(store);
+    let store = SledStore::open(dir.path()).expect("reopens");
+    let report = store.verify().expect("verifies");
+    assert!(report.ok, "{report:?}");
+    // created + period + started, then 641 assignments and 640 outcomes.
+    assert_eq!(report.records, 3 + 641 + 640);
+    assert!(store
+        .rebuild(RebuildMode::Check)
+        .expect("runs")
+        .mismatches
+        .is_empty());
+}
