@@ -20,11 +20,13 @@
 //! - [`DomainError`]: the crate's one error type.
 
 pub mod assign;
+pub mod drift;
 pub mod error;
 pub mod fold;
 pub mod hash;
 pub mod lifecycle;
 pub mod model;
+pub mod report;
 pub mod spec;
 pub mod thompson;
 

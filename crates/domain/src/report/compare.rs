@@ -17,6 +17,20 @@ pub(crate) fn count_f64(n: u64) -> f64 {
     n as f64
 }
 
+/// Converts a collection length to `f64`; exact for any length that fits in memory.
+pub(crate) fn len_f64(n: usize) -> f64 {
+    // Lengths stay far below 2^53, where the conversion is exact.
+    n as f64
+}
+
+/// A non-negative whole number held in an `f64` as a count; `None` when it is not finite,
+/// negative or beyond 2^53 (where `f64` stops being exact).
+pub(crate) fn whole(x: f64) -> Option<u64> {
+    let x = x.ceil();
+    // In [0, 2^53] every integer-valued f64 converts to u64 exactly.
+    (x.is_finite() && (0.0..=9_007_199_254_740_992.0).contains(&x)).then_some(x as u64)
+}
+
 /// One arm's summary from its moments (and inverse-propensity sums under a bandit).
 pub(crate) fn arm_stats(arm: &str, moments: &Moments, ipw: Option<(f64, f64)>) -> ArmStats {
     let ipw_mean = ipw.and_then(|(weight, weighted_sum)| {

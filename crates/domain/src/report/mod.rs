@@ -104,14 +104,16 @@ pub struct ReportInput<'a> {
 
 /// The aggregates of one epoch, indexed by (arm, metric, scope).
 pub(crate) struct AggIndex<'a> {
-    map: BTreeMap<(&'a str, &'a str), Vec<(&'a AggScope, &'a MetricAggregate)>>,
+    map: BTreeMap<&'a str, BTreeMap<&'a str, Vec<(&'a AggScope, &'a MetricAggregate)>>>,
 }
 
 impl<'a> AggIndex<'a> {
     fn new(epoch: u64, aggregates: &'a [(AggKey, MetricAggregate)]) -> Self {
-        let mut map: BTreeMap<(&str, &str), Vec<(&AggScope, &MetricAggregate)>> = BTreeMap::new();
+        let mut map: BTreeMap<&str, BTreeMap<&str, Vec<_>>> = BTreeMap::new();
         for (key, agg) in aggregates.iter().filter(|(k, _)| k.epoch == epoch) {
-            map.entry((key.arm.as_str(), key.metric.as_str()))
+            map.entry(key.arm.as_str())
+                .or_default()
+                .entry(key.metric.as_str())
                 .or_default()
                 .push((&key.scope, agg));
         }
@@ -133,7 +135,8 @@ impl<'a> AggIndex<'a> {
         metric: &str,
     ) -> impl Iterator<Item = (&'a AggScope, &'a MetricAggregate)> + '_ {
         self.map
-            .get(&(arm, metric))
+            .get(arm)
+            .and_then(|metrics| metrics.get(metric))
             .into_iter()
             .flat_map(|v| v.iter().copied())
     }

@@ -361,8 +361,8 @@ pub struct RoiResult {
     pub cost_per_case_ci: BTreeMap<String, Interval>,
     /// The treatment arm the savings below are for.
     pub arm: Option<String>,
-    /// What the savings are computed from: `cost_metric` or `human_time`.
-    pub savings_basis: Option<String>,
+    /// What the savings are computed from.
+    pub savings_basis: Option<SavingsBasis>,
     /// (baseline − treatment cost per case) × volume per month, with Welch's interval.
     pub monthly_savings: Option<Interval>,
     /// (baseline − treatment duration) in hours × volume per month.
@@ -373,6 +373,16 @@ pub struct RoiResult {
     pub automation_coverage: BTreeMap<String, f64>,
     /// Savings of every treatment arm.
     pub by_arm: Vec<ArmSavings>,
+}
+
+/// What monthly savings are computed from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SavingsBasis {
+    /// The difference in the ROI cost metric per case.
+    CostMetric,
+    /// Hours saved on the ROI duration metric times the human cost per hour.
+    HumanTime,
 }
 
 /// Savings of one treatment arm.

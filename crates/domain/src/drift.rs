@@ -1,0 +1,355 @@
+//! Drift monitoring: per metric and arm, Page–Hinkley, two-sided CUSUM and a windowed two-sample test over the outcome stream.
+//!
+//! The store keeps one [`DriftMonitor`] per (experiment, epoch) and calls
+//! [`DriftMonitor::observe`] with every recorded outcome; the monitor is serde-serializable so
+//! it can be persisted beside the aggregates. Its memory is bounded: per monitored
+//! (metric, arm) stream it holds the reference moments, the two detectors' state and a ring
+//! buffer of the last `recent_window` values.
+//!
+//! How a stream works, with the spec's `drift` settings (defaults in brackets, see
+//! [`crate::spec::DriftSpec`]):
+//! 1. The first `reference_window` [500] values of the stream form the reference: its mean μ
+//!    and standard deviation σ. A binary metric whose reference holds only one value uses the
+//!    Jeffreys-smoothed σ = √(p̃(1 − p̃)), p̃ = (k + ½)/(n + 1); any other metric with σ = 0
+//!    keeps extending its reference until the values vary.
+//! 2. After that every value x feeds
+//!    - Page–Hinkley on z = (x − μ)/σ with δ = `page_hinkley.delta` [0.1] and
+//!      λ = `page_hinkley.lambda` [50] (both in reference sds), silent for the first
+//!      [`PH_MIN_SAMPLES`] values;
+//!    - a two-sided tabular CUSUM with reference (μ, σ), slack `cusum.slack` [0.25] and
+//!      threshold `cusum.threshold` [15] (in reference sds);
+//!    - a ring buffer of the last `recent_window` [200] values. Each time the buffer has been
+//!      filled afresh (tumbling windows), Welch's test compares it with the reference at
+//!      `window_alpha` [0.001]. A shift is detected when two consecutive windows are
+//!      significant in the same direction, so repeated looks do not add up to false alarms.
+//! 3. A detection is recorded with the timestamp of the event that triggered it, its direction
+//!    and its detector, and the stream starts over (a new reference is learned from the values
+//!    that follow), so each regime change is reported once.
+//!
+//! Detections beyond [`MAX_DETECTIONS`] are counted, not kept.
+
+use std::collections::VecDeque;
+
+use liftlab_stats::{
+    window_test, Cusum, CusumParams, Direction, DriftSignal, Moments, PageHinkley,
+    PageHinkleyParams, SampleStats,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Millis, Outcome};
+use crate::spec::{DriftSpec, ExperimentSpec, MetricKind};
+
+/// Page–Hinkley raises no alarm in the first this many values after its reference is set.
+pub const PH_MIN_SAMPLES: u64 = 30;
+
+/// The most detections a monitor keeps; later ones are only counted.
+pub const MAX_DETECTIONS: usize = 100;
+
+/// Which way a metric moved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShiftDirection {
+    /// The mean went up.
+    Up,
+    /// The mean went down.
+    Down,
+}
+
+impl ShiftDirection {
+    /// `up` or `down`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShiftDirection::Up => "up",
+            ShiftDirection::Down => "down",
+        }
+    }
+}
+
+impl From<Direction> for ShiftDirection {
+    fn from(d: Direction) -> Self {
+        match d {
+            Direction::Up => ShiftDirection::Up,
+            Direction::Down => ShiftDirection::Down,
+        }
+    }
+}
+
+/// Which detector fired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Detector {
+    /// The Page–Hinkley test.
+    PageHinkley,
+    /// The two-sided CUSUM.
+    Cusum,
+    /// The windowed two-sample test (recent window against the reference).
+    Window,
+}
+
+impl Detector {
+    /// `page_hinkley`, `cusum` or `window`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Detector::PageHinkley => "page_hinkley",
+            Detector::Cusum => "cusum",
+            Detector::Window => "window",
+        }
+    }
+}
+
+/// One detected shift.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Detection {
+    /// The metric that shifted.
+    pub metric: String,
+    /// The arm whose stream shifted.
+    pub arm: String,
+    /// The timestamp of the event at which the shift was detected.
+    pub detected_at: Millis,
+    /// Which way.
+    pub direction: ShiftDirection,
+    /// Which detector fired.
+    pub detector: Detector,
+    /// The reference mean the shift was measured against.
+    pub reference_mean: f64,
+}
+
+/// The detectors of a stream whose reference is set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Armed {
+    mean: f64,
+    sd: f64,
+    page_hinkley: PageHinkley,
+    cusum: Cusum,
+    recent: VecDeque<f64>,
+    recent_moments: Moments,
+    since_test: u64,
+    pending_window: Option<ShiftDirection>,
+}
+
+/// One monitored (metric, arm) stream.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Stream {
+    metric: String,
+    arm: String,
+    reference: Moments,
+    armed: Option<Armed>,
+}
+
+/// The drift state of one experiment epoch: a stream per monitored (metric, arm) and the
+/// detections so far.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DriftMonitor {
+    streams: Vec<Stream>,
+    detections: Vec<Detection>,
+    dropped: u64,
+}
+
+impl DriftMonitor {
+    /// An empty monitor (a new epoch).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds one recorded outcome: each of its values for a metric the spec's `drift` names
+    /// goes to that metric's stream for the outcome's arm. Returns what was detected now.
+    ///
+    /// Does nothing when the spec monitors no drift.
+    pub fn observe(&mut self, spec: &ExperimentSpec, outcome: &Outcome) -> Vec<Detection> {
+        let Some(settings) = spec.drift() else {
+            return Vec::new();
+        };
+        let mut found = Vec::new();
+        for metric in settings.metrics() {
+            let Some(&x) = outcome.metrics.get(metric) else {
+                continue;
+            };
+            if !x.is_finite() {
+                continue;
+            }
+            let binary = spec
+                .metric(metric)
+                .is_some_and(|m| m.kind() == MetricKind::Binary);
+            let stream = self.stream(metric, &outcome.arm);
+            if let Some((direction, detector)) = stream.push(x, settings, binary) {
+                found.push(Detection {
+                    metric: metric.clone(),
+                    arm: outcome.arm.clone(),
+                    detected_at: outcome.ts,
+                    direction,
+                    detector,
+                    reference_mean: stream.reference.mean(),
+                });
+                stream.restart();
+            }
+        }
+        for d in &found {
+            if self.detections.len() < MAX_DETECTIONS {
+                self.detections.push(d.clone());
+            } else {
+                self.dropped += 1;
+            }
+        }
+        found
+    }
+
+    /// The detections kept, oldest first.
+    pub fn detections(&self) -> &[Detection] {
+        &self.detections
+    }
+
+    /// Detections beyond [`MAX_DETECTIONS`], counted but not kept.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// True when nothing was detected.
+    pub fn is_quiet(&self) -> bool {
+        self.detections.is_empty() && self.dropped == 0
+    }
+
+    fn stream(&mut self, metric: &str, arm: &str) -> &mut Stream {
+        let at = self
+            .streams
+            .iter()
+            .position(|s| s.metric == metric && s.arm == arm);
+        let at = match at {
+            Some(at) => at,
+            None => {
+                self.streams.push(Stream {
+                    metric: metric.to_string(),
+                    arm: arm.to_string(),
+                    reference: Moments::new(),
+                    armed: None,
+                });
+                self.streams.len() - 1
+            }
+        };
+        &mut self.streams[at]
+    }
+}
+
+/// The reference standard deviation used to standardize, or `None` while it is not usable yet.
+fn reference_sd(reference: &Moments, binary: bool) -> Option<f64> {
+    let sd = reference.sd();
+    if sd > 0.0 && sd.is_finite() {
+        return Some(sd);
+    }
+    if binary && reference.n() > 0 {
+        let n = crate::count_f64_u64(reference.n());
+        let p = (reference.sum() + 0.5) / (n + 1.0);
+        return Some((p * (1.0 - p)).sqrt());
+    }
+    None
+}
+
+impl Stream {
+    fn restart(&mut self) {
+        self.reference = Moments::new();
+        self.armed = None;
+    }
+
+    /// Feeds one value; returns a detection's direction and detector.
+    fn push(
+        &mut self,
+        x: f64,
+        settings: &DriftSpec,
+        binary: bool,
+    ) -> Option<(ShiftDirection, Detector)> {
+        let Some(armed) = self.armed.as_mut() else {
+            self.reference.push(x);
+            if self.reference.n() >= settings.reference_window() {
+                self.armed = arm(&self.reference, settings, binary);
+            }
+            return None;
+        };
+        let signal = |s: Option<DriftSignal>| s.map(|s| ShiftDirection::from(s.direction));
+        let z = (x - armed.mean) / armed.sd;
+        let ph = signal(armed.page_hinkley.update(z));
+        let cusum = signal(armed.cusum.update(x));
+        let window = armed.window(x, &self.reference, settings);
+        ph.map(|d| (d, Detector::PageHinkley))
+            .or(cusum.map(|d| (d, Detector::Cusum)))
+            .or(window.map(|d| (d, Detector::Window)))
+    }
+}
+
+/// Builds the detectors once the reference is usable.
+fn arm(reference: &Moments, settings: &DriftSpec, binary: bool) -> Option<Armed> {
+    let sd = reference_sd(reference, binary)?;
+    let mean = reference.mean();
+    let ph = settings.page_hinkley();
+    let page_hinkley = PageHinkley::new(PageHinkleyParams {
+        delta: ph.delta(),
+        lambda: ph.lambda(),
+        min_samples: PH_MIN_SAMPLES,
+    })
+    .ok()?;
+    let cs = settings.cusum();
+    let cusum = Cusum::with_reference(
+        CusumParams {
+            slack: cs.slack(),
+            threshold: cs.threshold(),
+            warmup: 0,
+        },
+        mean,
+        sd,
+    )
+    .ok()?;
+    Some(Armed {
+        mean,
+        sd,
+        page_hinkley,
+        cusum,
+        recent: VecDeque::new(),
+        recent_moments: Moments::new(),
+        since_test: 0,
+        pending_window: None,
+    })
+}
+
+impl Armed {
+    /// Adds `x` to the recent window and, each time the window has been filled afresh, tests it
+    /// against the reference; returns a direction on the second significant window in a row.
+    fn window(
+        &mut self,
+        x: f64,
+        reference: &Moments,
+        settings: &DriftSpec,
+    ) -> Option<ShiftDirection> {
+        let size = settings.recent_window();
+        self.recent.push_back(x);
+        self.recent_moments.push(x);
+        while crate::count_f64(self.recent.len()) > crate::count_f64_u64(size) {
+            if let Some(old) = self.recent.pop_front() {
+                // The value was pushed before, so removing it cannot fail.
+                let _ = self.recent_moments.remove(old);
+            }
+        }
+        self.since_test += 1;
+        if self.since_test < size || crate::count_f64(self.recent.len()) < crate::count_f64_u64(size) {
+            return None;
+        }
+        self.since_test = 0;
+        let result = window_test(
+            &SampleStats::from(reference),
+            &SampleStats::from(&self.recent_moments),
+            settings.window_alpha(),
+        )
+        .ok()?;
+        let now = result
+            .direction
+            .filter(|_| result.shifted)
+            .map(ShiftDirection::from);
+        let confirmed = now.is_some() && now == self.pending_window;
+        self.pending_window = now;
+        if confirmed {
+            now
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
