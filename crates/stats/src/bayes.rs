@@ -2,7 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::StatsError;
+use crate::dist::{norm_cdf, norm_pdf, norm_ppf, norm_sf};
+use crate::error::{check_alpha, finite, positive, StatsError};
+
+/// Beyond this many posterior sds from 0 the risk is taken as exact
+/// (gbstats' short-circuit for numerical stability).
+const RISK_Z_CUTOFF: f64 = 37.0;
 
 /// A proper normal prior N(mean, variance) on the effect (gbstats uses it on
 /// the relative lift). Note that the second parameter is the variance.
@@ -34,8 +39,9 @@ pub struct Bayes {
 }
 
 /// The Gaussian effect model: posterior N(estimate, se²) under the default
-/// flat prior, or the precision-weighted posterior under a proper `prior`.
-/// `inverse` is for metrics where smaller is better.
+/// flat prior, or the precision-weighted posterior (precision 1/se² + 1/σ0²)
+/// under a proper `prior`. `inverse` is for metrics where smaller is better:
+/// it turns chance to win into P(Δ < 0) and swaps the two risks.
 pub fn bayesian(
     estimate: f64,
     se: f64,
@@ -43,12 +49,64 @@ pub fn bayesian(
     alpha: f64,
     inverse: bool,
 ) -> Result<Bayes, StatsError> {
-    todo!("{estimate}{se}{prior:?}{alpha}{inverse}")
+    finite("estimate", estimate)?;
+    if se == 0.0 {
+        return Err(StatsError::ZeroVariance("the estimate"));
+    }
+    positive("se", se)?;
+    check_alpha(alpha)?;
+    let (mean, sd) = match prior {
+        None => (estimate, se),
+        Some(p) => {
+            finite("prior mean", p.mean)?;
+            positive("prior variance", p.variance)?;
+            let data_precision = 1.0 / (se * se);
+            let precision = data_precision + 1.0 / p.variance;
+            let mean = (estimate * data_precision + p.mean / p.variance) / precision;
+            (mean, precision.recip().sqrt())
+        }
+    };
+    let z = norm_ppf(1.0 - alpha / 2.0);
+    let p_positive = norm_cdf(mean / sd);
+    let [risk_ctrl, risk_trt] = get_risk(mean, sd);
+    let (chance_to_win, risk_control, risk_treatment) = if inverse {
+        (norm_sf(mean / sd), risk_trt, risk_ctrl)
+    } else {
+        (p_positive, risk_ctrl, risk_trt)
+    };
+    Ok(Bayes {
+        mean,
+        sd,
+        chance_to_win,
+        ci_low: mean - z * sd,
+        ci_high: mean + z * sd,
+        risk_control,
+        risk_treatment,
+    })
 }
 
 /// gbstats' `get_risk` for a posterior N(mu, sigma²): [E[max(Δ, 0)],
 /// E[max(−Δ, 0)]], the expected loss of shipping control and of shipping
-/// treatment. A non-positive sigma is a point mass.
+/// treatment. A non-positive sigma is a point mass; beyond 37 sds the
+/// answer is [max(mu, 0), max(−mu, 0)] exactly, as gbstats short-circuits.
+///
+/// With z = mu/sigma, E[max(−Δ, 0)] = sigma·(φ(z) − z·Φ(−z)) and
+/// E[max(Δ, 0)] = mu + E[max(−Δ, 0)], both free of cancellation where it matters.
 pub fn get_risk(mu: f64, sigma: f64) -> [f64; 2] {
-    todo!("{mu}{sigma}")
+    let point = [mu.max(0.0), (-mu).max(0.0)];
+    if sigma.is_nan() || sigma <= 0.0 {
+        return point;
+    }
+    let z = mu / sigma;
+    if z.abs() > RISK_Z_CUTOFF {
+        return point;
+    }
+    if z >= 0.0 {
+        // Treatment is more likely better: the small quantity is the loss of shipping treatment.
+        let loss_trt = (sigma * (norm_pdf(z) - z * norm_sf(z))).max(0.0);
+        [mu + loss_trt, loss_trt]
+    } else {
+        let loss_ctrl = (sigma * (norm_pdf(z) + z * norm_cdf(z))).max(0.0);
+        [loss_ctrl, loss_ctrl - mu]
+    }
 }

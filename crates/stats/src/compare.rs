@@ -2,12 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::bayes::{Bayes, NormalPrior};
-use crate::effect::EffectSizes;
+use crate::bayes::{bayesian, Bayes, NormalPrior};
+use crate::effect::{effect_sizes, EffectSizes};
 use crate::error::StatsError;
-use crate::frequentist::{Alternative, Estimate};
+use crate::frequentist::{relative_lift, welch_absolute, Alternative, Estimate};
 use crate::moments::SampleStats;
-use crate::sequential::SequentialEstimate;
+use crate::sequential::{sequential, SequentialEstimate};
 
 /// What a full comparison computes.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -65,5 +65,50 @@ pub fn compare(
     treatment: &SampleStats,
     settings: &CompareSettings,
 ) -> Result<Comparison, StatsError> {
-    todo!("{control:?}{treatment:?}{settings:?}")
+    let absolute = welch_absolute(control, treatment, settings.alpha, settings.alternative)?;
+    let relative = match relative_lift(control, treatment, settings.alpha, settings.alternative) {
+        Ok(r) => Some(r),
+        Err(StatsError::ZeroBaseline | StatsError::ZeroVariance(_)) => None,
+        Err(e) => return Err(e),
+    };
+    let effect_sizes = effect_sizes(control, treatment, settings.binary).ok();
+    let n_total = control.n + treatment.n;
+    let (sequential_abs, sequential_rel) = match settings.sequential_tau {
+        None => (None, None),
+        Some(tau) => {
+            let run = |e: &Estimate| {
+                sequential(
+                    e.estimate,
+                    e.se,
+                    n_total,
+                    settings.alpha,
+                    tau,
+                    settings.alternative,
+                )
+            };
+            let rel = match &relative {
+                Some(r) => Some(run(r)?),
+                None => None,
+            };
+            (Some(run(&absolute)?), rel)
+        }
+    };
+    let bayes = match &relative {
+        Some(r) => Some(bayesian(
+            r.estimate,
+            r.se,
+            settings.prior,
+            settings.alpha,
+            settings.inverse,
+        )?),
+        None => None,
+    };
+    Ok(Comparison {
+        absolute,
+        relative,
+        effect_sizes,
+        sequential: sequential_abs,
+        sequential_relative: sequential_rel,
+        bayes,
+    })
 }

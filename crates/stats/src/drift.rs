@@ -2,8 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::StatsError;
-use crate::moments::{Moments, SampleStats};
+use crate::error::{finite, positive, StatsError};
+use crate::frequentist::{welch_absolute, Alternative};
+use crate::moments::{count_f64, Moments, SampleStats};
 
 /// The direction of a detected shift.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -51,9 +52,25 @@ pub struct PageHinkley {
 }
 
 impl PageHinkley {
-    /// A fresh detector; delta must be ≥ 0 and lambda > 0.
+    /// A fresh detector; delta must be finite and ≥ 0, lambda finite and > 0.
     pub fn new(params: PageHinkleyParams) -> Result<Self, StatsError> {
-        todo!("{params:?}")
+        if !(params.delta >= 0.0 && params.delta.is_finite()) {
+            return Err(StatsError::InvalidParameter {
+                name: "delta",
+                value: params.delta,
+                expected: "finite and >= 0",
+            });
+        }
+        positive("lambda", params.lambda)?;
+        Ok(Self {
+            params,
+            index: 0,
+            mean: Moments::new(),
+            sum_up: 0.0,
+            min_up: 0.0,
+            sum_down: 0.0,
+            max_down: 0.0,
+        })
     }
 
     /// The parameters.
@@ -61,9 +78,57 @@ impl PageHinkley {
         &self.params
     }
 
+    /// The number of observations fed so far.
+    pub fn count(&self) -> u64 {
+        self.index
+    }
+
     /// Feeds one observation; returns a signal when the detector fires.
+    ///
+    /// With x̄_t the running mean since the last reset, the upward statistic
+    /// is m_t − min_{s≤t} m_s for m_t = Σ(x − x̄ − δ), and the downward one
+    /// is max_{s≤t} M_s − M_t for M_t = Σ(x − x̄ + δ). A non-finite x is
+    /// ignored (it returns `None` and is not counted).
     pub fn update(&mut self, x: f64) -> Option<DriftSignal> {
-        todo!("{x}")
+        if !x.is_finite() {
+            return None;
+        }
+        let index = self.index;
+        self.index += 1;
+        self.mean.push(x);
+        let centered = x - self.mean.mean();
+        self.sum_up += centered - self.params.delta;
+        self.min_up = self.min_up.min(self.sum_up);
+        self.sum_down += centered + self.params.delta;
+        self.max_down = self.max_down.max(self.sum_down);
+        if self.mean.n() < self.params.min_samples {
+            return None;
+        }
+        let up = self.sum_up - self.min_up;
+        let down = self.max_down - self.sum_down;
+        let signal = if up > self.params.lambda {
+            Some((Direction::Up, up))
+        } else if down > self.params.lambda {
+            Some((Direction::Down, down))
+        } else {
+            None
+        };
+        signal.map(|(direction, statistic)| {
+            self.reset();
+            DriftSignal {
+                index,
+                direction,
+                statistic,
+            }
+        })
+    }
+
+    fn reset(&mut self) {
+        self.mean = Moments::new();
+        self.sum_up = 0.0;
+        self.min_up = 0.0;
+        self.sum_down = 0.0;
+        self.max_down = 0.0;
     }
 }
 
@@ -92,14 +157,52 @@ pub struct Cusum {
 }
 
 impl Cusum {
-    /// A detector that learns its reference from the first `warmup` observations.
+    /// A detector that learns its reference from the first `warmup`
+    /// observations (warmup ≥ 2); slack ≥ 0 and threshold > 0.
     pub fn new(params: CusumParams) -> Result<Self, StatsError> {
-        todo!("{params:?}")
+        Self::check(&params)?;
+        if params.warmup < 2 {
+            return Err(StatsError::InvalidParameter {
+                name: "warmup",
+                value: count_f64(params.warmup),
+                expected: "at least 2 when no reference is given",
+            });
+        }
+        Ok(Self {
+            params,
+            index: 0,
+            reference: Moments::new(),
+            fixed_reference: None,
+            upper: 0.0,
+            lower: 0.0,
+        })
     }
 
     /// A detector with a known reference mean and sd (sd > 0); no warm-up.
     pub fn with_reference(params: CusumParams, mean: f64, sd: f64) -> Result<Self, StatsError> {
-        todo!("{params:?}{mean}{sd}")
+        Self::check(&params)?;
+        finite("reference mean", mean)?;
+        positive("reference sd", sd)?;
+        Ok(Self {
+            params,
+            index: 0,
+            reference: Moments::new(),
+            fixed_reference: Some((mean, sd)),
+            upper: 0.0,
+            lower: 0.0,
+        })
+    }
+
+    fn check(params: &CusumParams) -> Result<(), StatsError> {
+        if !(params.slack >= 0.0 && params.slack.is_finite()) {
+            return Err(StatsError::InvalidParameter {
+                name: "slack",
+                value: params.slack,
+                expected: "finite and >= 0",
+            });
+        }
+        positive("threshold", params.threshold)?;
+        Ok(())
     }
 
     /// The parameters.
@@ -107,9 +210,53 @@ impl Cusum {
         &self.params
     }
 
-    /// Feeds one observation; returns a signal when either sum crosses the threshold.
+    /// The number of observations fed so far.
+    pub fn count(&self) -> u64 {
+        self.index
+    }
+
+    /// The reference (mean, sd) in use, once known.
+    pub fn reference(&self) -> Option<(f64, f64)> {
+        self.fixed_reference.or_else(|| {
+            let ready = self.reference.n() >= self.params.warmup && self.reference.sd() > 0.0;
+            ready.then(|| (self.reference.mean(), self.reference.sd()))
+        })
+    }
+
+    /// Feeds one observation; returns a signal when either sum crosses the
+    /// threshold. With z = (x − μ0)/σ0: S⁺ = max(0, S⁺ + z − k) and
+    /// S⁻ = max(0, S⁻ − z − k). During warm-up (and while the warm-up data
+    /// have zero spread) x joins the reference instead. A non-finite x is
+    /// ignored.
     pub fn update(&mut self, x: f64) -> Option<DriftSignal> {
-        todo!("{x}")
+        if !x.is_finite() {
+            return None;
+        }
+        let index = self.index;
+        self.index += 1;
+        let Some((mean, sd)) = self.reference() else {
+            self.reference.push(x);
+            return None;
+        };
+        let z = (x - mean) / sd;
+        self.upper = (self.upper + z - self.params.slack).max(0.0);
+        self.lower = (self.lower - z - self.params.slack).max(0.0);
+        let signal = if self.upper > self.params.threshold {
+            Some((Direction::Up, self.upper))
+        } else if self.lower > self.params.threshold {
+            Some((Direction::Down, self.lower))
+        } else {
+            None
+        };
+        signal.map(|(direction, statistic)| {
+            self.upper = 0.0;
+            self.lower = 0.0;
+            DriftSignal {
+                index,
+                direction,
+                statistic,
+            }
+        })
     }
 }
 
@@ -130,5 +277,16 @@ pub fn window_test(
     recent: &SampleStats,
     alpha: f64,
 ) -> Result<WindowTest, StatsError> {
-    todo!("{reference:?}{recent:?}{alpha}")
+    let test = welch_absolute(reference, recent, alpha, Alternative::TwoSided)?;
+    let shifted = test.p_value < alpha;
+    let direction = match (shifted, test.estimate > 0.0) {
+        (false, _) => None,
+        (true, true) => Some(Direction::Up),
+        (true, false) => Some(Direction::Down),
+    };
+    Ok(WindowTest {
+        p_value: test.p_value,
+        shifted,
+        direction,
+    })
 }

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::StatsError;
+use crate::dist::{t_ppf, t_sf};
+use crate::error::{check_alpha, finite, positive, StatsError};
 use crate::moments::SampleStats;
 
 /// The alternative hypothesis, stated about treatment minus control.
@@ -47,7 +48,9 @@ pub fn welch_absolute(
     alpha: f64,
     alternative: Alternative,
 ) -> Result<Estimate, StatsError> {
-    todo!("{control:?}{treatment:?}{alpha}{alternative:?}")
+    let dof = welch_dof(control, treatment)?;
+    let se = (control.var_of_mean() + treatment.var_of_mean()).sqrt();
+    t_test(treatment.mean - control.mean, se, dof, alpha, alternative)
 }
 
 /// The relative lift (mean_T − mean_B)/|mean_B| with the delta-method
@@ -59,16 +62,39 @@ pub fn relative_lift(
     alpha: f64,
     alternative: Alternative,
 ) -> Result<Estimate, StatsError> {
-    todo!("{control:?}{treatment:?}{alpha}{alternative:?}")
+    let dof = welch_dof(control, treatment)?;
+    let mu_b = control.mean;
+    if mu_b == 0.0 {
+        return Err(StatsError::ZeroBaseline);
+    }
+    let mu_b2 = mu_b * mu_b;
+    let variance = treatment.var_of_mean() / mu_b2
+        + control.var_of_mean() * treatment.mean * treatment.mean / (mu_b2 * mu_b2);
+    let estimate = (treatment.mean - mu_b) / mu_b.abs();
+    t_test(estimate, variance.sqrt(), dof, alpha, alternative)
 }
 
-/// The Welch–Satterthwaite degrees of freedom of two arms.
+/// The Welch–Satterthwaite degrees of freedom of two arms,
+/// (v_B/n_B + v_T/n_T)² / (v_B²/(n_B²(n_B−1)) + v_T²/(n_T²(n_T−1))).
+///
+/// Needs n ≥ 2 in both arms and at least one positive variance.
 pub fn welch_dof(control: &SampleStats, treatment: &SampleStats) -> Result<f64, StatsError> {
-    todo!("{control:?}{treatment:?}")
+    control.check("control arm", 2.0)?;
+    treatment.check("treatment arm", 2.0)?;
+    let (vb, vt) = (control.var_of_mean(), treatment.var_of_mean());
+    let denominator = vb * vb / (control.n - 1.0) + vt * vt / (treatment.n - 1.0);
+    if denominator.is_nan() || denominator <= 0.0 {
+        return Err(StatsError::ZeroVariance("the difference of means"));
+    }
+    Ok((vb + vt) * (vb + vt) / denominator)
 }
 
 /// A t-test of `estimate` with standard error `se` and `dof` degrees of
 /// freedom (`f64::INFINITY` for a z-test).
+///
+/// Two-sided: p = 2·P(T > |t|) and estimate ± t_{1−α/2}·se. `Greater`:
+/// p = P(T > t) and [estimate − t_{1−α}·se, +∞). `Less`: p = P(T < t) and
+/// (−∞, estimate + t_{1−α}·se].
 pub fn t_test(
     estimate: f64,
     se: f64,
@@ -76,5 +102,41 @@ pub fn t_test(
     alpha: f64,
     alternative: Alternative,
 ) -> Result<Estimate, StatsError> {
-    todo!("{estimate}{se}{dof}{alpha}{alternative:?}")
+    finite("estimate", estimate)?;
+    check_alpha(alpha)?;
+    if se == 0.0 {
+        return Err(StatsError::ZeroVariance("the estimate"));
+    }
+    positive("se", se)?;
+    if dof.is_nan() || dof <= 0.0 {
+        return Err(StatsError::InvalidParameter {
+            name: "dof",
+            value: dof,
+            expected: "> 0",
+        });
+    }
+    let t = estimate / se;
+    let (p_value, ci_low, ci_high) = match alternative {
+        Alternative::TwoSided => {
+            let half = t_ppf(1.0 - alpha / 2.0, dof) * se;
+            let p = (2.0 * t_sf(t.abs(), dof)).min(1.0);
+            (p, estimate - half, estimate + half)
+        }
+        Alternative::Greater => {
+            let half = t_ppf(1.0 - alpha, dof) * se;
+            (t_sf(t, dof), estimate - half, f64::INFINITY)
+        }
+        Alternative::Less => {
+            let half = t_ppf(1.0 - alpha, dof) * se;
+            (t_sf(-t, dof), f64::NEG_INFINITY, estimate + half)
+        }
+    };
+    Ok(Estimate {
+        estimate,
+        se,
+        ci_low,
+        ci_high,
+        p_value: p_value.clamp(0.0, 1.0),
+        dof,
+    })
 }

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::StatsError;
+use crate::dist::chi2_sf;
+use crate::error::{finite, positive, StatsError};
 
 /// Cochran's Q test of equal effects across segments.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -19,13 +20,55 @@ pub struct CochranQ {
 
 /// Cochran's Q over per-segment (estimate, se) pairs; needs ≥ 2 segments with se > 0.
 pub fn cochran_q(segments: &[(f64, f64)]) -> Result<CochranQ, StatsError> {
-    todo!("{segments:?}")
+    if segments.len() < 2 {
+        return Err(StatsError::TooFewEntries {
+            what: "Cochran's Q",
+            needed: 2,
+            got: segments.len(),
+        });
+    }
+    let mut sum_w = 0.0;
+    let mut sum_wx = 0.0;
+    for &(estimate, se) in segments {
+        finite("segment estimate", estimate)?;
+        positive("segment se", se)?;
+        let w = 1.0 / (se * se);
+        sum_w += w;
+        sum_wx += w * estimate;
+    }
+    let pooled = sum_wx / sum_w;
+    let q: f64 = segments
+        .iter()
+        .map(|&(estimate, se)| ((estimate - pooled) / se).powi(2))
+        .sum();
+    // The number of segments is small, so the conversion to f64 is exact.
+    let df = (segments.len() - 1) as f64;
+    let i_squared = if q > 0.0 {
+        ((q - df) / q).max(0.0)
+    } else {
+        0.0
+    };
+    Ok(CochranQ {
+        q,
+        df,
+        p_value: chi2_sf(q, df).clamp(0.0, 1.0),
+        i_squared,
+    })
 }
 
 /// The disparate-impact ratio rate_group / rate_reference (the four-fifths
 /// rule flags values below 0.8).
 pub fn disparate_impact(rate_group: f64, rate_reference: f64) -> Result<f64, StatsError> {
-    todo!("{rate_group}{rate_reference}")
+    finite("group rate", rate_group)?;
+    positive("reference rate", rate_reference)?;
+    if rate_group < 0.0 {
+        return Err(StatsError::InvalidParameter {
+            name: "group rate",
+            value: rate_group,
+            expected: ">= 0",
+        });
+    }
+    Ok(rate_group / rate_reference)
 }
 
 /// The smallest disparate-impact ratio over groups, against the most favored group.
@@ -40,6 +83,36 @@ pub struct DisparateImpact {
 }
 
 /// The minimum disparate-impact ratio over `rates` (each in [0, 1]) against the highest rate.
+///
+/// Needs at least two groups, rates in [0, 1] and a positive highest rate;
+/// ties pick the first index.
 pub fn disparate_impact_min(rates: &[f64]) -> Result<DisparateImpact, StatsError> {
-    todo!("{rates:?}")
+    if rates.len() < 2 {
+        return Err(StatsError::TooFewEntries {
+            what: "disparate impact",
+            needed: 2,
+            got: rates.len(),
+        });
+    }
+    if let Some(&bad) = rates.iter().find(|r| !(0.0..=1.0).contains(*r)) {
+        return Err(StatsError::InvalidParameter {
+            name: "group rate",
+            value: bad,
+            expected: "in [0, 1]",
+        });
+    }
+    let (mut group, mut reference) = (0, 0);
+    for (i, &r) in rates.iter().enumerate() {
+        if r < rates[group] {
+            group = i;
+        }
+        if r > rates[reference] {
+            reference = i;
+        }
+    }
+    Ok(DisparateImpact {
+        ratio: disparate_impact(rates[group], rates[reference])?,
+        group,
+        reference,
+    })
 }

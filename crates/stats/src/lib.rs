@@ -22,7 +22,8 @@
 //! - [`effect_sizes`]`(control, treatment, binary) -> Result<EffectSizes>`.
 //! - [`ratio_stats`]`(&CoMoments) -> Result<SampleStats>` (delta method with
 //!   covariance) and [`cuped`]`(&CoMoments, &CoMoments) -> Result<Cuped>`
-//!   (pooled θ; `Cuped::absolute`, `Cuped::relative`).
+//!   (pooled θ; `Cuped::absolute`, `Cuped::relative`; [`cuped_binary`] for
+//!   0/1 metrics with ddof 0).
 //! - [`sequential`]`(estimate, se, n_total, alpha, tau, Alternative) ->
 //!   Result<SequentialEstimate>`, [`DEFAULT_TAU`].
 //! - [`bayesian`]`(estimate, se, Option<NormalPrior>, alpha, inverse) ->
@@ -35,7 +36,8 @@
 //! - [`holm`], [`benjamini_hochberg`] `(&[f64]) -> Result<Vec<f64>>`, [`adjusted_ci`].
 //! - [`achieved_power`], [`mde_at`], [`sample_size_per_arm`] with
 //!   [`PowerSettings`] (fixed or sequential [`Design`]), [`frequentist_variance`],
-//!   and [`mid_experiment_power`] (gbstats' scaling factor).
+//!   and [`mid_experiment_power`] / [`mid_experiment_power_from_se`] (gbstats'
+//!   scaling factor).
 //! - [`cochran_q`], [`disparate_impact`], [`disparate_impact_min`].
 //!
 //! Bandits and drift:
@@ -61,10 +63,11 @@ pub mod heterogeneity;
 pub mod moments;
 pub mod multiple;
 pub mod power;
+mod quadrature;
 pub mod sequential;
 pub mod srm;
 
-pub use adjust::{cuped, ratio_stats, Cuped};
+pub use adjust::{cuped, cuped_binary, ratio_stats, Cuped};
 pub use bandit::{
     beta_prob_best, floor_weights, normal_arm_posterior, prob_best, Hajek, HajekEstimate,
 };
@@ -83,8 +86,11 @@ pub use heterogeneity::{
 pub use moments::{CoMoments, Moments, SampleStats};
 pub use multiple::{adjusted_ci, benjamini_hochberg, holm};
 pub use power::{
-    achieved_power, frequentist_variance, mde_at, mid_experiment_power, sample_size_per_arm,
-    Baseline, Design, MidExperimentPower, MidExperimentSettings, PowerSettings,
+    achieved_power, frequentist_variance, mde_at, mid_experiment_power,
+    mid_experiment_power_from_se, sample_size_per_arm, Baseline, Design, MidExperimentPower,
+    MidExperimentSettings, PowerSettings,
 };
-pub use sequential::{sequential, SequentialEstimate, DEFAULT_TAU};
+pub use sequential::{
+    sequential, SequentialEstimate, DEFAULT_TAU, ONE_SIDED_MAX_P, ONE_SIDED_MIN_P,
+};
 pub use srm::{srm, Srm, SRM_THRESHOLD};

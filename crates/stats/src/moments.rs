@@ -34,14 +34,15 @@ impl Moments {
     ///
     /// The subtraction Σx² − (Σx)²/n loses precision when the mean is large
     /// compared with the spread; prefer `push` when the values are at hand.
-    /// A negative M2 from rounding is clamped to 0, and n = 0 gives the
-    /// empty accumulator.
+    /// The sums are taken as given (M2 may come out slightly negative from
+    /// rounding; `variance` reports it as 0), and n = 0 gives the empty
+    /// accumulator.
     pub fn from_sums(n: u64, sum: f64, sum_sq: f64) -> Self {
         if n == 0 {
             return Self::default();
         }
         let mean = sum / count_f64(n);
-        let m2 = (sum_sq - sum * mean).max(0.0);
+        let m2 = sum_sq - sum * mean;
         Self { n, mean, m2 }
     }
 
@@ -109,21 +110,21 @@ impl Moments {
         self.m2
     }
 
-    /// The sample variance M2/(n−1); 0 when n < 2.
+    /// The sample variance M2/(n−1); 0 when n < 2 (and never negative).
     pub fn variance(&self) -> f64 {
         if self.n < 2 {
             0.0
         } else {
-            self.m2 / count_f64(self.n - 1)
+            (self.m2 / count_f64(self.n - 1)).max(0.0)
         }
     }
 
-    /// The population variance M2/n (ddof 0); 0 when empty.
+    /// The population variance M2/n (ddof 0); 0 when empty (and never negative).
     pub fn population_variance(&self) -> f64 {
         if self.n == 0 {
             0.0
         } else {
-            self.m2 / count_f64(self.n)
+            (self.m2 / count_f64(self.n)).max(0.0)
         }
     }
 
@@ -166,7 +167,9 @@ impl CoMoments {
 
     /// Builds an accumulator from raw sums: n, Σx, Σy, Σx², Σy², Σxy.
     ///
-    /// Negative M2 from rounding is clamped to 0; n = 0 gives the empty
+    /// The sums are taken as given, so inconsistent sums (Σy² < (Σy)²/n)
+    /// give a negative M2; the variance getters report such a value as 0,
+    /// while `ratio_stats` uses it as gbstats does. n = 0 gives the empty
     /// accumulator.
     pub fn from_sums(
         n: u64,
@@ -185,8 +188,8 @@ impl CoMoments {
             n,
             mean_x,
             mean_y,
-            m2_x: (sum_xx - sum_x * mean_x).max(0.0),
-            m2_y: (sum_yy - sum_y * mean_y).max(0.0),
+            m2_x: sum_xx - sum_x * mean_x,
+            m2_y: sum_yy - sum_y * mean_y,
             c_xy: sum_xy - sum_x * mean_y,
         }
     }
@@ -265,14 +268,24 @@ impl CoMoments {
         self.mean_y
     }
 
-    /// The sample variance of x (n−1); 0 when n < 2.
+    /// The sample variance of x (n−1); 0 when n < 2 (and never negative).
     pub fn variance_x(&self) -> f64 {
-        self.per_dof(self.m2_x)
+        self.per_dof(self.m2_x).max(0.0)
     }
 
-    /// The sample variance of y (n−1); 0 when n < 2.
+    /// The sample variance of y (n−1); 0 when n < 2 (and never negative).
     pub fn variance_y(&self) -> f64 {
-        self.per_dof(self.m2_y)
+        self.per_dof(self.m2_y).max(0.0)
+    }
+
+    /// M2 of x, as accumulated (negative only for inconsistent sums).
+    pub fn m2_x(&self) -> f64 {
+        self.m2_x
+    }
+
+    /// M2 of y, as accumulated (negative only for inconsistent sums).
+    pub fn m2_y(&self) -> f64 {
+        self.m2_y
     }
 
     /// The sample covariance of x and y (n−1); 0 when n < 2.
@@ -301,6 +314,15 @@ impl CoMoments {
     /// The co-moment Σ(x−x̄)(y−ȳ).
     pub fn c_xy(&self) -> f64 {
         self.c_xy
+    }
+
+    /// A co-moment divided by n − `ddof`; 0 when n ≤ ddof.
+    pub(crate) fn per(&self, m: f64, ddof: u64) -> f64 {
+        if self.n <= ddof {
+            0.0
+        } else {
+            m / count_f64(self.n - ddof)
+        }
     }
 
     fn per_dof(&self, m: f64) -> f64 {

@@ -2,11 +2,17 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::StatsError;
+use crate::error::{check_alpha, finite, positive, StatsError};
 use crate::frequentist::Alternative;
 
 /// gbstats' default tuning parameter τ of the confidence sequence.
 pub const DEFAULT_TAU: f64 = 5000.0;
+
+/// The smallest one-sided p-value reported (gbstats' bisection floor).
+pub const ONE_SIDED_MIN_P: f64 = 1e-5;
+
+/// The largest one-sided p-value reported (gbstats' bisection ceiling).
+pub const ONE_SIDED_MAX_P: f64 = 0.4999;
 
 /// An always-valid confidence interval and p-value.
 ///
@@ -21,8 +27,38 @@ pub struct SequentialEstimate {
     pub p_value: f64,
 }
 
+/// ρ of the normal mixture, tuned so the boundary is tightest near τ units:
+/// sqrt((−2 ln a + ln(−2 ln a + 1))/τ) with a = α two-sided and 2α one-sided.
+pub fn rho(alpha: f64, tau: f64, two_sided: bool) -> f64 {
+    let a = if two_sided { alpha } else { 2.0 * alpha };
+    let l = -2.0 * a.ln();
+    ((l + (l + 1.0).ln()) / tau).sqrt()
+}
+
+/// The half-width of the confidence sequence divided by the standard error,
+/// after `n_total` units, for a given ρ: the sequential counterpart of a z
+/// quantile. Two-sided: √(N·2(Nρ²+1)·ln(√(Nρ²+1)/α)/(Nρ)²); one-sided:
+/// √(N·2(Nρ²+1)·ln(1 + √(Nρ²+1)/(2α))/(Nρ)²).
+pub fn halfwidth_factor(n_total: f64, alpha: f64, rho: f64, two_sided: bool) -> f64 {
+    let nr2p1 = n_total * rho * rho + 1.0;
+    let nr = n_total * rho;
+    let log_term = if two_sided {
+        (nr2p1.sqrt() / alpha).ln()
+    } else {
+        (nr2p1.sqrt() / (2.0 * alpha)).ln_1p()
+    };
+    (n_total * 2.0 * nr2p1 * log_term / (nr * nr)).sqrt()
+}
+
 /// The confidence sequence for `estimate` with standard error `se` after
 /// `n_total` units (both arms together), at level alpha with tuning τ.
+///
+/// Two-sided: estimate ± half-width, p = min(1, 1/E) with the mixture
+/// e-value E (equation 155 of arXiv 2103.06476v7). One-sided (alpha < 0.5):
+/// ρ uses 2α and the one-sided half-width; the p-value is the α at which the
+/// bound touches 0 with ρ held fixed — gbstats finds it by bisection, this
+/// solves it in closed form — clamped to [`ONE_SIDED_MIN_P`], [`ONE_SIDED_MAX_P`]
+/// as gbstats does.
 pub fn sequential(
     estimate: f64,
     se: f64,
@@ -31,5 +67,64 @@ pub fn sequential(
     tau: f64,
     alternative: Alternative,
 ) -> Result<SequentialEstimate, StatsError> {
-    todo!("{estimate}{se}{n_total}{alpha}{tau}{alternative:?}")
+    finite("estimate", estimate)?;
+    if se == 0.0 {
+        return Err(StatsError::ZeroVariance("the estimate"));
+    }
+    positive("se", se)?;
+    positive("n_total", n_total)?;
+    positive("tau", tau)?;
+    check_alpha(alpha)?;
+    let two_sided = alternative == Alternative::TwoSided;
+    if !two_sided && alpha >= 0.5 {
+        return Err(StatsError::InvalidParameter {
+            name: "alpha",
+            value: alpha,
+            expected: "below 0.5 for a one-sided sequential test",
+        });
+    }
+    let r = rho(alpha, tau, two_sided);
+    let half = se * halfwidth_factor(n_total, alpha, r, two_sided);
+    let nr2p1 = n_total * r * r + 1.0;
+    match alternative {
+        Alternative::TwoSided => {
+            // ln E = ρ²·s/(2(Nρ²+1)) − ln√(Nρ²+1), with s = (estimate/se)²·N.
+            let s = (estimate / se).powi(2) * n_total;
+            let log_e = r * r * s / (2.0 * nr2p1) - 0.5 * nr2p1.ln();
+            Ok(SequentialEstimate {
+                ci_low: estimate - half,
+                ci_high: estimate + half,
+                p_value: (-log_e).exp().min(1.0),
+            })
+        }
+        Alternative::Greater => Ok(SequentialEstimate {
+            ci_low: estimate - half,
+            ci_high: f64::INFINITY,
+            p_value: one_sided_p(estimate, se, n_total, r),
+        }),
+        Alternative::Less => Ok(SequentialEstimate {
+            ci_low: f64::NEG_INFINITY,
+            ci_high: estimate + half,
+            p_value: one_sided_p(-estimate, se, n_total, r),
+        }),
+    }
+}
+
+/// The one-sided always-valid p-value for an effect `signed` in the tested
+/// direction: the α at which the half-width (with ρ fixed) equals `signed`.
+///
+/// The half-width² is A·ln(1 + c/(2α)) with A = se²·N·2(Nρ²+1)/(Nρ)² and
+/// c = √(Nρ²+1), so α = c / (2·(exp(signed²/A) − 1)).
+fn one_sided_p(signed: f64, se: f64, n_total: f64, rho: f64) -> f64 {
+    if signed <= 0.0 {
+        return ONE_SIDED_MAX_P;
+    }
+    let nr2p1 = n_total * rho * rho + 1.0;
+    let nr = n_total * rho;
+    let a = se * se * n_total * 2.0 * nr2p1 / (nr * nr);
+    let alpha = nr2p1.sqrt() / (2.0 * (signed * signed / a).exp_m1());
+    if alpha.is_nan() {
+        return ONE_SIDED_MIN_P;
+    }
+    alpha.clamp(ONE_SIDED_MIN_P, ONE_SIDED_MAX_P)
 }

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::dist::chi2_sf;
+
 /// The p-value below which a sample ratio mismatch is flagged (GrowthBook's
 /// `DEFAULT_SRM_THRESHOLD`).
 pub const SRM_THRESHOLD: f64 = 0.001;
@@ -19,7 +21,43 @@ pub struct Srm {
 
 /// Chi-square goodness of fit of `observed` unit counts against
 /// `expected_weights` (any positive scale, for example logged propensity
-/// sums), with GrowthBook's TypeScript semantics.
+/// sums), with GrowthBook's TypeScript `checkSrm` semantics:
+///
+/// - only arms present in both slices count, and an arm whose weight is not
+///   a positive finite number is dropped together with its units (df = the
+///   number of remaining arms − 1);
+/// - an arm with a negative or non-finite count is dropped as well;
+/// - fewer than two remaining arms, or no units at all, give chi2 = 0 and
+///   p = 1.
 pub fn srm(observed: &[f64], expected_weights: &[f64]) -> Srm {
-    todo!("{observed:?}{expected_weights:?}")
+    let arms: Vec<(f64, f64)> = observed
+        .iter()
+        .zip(expected_weights)
+        .filter(|&(&o, &w)| w.is_finite() && w > 0.0 && o.is_finite() && o >= 0.0)
+        .map(|(&o, &w)| (o, w))
+        .collect();
+    let total: f64 = arms.iter().map(|&(o, _)| o).sum();
+    let total_weight: f64 = arms.iter().map(|&(_, w)| w).sum();
+    if arms.len() < 2 || total <= 0.0 {
+        return Srm {
+            chi2: 0.0,
+            p_value: 1.0,
+            ok: true,
+        };
+    }
+    let chi2: f64 = arms
+        .iter()
+        .map(|&(o, w)| {
+            let e = w / total_weight * total;
+            (o - e) * (o - e) / e
+        })
+        .sum();
+    // The number of arms is small, so the conversion to f64 is exact.
+    let df = (arms.len() - 1) as f64;
+    let p_value = chi2_sf(chi2, df).clamp(0.0, 1.0);
+    Srm {
+        chi2,
+        p_value,
+        ok: p_value >= SRM_THRESHOLD,
+    }
 }
