@@ -1,0 +1,397 @@
+//! Comparisons with scipy/statsmodels fixtures written by scripts/gen-stats-fixtures.py (randomized inputs, fixed seed).
+
+use serde_json::Value;
+
+use liftlab_stats::{
+    achieved_power, benjamini_hochberg, beta_prob_best, cochran_q, dist, effect::cohens_h,
+    effect_sizes, holm, mde_at, prob_best, sample_size_per_arm, srm, welch_absolute, Alternative,
+    Baseline, Design, PowerSettings, SampleStats,
+};
+
+/// Closed-form quantities: relative agreement with scipy.
+const CLOSED_FORM: f64 = 1e-9;
+/// Below this size, probabilities are compared absolutely (relative error
+/// of a tail probability of 1e-300 is not meaningful).
+const TINY: f64 = 1e-300;
+/// Quadrature against scipy.integrate.quad: absolute agreement.
+const QUADRATURE: f64 = 1e-9;
+/// Sample size and MDE are roots of the power function; both sides solve
+/// them to near machine precision (the fixture polishes statsmodels'
+/// solve_power with brentq).
+const SOLVER: f64 = 1e-9;
+
+fn load(name: &str) -> Vec<Value> {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    doc["cases"].as_array().unwrap().clone()
+}
+
+fn num(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+/// Collects mismatches so that a failure lists every case, not just the first.
+#[derive(Default)]
+struct Check(Vec<String>);
+
+impl Check {
+    fn rel(&mut self, got: f64, want: f64, rel: f64, what: &str) {
+        self.scaled(got, want, rel, want.abs(), what);
+    }
+
+    /// Compares with a tolerance relative to `scale` (for quantities, such as
+    /// interval bounds, that are differences of larger terms).
+    fn scaled(&mut self, got: f64, want: f64, rel: f64, scale: f64, what: &str) {
+        let ok = if want.abs() < TINY {
+            got.abs() < TINY * 10.0
+        } else {
+            (got - want).abs() <= rel * scale
+        };
+        if !ok {
+            self.0.push(format!(
+                "{what}: got {got:e}, want {want:e} (relative {:e})",
+                ((got - want) / want).abs()
+            ));
+        }
+    }
+
+    fn abs(&mut self, got: f64, want: f64, tol: f64, what: &str) {
+        if (got - want).abs() > tol {
+            self.0.push(format!("{what}: got {got}, want {want}"));
+        }
+    }
+
+    #[track_caller]
+    fn done(self) {
+        assert!(
+            self.0.is_empty(),
+            "{} mismatches:\n{}",
+            self.0.len(),
+            self.0.join("\n")
+        );
+    }
+}
+
+fn arm(v: &Value) -> SampleStats {
+    SampleStats::new(num(&v["n"]), num(&v["mean"]), num(&v["variance"]))
+}
+
+fn alternative(v: &Value) -> Alternative {
+    match v.as_str().unwrap() {
+        "TwoSided" => Alternative::TwoSided,
+        "Greater" => Alternative::Greater,
+        "Less" => Alternative::Less,
+        other => panic!("unknown alternative {other}"),
+    }
+}
+
+#[test]
+fn welch_matches_scipy() {
+    let mut check = Check::default();
+    for (i, case) in load("welch.json").iter().enumerate() {
+        let (a, b) = (arm(&case["control"]), arm(&case["treatment"]));
+        let alpha = num(&case["alpha"]);
+        let r = welch_absolute(&a, &b, alpha, alternative(&case["alternative"])).unwrap();
+        let what = format!("case {i}");
+        check.rel(
+            r.estimate / r.se,
+            num(&case["statistic"]),
+            CLOSED_FORM,
+            &format!("{what} t"),
+        );
+        check.rel(r.se, num(&case["se"]), CLOSED_FORM, &format!("{what} se"));
+        check.rel(
+            r.dof,
+            num(&case["dof"]),
+            CLOSED_FORM,
+            &format!("{what} dof"),
+        );
+        check.rel(
+            r.p_value,
+            num(&case["p_value"]),
+            CLOSED_FORM,
+            &format!("{what} p"),
+        );
+        assert!((0.0..=1.0).contains(&r.p_value));
+        match case["ci_low"].as_f64() {
+            Some(lo) => check.scaled(
+                r.ci_low,
+                lo,
+                CLOSED_FORM,
+                lo.abs() + r.se,
+                &format!("{what} ci_low"),
+            ),
+            None => assert_eq!(r.ci_low, f64::NEG_INFINITY),
+        }
+        match case["ci_high"].as_f64() {
+            Some(hi) => check.scaled(
+                r.ci_high,
+                hi,
+                CLOSED_FORM,
+                hi.abs() + r.se,
+                &format!("{what} ci_high"),
+            ),
+            None => assert_eq!(r.ci_high, f64::INFINITY),
+        }
+    }
+    check.done();
+}
+
+#[test]
+fn quantiles_match_scipy() {
+    let mut check = Check::default();
+    let doc = &load("quantiles.json")[0];
+    for c in doc["normal"].as_array().unwrap() {
+        let (p, x) = (num(&c["p"]), num(&c["x"]));
+        check.rel(dist::norm_ppf(p), x, CLOSED_FORM, &format!("norm.ppf({p})"));
+    }
+    for c in doc["student"].as_array().unwrap() {
+        let (p, dof, x) = (num(&c["p"]), num(&c["dof"]), num(&c["x"]));
+        check.rel(
+            dist::t_ppf(p, dof),
+            x,
+            CLOSED_FORM,
+            &format!("t.ppf({p}, {dof})"),
+        );
+    }
+    for c in doc["student_tails"].as_array().unwrap() {
+        let (x, dof) = (num(&c["x"]), num(&c["dof"]));
+        check.rel(
+            dist::t_sf(x, dof),
+            num(&c["sf"]),
+            CLOSED_FORM,
+            &format!("t.sf({x}, {dof})"),
+        );
+        check.rel(
+            dist::t_cdf(x, dof),
+            num(&c["cdf"]),
+            CLOSED_FORM,
+            &format!("t.cdf({x}, {dof})"),
+        );
+    }
+    for c in doc["chi2"].as_array().unwrap() {
+        let (x, df) = (num(&c["x"]), num(&c["df"]));
+        check.rel(
+            dist::chi2_sf(x, df),
+            num(&c["sf"]),
+            CLOSED_FORM,
+            &format!("chi2.sf({x}, {df})"),
+        );
+    }
+    check.done();
+}
+
+#[test]
+fn chi_square_goodness_of_fit_matches_scipy() {
+    let mut check = Check::default();
+    for (i, case) in load("chisquare.json").iter().enumerate() {
+        let observed: Vec<f64> = case["observed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(num)
+            .collect();
+        let weights: Vec<f64> = case["weights"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(num)
+            .collect();
+        let got = srm(&observed, &weights);
+        check.rel(
+            got.chi2,
+            num(&case["chi2"]),
+            CLOSED_FORM,
+            &format!("case {i} chi2"),
+        );
+        check.rel(
+            got.p_value,
+            num(&case["p_value"]),
+            CLOSED_FORM,
+            &format!("case {i} p"),
+        );
+    }
+    check.done();
+}
+
+#[test]
+fn holm_and_bh_match_statsmodels() {
+    let mut check = Check::default();
+    for (i, case) in load("multitest.json").iter().enumerate() {
+        let p: Vec<f64> = case["p_values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(num)
+            .collect();
+        for (name, got) in [
+            ("holm", holm(&p).unwrap()),
+            ("bh", benjamini_hochberg(&p).unwrap()),
+        ] {
+            for (g, w) in got.iter().zip(case[name].as_array().unwrap()) {
+                check.rel(*g, num(w), CLOSED_FORM, &format!("case {i} {name}"));
+            }
+        }
+    }
+    check.done();
+}
+
+#[test]
+fn absolute_power_matches_statsmodels() {
+    let mut check = Check::default();
+    for (i, case) in load("power_absolute.json").iter().enumerate() {
+        let baseline = Baseline {
+            mean: num(&case["mean"]),
+            variance: num(&case["variance"]),
+        };
+        let settings = PowerSettings {
+            alpha: num(&case["alpha"]),
+            alternative: alternative(&case["alternative"]),
+            design: Design::Fixed,
+            relative: false,
+        };
+        let (effect, n, target) = (
+            num(&case["effect"]),
+            num(&case["n_per_arm"]),
+            num(&case["target_power"]),
+        );
+        let what = format!("case {i}");
+        let power = achieved_power(&baseline, effect, n, &settings).unwrap();
+        check.rel(
+            power,
+            num(&case["power"]),
+            CLOSED_FORM,
+            &format!("{what} power"),
+        );
+        let needed = sample_size_per_arm(&baseline, effect, target, &settings).unwrap();
+        check.rel(
+            needed,
+            num(&case["sample_size_per_arm"]),
+            SOLVER,
+            &format!("{what} n"),
+        );
+        let mde = mde_at(&baseline, n, target, &settings).unwrap();
+        check.rel(mde, num(&case["mde"]), SOLVER, &format!("{what} mde"));
+    }
+    check.done();
+}
+
+#[test]
+fn relative_and_sequential_power_match_the_documented_formula() {
+    let mut check = Check::default();
+    for (i, case) in load("power_relative.json").iter().enumerate() {
+        let baseline = Baseline {
+            mean: num(&case["mean"]),
+            variance: num(&case["variance"]),
+        };
+        let design = match case["tau"].as_f64() {
+            Some(tau) => Design::Sequential { tau },
+            None => Design::Fixed,
+        };
+        let settings = PowerSettings {
+            alpha: num(&case["alpha"]),
+            alternative: Alternative::TwoSided,
+            design,
+            relative: true,
+        };
+        let power = achieved_power(
+            &baseline,
+            num(&case["effect"]),
+            num(&case["n_per_arm"]),
+            &settings,
+        )
+        .unwrap();
+        check.rel(
+            power,
+            num(&case["power"]),
+            CLOSED_FORM,
+            &format!("case {i} power"),
+        );
+    }
+    check.done();
+}
+
+#[test]
+fn effect_sizes_match_reference() {
+    let mut check = Check::default();
+    for (i, case) in load("effect_sizes.json").iter().enumerate() {
+        let e = effect_sizes(&arm(&case["control"]), &arm(&case["treatment"]), false).unwrap();
+        check.rel(
+            e.cohens_d,
+            num(&case["cohens_d"]),
+            CLOSED_FORM,
+            &format!("case {i} d"),
+        );
+        check.rel(
+            e.hedges_g,
+            num(&case["hedges_g"]),
+            CLOSED_FORM,
+            &format!("case {i} g"),
+        );
+        assert_eq!(e.cohens_h, None);
+        let h = cohens_h(num(&case["p_control"]), num(&case["p_treatment"])).unwrap();
+        check.rel(
+            h,
+            num(&case["cohens_h"]),
+            CLOSED_FORM,
+            &format!("case {i} h"),
+        );
+    }
+    check.done();
+}
+
+fn pairs(v: &Value) -> Vec<(f64, f64)> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (num(&p[0]), num(&p[1])))
+        .collect()
+}
+
+#[test]
+fn normal_prob_best_matches_scipy_quadrature() {
+    let mut check = Check::default();
+    for (i, case) in load("prob_best_normal.json").iter().enumerate() {
+        let got = prob_best(&pairs(&case["arms"])).unwrap();
+        for (g, w) in got.iter().zip(case["prob_best"].as_array().unwrap()) {
+            check.abs(*g, num(w), QUADRATURE, &format!("case {i}"));
+        }
+    }
+    check.done();
+}
+
+#[test]
+fn beta_prob_best_matches_scipy_quadrature() {
+    let mut check = Check::default();
+    for (i, case) in load("prob_best_beta.json").iter().enumerate() {
+        let got = beta_prob_best(&pairs(&case["arms"])).unwrap();
+        for (g, w) in got.iter().zip(case["prob_best"].as_array().unwrap()) {
+            check.abs(*g, num(w), QUADRATURE, &format!("case {i}"));
+        }
+    }
+    check.done();
+}
+
+#[test]
+fn cochran_q_matches_scipy() {
+    let mut check = Check::default();
+    for (i, case) in load("cochran_q.json").iter().enumerate() {
+        let got = cochran_q(&pairs(&case["segments"])).unwrap();
+        check.rel(got.q, num(&case["q"]), CLOSED_FORM, &format!("case {i} q"));
+        assert_eq!(got.df, num(&case["df"]));
+        check.rel(
+            got.p_value,
+            num(&case["p_value"]),
+            CLOSED_FORM,
+            &format!("case {i} p"),
+        );
+        check.abs(
+            got.i_squared,
+            num(&case["i_squared"]),
+            1e-12,
+            &format!("case {i} I2"),
+        );
+    }
+    check.done();
+}
