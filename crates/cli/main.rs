@@ -1,5 +1,246 @@
 //! The `liftlab` binary: serve, demo, spec validate, apply, results, simulate, audit verify.
 
-fn main() {
-    println!("liftlab");
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _};
+use clap::{Parser, Subcommand, ValueEnum};
+use liftlab_server::{AppState, Config, KeyEntry, KeyRing, Role, ServeOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "liftlab",
+    version,
+    about = "Experimentation platform for AI workflows"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API and result pages on the embedded store.
+    Serve(ServeArgs),
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Measure the statistics' guarantees (false positives, coverage, power, bandits, drift) by simulation.
+    Calibrate(calibrate::CalibrateArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (the bound address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Directory of the embedded store (created when missing).
+    #[arg(long, default_value = "./liftlab-data")]
+    data: PathBuf,
+    /// API keys file, one `ROLE SHA256_HEX NAME` a line; without it the API is open (loopback only).
+    #[arg(long)]
+    keys: Option<PathBuf>,
+    /// Log line format on standard error.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Largest JSON request body (e.g. 1MiB, 512KiB, 2000000).
+    #[arg(long, default_value = "1MiB", value_parser = parse_size)]
+    json_limit: usize,
+    /// Largest NDJSON outcome stream.
+    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+    ndjson_limit: usize,
+    /// HTTP worker threads (default: one per physical core).
+    #[arg(long)]
+    workers: Option<usize>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Print a fresh random key once, and the keys-file line that admits it.
+    New {
+        /// viewer, router, scientist or admin.
+        #[arg(value_parser = parse_role)]
+        role: Role,
+        /// A name for the key's holder (no spaces), shown in logs and 403 messages.
+        name: String,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Keys {
+            command: KeysCommand::New { role, name },
+        } => keys_new(role, &name),
+        Command::Calibrate(args) => calibrate::run(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging(args.log_format);
+    let keys = match &args.keys {
+        Some(path) => load_keys(path)?,
+        None => KeyRing::open(),
+    };
+    if keys.is_open() {
+        if !is_loopback(args.addr.ip()) {
+            bail!(
+                "refusing to serve on {} without --keys: an open server may only bind a loopback address (127.0.0.1 or ::1)",
+                args.addr
+            );
+        }
+        tracing::warn!(
+            addr = %args.addr,
+            "no keys file: the API is open to anyone who can reach this loopback address"
+        );
+    } else {
+        tracing::info!(keys = keys.len(), "API keys loaded");
+    }
+    let store = liftlab_store::SledStore::open(&args.data)
+        .with_context(|| format!("cannot open the store in {}", args.data.display()))?;
+    let store: Arc<dyn liftlab_store::Store> = Arc::new(store);
+    let config = Config {
+        json_limit: args.json_limit,
+        ndjson_limit: args.ndjson_limit,
+    };
+    let state = AppState::new(Arc::clone(&store), keys, config);
+    let mut options = ServeOptions::new(args.addr);
+    options.workers = args.workers;
+    let served = actix_web::rt::System::new().block_on(liftlab_server::serve(state, options));
+    // Flush even when serving failed: whatever was acknowledged must be on disk.
+    let flushed = store.flush();
+    served.with_context(|| format!("cannot serve on {}", args.addr))?;
+    flushed.context("cannot flush the store on shutdown")?;
+    tracing::info!("store flushed; bye");
+    Ok(())
+}
+
+fn load_keys(path: &Path) -> anyhow::Result<KeyRing> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the keys file {}", path.display()))?;
+    let keys =
+        KeyRing::parse(&text).with_context(|| format!("invalid keys file {}", path.display()))?;
+    if keys.is_empty() {
+        bail!(
+            "the keys file {} lists no keys; add one with `liftlab keys new ROLE NAME`",
+            path.display()
+        );
+    }
+    Ok(keys)
+}
+
+fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().with_current_span(true).init(),
+    }
+}
+
+fn keys_new(role: Role, name: &str) -> anyhow::Result<()> {
+    if name.is_empty() || name.chars().any(char::is_whitespace) || name.starts_with('#') {
+        bail!("the key name must be non-empty, without spaces, and not start with #");
+    }
+    let secret: [u8; 32] = rand::random();
+    let key = format!("llk_{}", hex_encode(&secret));
+    let entry = KeyEntry::for_key(role, &key, name);
+    println!("{key}");
+    eprintln!(
+        "This key is shown once; liftlab stores only its SHA-256. Add this line to the keys file:"
+    );
+    println!("{}", entry.line());
+    Ok(())
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse()
+}
+
+/// Parses a byte size: a whole number with an optional unit (B, KiB, MiB, GiB, KB, MB, GB).
+fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size like 1MiB, 512KiB or 1048576"))?;
+    let factor: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}` (use B, KiB, MiB, GiB, KB, MB or GB)"
+            ))
+        }
+    };
+    let size = n
+        .checked_mul(factor)
+        .ok_or_else(|| format!("`{text}` is too large"))?;
+    if size == 0 {
+        return Err("a size limit must be positive".to_string());
+    }
+    Ok(size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_and_decimal_units() {
+        assert_eq!(parse_size("1MiB"), Ok(1_048_576));
+        assert_eq!(parse_size("64MiB"), Ok(67_108_864));
+        assert_eq!(parse_size("512KiB"), Ok(524_288));
+        assert_eq!(parse_size("2MB"), Ok(2_000_000));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert!(parse_size("").is_err());
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("1 parsec").is_err());
+        assert!(parse_size("-1MiB").is_err());
+        assert!(parse_size("99999999999999999999GiB").is_err());
+    }
+
+    #[test]
+    fn loopback_addresses_are_recognised() {
+        assert!(is_loopback("127.0.0.1".parse().expect("ip")));
+        assert!(is_loopback("127.1.2.3".parse().expect("ip")));
+        assert!(is_loopback("::1".parse().expect("ip")));
+        assert!(is_loopback("::ffff:127.0.0.1".parse().expect("ip")));
+        assert!(!is_loopback("0.0.0.0".parse().expect("ip")));
+        assert!(!is_loopback("192.0.2.1".parse().expect("ip")));
+    }
 }

@@ -1,0 +1,654 @@
+//! `POST /v1/outcomes`: one event, `{"events":[…]}`, or an NDJSON stream, judged event by event.
+//!
+//! Each event is parsed into an [`EventDto`] (unknown fields, an `arm` included, are rejected),
+//! checked against its experiment's spec, resolved to the arm its task was really served, and
+//! recorded through the store's batch API in chunks of [`CHUNK`], so a stream of any length is
+//! never held in memory whole. Every chunk is durable before the next is read; the answer
+//! comes after the last. Rejected events come back by index (their position in the batch or
+//! stream, from 0; blank NDJSON lines are not counted).
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use liftlab_domain::{HandledBy, Outcome};
+use liftlab_store::Recorded;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::auth::Router;
+use crate::dto::{now_millis, parse_rfc3339};
+use crate::error::{
+    escape_pointer, json_error, path_to_pointer as path_pointer, strip_position, too_large,
+    ApiError, FieldError,
+};
+use crate::extract::{content_type, is_json, read_body};
+use crate::metrics::OutcomeResult;
+use crate::AppState;
+
+/// Events validated and recorded per store call.
+pub const CHUNK: usize = 500;
+
+/// Longest accepted id (event, task, model version).
+const MAX_ID_CHARS: usize = 256;
+
+/// The label used in metrics for events naming no known experiment.
+const UNKNOWN_EXPERIMENT: &str = "(unknown)";
+
+/// One outcome event as the client sends it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventDto {
+    event_id: String,
+    experiment: String,
+    task_id: String,
+    #[serde(default)]
+    ts: Option<String>,
+    metrics: BTreeMap<String, Value>,
+    #[serde(default)]
+    handled_by: Option<HandledBy>,
+    #[serde(default)]
+    model_version: Option<String>,
+    #[serde(default)]
+    attributes: BTreeMap<String, String>,
+}
+
+/// The per-event answer.
+#[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct OutcomeSummary {
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub rejected: Vec<Rejected>,
+}
+
+/// An event that was not recorded, with every problem found in it.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct Rejected {
+    pub index: usize,
+    pub errors: Vec<FieldError>,
+}
+
+/// How the request framed its events, for pointers into it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Framing {
+    Single,
+    Batch,
+    Stream,
+}
+
+impl Framing {
+    /// The pointer of event `index` within the request document.
+    fn base(self, index: usize) -> String {
+        match self {
+            Framing::Single => String::new(),
+            Framing::Batch => format!("/events/{index}"),
+            Framing::Stream => format!("/{index}"),
+        }
+    }
+}
+
+pub async fn record(
+    _who: Router,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let ct = content_type(&req);
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let mut summary = OutcomeSummary::default();
+    let framing = if is_ndjson(&ct) {
+        let limit = state.config.ndjson_limit;
+        if declared.is_some_and(|n| n > limit) {
+            return Err(too_large(limit));
+        }
+        stream(&state, &mut payload, limit, &mut summary).await?;
+        Framing::Stream
+    } else if is_json(&ct) {
+        let limit = state.config.json_limit;
+        if declared.is_some_and(|n| n > limit) {
+            return Err(too_large(limit));
+        }
+        let body = read_body(payload_of(payload), limit).await?;
+        let document: Value = crate::error::parse_json(&body)?;
+        let (framing, events) = split(document)?;
+        let mut pending = Vec::new();
+        for (index, event) in events.into_iter().enumerate() {
+            pending.push(Pending::from_value(index, event));
+            if pending.len() == CHUNK {
+                process(&state, std::mem::take(&mut pending), &mut summary).await?;
+            }
+        }
+        process(&state, pending, &mut summary).await?;
+        framing
+    } else {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "outcomes must be application/json or application/x-ndjson, not `{}`",
+            if ct.is_empty() { "(none)" } else { ct.as_str() }
+        )));
+    };
+    if summary.accepted + summary.duplicates == 0 {
+        return Err(nothing_valid(framing, summary));
+    }
+    Ok(HttpResponse::Ok().json(summary))
+}
+
+fn payload_of(payload: web::Payload) -> Payload {
+    Payload::from(payload.into_inner())
+}
+
+fn is_ndjson(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    matches!(
+        essence.as_str(),
+        "application/x-ndjson"
+            | "application/ndjson"
+            | "application/jsonl"
+            | "application/x-jsonlines"
+    )
+}
+
+/// Splits a JSON document into its events: `{"events":[…]}` is a batch, any other object one event.
+fn split(document: Value) -> Result<(Framing, Vec<Value>), ApiError> {
+    match document {
+        Value::Object(mut map) if map.contains_key("events") => {
+            if map.len() > 1 {
+                let extra = map
+                    .keys()
+                    .find(|k| *k != "events")
+                    .cloned()
+                    .unwrap_or_default();
+                return Err(ApiError::invalid(
+                    format!("/{}", escape_pointer(&extra)),
+                    "a batch has only the field `events`",
+                ));
+            }
+            match map.remove("events") {
+                Some(Value::Array(events)) => Ok((Framing::Batch, events)),
+                _ => Err(ApiError::invalid("/events", "must be an array of events")),
+            }
+        }
+        Value::Object(map) => Ok((Framing::Single, vec![Value::Object(map)])),
+        _ => Err(ApiError::invalid(
+            "",
+            "must be an event object or {\"events\": [...]}",
+        )),
+    }
+}
+
+/// Reads an NDJSON stream line by line, recording every [`CHUNK`] events as they arrive.
+async fn stream(
+    state: &web::Data<AppState>,
+    payload: &mut web::Payload,
+    limit: usize,
+    summary: &mut OutcomeSummary,
+) -> Result<(), ApiError> {
+    let line_limit = state.config.json_limit;
+    let mut total = 0usize;
+    let mut line: Vec<u8> = Vec::new();
+    let mut index = 0usize;
+    let mut pending = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::BadRequest(format!("the request body could not be read: {e}"))
+        })?;
+        total += chunk.len();
+        if total > limit {
+            return Err(partial(too_large(limit), summary));
+        }
+        let mut rest: &[u8] = &chunk;
+        while let Some(pos) = rest.iter().position(|b| *b == b'\n') {
+            line.extend_from_slice(&rest[..pos]);
+            rest = &rest[pos + 1..];
+            if let Some(p) = Pending::from_line(index, &line) {
+                pending.push(p);
+                index += 1;
+            }
+            line.clear();
+            if pending.len() == CHUNK {
+                let batch = std::mem::take(&mut pending);
+                process(state, batch, summary)
+                    .await
+                    .map_err(|e| partial(e, summary))?;
+            }
+        }
+        line.extend_from_slice(rest);
+        if line.len() > line_limit {
+            return Err(partial(
+                ApiError::PayloadTooLarge(format!(
+                    "NDJSON line {} exceeds the limit of {line_limit} bytes",
+                    index + 1
+                )),
+                summary,
+            ));
+        }
+    }
+    if let Some(p) = Pending::from_line(index, &line) {
+        pending.push(p);
+    }
+    process(state, pending, summary)
+        .await
+        .map_err(|e| partial(e, summary))
+}
+
+/// Notes in an error that ends a stream how many events were already recorded durably.
+fn partial(error: ApiError, summary: &OutcomeSummary) -> ApiError {
+    let done = summary.accepted + summary.duplicates;
+    if done == 0 {
+        return error;
+    }
+    let note = format!(
+        " ({} events before this point were recorded and {} were duplicates; re-sending them is safe)",
+        summary.accepted, summary.duplicates
+    );
+    match error {
+        ApiError::PayloadTooLarge(d) => ApiError::PayloadTooLarge(d + &note),
+        ApiError::Unavailable(d) => ApiError::Unavailable(d + &note),
+        ApiError::BadRequest(d) => ApiError::BadRequest(d + &note),
+        other => other,
+    }
+}
+
+/// The 422 for a request in which no event was valid: every error, pointed into the request.
+fn nothing_valid(framing: Framing, summary: OutcomeSummary) -> ApiError {
+    if summary.rejected.is_empty() {
+        return ApiError::invalid(
+            if framing == Framing::Batch {
+                "/events"
+            } else {
+                ""
+            },
+            "the request holds no events",
+        );
+    }
+    let n = summary.rejected.len();
+    let mut errors = Vec::new();
+    for r in summary.rejected {
+        let base = framing.base(r.index);
+        errors.extend(
+            r.errors
+                .into_iter()
+                .map(|e| FieldError::new(format!("{base}{}", e.pointer), e.message)),
+        );
+    }
+    let detail = match (framing, errors.first()) {
+        (Framing::Single, Some(first)) if errors.len() == 1 => {
+            format!(
+                "the event was rejected: {}: {}",
+                pointer_text(&first.pointer),
+                first.message
+            )
+        }
+        (Framing::Single, _) => "the event was rejected".to_string(),
+        _ => format!("all {n} events were rejected"),
+    };
+    ApiError::invalid_all(detail, errors)
+}
+
+fn pointer_text(pointer: &str) -> &str {
+    if pointer.is_empty() {
+        "event"
+    } else {
+        pointer
+    }
+}
+
+/// One event on its way in: parsed, or already rejected.
+#[derive(Debug)]
+struct Pending {
+    index: usize,
+    event: Result<EventDto, Vec<FieldError>>,
+}
+
+impl Pending {
+    fn from_value(index: usize, value: Value) -> Pending {
+        let event = match serde_path_to_error::deserialize::<_, EventDto>(value) {
+            Ok(event) => Ok(event),
+            Err(e) => {
+                let pointer = path_pointer(e.path());
+                Err(vec![FieldError::new(
+                    pointer,
+                    strip_position(&e.inner().to_string()),
+                )])
+            }
+        };
+        Pending { index, event }
+    }
+
+    /// Parses one NDJSON line; `None` for a blank line.
+    fn from_line(index: usize, line: &[u8]) -> Option<Pending> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return None;
+        }
+        let mut de = serde_json::Deserializer::from_slice(line);
+        let parsed = serde_path_to_error::deserialize::<_, EventDto>(&mut de)
+            .map_err(|e| {
+                let pointer = path_pointer(e.path());
+                let message = match json_error(e.inner(), &pointer) {
+                    ApiError::Validation { errors, .. } => errors
+                        .into_iter()
+                        .next()
+                        .map(|f| f.message)
+                        .unwrap_or_default(),
+                    other => other.to_string(),
+                };
+                vec![FieldError::new(pointer, message)]
+            })
+            .and_then(|event| {
+                de.end()
+                    .map(|()| event)
+                    .map_err(|e| vec![FieldError::new("", format!("malformed JSON: {e}"))])
+            });
+        Some(Pending {
+            index,
+            event: parsed,
+        })
+    }
+}
+
+/// Validates, resolves and records one chunk of events on the blocking pool.
+async fn process(
+    state: &web::Data<AppState>,
+    chunk: Vec<Pending>,
+    summary: &mut OutcomeSummary,
+) -> Result<(), ApiError> {
+    if chunk.is_empty() {
+        return Ok(());
+    }
+    let worker = state.clone();
+    let received = now_millis();
+    let result = web::block(move || process_blocking(&worker, chunk, received)).await??;
+    summary.accepted += result.accepted;
+    summary.duplicates += result.duplicates;
+    summary.rejected.extend(result.rejected);
+    Ok(())
+}
+
+/// A validated event, ready for the store.
+struct Ready {
+    index: usize,
+    outcome: Outcome,
+}
+
+fn process_blocking(
+    state: &AppState,
+    chunk: Vec<Pending>,
+    received: liftlab_domain::Millis,
+) -> Result<OutcomeSummary, ApiError> {
+    let mut summary = OutcomeSummary::default();
+    let mut by_experiment: BTreeMap<String, Vec<Ready>> = BTreeMap::new();
+    let mut rejected_per_experiment: BTreeMap<String, u64> = BTreeMap::new();
+    for pending in chunk {
+        let event = match pending.event {
+            Ok(event) => event,
+            Err(errors) => {
+                *rejected_per_experiment
+                    .entry(UNKNOWN_EXPERIMENT.to_string())
+                    .or_default() += 1;
+                summary.rejected.push(Rejected {
+                    index: pending.index,
+                    errors,
+                });
+                continue;
+            }
+        };
+        match resolve(state, event, received) {
+            Ok(outcome) => by_experiment
+                .entry(outcome.experiment.clone())
+                .or_default()
+                .push(Ready {
+                    index: pending.index,
+                    outcome,
+                }),
+            Err((label, errors)) => {
+                *rejected_per_experiment.entry(label).or_default() += 1;
+                summary.rejected.push(Rejected {
+                    index: pending.index,
+                    errors,
+                });
+            }
+        }
+    }
+    for (experiment, ready) in by_experiment {
+        let live = state.cache.live(&experiment)?;
+        let (indices, outcomes): (Vec<usize>, Vec<Outcome>) =
+            ready.into_iter().map(|r| (r.index, r.outcome)).unzip();
+        let n = outcomes.len();
+        let started = Instant::now();
+        let results = state.store.record_outcomes(&live.version.spec, outcomes)?;
+        state
+            .metrics
+            .observe_store_write("record_outcomes", n, started.elapsed());
+        let (mut accepted, mut duplicates, mut rejected) = (0u64, 0u64, 0u64);
+        for (index, result) in indices.into_iter().zip(results) {
+            match result {
+                Ok(Recorded::Accepted) => accepted += 1,
+                Ok(Recorded::Duplicate) => duplicates += 1,
+                Err(e) if e.is_internal() => return Err(e.into()),
+                Err(e) => {
+                    rejected += 1;
+                    let api: ApiError = e.into();
+                    let errors = match api {
+                        ApiError::Validation { errors, .. } => errors,
+                        other => vec![FieldError::new("", other.to_string())],
+                    };
+                    summary.rejected.push(Rejected { index, errors });
+                }
+            }
+        }
+        state
+            .metrics
+            .observe_outcomes(&experiment, OutcomeResult::Accepted, accepted);
+        state
+            .metrics
+            .observe_outcomes(&experiment, OutcomeResult::Duplicate, duplicates);
+        *rejected_per_experiment
+            .entry(experiment.clone())
+            .or_default() += rejected;
+        summary.accepted += accepted;
+        summary.duplicates += duplicates;
+        if accepted > 0 {
+            crate::results::after_outcomes(state, &experiment);
+        }
+    }
+    for (experiment, n) in rejected_per_experiment {
+        state
+            .metrics
+            .observe_outcomes(&experiment, OutcomeResult::Rejected, n);
+    }
+    summary.rejected.sort_by_key(|r| r.index);
+    Ok(summary)
+}
+
+fn check_id(errors: &mut Vec<FieldError>, pointer: &str, id: &str) {
+    let n = id.chars().count();
+    if n == 0 {
+        errors.push(FieldError::new(pointer, "must not be empty"));
+    } else if n > MAX_ID_CHARS {
+        errors.push(FieldError::new(
+            pointer,
+            format!("must be at most {MAX_ID_CHARS} characters, got {n}"),
+        ));
+    }
+}
+
+/// Checks an event against its experiment and resolves its unit and arm from the assignment.
+///
+/// On failure, returns the metrics label to count the rejection under and every problem found.
+fn resolve(
+    state: &AppState,
+    event: EventDto,
+    received: liftlab_domain::Millis,
+) -> Result<Outcome, (String, Vec<FieldError>)> {
+    let mut errors = Vec::new();
+    check_id(&mut errors, "/event_id", &event.event_id);
+    check_id(&mut errors, "/task_id", &event.task_id);
+    if let Some(m) = &event.model_version {
+        check_id(&mut errors, "/model_version", m);
+    }
+    let ts = match event.ts.as_deref() {
+        None => received,
+        Some(text) => parse_rfc3339(text).unwrap_or_else(|message| {
+            errors.push(FieldError::new("/ts", message));
+            received
+        }),
+    };
+    let live = match state.cache.live(&event.experiment) {
+        Ok(live) => live,
+        Err(e) if e.is_internal() => {
+            return Err((
+                UNKNOWN_EXPERIMENT.to_string(),
+                vec![FieldError::new(
+                    "",
+                    format!("the store cannot serve this event: {e}"),
+                )],
+            ))
+        }
+        Err(_) => {
+            errors.push(FieldError::new(
+                "/experiment",
+                format!("unknown experiment `{}`", truncate(&event.experiment)),
+            ));
+            return Err((UNKNOWN_EXPERIMENT.to_string(), errors));
+        }
+    };
+    let label = event.experiment.clone();
+    let spec = &live.version.spec;
+    let mut metrics = BTreeMap::new();
+    if event.metrics.is_empty() {
+        errors.push(FieldError::new("/metrics", "must hold at least one metric"));
+    }
+    for (name, value) in &event.metrics {
+        match spec.validate_metric_value(name, value) {
+            Ok(x) => {
+                metrics.insert(name.clone(), x);
+            }
+            Err(message) => errors.push(FieldError::new(
+                format!("/metrics/{}", escape_pointer(name)),
+                message,
+            )),
+        }
+    }
+    let assignment = if event.task_id.is_empty() {
+        None
+    } else {
+        match state
+            .store
+            .assignment_by_task(&event.experiment, &event.task_id)
+        {
+            Ok(Some(a)) => Some(a),
+            Ok(None) => {
+                errors.push(FieldError::new(
+                    "/task_id",
+                    format!(
+                        "task `{}` has no assignment in experiment `{}`",
+                        truncate(&event.task_id),
+                        event.experiment
+                    ),
+                ));
+                None
+            }
+            Err(e) => {
+                errors.push(FieldError::new(
+                    "/task_id",
+                    format!("the assignment could not be read: {e}"),
+                ));
+                None
+            }
+        }
+    };
+    let Some(assignment) = assignment.filter(|_| errors.is_empty()) else {
+        return Err((label, errors));
+    };
+    Ok(Outcome {
+        event_id: event.event_id,
+        experiment: event.experiment,
+        task_id: event.task_id,
+        unit_id: assignment.unit_id,
+        arm: assignment.arm,
+        epoch: live.epoch,
+        ts,
+        metrics,
+        handled_by: event.handled_by,
+        model_version: event.model_version,
+        attributes: event.attributes,
+    })
+}
+
+fn truncate(text: &str) -> String {
+    let mut out: String = text.chars().take(80).collect();
+    if out.len() < text.len() {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ndjson_media_types() {
+        assert!(is_ndjson("application/x-ndjson"));
+        assert!(is_ndjson("application/x-ndjson; charset=utf-8"));
+        assert!(is_ndjson("application/jsonl"));
+        assert!(!is_ndjson("application/json"));
+    }
+
+    #[test]
+    fn documents_split_into_single_events_and_batches() {
+        let (framing, events) = split(serde_json::json!({"event_id": "e"})).expect("single");
+        assert_eq!((framing, events.len()), (Framing::Single, 1));
+        let (framing, events) = split(serde_json::json!({"events": [{}, {}]})).expect("batch");
+        assert_eq!((framing, events.len()), (Framing::Batch, 2));
+        assert!(split(serde_json::json!({"events": {}})).is_err());
+        assert!(split(serde_json::json!({"events": [], "x": 1})).is_err());
+        assert!(split(serde_json::json!([1, 2])).is_err());
+    }
+
+    #[test]
+    fn a_client_sent_arm_is_an_unknown_field() {
+        let p = Pending::from_value(
+            0,
+            serde_json::json!({"event_id":"e","experiment":"x","task_id":"t","metrics":{},"arm":"ai"}),
+        );
+        let errors = p.event.expect_err("arm is rejected");
+        assert!(
+            errors[0].message.contains("unknown field `arm`"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn ndjson_lines_parse_or_reject_alone() {
+        assert!(Pending::from_line(0, b"   ").is_none());
+        assert!(Pending::from_line(0, b"\r").is_none());
+        let bad = Pending::from_line(3, b"{\"event_id\": ").expect("not blank");
+        assert_eq!(bad.index, 3);
+        assert!(bad.event.is_err());
+        let trailing = Pending::from_line(
+            0,
+            br#"{"event_id":"e","experiment":"x","task_id":"t","metrics":{}} {}"#,
+        )
+        .expect("not blank");
+        assert!(trailing.event.is_err());
+        let good = Pending::from_line(
+            0,
+            br#"{"event_id":"e","experiment":"x","task_id":"t","metrics":{"m":1}}"#,
+        )
+        .expect("not blank");
+        assert!(good.event.is_ok());
+    }
+}
