@@ -1,0 +1,204 @@
+//! Property tests (proptest) for the invariants every statistic must keep.
+
+use proptest::prelude::*;
+
+use liftlab_stats::{
+    bayesian, benjamini_hochberg, effect_sizes, floor_weights, holm, prob_best, relative_lift,
+    sequential, srm, welch_absolute, Alternative, CoMoments, Moments, SampleStats, DEFAULT_TAU,
+};
+
+/// Agreement expected between two orders of the same floating-point sums.
+const REORDER: f64 = 1e-9;
+
+fn close(a: f64, b: f64, rel: f64) -> bool {
+    (a - b).abs() <= rel * a.abs().max(b.abs()).max(1e-300)
+}
+
+/// Whether interval bound `x` is the mirror image −`y` (equal infinities
+/// included), to rounding on the scale of the standard error.
+fn mirrored(x: f64, y: f64, se: f64) -> bool {
+    x == -y || (x + y).abs() <= 1e-9 * (se + x.abs())
+}
+
+/// Arm summaries with realistic sizes, means and spreads.
+fn arm() -> impl Strategy<Value = SampleStats> {
+    (2.0f64..1e6, -1e3f64..1e3, 1e-3f64..1e3)
+        .prop_map(|(n, mean, sd)| SampleStats::new(n.floor(), mean, sd * sd))
+}
+
+fn alternative() -> impl Strategy<Value = Alternative> {
+    prop_oneof![
+        Just(Alternative::TwoSided),
+        Just(Alternative::Greater),
+        Just(Alternative::Less)
+    ]
+}
+
+fn alpha() -> impl Strategy<Value = f64> {
+    prop_oneof![Just(0.01), Just(0.05), Just(0.1), 0.001f64..0.4]
+}
+
+fn mirror(alt: Alternative) -> Alternative {
+    match alt {
+        Alternative::TwoSided => Alternative::TwoSided,
+        Alternative::Greater => Alternative::Less,
+        Alternative::Less => Alternative::Greater,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn p_values_are_probabilities_and_intervals_contain_the_estimate(
+        a in arm(), b in arm(), alpha in alpha(), alt in alternative()
+    ) {
+        let r = welch_absolute(&a, &b, alpha, alt).unwrap();
+        prop_assert!((0.0..=1.0).contains(&r.p_value));
+        prop_assert!(r.ci_low <= r.estimate && r.estimate <= r.ci_high);
+        let s = sequential(r.estimate, r.se, a.n + b.n, alpha, DEFAULT_TAU, alt).unwrap();
+        prop_assert!((0.0..=1.0).contains(&s.p_value));
+        prop_assert!(s.ci_low <= r.estimate && r.estimate <= s.ci_high);
+        if a.mean != 0.0 {
+            let rel = relative_lift(&a, &b, alpha, alt).unwrap();
+            prop_assert!((0.0..=1.0).contains(&rel.p_value));
+            prop_assert!(rel.ci_low <= rel.estimate && rel.estimate <= rel.ci_high);
+            let bayes = bayesian(rel.estimate, rel.se, None, alpha, false).unwrap();
+            prop_assert!((0.0..=1.0).contains(&bayes.chance_to_win));
+            prop_assert!(bayes.ci_low <= bayes.mean && bayes.mean <= bayes.ci_high);
+            prop_assert!(bayes.risk_control >= 0.0 && bayes.risk_treatment >= 0.0);
+        }
+    }
+
+    #[test]
+    fn sequential_intervals_are_wider_than_fixed_ones(a in arm(), b in arm(), alpha in 0.001f64..0.2) {
+        let r = welch_absolute(&a, &b, alpha, Alternative::TwoSided).unwrap();
+        let s = sequential(r.estimate, r.se, a.n + b.n, alpha, DEFAULT_TAU, Alternative::TwoSided).unwrap();
+        // The confidence sequence is valid at every look, so it is never tighter than the z interval.
+        let z = liftlab_stats::dist::norm_ppf(1.0 - alpha / 2.0);
+        prop_assert!(s.ci_high - s.ci_low >= 2.0 * z * r.se * (1.0 - 1e-12));
+    }
+
+    #[test]
+    fn swapping_arms_flips_the_sign(a in arm(), b in arm(), alpha in alpha(), alt in alternative()) {
+        let ab = welch_absolute(&a, &b, alpha, alt).unwrap();
+        let ba = welch_absolute(&b, &a, alpha, mirror(alt)).unwrap();
+        prop_assert!(close(ab.estimate, -ba.estimate, 1e-12));
+        prop_assert!(close(ab.p_value, ba.p_value, 1e-9) || (ab.p_value - ba.p_value).abs() < 1e-15);
+        prop_assert!(mirrored(ab.ci_low, ba.ci_high, ab.se));
+        prop_assert!(mirrored(ab.ci_high, ba.ci_low, ab.se));
+        let (e_ab, e_ba) = (effect_sizes(&a, &b, false).unwrap(), effect_sizes(&b, &a, false).unwrap());
+        prop_assert!(close(e_ab.cohens_d, -e_ba.cohens_d, 1e-12));
+        prop_assert!(close(e_ab.hedges_g, -e_ba.hedges_g, 1e-12));
+        let (s_ab, s_ba) = (
+            sequential(ab.estimate, ab.se, a.n + b.n, alpha, DEFAULT_TAU, alt).unwrap(),
+            sequential(ba.estimate, ba.se, a.n + b.n, alpha, DEFAULT_TAU, mirror(alt)).unwrap(),
+        );
+        prop_assert!(close(s_ab.p_value, s_ba.p_value, 1e-12));
+    }
+
+    #[test]
+    fn merging_in_any_order_gives_the_same_moments(
+        values in prop::collection::vec(-1e6f64..1e6, 1..200),
+        cuts in prop::collection::vec(0usize..200, 0..6),
+        order in any::<prop::sample::Index>(),
+    ) {
+        let mut sequentially = Moments::new();
+        values.iter().for_each(|&x| sequentially.push(x));
+        let mut bounds: Vec<usize> = cuts.iter().map(|c| c % (values.len() + 1)).collect();
+        bounds.extend([0, values.len()]);
+        bounds.sort_unstable();
+        let mut chunks: Vec<Moments> = bounds
+            .windows(2)
+            .map(|w| {
+                let mut m = Moments::new();
+                values[w[0]..w[1]].iter().for_each(|&x| m.push(x));
+                m
+            })
+            .collect();
+        // Merge in a rotated order, so that different orders are exercised.
+        let k = order.index(chunks.len());
+        chunks.rotate_left(k);
+        let mut merged = Moments::new();
+        chunks.iter().for_each(|c| merged.merge(c));
+        prop_assert_eq!(merged.n(), sequentially.n());
+        prop_assert!(close(merged.mean(), sequentially.mean(), REORDER) || (merged.mean() - sequentially.mean()).abs() < 1e-6);
+        prop_assert!(close(merged.m2(), sequentially.m2(), REORDER) || (merged.m2() - sequentially.m2()).abs() < 1e-3);
+    }
+
+    #[test]
+    fn removing_a_pushed_value_restores_the_moments(
+        values in prop::collection::vec(-1e3f64..1e3, 2..100),
+        extra in -1e3f64..1e3,
+        y in -1e3f64..1e3,
+    ) {
+        let mut m = Moments::new();
+        let mut c = CoMoments::new();
+        for (i, &x) in values.iter().enumerate() {
+            m.push(x);
+            c.push(x, values[values.len() - 1 - i]);
+        }
+        let (m0, c0) = (m, c);
+        m.push(extra);
+        m.remove(extra).unwrap();
+        c.push(extra, y);
+        c.remove(extra, y).unwrap();
+        prop_assert_eq!(m.n(), m0.n());
+        prop_assert!((m.mean() - m0.mean()).abs() <= 1e-9 * (1.0 + m0.mean().abs()));
+        prop_assert!((m.variance() - m0.variance()).abs() <= 1e-9 * (1.0 + m0.variance()));
+        prop_assert!((c.covariance() - c0.covariance()).abs() <= 1e-9 * (1.0 + c0.variance_x() + c0.variance_y()));
+        prop_assert!((c.variance_y() - c0.variance_y()).abs() <= 1e-9 * (1.0 + c0.variance_y()));
+    }
+
+    #[test]
+    fn corrections_keep_order_and_bounds(p in prop::collection::vec(0.0f64..=1.0, 0..30)) {
+        let (h, bh) = (holm(&p).unwrap(), benjamini_hochberg(&p).unwrap());
+        for i in 0..p.len() {
+            prop_assert!(p[i] <= bh[i] + 1e-15 && bh[i] <= h[i] + 1e-15 && h[i] <= 1.0);
+            for j in 0..p.len() {
+                if p[i] < p[j] {
+                    prop_assert!(h[i] <= h[j] && bh[i] <= bh[j]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn floored_weights_are_a_distribution(
+        w in prop::collection::vec(0.0f64..10.0, 1..8), floor in -0.1f64..0.3
+    ) {
+        let p = floor_weights(&w, floor);
+        let total: f64 = p.iter().sum();
+        prop_assert!((total - 1.0).abs() < 1e-12);
+        let f = floor.max(0.0);
+        for &x in &p {
+            prop_assert!(x >= f.min(1.0 / p.len() as f64) - 1e-15);
+        }
+    }
+
+    #[test]
+    fn prob_best_is_a_distribution_and_follows_the_arms(
+        arms in prop::collection::vec((-3.0f64..3.0, 0.01f64..3.0), 2..6)
+    ) {
+        let p = prob_best(&arms).unwrap();
+        prop_assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        prop_assert!(p.iter().all(|x| (0.0..=1.0).contains(x)));
+        let mut reversed = arms.clone();
+        reversed.reverse();
+        let q = prob_best(&reversed).unwrap();
+        for (x, y) in p.iter().zip(q.iter().rev()) {
+            prop_assert!((x - y).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn srm_p_value_is_a_probability(
+        observed in prop::collection::vec(0.0f64..1e6, 0..6),
+        weights in prop::collection::vec(0.0f64..1.0, 0..6),
+    ) {
+        let s = srm(&observed, &weights);
+        prop_assert!((0.0..=1.0).contains(&s.p_value));
+        prop_assert!(s.chi2 >= 0.0);
+        prop_assert_eq!(s.ok, s.p_value >= 0.001);
+    }
+}
