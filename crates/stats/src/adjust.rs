@@ -168,3 +168,85 @@ impl Cuped {
         SampleStats::new(count_f64(arm.n()), mean, variance)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frequentist::relative_lift;
+
+    #[test]
+    fn a_ratio_needs_a_denominator() {
+        let arm = CoMoments::from_sums(10, 5.0, 0.0, 5.0, 0.0, 0.0);
+        assert!(matches!(
+            ratio_stats(&arm),
+            Err(StatsError::InvalidParameter {
+                name: "denominator mean",
+                ..
+            })
+        ));
+        let single = CoMoments::from_sums(1, 5.0, 1.0, 25.0, 1.0, 5.0);
+        assert!(matches!(
+            ratio_stats(&single),
+            Err(StatsError::TooFewObservations { .. })
+        ));
+    }
+
+    #[test]
+    fn a_ratio_with_a_constant_denominator_is_a_scaled_mean() {
+        let mut arm = CoMoments::new();
+        for x in [1.0, 4.0, 2.0, 7.0] {
+            arm.push(x, 2.0);
+        }
+        let r = ratio_stats(&arm).unwrap();
+        assert!((r.mean - 3.5 / 2.0).abs() < 1e-15);
+        assert!((r.variance - arm.variance_x() / 4.0).abs() < 1e-12);
+    }
+
+    fn arms(noise: impl Fn(u32) -> f64) -> (CoMoments, CoMoments) {
+        let (mut a, mut b) = (CoMoments::new(), CoMoments::new());
+        for i in 0..400_u32 {
+            let pre = f64::from(i % 37);
+            a.push(2.0 * pre + noise(i), pre);
+            b.push(2.0 * pre + 1.0 + noise(i + 7), pre + 0.5 * f64::from(i % 3));
+        }
+        (a, b)
+    }
+
+    #[test]
+    fn cuped_removes_the_explained_variance() {
+        let (a, b) = arms(|i| f64::from((i * 13) % 7) - 3.0);
+        let adjusted = cuped(&a, &b).unwrap();
+        assert!(adjusted.theta() > 1.5 && adjusted.theta() < 2.5);
+        let raw = welch_absolute(
+            &SampleStats::from(a.x()),
+            &SampleStats::from(b.x()),
+            0.05,
+            Alternative::TwoSided,
+        )
+        .unwrap();
+        let cu = adjusted.absolute(0.05, Alternative::TwoSided).unwrap();
+        assert!(cu.se < raw.se / 3.0, "{} vs {}", cu.se, raw.se);
+        assert!(adjusted.control().variance < a.variance_x() / 10.0);
+    }
+
+    #[test]
+    fn a_constant_covariate_leaves_the_arms_unadjusted() {
+        let (mut a, mut b) = (CoMoments::new(), CoMoments::new());
+        for x in [1.0, 3.0, 2.0, 8.0] {
+            a.push(x, 5.0);
+            b.push(x + 1.0, 5.0);
+        }
+        let adjusted = cuped(&a, &b).unwrap();
+        assert_eq!(adjusted.theta(), 0.0);
+        assert_eq!(adjusted.control(), SampleStats::from(a.x()));
+        let plain = relative_lift(
+            &SampleStats::from(a.x()),
+            &SampleStats::from(b.x()),
+            0.05,
+            Alternative::TwoSided,
+        )
+        .unwrap();
+        let r = adjusted.relative(0.05, Alternative::TwoSided).unwrap();
+        assert!((r.estimate - plain.estimate).abs() < 1e-15 && (r.se - plain.se).abs() < 1e-15);
+    }
+}

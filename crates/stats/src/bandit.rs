@@ -311,3 +311,90 @@ impl Hajek {
         self.sum_w2y2 += sign * w2 * y * y;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::moments::Moments;
+
+    #[test]
+    fn symmetric_arms_share_the_probability() {
+        let p = beta_prob_best(&[(3.0, 5.0), (3.0, 5.0), (3.0, 5.0)]).unwrap();
+        assert!(p.iter().all(|x| (x - 1.0 / 3.0).abs() < 1e-10), "{p:?}");
+        let q = prob_best(&[(1.0, 2.0), (1.0, 2.0)]).unwrap();
+        assert!((q[0] - 0.5).abs() < 1e-12);
+        assert_eq!(prob_best(&[(0.3, 0.1)]).unwrap(), vec![1.0]);
+        assert!(prob_best(&[]).is_err());
+        assert!(prob_best(&[(0.0, 0.0), (1.0, 1.0)]).is_err());
+        assert!(beta_prob_best(&[(0.0, 1.0), (1.0, 1.0)]).is_err());
+    }
+
+    #[test]
+    fn two_normal_arms_have_a_closed_form() {
+        // P(X1 > X2) = Φ((μ1 − μ2)/√(σ1² + σ2²)).
+        let p = prob_best(&[(0.3, 0.2), (0.1, 0.05)]).unwrap();
+        let want = crate::dist::norm_cdf(0.2 / (0.04_f64 + 0.0025).sqrt());
+        assert!((p[0] - want).abs() < 1e-10, "{} vs {want}", p[0]);
+    }
+
+    #[test]
+    fn two_uniform_beta_arms_against_a_known_value() {
+        // P(Beta(2,1) > Beta(1,1)) = ∫ 2x·x dx = 2/3.
+        let p = beta_prob_best(&[(2.0, 1.0), (1.0, 1.0)]).unwrap();
+        assert!((p[0] - 2.0 / 3.0).abs() < 1e-10, "{p:?}");
+    }
+
+    #[test]
+    fn floor_weights_fall_back_to_uniform() {
+        assert_eq!(floor_weights(&[f64::NAN, 1.0], 0.1), vec![0.5, 0.5]);
+        assert_eq!(floor_weights(&[0.0, 0.0], 0.1), vec![0.5, 0.5]);
+        assert!(floor_weights(&[], 0.1).is_empty());
+        let w = floor_weights(&[3.0, 1.0], f64::NAN);
+        assert_eq!(w, vec![0.75, 0.25]);
+    }
+
+    #[test]
+    fn an_arm_without_data_keeps_its_prior() {
+        let prior = NormalPrior {
+            mean: 0.0,
+            variance: 1e4,
+        };
+        assert_eq!(
+            normal_arm_posterior(&SampleStats::new(1.0, 5.0, 0.0), prior).unwrap(),
+            (0.0, 100.0)
+        );
+        assert!(normal_arm_posterior(&SampleStats::new(5.0, 5.0, 0.0), prior).is_err());
+    }
+
+    #[test]
+    fn hajek_with_equal_propensities_is_the_sample_mean() {
+        let ys = [1.0, 4.0, 2.0, 9.0, 3.0];
+        let mut h = Hajek::new();
+        let mut m = Moments::new();
+        for &y in &ys {
+            h.push(y, 0.25).unwrap();
+            m.push(y);
+        }
+        let e = h.estimate().unwrap();
+        assert!((e.mean - m.mean()).abs() < 1e-12);
+        assert!((e.se - (m.variance() / 5.0).sqrt()).abs() < 1e-12);
+        assert!((e.effective_n - 5.0).abs() < 1e-12);
+        h.remove(9.0, 0.25).unwrap();
+        assert!((h.estimate().unwrap().mean - 2.5).abs() < 1e-12);
+        assert!(h.push(1.0, 0.0).is_err());
+    }
+
+    #[test]
+    fn hajek_reweights_by_inverse_propensity() {
+        // A unit served with propensity 0.5 counts twice as much as one served with 1.
+        let mut h = Hajek::new();
+        h.push(10.0, 0.5).unwrap();
+        h.push(1.0, 1.0).unwrap();
+        let mut other = Hajek::new();
+        other.push(1.0, 1.0).unwrap();
+        h.merge(&other);
+        let e = h.estimate().unwrap();
+        assert!((e.mean - (20.0 + 1.0 + 1.0) / 4.0).abs() < 1e-12);
+        assert_eq!(h.n(), 3);
+    }
+}

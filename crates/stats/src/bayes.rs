@@ -110,3 +110,55 @@ pub fn get_risk(mu: f64, sigma: f64) -> [f64; 2] {
         [loss_ctrl, loss_ctrl - mu]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_vague_prior_is_nearly_flat() {
+        let flat = bayesian(0.05, 0.02, None, 0.05, false).unwrap();
+        let vague = bayesian(
+            0.05,
+            0.02,
+            Some(NormalPrior {
+                mean: 0.0,
+                variance: 1e12,
+            }),
+            0.05,
+            false,
+        )
+        .unwrap();
+        assert!(
+            (flat.mean - vague.mean).abs() < 1e-12
+                && (flat.chance_to_win - vague.chance_to_win).abs() < 1e-10
+        );
+    }
+
+    #[test]
+    fn inverse_metrics_mirror_chance_and_risk() {
+        let up = bayesian(0.03, 0.02, None, 0.05, false).unwrap();
+        let down = bayesian(0.03, 0.02, None, 0.05, true).unwrap();
+        assert!((up.chance_to_win + down.chance_to_win - 1.0).abs() < 1e-15);
+        assert_eq!(
+            (up.risk_control, up.risk_treatment),
+            (down.risk_treatment, down.risk_control)
+        );
+        // E[max(Δ,0)] − E[max(−Δ,0)] = E[Δ].
+        assert!((up.risk_control - up.risk_treatment - up.mean).abs() < 1e-15);
+    }
+
+    #[test]
+    fn bad_inputs_are_rejected() {
+        assert_eq!(
+            bayesian(0.1, 0.0, None, 0.05, false),
+            Err(StatsError::ZeroVariance("the estimate"))
+        );
+        let bad_prior = NormalPrior {
+            mean: 0.0,
+            variance: 0.0,
+        };
+        assert!(bayesian(0.1, 0.1, Some(bad_prior), 0.05, false).is_err());
+        assert_eq!(get_risk(0.2, 0.0), [0.2, 0.0]);
+    }
+}

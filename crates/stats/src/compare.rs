@@ -112,3 +112,39 @@ pub fn compare(
         bayes,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_comparison_fills_what_it_can() {
+        let control = SampleStats::proportion(1000.0, 100.0);
+        let treatment = SampleStats::proportion(1000.0, 130.0);
+        let settings = CompareSettings {
+            sequential_tau: Some(crate::DEFAULT_TAU),
+            binary: true,
+            ..CompareSettings::default()
+        };
+        let c = compare(&control, &treatment, &settings).unwrap();
+        assert!((c.absolute.estimate - 0.03).abs() < 1e-15);
+        assert!(c.relative.is_some() && c.bayes.is_some());
+        assert!(c.sequential.is_some() && c.sequential_relative.is_some());
+        assert!(c.effect_sizes.unwrap().cohens_h.is_some());
+
+        let zero = SampleStats::new(100.0, 0.0, 1.0);
+        let c = compare(
+            &zero,
+            &SampleStats::new(100.0, 0.5, 1.0),
+            &CompareSettings::default(),
+        )
+        .unwrap();
+        assert!(c.relative.is_none() && c.bayes.is_none() && c.sequential.is_none());
+        assert!(compare(
+            &SampleStats::new(1.0, 0.0, 1.0),
+            &zero,
+            &CompareSettings::default()
+        )
+        .is_err());
+    }
+}

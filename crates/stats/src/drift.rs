@@ -290,3 +290,92 @@ pub fn window_test(
         direction,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ph() -> PageHinkley {
+        PageHinkley::new(PageHinkleyParams {
+            delta: 0.1,
+            lambda: 5.0,
+            min_samples: 10,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn page_hinkley_stays_quiet_on_a_constant_stream_and_reports_a_drop() {
+        let mut d = ph();
+        assert!((0..500).all(|_| d.update(1.0).is_none()));
+        let signal = (0..100).find_map(|_| d.update(0.0)).unwrap();
+        assert_eq!(signal.direction, Direction::Down);
+        assert!(500 <= signal.index && signal.index < 520, "{signal:?}");
+        assert!(signal.statistic > 5.0);
+        assert_eq!(d.update(f64::NAN), None);
+    }
+
+    #[test]
+    fn detectors_resume_identically_after_persisting() {
+        let xs: Vec<f64> = (0..300_u32)
+            .map(|i| f64::from(i % 5) + if i > 200 { 3.0 } else { 0.0 })
+            .collect();
+        let mut straight = ph();
+        let mut first = ph();
+        let mut cusum = Cusum::new(CusumParams {
+            slack: 0.5,
+            threshold: 4.0,
+            warmup: 50,
+        })
+        .unwrap();
+        let mut cusum_straight = cusum.clone();
+        let mut signals = Vec::new();
+        for &x in &xs[..150] {
+            first.update(x);
+            cusum.update(x);
+        }
+        let mut resumed: PageHinkley =
+            serde_json::from_str(&serde_json::to_string(&first).unwrap()).unwrap();
+        let mut cusum_resumed: Cusum =
+            serde_json::from_str(&serde_json::to_string(&cusum).unwrap()).unwrap();
+        for (i, &x) in xs.iter().enumerate() {
+            let a = straight.update(x);
+            let c = cusum_straight.update(x);
+            if i >= 150 {
+                assert_eq!(a, resumed.update(x));
+                assert_eq!(c, cusum_resumed.update(x));
+                signals.extend(a);
+            }
+        }
+        assert!(signals
+            .iter()
+            .any(|s| s.direction == Direction::Up && s.index > 200));
+    }
+
+    #[test]
+    fn cusum_with_a_known_reference_fires_where_the_sums_cross() {
+        let params = CusumParams {
+            slack: 0.5,
+            threshold: 4.0,
+            warmup: 0,
+        };
+        let mut c = Cusum::with_reference(params, 0.0, 1.0).unwrap();
+        // Each observation of 2 adds 1.5 to S⁺, so it crosses 4 at the third.
+        assert_eq!(c.update(2.0), None);
+        assert_eq!(c.update(2.0), None);
+        let s = c.update(2.0).unwrap();
+        assert_eq!((s.index, s.direction), (2, Direction::Up));
+        assert!((s.statistic - 4.5).abs() < 1e-12);
+        assert!(Cusum::new(params).is_err());
+        assert!(Cusum::with_reference(params, 0.0, 0.0).is_err());
+    }
+
+    #[test]
+    fn window_test_reports_the_direction() {
+        let reference = SampleStats::new(500.0, 10.0, 9.0);
+        let down = window_test(&reference, &SampleStats::new(100.0, 8.0, 9.0), 0.01).unwrap();
+        assert!(down.shifted && down.direction == Some(Direction::Down));
+        let same = window_test(&reference, &SampleStats::new(100.0, 10.1, 9.0), 0.01).unwrap();
+        assert!(!same.shifted && same.direction.is_none());
+    }
+}

@@ -140,3 +140,55 @@ pub fn t_test(
         dof,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arm(n: f64, mean: f64, variance: f64) -> SampleStats {
+        SampleStats::new(n, mean, variance)
+    }
+
+    #[test]
+    fn invalid_inputs_say_why() {
+        let ok = arm(10.0, 1.0, 1.0);
+        let tiny = arm(1.0, 1.0, 1.0);
+        let flat = arm(10.0, 1.0, 0.0);
+        let alt = Alternative::TwoSided;
+        assert!(matches!(
+            welch_absolute(&tiny, &ok, 0.05, alt),
+            Err(StatsError::TooFewObservations { .. })
+        ));
+        assert_eq!(
+            welch_absolute(&flat, &flat, 0.05, alt),
+            Err(StatsError::ZeroVariance("the difference of means"))
+        );
+        assert!(matches!(
+            welch_absolute(&ok, &ok, 1.5, alt),
+            Err(StatsError::InvalidParameter { name: "alpha", .. })
+        ));
+        assert_eq!(
+            relative_lift(&arm(10.0, 0.0, 1.0), &ok, 0.05, alt),
+            Err(StatsError::ZeroBaseline)
+        );
+        assert!(matches!(
+            welch_absolute(&arm(10.0, f64::NAN, 1.0), &ok, 0.05, alt),
+            Err(StatsError::InvalidParameter { name: "mean", .. })
+        ));
+    }
+
+    #[test]
+    fn one_constant_arm_leaves_the_other_arms_dof() {
+        // With one variance 0, Welch–Satterthwaite reduces to n − 1 of the other arm.
+        let dof = welch_dof(&arm(10.0, 1.0, 0.0), &arm(25.0, 2.0, 4.0)).unwrap();
+        assert!((dof - 24.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_z_test_is_a_t_test_with_infinite_dof() {
+        let z = t_test(1.96, 1.0, f64::INFINITY, 0.05, Alternative::TwoSided).unwrap();
+        // Published: 2·(1 − Φ(1.96)) = 0.04999579029644097.
+        assert!((z.p_value - 0.049_995_790_296_440_97).abs() < 1e-15);
+        assert!((z.ci_low - (1.96 - 1.959_963_984_540_054)).abs() < 1e-14);
+    }
+}

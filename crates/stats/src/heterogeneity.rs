@@ -116,3 +116,26 @@ pub fn disparate_impact_min(rates: &[f64]) -> Result<DisparateImpact, StatsError
         reference,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_effects_show_no_heterogeneity() {
+        let q = cochran_q(&[(0.1, 0.02), (0.1, 0.05), (0.1, 0.01)]).unwrap();
+        assert_eq!((q.q, q.df, q.p_value, q.i_squared), (0.0, 2.0, 1.0, 0.0));
+        assert!(cochran_q(&[(0.1, 0.02)]).is_err());
+        assert!(cochran_q(&[(0.1, 0.02), (0.2, 0.0)]).is_err());
+    }
+
+    #[test]
+    fn disparate_impact_against_the_most_favored_group() {
+        let d = disparate_impact_min(&[0.5, 0.8, 0.6, 0.8]).unwrap();
+        assert_eq!((d.group, d.reference), (0, 1));
+        assert!((d.ratio - 0.625).abs() < 1e-15);
+        assert!(disparate_impact(0.3, 0.0).is_err());
+        assert!(disparate_impact_min(&[0.0, 0.0]).is_err());
+        assert!(disparate_impact_min(&[0.5, 1.5]).is_err());
+    }
+}

@@ -15,10 +15,20 @@ pub(crate) fn count_f64(n: u64) -> f64 {
 
 /// A streaming univariate accumulator: count, mean and the sum of squared
 /// deviations (M2), updated by Welford's method and merged by Chan et al.'s
-/// formula, so it stays accurate for large values with a small spread.
+/// formula.
+///
+/// The recursion runs on x − shift, where the shift is the first value
+/// pushed: for large values with a small spread (1e9 ± 1) the shifted values
+/// are exact and small, so the variance keeps full relative precision.
+/// Equality compares the representation (including the shift), not just
+/// the statistics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Moments {
     n: u64,
+    /// The origin of the recursion; 0 in records written before it existed.
+    #[serde(default)]
+    shift: f64,
+    /// The mean of x − shift.
     mean: f64,
     m2: f64,
 }
@@ -43,11 +53,20 @@ impl Moments {
         }
         let mean = sum / count_f64(n);
         let m2 = sum_sq - sum * mean;
-        Self { n, mean, m2 }
+        Self {
+            n,
+            shift: 0.0,
+            mean,
+            m2,
+        }
     }
 
     /// Adds one observation.
     pub fn push(&mut self, x: f64) {
+        if self.n == 0 {
+            self.shift = x;
+        }
+        let x = x - self.shift;
         self.n += 1;
         let delta = x - self.mean;
         self.mean += delta / count_f64(self.n);
@@ -66,6 +85,7 @@ impl Moments {
                 Ok(())
             }
             n => {
+                let x = x - self.shift;
                 let rest = count_f64(n - 1);
                 let old_mean = self.mean;
                 let new_mean = old_mean + (old_mean - x) / rest;
@@ -89,7 +109,8 @@ impl Moments {
         }
         let n = self.n + other.n;
         let (na, nb, nf) = (count_f64(self.n), count_f64(other.n), count_f64(n));
-        let delta = other.mean - self.mean;
+        let other_mean = (other.shift - self.shift) + other.mean;
+        let delta = other_mean - self.mean;
         self.mean += delta * (nb / nf);
         self.m2 += other.m2 + delta * delta * (na * nb / nf);
         self.n = n;
@@ -102,7 +123,7 @@ impl Moments {
 
     /// The mean; 0 when empty.
     pub fn mean(&self) -> f64 {
-        self.mean
+        self.shift + self.mean
     }
 
     /// The sum of squared deviations from the mean (M2).
@@ -135,12 +156,13 @@ impl Moments {
 
     /// The sum of the observations, n·mean.
     pub fn sum(&self) -> f64 {
-        count_f64(self.n) * self.mean
+        count_f64(self.n) * self.mean()
     }
 
     /// The sum of squares Σx², recovered as M2 + n·mean².
     pub fn sum_sq(&self) -> f64 {
-        self.m2 + count_f64(self.n) * self.mean * self.mean
+        let mean = self.mean();
+        self.m2 + count_f64(self.n) * mean * mean
     }
 }
 
@@ -149,10 +171,19 @@ impl Moments {
 ///
 /// Ratio metrics use x = numerator and y = denominator; CUPED uses
 /// x = the metric in the experiment and y = the pre-experiment covariate.
+/// Like [`Moments`], the recursion runs on values shifted by the first pair.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CoMoments {
     n: u64,
+    /// The origin of x; 0 in records written before it existed.
+    #[serde(default)]
+    shift_x: f64,
+    /// The origin of y; 0 in records written before it existed.
+    #[serde(default)]
+    shift_y: f64,
+    /// The mean of x − shift_x.
     mean_x: f64,
+    /// The mean of y − shift_y.
     mean_y: f64,
     m2_x: f64,
     m2_y: f64,
@@ -186,6 +217,8 @@ impl CoMoments {
         let (mean_x, mean_y) = (sum_x / nf, sum_y / nf);
         Self {
             n,
+            shift_x: 0.0,
+            shift_y: 0.0,
             mean_x,
             mean_y,
             m2_x: sum_xx - sum_x * mean_x,
@@ -196,6 +229,11 @@ impl CoMoments {
 
     /// Adds one (x, y) pair.
     pub fn push(&mut self, x: f64, y: f64) {
+        if self.n == 0 {
+            self.shift_x = x;
+            self.shift_y = y;
+        }
+        let (x, y) = (x - self.shift_x, y - self.shift_y);
         self.n += 1;
         let nf = count_f64(self.n);
         let dx = x - self.mean_x;
@@ -217,6 +255,7 @@ impl CoMoments {
                 Ok(())
             }
             n => {
+                let (x, y) = (x - self.shift_x, y - self.shift_y);
                 let rest = count_f64(n - 1);
                 let new_x = self.mean_x + (self.mean_x - x) / rest;
                 let new_y = self.mean_y + (self.mean_y - y) / rest;
@@ -242,8 +281,8 @@ impl CoMoments {
         }
         let n = self.n + other.n;
         let (na, nb, nf) = (count_f64(self.n), count_f64(other.n), count_f64(n));
-        let dx = other.mean_x - self.mean_x;
-        let dy = other.mean_y - self.mean_y;
+        let dx = (other.shift_x - self.shift_x) + other.mean_x - self.mean_x;
+        let dy = (other.shift_y - self.shift_y) + other.mean_y - self.mean_y;
         let w = na * nb / nf;
         self.mean_x += dx * (nb / nf);
         self.mean_y += dy * (nb / nf);
@@ -260,12 +299,12 @@ impl CoMoments {
 
     /// The mean of x; 0 when empty.
     pub fn mean_x(&self) -> f64 {
-        self.mean_x
+        self.shift_x + self.mean_x
     }
 
     /// The mean of y; 0 when empty.
     pub fn mean_y(&self) -> f64 {
-        self.mean_y
+        self.shift_y + self.mean_y
     }
 
     /// The sample variance of x (n−1); 0 when n < 2 (and never negative).
@@ -297,6 +336,7 @@ impl CoMoments {
     pub fn x(&self) -> Moments {
         Moments {
             n: self.n,
+            shift: self.shift_x,
             mean: self.mean_x,
             m2: self.m2_x,
         }
@@ -306,6 +346,7 @@ impl CoMoments {
     pub fn y(&self) -> Moments {
         Moments {
             n: self.n,
+            shift: self.shift_y,
             mean: self.mean_y,
             m2: self.m2_y,
         }
@@ -423,5 +464,128 @@ impl From<&Moments> for SampleStats {
 impl From<Moments> for SampleStats {
     fn from(m: Moments) -> Self {
         Self::from(&m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Streaming moments of large values with a small spread must match a
+    /// two-pass computation to this relative accuracy.
+    const STABLE: f64 = 1e-9;
+
+    /// Values near 1e9 with a spread of about 1, deterministic.
+    fn large_values() -> Vec<f64> {
+        (0..10_000_u32)
+            .map(|i| 1e9 + f64::from((i * 7919) % 1000) / 500.0 - 1.0)
+            .collect()
+    }
+
+    fn two_pass(values: &[f64]) -> (f64, f64) {
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let (sq, lin) = values.iter().fold((0.0, 0.0), |(sq, lin), x| {
+            let d = x - mean;
+            (sq + d * d, lin + d)
+        });
+        // The compensated two-pass formula removes the residual of the mean.
+        (mean, (sq - lin * lin / n) / (n - 1.0))
+    }
+
+    #[test]
+    fn large_values_with_small_spread_match_two_pass() {
+        let values = large_values();
+        let (mean, variance) = two_pass(&values);
+        let mut m = Moments::new();
+        values.iter().for_each(|&x| m.push(x));
+        assert!(((m.mean() - mean) / mean).abs() < 1e-13);
+        assert!(
+            ((m.variance() - variance) / variance).abs() < STABLE,
+            "{} vs {variance}",
+            m.variance()
+        );
+
+        let mut merged = Moments::new();
+        for chunk in values.chunks(997).rev() {
+            let mut part = Moments::new();
+            chunk.iter().for_each(|&x| part.push(x));
+            merged.merge(&part);
+        }
+        assert!(((merged.variance() - variance) / variance).abs() < STABLE);
+
+        let mut co = CoMoments::new();
+        values
+            .iter()
+            .zip(values.iter().rev())
+            .for_each(|(&x, &y)| co.push(x, y));
+        assert!(((co.variance_x() - variance) / variance).abs() < STABLE);
+        let cov_two_pass = values
+            .iter()
+            .zip(values.iter().rev())
+            .map(|(x, y)| (x - mean) * (y - mean))
+            .sum::<f64>()
+            / (values.len() as f64 - 1.0);
+        assert!((co.covariance() - cov_two_pass).abs() < STABLE * variance);
+    }
+
+    #[test]
+    fn removing_every_value_restores_the_empty_accumulator() {
+        let mut m = Moments::new();
+        let mut c = CoMoments::new();
+        for x in [3.0, 1.5, -2.0] {
+            m.push(x);
+            c.push(x, x * x);
+        }
+        for x in [1.5, -2.0, 3.0] {
+            m.remove(x).unwrap();
+            c.remove(x, x * x).unwrap();
+        }
+        assert_eq!(m, Moments::default());
+        assert_eq!(c, CoMoments::default());
+        assert_eq!(m.remove(1.0), Err(StatsError::RemoveFromEmpty));
+        assert_eq!(c.remove(1.0, 2.0), Err(StatsError::RemoveFromEmpty));
+    }
+
+    #[test]
+    fn sums_and_moments_agree() {
+        let m = Moments::from_sums(4, 10.0, 30.0);
+        assert_eq!(m.mean(), 2.5);
+        assert!((m.variance() - 5.0 / 3.0).abs() < 1e-15);
+        assert!((m.sum() - 10.0).abs() < 1e-15);
+        assert!((m.sum_sq() - 30.0).abs() < 1e-12);
+        assert_eq!(Moments::from_sums(0, 3.0, 9.0), Moments::default());
+        // Rounding can make M2 slightly negative; the variance reports 0.
+        assert_eq!(Moments::from_sums(3, 3e9, 3e18 - 1.0).variance(), 0.0);
+        let s = SampleStats::from(&m);
+        assert_eq!((s.n, s.mean), (4.0, 2.5));
+    }
+
+    #[test]
+    fn proportions_use_the_population_variance() {
+        let p = SampleStats::proportion(30.0, 16.0);
+        assert!((p.variance - (16.0 / 30.0) * (14.0 / 30.0)).abs() < 1e-15);
+        assert_eq!(SampleStats::proportion(0.0, 0.0).variance, 0.0);
+    }
+
+    #[test]
+    fn accumulators_survive_a_serde_round_trip() {
+        let mut m = Moments::new();
+        let mut c = CoMoments::new();
+        for x in [0.1, 0.2, 0.7] {
+            m.push(x);
+            c.push(x, 1.0 - x);
+        }
+        let m2: Moments = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+        let c2: CoMoments = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        // serde_json parses floats to within an ulp unless its float_roundtrip
+        // feature is on, so compare to rounding rather than bit for bit.
+        let near = |a: f64, b: f64| (a - b).abs() <= 4.0 * f64::EPSILON * a.abs().max(b.abs());
+        assert_eq!(m.n(), m2.n());
+        assert!(near(m.mean(), m2.mean()) && near(m.m2(), m2.m2()));
+        assert_eq!(c.n(), c2.n());
+        assert!(
+            near(c.c_xy(), c2.c_xy()) && near(c.m2_x(), c2.m2_x()) && near(c.mean_y(), c2.mean_y())
+        );
     }
 }

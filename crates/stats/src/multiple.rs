@@ -74,3 +74,21 @@ pub fn adjusted_ci(p_adjusted: f64, lift: f64, alpha: f64) -> Result<(f64, f64),
     let half = norm_ppf(1.0 - alpha / 2.0) * (lift / z_adj).abs();
     Ok((lift - half, lift + half))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edge_cases() {
+        assert!(holm(&[]).unwrap().is_empty());
+        assert_eq!(benjamini_hochberg(&[0.3]).unwrap(), vec![0.3]);
+        assert!(holm(&[0.1, 1.2]).is_err());
+        assert!(benjamini_hochberg(&[f64::NAN]).is_err());
+        assert_eq!(
+            adjusted_ci(1.0, 0.1, 0.05).unwrap(),
+            (f64::NEG_INFINITY, f64::INFINITY)
+        );
+        assert_eq!(adjusted_ci(0.0, 0.1, 0.05).unwrap(), (0.1, 0.1));
+    }
+}

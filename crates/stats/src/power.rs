@@ -482,3 +482,87 @@ pub fn mid_experiment_power_from_se(
         "the scaling-factor bisection did not converge",
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Searches solve to near machine precision.
+    const SOLVED: f64 = 1e-9;
+
+    fn conversion() -> Baseline {
+        Baseline::proportion(0.2)
+    }
+
+    #[test]
+    fn sample_size_and_power_invert_each_other() {
+        for settings in [
+            PowerSettings::default(),
+            PowerSettings {
+                design: Design::Sequential { tau: 5000.0 },
+                ..PowerSettings::default()
+            },
+            PowerSettings {
+                alternative: Alternative::Greater,
+                relative: false,
+                ..PowerSettings::default()
+            },
+        ] {
+            let effect = if settings.relative { 0.05 } else { 0.01 };
+            let n = sample_size_per_arm(&conversion(), effect, 0.8, &settings).unwrap();
+            let power = achieved_power(&conversion(), effect, n, &settings).unwrap();
+            assert!((power - 0.8).abs() < SOLVED, "{settings:?}: {power}");
+            let mde = mde_at(&conversion(), n, 0.8, &settings).unwrap();
+            assert!(
+                ((mde - effect) / effect).abs() < 1e-7,
+                "{settings:?}: {mde}"
+            );
+        }
+    }
+
+    #[test]
+    fn sequential_designs_need_more_units() {
+        let fixed = PowerSettings::default();
+        let seq = PowerSettings {
+            design: Design::Sequential { tau: 5000.0 },
+            ..fixed
+        };
+        let n_fixed = sample_size_per_arm(&conversion(), 0.05, 0.8, &fixed).unwrap();
+        let n_seq = sample_size_per_arm(&conversion(), 0.05, 0.8, &seq).unwrap();
+        assert!(n_seq > n_fixed);
+    }
+
+    #[test]
+    fn a_decrease_has_a_negative_mde_and_wrong_way_effects_have_no_size() {
+        let less = PowerSettings {
+            alternative: Alternative::Less,
+            ..PowerSettings::default()
+        };
+        let mde = mde_at(&conversion(), 10_000.0, 0.8, &less).unwrap();
+        assert!(mde < 0.0);
+        assert!(
+            (achieved_power(&conversion(), mde, 10_000.0, &less).unwrap() - 0.8).abs() < SOLVED
+        );
+        assert!(matches!(
+            sample_size_per_arm(&conversion(), 0.05, 0.8, &less),
+            Err(StatsError::NoSolution(_))
+        ));
+        assert!(matches!(
+            sample_size_per_arm(&conversion(), 0.05, 0.01, &PowerSettings::default()),
+            Err(StatsError::InvalidParameter { name: "power", .. })
+        ));
+    }
+
+    #[test]
+    fn a_relative_effect_saturates_at_tiny_samples() {
+        // With 3 units per arm of a noisy metric no relative lift reaches 99% power.
+        let noisy = Baseline {
+            mean: 1.0,
+            variance: 100.0,
+        };
+        assert!(matches!(
+            mde_at(&noisy, 3.0, 0.99, &PowerSettings::default()),
+            Err(StatsError::NoSolution(_))
+        ));
+    }
+}

@@ -128,3 +128,55 @@ fn one_sided_p(signed: f64, se: f64, n_total: f64, rho: f64) -> f64 {
     }
     alpha.clamp(ONE_SIDED_MIN_P, ONE_SIDED_MAX_P)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_sided_sequential_needs_alpha_below_half() {
+        assert!(matches!(
+            sequential(1.0, 1.0, 100.0, 0.5, DEFAULT_TAU, Alternative::Greater),
+            Err(StatsError::InvalidParameter { name: "alpha", .. })
+        ));
+        assert!(sequential(1.0, 1.0, 100.0, 0.5, DEFAULT_TAU, Alternative::TwoSided).is_ok());
+        assert_eq!(
+            sequential(1.0, 0.0, 100.0, 0.05, DEFAULT_TAU, Alternative::TwoSided),
+            Err(StatsError::ZeroVariance("the estimate"))
+        );
+    }
+
+    #[test]
+    fn evidence_lowers_the_p_value_and_the_interval_agrees_with_it() {
+        let mut last = 1.0;
+        for estimate in [0.0, 0.5, 1.0, 2.0, 4.0] {
+            let s = sequential(
+                estimate,
+                0.5,
+                5000.0,
+                0.05,
+                DEFAULT_TAU,
+                Alternative::TwoSided,
+            )
+            .unwrap();
+            assert!(s.p_value <= last);
+            last = s.p_value;
+            // An interval excluding 0 at alpha goes with p < alpha, and back.
+            assert_eq!(s.ci_low > 0.0, s.p_value < 0.05, "estimate {estimate}");
+        }
+        let one = sequential(2.0, 0.5, 5000.0, 0.05, DEFAULT_TAU, Alternative::Greater).unwrap();
+        assert_eq!(one.ci_low > 0.0, one.p_value < 0.05);
+        assert_eq!(
+            sequential(-2.0, 0.5, 5000.0, 0.05, DEFAULT_TAU, Alternative::Greater)
+                .unwrap()
+                .p_value,
+            ONE_SIDED_MAX_P
+        );
+        assert_eq!(
+            sequential(-50.0, 0.5, 5000.0, 0.05, DEFAULT_TAU, Alternative::Less)
+                .unwrap()
+                .p_value,
+            ONE_SIDED_MIN_P
+        );
+    }
+}
