@@ -1,1 +1,311 @@
-//! Tests of the fold module.
+//! Tests of folding: per-aggregate cell semantics, the deltas produced, and rebuild equivalence on random event streams.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use serde_json::json;
+
+use super::*;
+use crate::model::{HandledBy, MetricAggregate};
+
+fn spec() -> ExperimentSpec {
+    ExperimentSpec::parse(&json!({
+        "key": "exp",
+        "arms": [{"key": "human", "role": "baseline"}, {"key": "ai", "role": "treatment"}],
+        "allocation": {"policy": "fixed", "weights": {"human": 0.4, "ai": 0.6}},
+        "metrics": [
+            {"key": "minutes", "kind": "duration", "direction": "decrease", "role": "primary"},
+            {"key": "cost", "kind": "cost", "direction": "decrease", "role": "secondary"},
+            {"key": "score", "kind": "continuous", "direction": "increase", "role": "secondary", "aggregate": "last"},
+            {"key": "escalated", "kind": "binary", "direction": "decrease", "role": "guardrail", "aggregate": "max"}
+        ],
+        "segments": ["channel", "priority"]
+    }))
+    .expect("valid")
+}
+
+fn assignment(unit: &str, arm: &str, propensity: f64, segments: &[(&str, &str)]) -> Assignment {
+    Assignment {
+        experiment: "exp".into(),
+        unit_id: unit.into(),
+        task_id: unit.into(),
+        arm: arm.into(),
+        in_experiment: true,
+        version: 1,
+        assignment_id: format!("as-{unit}"),
+        propensity,
+        period: 0,
+        epoch: 0,
+        segments: segments
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        assigned_at: 0,
+    }
+}
+
+fn outcome(a: &Assignment, event: &str, ts: Millis, metrics: &[(&str, f64)]) -> Outcome {
+    Outcome {
+        event_id: event.into(),
+        experiment: a.experiment.clone(),
+        task_id: a.task_id.clone(),
+        unit_id: a.unit_id.clone(),
+        arm: a.arm.clone(),
+        epoch: 0,
+        ts,
+        metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        handled_by: Some(HandledBy::Ai),
+        model_version: None,
+        attributes: BTreeMap::new(),
+    }
+}
+
+fn key(metric: &str, scope: AggScope) -> AggKey {
+    AggKey {
+        epoch: 0,
+        arm: "ai".into(),
+        metric: metric.into(),
+        scope,
+    }
+}
+
+#[test]
+fn the_first_outcome_creates_the_row_and_enters_every_scope() {
+    let spec = spec();
+    let a = assignment("u1", "ai", 0.6, &[("channel", "email")]);
+    let ts = 3 * MS_PER_DAY + 5;
+    let folded = fold(
+        &spec,
+        &a,
+        None,
+        &outcome(&a, "e1", ts, &[("minutes", 12.0)]),
+    );
+    assert!(folded.new_unit);
+    assert_eq!(folded.row.outcomes, 1);
+    assert_eq!((folded.row.first_ts, folded.row.last_ts), (ts, ts));
+    assert_eq!(folded.row.handled_by.get(&HandledBy::Ai), Some(&1));
+    assert_eq!(folded.row.propensity, 0.6);
+    let d = |scope, old, new| AggDelta {
+        key: key("minutes", scope),
+        old,
+        new,
+        propensity: 0.6,
+    };
+    let segment = AggScope::Segment {
+        attribute: "channel".into(),
+        value: "email".into(),
+    };
+    assert_eq!(
+        folded.deltas,
+        vec![
+            d(AggScope::Overall, None, 12.0),
+            d(segment, None, 12.0),
+            d(AggScope::Day(3), None, 12.0),
+        ]
+    );
+}
+
+#[test]
+fn later_outcomes_replace_the_units_value() {
+    let spec = spec();
+    let a = assignment("u1", "ai", 0.6, &[]);
+    let first = fold(
+        &spec,
+        &a,
+        None,
+        &outcome(&a, "e1", 100, &[("minutes", 10.0), ("cost", 2.0)]),
+    );
+    let second = fold(
+        &spec,
+        &a,
+        Some(first.row),
+        &outcome(&a, "e2", 50, &[("minutes", 20.0), ("cost", 3.0)]),
+    );
+    assert!(!second.new_unit);
+    assert_eq!(
+        (second.row.first_ts, second.row.last_ts, second.row.outcomes),
+        (50, 100, 2)
+    );
+    let overall: Vec<(&str, Option<f64>, f64)> = second
+        .deltas
+        .iter()
+        .filter(|d| d.key.scope == AggScope::Overall)
+        .map(|d| (d.key.metric.as_str(), d.old, d.new))
+        .collect();
+    // cost sums (2 + 3), minutes averages (10, 20 → 15).
+    assert_eq!(
+        overall,
+        vec![("cost", Some(2.0), 5.0), ("minutes", Some(10.0), 15.0)]
+    );
+    let cell = second.row.metrics["minutes"];
+    assert_eq!((cell.value, cell.count, cell.sum), (15.0, 2, 30.0));
+}
+
+#[test]
+fn cells_follow_their_aggregate() {
+    let events = [4.0, 9.0, 1.0];
+    let expected = [
+        (Aggregate::Sum, [4.0, 13.0, 14.0]),
+        (Aggregate::Mean, [4.0, 6.5, 14.0 / 3.0]),
+        (Aggregate::Last, [4.0, 9.0, 1.0]),
+        (Aggregate::Max, [4.0, 9.0, 9.0]),
+    ];
+    for (aggregate, values) in expected {
+        let mut cell = None;
+        for (x, want) in events.iter().zip(values) {
+            let next = fold_cell(cell, *x, aggregate);
+            assert!(
+                (next.value - want).abs() < 1e-12,
+                "{aggregate:?}: {next:?} vs {want}"
+            );
+            cell = Some(next);
+        }
+        assert_eq!(cell.map(|c| (c.count, c.sum)), Some((3, 14.0)));
+    }
+}
+
+#[test]
+fn an_unchanged_value_produces_only_the_day_delta() {
+    let spec = spec();
+    let a = assignment("u1", "ai", 0.6, &[]);
+    let first = fold(
+        &spec,
+        &a,
+        None,
+        &outcome(&a, "e1", 0, &[("escalated", 1.0)]),
+    );
+    let second = fold(
+        &spec,
+        &a,
+        Some(first.row),
+        &outcome(&a, "e2", 0, &[("escalated", 0.0)]),
+    );
+    assert_eq!(second.deltas.len(), 1);
+    assert_eq!(second.deltas[0].key.scope, AggScope::Day(0));
+    assert_eq!((second.deltas[0].old, second.deltas[0].new), (None, 0.0));
+}
+
+#[test]
+fn out_of_experiment_units_and_unknown_metrics_add_nothing() {
+    let spec = spec();
+    let mut a = assignment("u1", "human", 1.0, &[]);
+    a.in_experiment = false;
+    let folded = fold(&spec, &a, None, &outcome(&a, "e1", 0, &[("minutes", 3.0)]));
+    assert!(folded.deltas.is_empty());
+    assert_eq!(folded.row.metrics["minutes"].value, 3.0);
+
+    let b = assignment("u2", "ai", 0.6, &[]);
+    let folded = fold(&spec, &b, None, &outcome(&b, "e2", 0, &[("unknown", 3.0)]));
+    assert!(folded.deltas.is_empty() && folded.row.metrics.is_empty());
+    assert_eq!(folded.row.outcomes, 1);
+}
+
+#[test]
+fn days_are_utc_days_since_the_epoch() {
+    assert_eq!(day_of(0), 0);
+    assert_eq!(day_of(MS_PER_DAY - 1), 0);
+    assert_eq!(day_of(MS_PER_DAY), 1);
+    assert_eq!(day_of(-1), -1);
+    // 2024-01-01T00:00:00Z is day 19723.
+    assert_eq!(day_of(1_704_067_200_000), 19_723);
+}
+
+/// Relative tolerance for accumulators built in different orders.
+const REBUILD_TOLERANCE: f64 = 1e-9;
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= REBUILD_TOLERANCE * (1.0 + a.abs().max(b.abs()))
+}
+
+#[derive(Clone, Debug)]
+struct Event {
+    unit: usize,
+    ts: Millis,
+    metrics: Vec<(usize, f64)>,
+}
+
+fn events() -> impl Strategy<Value = Vec<Event>> {
+    let event = (
+        0usize..12,
+        0i64..(5 * MS_PER_DAY),
+        proptest::collection::vec((0usize..4, 0.0f64..500.0), 1..4),
+    )
+        .prop_map(|(unit, ts, metrics)| Event { unit, ts, metrics });
+    proptest::collection::vec(event, 1..120)
+}
+
+proptest! {
+    /// Folding events incrementally and applying the deltas gives the same aggregates as
+    /// recomputing each unit's final value from scratch (what a rebuild from the log does).
+    #[test]
+    fn incremental_folding_matches_a_rebuild(stream in events()) {
+        let spec = spec();
+        let names = ["minutes", "cost", "score", "escalated"];
+        let channels = ["email", "chat", "phone"];
+        let units: Vec<Assignment> = (0..12)
+            .map(|i| {
+                let (arm, p) = if i % 3 == 0 { ("human", 0.4) } else { ("ai", 0.6) };
+                let segments: Vec<(&str, &str)> = if i % 4 == 0 { vec![] } else { vec![("channel", channels[i % 3])] };
+                assignment(&format!("u{i}"), arm, p, &segments)
+            })
+            .collect();
+
+        let mut rows: BTreeMap<usize, UnitRow> = BTreeMap::new();
+        let mut live: BTreeMap<AggKey, MetricAggregate> = BTreeMap::new();
+        let mut day_raw: BTreeMap<AggKey, Vec<(f64, f64)>> = BTreeMap::new();
+        for (n, e) in stream.iter().enumerate() {
+            let a = &units[e.unit];
+            let metrics: Vec<(&str, f64)> = e
+                .metrics
+                .iter()
+                .map(|&(m, x)| (names[m], if names[m] == "escalated" { (x > 250.0) as u8 as f64 } else { x }))
+                .collect();
+            let o = outcome(a, &format!("e{n}"), e.ts, &metrics);
+            let folded = fold(&spec, a, rows.remove(&e.unit), &o);
+            for d in &folded.deltas {
+                live.entry(d.key.clone()).or_default().try_apply(d).expect("consistent deltas");
+                if let AggScope::Day(_) = d.key.scope {
+                    day_raw.entry(d.key.clone()).or_default().push((d.new, d.propensity));
+                }
+            }
+            rows.insert(e.unit, folded.row);
+        }
+
+        // Rebuild: one value per unit and metric from the final rows.
+        let mut rebuilt: BTreeMap<AggKey, MetricAggregate> = BTreeMap::new();
+        let mut push = |key: AggKey, x: f64, p: f64| {
+            let agg = rebuilt.entry(key).or_default();
+            agg.moments.push(x);
+            agg.ipw_weight += 1.0 / p;
+            agg.ipw_weighted_sum += x / p;
+        };
+        for row in rows.values() {
+            for (metric, cell) in &row.metrics {
+                let key = |scope| AggKey { epoch: 0, arm: row.arm.clone(), metric: metric.clone(), scope };
+                push(key(AggScope::Overall), cell.value, row.propensity);
+                for attribute in spec.segments() {
+                    if let Some(v) = row.segments.get(attribute) {
+                        push(key(AggScope::Segment { attribute: attribute.clone(), value: v.clone() }), cell.value, row.propensity);
+                    }
+                }
+            }
+        }
+        for (key, values) in day_raw {
+            for (x, p) in values {
+                push(key.clone(), x, p);
+            }
+        }
+
+        let live_keys: Vec<&AggKey> = live.iter().filter(|(_, a)| a.moments.n() > 0).map(|(k, _)| k).collect();
+        let rebuilt_keys: Vec<&AggKey> = rebuilt.keys().collect();
+        prop_assert_eq!(live_keys, rebuilt_keys);
+        for (key, want) in &rebuilt {
+            let got = &live[key];
+            prop_assert_eq!(got.moments.n(), want.moments.n(), "{:?}", key);
+            prop_assert!(close(got.moments.mean(), want.moments.mean()), "{:?}: {:?} vs {:?}", key, got, want);
+            prop_assert!(close(got.moments.m2(), want.moments.m2()), "{:?}: {:?} vs {:?}", key, got, want);
+            prop_assert!(close(got.ipw_weight, want.ipw_weight), "{:?}", key);
+            prop_assert!(close(got.ipw_weighted_sum, want.ipw_weighted_sum), "{:?}", key);
+        }
+    }
+}

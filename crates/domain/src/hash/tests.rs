@@ -83,7 +83,11 @@ fn growthbook_bucket_range_vectors() {
         &[(0.0, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.0)],
     );
     check_ranges(&[0.2, 0.3, 0.5], 1.0, &[(0.0, 0.2), (0.2, 0.5), (0.5, 1.0)]);
-    check_ranges(&[0.2, 0.3, 0.5], 0.2, &[(0.0, 0.04), (0.2, 0.26), (0.5, 0.6)]);
+    check_ranges(
+        &[0.2, 0.3, 0.5],
+        0.2,
+        &[(0.0, 0.04), (0.2, 0.26), (0.5, 0.6)],
+    );
 }
 
 #[test]
@@ -103,7 +107,12 @@ fn ranges(pairs: &[(f64, f64)]) -> Vec<BucketRange> {
 #[test]
 fn growthbook_choose_vectors() {
     let halves = ranges(&[(0.0, 0.5), (0.5, 1.0)]);
-    for (h, expected) in [(0.2, Some(0)), (0.5, Some(1)), (0.8, Some(1)), (0.0, Some(0))] {
+    for (h, expected) in [
+        (0.2, Some(0)),
+        (0.5, Some(1)),
+        (0.8, Some(1)),
+        (0.0, Some(0)),
+    ] {
         assert_eq!(choose(h, &halves), expected, "h = {h}");
     }
     let half_coverage = ranges(&[(0.0, 0.25), (0.5, 0.75)]);

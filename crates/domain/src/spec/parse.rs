@@ -26,7 +26,7 @@ const MAX_SEGMENTS: usize = 16;
 /// Upper bound of the Thompson warm-up and update interval.
 const MAX_BANDIT_COUNT: u64 = 1_000_000;
 /// Bounds of the drift windows.
-const DRIFT_WINDOW: (u64, u64) = (10, 1_000_000);
+const DRIFT_WINDOW: (u64, u64) = (2, 1_000_000);
 
 const TOP_FIELDS: &[&str] = &[
     "key",
@@ -249,7 +249,8 @@ impl Walker {
         let x = self.number(at, v)?;
         let whole = v.as_u64().or_else(|| {
             // JSON like `100.0` is a whole number too; the range check below bounds it.
-            (x.fract() == 0.0 && (0.0..=1e15).contains(&x)).then(|| format!("{x:.0}").parse().ok())?
+            (x.fract() == 0.0 && (0.0..=1e15).contains(&x))
+                .then(|| format!("{x:.0}").parse().ok())?
         });
         match whole {
             Some(n) if lo <= n && n <= hi => Some(n),
@@ -394,9 +395,12 @@ fn walk_spec(w: &mut Walker, doc: &Value) -> Option<ExperimentSpec> {
 
     let arms = w.required(map, "", "arms").and_then(|v| arms(w, v));
     let metrics = w.required(map, "", "metrics").and_then(|v| metrics(w, v));
+    // Cross references are checked against every key the document declares, even where the
+    // arm or metric itself is invalid, so that one mistake does not hide another.
+    let index = Index::new(map);
     let allocation = w
         .required(map, "", "allocation")
-        .and_then(|v| allocation(w, v, arms.as_ref(), metrics.as_ref()));
+        .and_then(|v| allocation(w, v, &index));
 
     let coverage = match map.get("coverage") {
         Some(v) => w.number_in("/coverage", v, "between 0 and 1", |x| {
@@ -416,8 +420,8 @@ fn walk_spec(w: &mut Walker, doc: &Value) -> Option<ExperimentSpec> {
         Some(v) => segments(w, v),
         None => Some(Vec::new()),
     };
-    let drift = map.get("drift").map(|v| drift(w, v, metrics.as_ref()));
-    let roi = map.get("roi").map(|v| roi(w, v, metrics.as_ref()));
+    let drift = map.get("drift").map(|v| drift(w, v, &index));
+    let roi = map.get("roi").map(|v| roi(w, v, &index));
     let hash_seed = map
         .get("hash_seed")
         .map(|v| w.string("/hash_seed", v, 1, MAX_ID));
@@ -451,6 +455,43 @@ fn walk_spec(w: &mut Walker, doc: &Value) -> Option<ExperimentSpec> {
         baseline,
         primary,
     })
+}
+
+/// The arm and metric keys a document declares (string keys only), for cross references.
+struct Index {
+    arms: Vec<String>,
+    metrics: Vec<(String, Option<MetricKind>)>,
+}
+
+impl Index {
+    fn new(map: &Map<String, Value>) -> Self {
+        let items = |field: &str| {
+            map.get(field)
+                .and_then(Value::as_array)
+                .map(|a| a.as_slice())
+                .unwrap_or_default()
+        };
+        let arms = items("arms")
+            .iter()
+            .filter_map(|a| a.get("key")?.as_str().map(str::to_string))
+            .collect();
+        let metrics = items("metrics")
+            .iter()
+            .filter_map(|m| {
+                let key = m.get("key")?.as_str()?.to_string();
+                let kind = m
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .and_then(|k| KINDS.iter().find(|(n, _)| *n == k).map(|(_, kind)| *kind));
+                Some((key, kind))
+            })
+            .collect();
+        Self { arms, metrics }
+    }
+
+    fn has_metric(&self, key: &str) -> bool {
+        self.metrics.iter().any(|(k, _)| k == key)
+    }
 }
 
 /// The arms and the baseline's index.
@@ -617,13 +658,8 @@ fn metrics(w: &mut Walker, v: &Value) -> Option<(Vec<Metric>, usize)> {
     Some((metrics, primary))
 }
 
-/// The allocation policy; arm and metric references are checked when those parsed.
-fn allocation(
-    w: &mut Walker,
-    v: &Value,
-    arms: Option<&(Vec<Arm>, usize)>,
-    metrics: Option<&(Vec<Metric>, usize)>,
-) -> Option<Allocation> {
+/// The allocation policy; arm and metric references are checked against the declared keys.
+fn allocation(w: &mut Walker, v: &Value, index: &Index) -> Option<Allocation> {
     let Some(map) = v.as_object() else {
         w.problem(
             "/allocation",
@@ -647,12 +683,12 @@ fn allocation(
     match policy {
         Policy::Fixed => {
             let map = w.object("/allocation", v, FIXED_FIELDS)?;
-            let arms = &arms?.0;
+            let arms = &index.arms;
             let weights = match map.get("weights") {
                 Some(v) => fixed_weights(w, v, arms)?,
                 None => {
-                    let n = crate::count_f64(arms.len());
-                    arms.iter().map(|a| (a.key.clone(), 1.0 / n)).collect()
+                    let n = crate::count_f64(arms.len().max(1));
+                    arms.iter().map(|a| (a.clone(), 1.0 / n)).collect()
                 }
             };
             Some(Allocation::Fixed(FixedAllocation { weights }))
@@ -662,15 +698,17 @@ fn allocation(
             let reward = w
                 .required(map, "/allocation", "reward")
                 .and_then(|r| w.slug("/allocation/reward", r, "reward metric"));
-            if let (Some(r), Some((metrics, _))) = (&reward, metrics) {
-                if !metrics.iter().any(|m| &m.key == r) {
+            let reward = reward.filter(|r| {
+                let declared = index.has_metric(r);
+                if !declared {
                     w.problem(
                         "/allocation/reward",
                         format!("the reward {r:?} is not a declared metric"),
                     );
                 }
-            }
-            let arm_count = arms.map(|(a, _)| a.len()).unwrap_or(2).max(1);
+                declared
+            });
+            let arm_count = index.arms.len().max(2);
             let max_floor = 1.0 / crate::count_f64(arm_count);
             let floor = match map.get("floor") {
                 Some(f) => w.number_in(
@@ -707,7 +745,7 @@ fn allocation(
 }
 
 /// Fixed weights: one non-negative number per arm, summing to 1, put in the arms' order.
-fn fixed_weights(w: &mut Walker, v: &Value, arms: &[Arm]) -> Option<Vec<(String, f64)>> {
+fn fixed_weights(w: &mut Walker, v: &Value, arms: &[String]) -> Option<Vec<(String, f64)>> {
     let map = v.as_object().or_else(|| {
         w.problem(
             "/allocation/weights",
@@ -722,7 +760,7 @@ fn fixed_weights(w: &mut Walker, v: &Value, arms: &[Arm]) -> Option<Vec<(String,
     let mut given = BTreeMap::new();
     for (arm, x) in map {
         let at = pointer("/allocation/weights", arm);
-        if !arms.iter().any(|a| &a.key == arm) {
+        if !arms.contains(arm) {
             w.problem(&at, format!("weight for unknown arm {arm:?}"));
             ok = false;
             continue;
@@ -736,7 +774,7 @@ fn fixed_weights(w: &mut Walker, v: &Value, arms: &[Arm]) -> Option<Vec<(String,
     }
     let missing: Vec<&str> = arms
         .iter()
-        .map(|a| a.key.as_str())
+        .map(String::as_str)
         .filter(|k| !map.contains_key(*k))
         .collect();
     if !missing.is_empty() {
@@ -759,7 +797,7 @@ fn fixed_weights(w: &mut Walker, v: &Value, arms: &[Arm]) -> Option<Vec<(String,
     }
     Some(
         arms.iter()
-            .map(|a| (a.key.clone(), given[a.key.as_str()]))
+            .map(|a| (a.clone(), given.get(a.as_str()).copied().unwrap_or(0.0)))
             .collect(),
     )
 }
@@ -875,12 +913,7 @@ fn segments(w: &mut Walker, v: &Value) -> Option<Vec<String>> {
 }
 
 /// A list of declared metric keys (no duplicates) at `at`.
-fn metric_refs(
-    w: &mut Walker,
-    at: &str,
-    v: &Value,
-    metrics: Option<&(Vec<Metric>, usize)>,
-) -> Option<Vec<String>> {
+fn metric_refs(w: &mut Walker, at: &str, v: &Value, index: &Index) -> Option<Vec<String>> {
     let items = w.array(at, v)?;
     let mut ok = true;
     if items.is_empty() {
@@ -894,12 +927,10 @@ fn metric_refs(
             ok = false;
             continue;
         };
-        if let Some((declared, _)) = metrics {
-            if !declared.iter().any(|m| m.key == key) {
-                w.problem(&item_at, format!("{key:?} is not a declared metric"));
-                ok = false;
-                continue;
-            }
+        if !index.has_metric(&key) {
+            w.problem(&item_at, format!("{key:?} is not a declared metric"));
+            ok = false;
+            continue;
         }
         if out.contains(&key) {
             w.problem(&item_at, format!("duplicate metric {key:?}"));
@@ -911,11 +942,11 @@ fn metric_refs(
     ok.then_some(out)
 }
 
-fn drift(w: &mut Walker, v: &Value, metrics: Option<&(Vec<Metric>, usize)>) -> Option<DriftSpec> {
+fn drift(w: &mut Walker, v: &Value, index: &Index) -> Option<DriftSpec> {
     let map = w.object("/drift", v, DRIFT_FIELDS)?;
     let refs = w
         .required(map, "/drift", "metrics")
-        .and_then(|x| metric_refs(w, "/drift/metrics", x, metrics));
+        .and_then(|x| metric_refs(w, "/drift/metrics", x, index));
     let (lo, hi) = DRIFT_WINDOW;
     let reference_window = map.get("reference_window").map_or(Some(500), |x| {
         w.integer("/drift/reference_window", x, lo, hi)
@@ -985,40 +1016,30 @@ fn metric_of_kind(
     w: &mut Walker,
     at: &str,
     v: Option<&Value>,
-    metrics: Option<&(Vec<Metric>, usize)>,
+    index: &Index,
     kind: MetricKind,
     kind_name: &str,
 ) -> Option<Option<String>> {
-    let Some((declared, _)) = metrics else {
-        // The metrics are broken and reported already; check only the type here.
-        return match v {
-            Some(v) => w.string(at, v, 1, MAX_ID).map(Some),
-            None => Some(None),
-        };
-    };
     let Some(v) = v else {
-        return Some(
-            declared
-                .iter()
-                .find(|m| m.kind == kind)
-                .map(|m| m.key.clone()),
-        );
+        let first = index.metrics.iter().find(|(_, k)| *k == Some(kind));
+        return Some(first.map(|(key, _)| key.clone()));
     };
     let key = w.string(at, v, 1, MAX_ID)?;
-    match declared.iter().find(|m| m.key == key) {
+    match index.metrics.iter().find(|(k, _)| *k == key) {
         None => {
             w.problem(at, format!("{key:?} is not a declared metric"));
             None
         }
-        Some(m) if m.kind != kind => {
+        Some((_, Some(k))) if *k != kind => {
             w.problem(at, format!("{key:?} must be a metric of kind {kind_name}"));
             None
         }
+        // A metric whose own kind is invalid is reported at the metric.
         Some(_) => Some(Some(key)),
     }
 }
 
-fn roi(w: &mut Walker, v: &Value, metrics: Option<&(Vec<Metric>, usize)>) -> Option<Roi> {
+fn roi(w: &mut Walker, v: &Value, index: &Index) -> Option<Roi> {
     let map = w.object("/roi", v, ROI_FIELDS)?;
     let non_negative = |x: f64| x >= 0.0;
     let volume = w
@@ -1031,7 +1052,7 @@ fn roi(w: &mut Walker, v: &Value, metrics: Option<&(Vec<Metric>, usize)>) -> Opt
         w,
         "/roi/cost_metric",
         map.get("cost_metric"),
-        metrics,
+        index,
         MetricKind::Cost,
         "cost",
     );
@@ -1039,7 +1060,7 @@ fn roi(w: &mut Walker, v: &Value, metrics: Option<&(Vec<Metric>, usize)>) -> Opt
         w,
         "/roi/duration_metric",
         map.get("duration_metric"),
-        metrics,
+        index,
         MetricKind::Duration,
         "duration",
     );
