@@ -10,15 +10,20 @@ use crate::error::{finite, positive, StatsError};
 use crate::moments::{count_f64, SampleStats};
 use crate::quadrature::integrate;
 
-/// The quadrature's target for the summed error bound of all components.
-const QUAD_TOLERANCE: f64 = 1e-11;
+/// The quadrature's target for the summed error bound (QUADPACK's
+/// estimate, which is conservative for these smooth integrands).
+const QUAD_TOLERANCE: f64 = 1e-9;
 /// The most panels the adaptive quadrature may use.
 const MAX_PANELS: usize = 400;
 /// How many posterior sds around each arm the integration range covers
 /// (the normal tail beyond 9 sd is 1e-19).
 const SPAN: f64 = 9.0;
-/// Initial panel boundaries around each arm, in posterior sds.
-const OFFSETS: [f64; 9] = [-SPAN, -4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0, SPAN];
+/// Initial panel boundaries around each arm, in posterior sds: the core of
+/// every density gets panels of its own, however narrow it is next to the
+/// others, and the adaptive splitting refines from there.
+const CORE: [f64; 2] = [-2.5, 2.5];
+/// The same for Beta posteriors, with the tails as well (their range is [0, 1]).
+const OFFSETS: [f64; 4] = [-SPAN, -2.5, 2.5, SPAN];
 
 /// Normalizes quadrature output into probabilities: clamps tiny negative
 /// rounding to 0 and rescales to sum 1 (the raw sum is 1 within the
@@ -65,9 +70,23 @@ pub fn prob_best(arms: &[(f64, f64)]) -> Result<Vec<f64>, StatsError> {
         return Ok(vec![1.0]);
     }
     let k = arms.len();
+    // Below max_j(μ_j − 9σ_j) some arm's CDF is under Φ(−9) ≈ 1e-19, which
+    // caps every other arm's integrand, and that arm's own density is in its
+    // far tail; above max_j(μ_j + 9σ_j) every density is. So the integral
+    // lives on [lo, hi].
+    let lo = arms
+        .iter()
+        .map(|&(m, s)| m - SPAN * s)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let hi = arms
+        .iter()
+        .map(|&(m, s)| m + SPAN * s)
+        .fold(f64::NEG_INFINITY, f64::max);
     let points = sorted(
         arms.iter()
-            .flat_map(|&(m, s)| OFFSETS.iter().map(move |&t| m + t * s))
+            .flat_map(|&(m, s)| CORE.iter().map(move |&t| m + t * s))
+            .filter(|&x| lo < x && x < hi)
+            .chain([lo, hi])
             .collect(),
     );
     let inv_sqrt_2pi = 1.0 / (2.0 * std::f64::consts::PI).sqrt();
@@ -76,8 +95,15 @@ pub fn prob_best(arms: &[(f64, f64)]) -> Result<Vec<f64>, StatsError> {
     let raw = integrate(&points, k, QUAD_TOLERANCE, MAX_PANELS, |x, out| {
         for (j, &(m, s)) in arms.iter().enumerate() {
             let z = (x - m) / s;
-            cdf[j] = norm_cdf(z);
-            pdf[j] = (-0.5 * z * z).exp() * inv_sqrt_2pi / s;
+            // Beyond 9 sds Φ is within 1e-19 of 0 or 1 and φ below 1e-18,
+            // far under the quadrature's tolerance, so skip the special functions.
+            (cdf[j], pdf[j]) = if z.abs() <= SPAN {
+                (norm_cdf(z), (-0.5 * z * z).exp() * inv_sqrt_2pi / s)
+            } else if z > 0.0 {
+                (1.0, 0.0)
+            } else {
+                (0.0, 0.0)
+            };
         }
         products_of_others(&cdf, &pdf, out);
     });

@@ -1,8 +1,8 @@
 //! Standardized effect sizes: Cohen's d, Hedges' g and Cohen's h.
 
 use serde::{Deserialize, Serialize};
-use statrs::function::gamma::ln_gamma;
 
+use crate::dist::ln_gamma_half_ratio;
 use crate::error::StatsError;
 use crate::moments::SampleStats;
 
@@ -55,26 +55,6 @@ pub fn effect_sizes(
 pub fn hedges_correction(m: f64) -> f64 {
     let x = (m - 1.0) / 2.0;
     (ln_gamma_half_ratio(x) - 0.5 * (m / 2.0).ln()).exp()
-}
-
-/// ln Γ(x + ½) − ln Γ(x) for x > 0.
-///
-/// The difference of two log-gammas loses about ln Γ(x)·ε for large x, so
-/// from x = 10 on it is ½ ln x plus its asymptotic series
-/// −1/(8x) + 1/(192x³) − 1/(640x⁵) + 17/(14336x⁷) − 31/(18432x⁹) + 691/(180224x¹¹)
-/// (derived with sympy; the next term is below 1e-16 at x = 10).
-fn ln_gamma_half_ratio(x: f64) -> f64 {
-    if x < 10.0 {
-        return ln_gamma(x + 0.5) - ln_gamma(x);
-    }
-    let e = 1.0 / x;
-    let e2 = e * e;
-    let series = e
-        * (-1.0 / 8.0
-            + e2 * (1.0 / 192.0
-                + e2 * (-1.0 / 640.0
-                    + e2 * (17.0 / 14336.0 + e2 * (-31.0 / 18432.0 + e2 * 691.0 / 180_224.0)))));
-    0.5 * x.ln() + series
 }
 
 /// Cohen's h between two proportions in [0, 1].
