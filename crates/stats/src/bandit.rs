@@ -7,7 +7,7 @@ use statrs::function::beta::{beta_reg, ln_beta};
 use crate::bayes::NormalPrior;
 use crate::dist::norm_cdf;
 use crate::error::{finite, positive, StatsError};
-use crate::moments::{count_f64, SampleStats};
+use crate::moments::{count_f64, len_f64, SampleStats};
 use crate::quadrature::integrate;
 
 /// The quadrature's target for the summed error bound (QUADPACK's
@@ -178,8 +178,7 @@ pub fn floor_weights(weights: &[f64], floor: f64) -> Vec<f64> {
     if weights.is_empty() {
         return Vec::new();
     }
-    // The number of arms is small, so the conversion to f64 is exact.
-    let k = weights.len() as f64;
+    let k = len_f64(weights.len());
     let uniform = vec![1.0 / k; weights.len()];
     let f = if floor > 0.0 { floor } else { 0.0 };
     if k * f >= 1.0 {

@@ -23,6 +23,8 @@ pub enum Alternative {
 /// For one-sided alternatives the open end of the interval is infinite
 /// (`ci_high = +∞` for `Greater`, `ci_low = −∞` for `Less`), as gbstats
 /// reports it; every other field is finite.
+/// serde_json writes an infinite end as `null`, so a boundary that
+/// serializes these should map the open end explicitly.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Estimate {
     /// The point estimate.
@@ -93,8 +95,8 @@ pub fn welch_dof(control: &SampleStats, treatment: &SampleStats) -> Result<f64, 
 /// freedom (`f64::INFINITY` for a z-test).
 ///
 /// Two-sided: p = 2·P(T > |t|) and estimate ± t_{1−α/2}·se. `Greater`:
-/// p = P(T > t) and [estimate − t_{1−α}·se, +∞). `Less`: p = P(T < t) and
-/// (−∞, estimate + t_{1−α}·se].
+/// p = P(T > t) and the interval from estimate − t_{1−α}·se to +∞. `Less`:
+/// p = P(T < t) and the interval from −∞ to estimate + t_{1−α}·se.
 pub fn t_test(
     estimate: f64,
     se: f64,

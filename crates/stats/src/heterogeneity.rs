@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dist::chi2_sf;
 use crate::error::{finite, positive, StatsError};
+use crate::moments::len_f64;
 
 /// Cochran's Q test of equal effects across segments.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -41,8 +42,7 @@ pub fn cochran_q(segments: &[(f64, f64)]) -> Result<CochranQ, StatsError> {
         .iter()
         .map(|&(estimate, se)| ((estimate - pooled) / se).powi(2))
         .sum();
-    // The number of segments is small, so the conversion to f64 is exact.
-    let df = (segments.len() - 1) as f64;
+    let df = len_f64(segments.len() - 1);
     let i_squared = if q > 0.0 {
         ((q - df) / q).max(0.0)
     } else {

@@ -24,15 +24,15 @@
 //!   covariance) and [`cuped`]`(&CoMoments, &CoMoments) -> Result<Cuped>`
 //!   (pooled θ; `Cuped::absolute`, `Cuped::relative`; [`cuped_binary`] for
 //!   0/1 metrics with ddof 0).
-//! - [`sequential`]`(estimate, se, n_total, alpha, tau, Alternative) ->
+//! - [`sequential()`]`(estimate, se, n_total, alpha, tau, Alternative) ->
 //!   Result<SequentialEstimate>`, [`DEFAULT_TAU`].
 //! - [`bayesian`]`(estimate, se, Option<NormalPrior>, alpha, inverse) ->
 //!   Result<Bayes>` and [`get_risk`]`(mu, sigma) -> [f64; 2]`.
-//! - [`compare`]`(control, treatment, &CompareSettings) -> Result<Comparison>`:
+//! - [`compare()`]`(control, treatment, &CompareSettings) -> Result<Comparison>`:
 //!   all of the above in one call.
 //!
 //! Experiment health and reporting:
-//! - [`srm`]`(observed, expected_weights) -> Srm` (GrowthBook TS semantics).
+//! - [`srm()`]`(observed, expected_weights) -> Srm` (GrowthBook TS semantics).
 //! - [`holm`], [`benjamini_hochberg`] `(&[f64]) -> Result<Vec<f64>>`, [`adjusted_ci`].
 //! - [`achieved_power`], [`mde_at`], [`sample_size_per_arm`] with
 //!   [`PowerSettings`] (fixed or sequential [`Design`]), [`frequentist_variance`],

@@ -13,6 +13,16 @@ pub(crate) fn count_f64(n: u64) -> f64 {
     n as f64
 }
 
+/// Converts a length to `f64`.
+///
+/// Slices of arms, segments or p-values are far shorter than 2^53, where
+/// this conversion is exact.
+#[inline]
+pub(crate) fn len_f64(k: usize) -> f64 {
+    // Exact for every length below 2^53.
+    k as f64
+}
+
 /// A streaming univariate accumulator: count, mean and the sum of squared
 /// deviations (M2), updated by Welford's method and merged by Chan et al.'s
 /// formula.
@@ -483,7 +493,7 @@ mod tests {
     }
 
     fn two_pass(values: &[f64]) -> (f64, f64) {
-        let n = values.len() as f64;
+        let n = len_f64(values.len());
         let mean = values.iter().sum::<f64>() / n;
         let (sq, lin) = values.iter().fold((0.0, 0.0), |(sq, lin), x| {
             let d = x - mean;
@@ -525,7 +535,7 @@ mod tests {
             .zip(values.iter().rev())
             .map(|(x, y)| (x - mean) * (y - mean))
             .sum::<f64>()
-            / (values.len() as f64 - 1.0);
+            / (len_f64(values.len()) - 1.0);
         assert!((co.covariance() - cov_two_pass).abs() < STABLE * variance);
     }
 

@@ -2,6 +2,7 @@
 
 use crate::dist::norm_ppf;
 use crate::error::{check_alpha, finite, StatsError};
+use crate::moments::len_f64;
 
 /// Checks that every p-value lies in [0, 1].
 fn check_p_values(p_values: &[f64]) -> Result<(), StatsError> {
@@ -22,23 +23,17 @@ fn ascending(p_values: &[f64]) -> Vec<usize> {
     order
 }
 
-/// Converts a small count to `f64` (exact below 2^53).
-fn small(k: usize) -> f64 {
-    // Slices of p-values are far shorter than 2^53, where the conversion is exact.
-    k as f64
-}
-
 /// Holm–Bonferroni adjusted p-values, in the order given
 /// (= statsmodels `multipletests(method="holm")`).
 ///
 /// The k-th smallest p (k from 0) becomes max over j ≤ k of min(1, (m − j)·p_(j)).
 pub fn holm(p_values: &[f64]) -> Result<Vec<f64>, StatsError> {
     check_p_values(p_values)?;
-    let m = small(p_values.len());
+    let m = len_f64(p_values.len());
     let mut adjusted = vec![0.0; p_values.len()];
     let mut running = 0.0_f64;
     for (rank, &i) in ascending(p_values).iter().enumerate() {
-        running = running.max(((m - small(rank)) * p_values[i]).min(1.0));
+        running = running.max(((m - len_f64(rank)) * p_values[i]).min(1.0));
         adjusted[i] = running;
     }
     Ok(adjusted)
@@ -50,11 +45,11 @@ pub fn holm(p_values: &[f64]) -> Result<Vec<f64>, StatsError> {
 /// The k-th smallest p (rank k from 1) becomes min over j ≥ k of min(1, m·p_(j)/j).
 pub fn benjamini_hochberg(p_values: &[f64]) -> Result<Vec<f64>, StatsError> {
     check_p_values(p_values)?;
-    let m = small(p_values.len());
+    let m = len_f64(p_values.len());
     let mut adjusted = vec![0.0; p_values.len()];
     let mut running = 1.0_f64;
     for (rank, &i) in ascending(p_values).iter().enumerate().rev() {
-        running = running.min(m * p_values[i] / small(rank + 1));
+        running = running.min(m * p_values[i] / len_f64(rank + 1));
         adjusted[i] = running;
     }
     Ok(adjusted)

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::dist::chi2_sf;
+use crate::moments::len_f64;
 
 /// The p-value below which a sample ratio mismatch is flagged (GrowthBook's
 /// `DEFAULT_SRM_THRESHOLD`).
@@ -52,8 +53,7 @@ pub fn srm(observed: &[f64], expected_weights: &[f64]) -> Srm {
             (o - e) * (o - e) / e
         })
         .sum();
-    // The number of arms is small, so the conversion to f64 is exact.
-    let df = (arms.len() - 1) as f64;
+    let df = len_f64(arms.len() - 1);
     let p_value = chi2_sf(chi2, df).clamp(0.0, 1.0);
     Srm {
         chi2,

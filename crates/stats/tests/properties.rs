@@ -172,7 +172,8 @@ proptest! {
         prop_assert!((total - 1.0).abs() < 1e-12);
         let f = floor.max(0.0);
         for &x in &p {
-            prop_assert!(x >= f.min(1.0 / p.len() as f64) - 1e-15);
+            let uniform = 1.0 / f64::from(u32::try_from(p.len()).unwrap());
+            prop_assert!(x >= f.min(uniform) - 1e-15);
         }
     }
 

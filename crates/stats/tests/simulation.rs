@@ -11,24 +11,25 @@ use liftlab_stats::{
 };
 
 const ALPHA: f64 = 0.05;
-const SIMULATIONS: u64 = 4000;
+const SIMULATIONS: u32 = 4000;
 
 /// The sufficient statistics of `n` draws from N(mean, sd²), sampled
 /// directly: the sample mean is N(mean, sd²/n) and M2 is sd²·χ²(n−1),
 /// independently — the same joint law as drawing the n values, at a
 /// fraction of the cost.
-fn normal_batch(rng: &mut StdRng, n: u64, mean: f64, sd: f64) -> Moments {
-    let nf = n as f64;
+fn normal_batch(rng: &mut StdRng, n: u32, mean: f64, sd: f64) -> Moments {
+    let nf = f64::from(n);
     let batch_mean = Normal::new(mean, sd / nf.sqrt()).unwrap().sample(rng);
     let m2 = sd * sd * ChiSquared::new(nf - 1.0).unwrap().sample(rng);
     let sum = batch_mean * nf;
-    Moments::from_sums(n, sum, m2 + sum * batch_mean)
+    Moments::from_sums(u64::from(n), sum, m2 + sum * batch_mean)
 }
 
 /// The central 99% interval of Binomial(trials, p), exact.
-fn binomial_99(trials: u64, p: f64) -> (u64, u64) {
-    let b = Binomial::new(p, trials).unwrap();
-    (b.inverse_cdf(0.005), b.inverse_cdf(0.995))
+fn binomial_99(trials: u32, p: f64) -> (u32, u32) {
+    let b = Binomial::new(p, u64::from(trials)).unwrap();
+    let bound = |q| u32::try_from(b.inverse_cdf(q)).unwrap();
+    (bound(0.005), bound(0.995))
 }
 
 #[test]
@@ -65,7 +66,7 @@ fn confidence_intervals_cover_the_true_difference() {
             covered += 1;
         }
     }
-    let coverage = f64::from(covered) / SIMULATIONS as f64;
+    let coverage = f64::from(covered) / f64::from(SIMULATIONS);
     println!(
         "95% Welch intervals covered the true difference in {:.2}% of {SIMULATIONS}",
         100.0 * coverage
@@ -75,8 +76,8 @@ fn confidence_intervals_cover_the_true_difference() {
 
 #[test]
 fn sequential_peeking_keeps_the_false_positive_rate() {
-    const LOOKS: u64 = 20;
-    const PER_LOOK: u64 = 50;
+    const LOOKS: u32 = 20;
+    const PER_LOOK: u32 = 50;
     let mut rng = StdRng::seed_from_u64(0x05e9_0e4c);
     let (mut sequential_rejections, mut naive_rejections) = (0_u32, 0_u32);
     for _ in 0..SIMULATIONS {
@@ -102,8 +103,8 @@ fn sequential_peeking_keeps_the_false_positive_rate() {
         sequential_rejections += u32::from(seq_rejected);
         naive_rejections += u32::from(naive_rejected);
     }
-    let rate = f64::from(sequential_rejections) / SIMULATIONS as f64;
-    let naive = f64::from(naive_rejections) / SIMULATIONS as f64;
+    let rate = f64::from(sequential_rejections) / f64::from(SIMULATIONS);
+    let naive = f64::from(naive_rejections) / f64::from(SIMULATIONS);
     println!(
         "A/A with {LOOKS} looks: sequential rejected {:.2}%, naive Welch peeking {:.2}%",
         100.0 * rate,
@@ -127,7 +128,7 @@ fn stream(rng: &mut StdRng, len: usize, change: usize, mean: f64, shift: f64, sd
 /// The in-control length of each simulated stream and the post-change length.
 const IN_CONTROL: usize = 1000;
 const AFTER_CHANGE: usize = 300;
-const STREAMS: usize = 400;
+const STREAMS: u32 = 400;
 
 /// Runs a detector over streams with a 30% upward mean shift (mean 10,
 /// sd 3, shift +3) and returns (false-alarm rate per stream, mean delay,
@@ -137,7 +138,7 @@ fn drift_trial(
     seed: u64,
 ) -> (f64, f64, f64) {
     let mut rng = StdRng::seed_from_u64(seed);
-    let (mut false_alarms, mut detected, mut total_delay) = (0_u32, 0_u32, 0_u64);
+    let (mut false_alarms, mut detected, mut total_delay) = (0_u32, 0_u32, 0_u32);
     for _ in 0..STREAMS {
         let xs = stream(
             &mut rng,
@@ -157,18 +158,18 @@ fn drift_trial(
                 } else if !alarmed_early {
                     assert_eq!(direction, Direction::Up);
                     detected += 1;
-                    total_delay += u64::try_from(index - IN_CONTROL).unwrap();
+                    total_delay += u32::try_from(index - IN_CONTROL).unwrap();
                     break;
                 }
             }
         }
         false_alarms += u32::from(alarmed_early);
     }
-    let streams = STREAMS as f64;
+    let streams = f64::from(STREAMS);
     let clean = streams - f64::from(false_alarms);
     (
         f64::from(false_alarms) / streams,
-        total_delay as f64 / f64::from(detected.max(1)),
+        f64::from(total_delay) / f64::from(detected.max(1)),
         f64::from(detected) / clean,
     )
 }
