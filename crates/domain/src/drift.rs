@@ -13,15 +13,25 @@
 //!    Jeffreys-smoothed σ = √(p̃(1 − p̃)), p̃ = (k + ½)/(n + 1); any other metric with σ = 0
 //!    keeps extending its reference until the values vary.
 //! 2. After that every value x feeds
+//!    - a ring buffer of the last `recent_window` [200] values, compared with the reference by
+//!      Welch's two-sample test at `window_alpha` [0.001];
 //!    - Page–Hinkley on z = (x − μ)/σ with δ = `page_hinkley.delta` [0.1] and
 //!      λ = `page_hinkley.lambda` [50] (both in reference sds), silent for the first
 //!      [`PH_MIN_SAMPLES`] values;
 //!    - a two-sided tabular CUSUM with reference (μ, σ), slack `cusum.slack` [0.25] and
-//!      threshold `cusum.threshold` [15] (in reference sds);
-//!    - a ring buffer of the last `recent_window` [200] values. Each time the buffer has been
-//!      filled afresh (tumbling windows), Welch's test compares it with the reference at
-//!      `window_alpha` [0.001]. A shift is detected when two consecutive windows are
-//!      significant in the same direction, so repeated looks do not add up to false alarms.
+//!      threshold `cusum.threshold` [15] (in reference sds).
+//!
+//!    A Page–Hinkley or CUSUM alarm is a candidate: it becomes a detection when the recent
+//!    window (at least [`MIN_CONFIRM`] values) differs from the reference by the two-sample
+//!    test in the same direction. A per-event CUSUM against a reference of a few hundred
+//!    values drifts into false alarms on long stationary streams (the reference's own error
+//!    acts as a small permanent shift, and skewed metrics such as durations or rare binary
+//!    outcomes cross the threshold far more often than normal theory says); the
+//!    confirmation keeps its speed on real shifts without those alarms.
+//!
+//!    The window test also detects on its own: each time the buffer has been filled afresh
+//!    (tumbling windows) it is tested, and two consecutive significant windows in the same
+//!    direction are a detection, so repeated looks do not add up to false alarms.
 //! 3. A detection is recorded with the timestamp of the event that triggered it, its direction
 //!    and its detector, and the stream starts over (a new reference is learned from the values
 //!    that follow), so each regime change is reported once.
@@ -41,6 +51,9 @@ use crate::spec::{DriftSpec, ExperimentSpec, MetricKind};
 
 /// Page–Hinkley raises no alarm in the first this many values after its reference is set.
 pub const PH_MIN_SAMPLES: u64 = 30;
+
+/// The fewest recent values with which a Page–Hinkley or CUSUM alarm can be confirmed.
+pub const MIN_CONFIRM: u64 = 30;
 
 /// The most detections a monitor keeps; later ones are only counted.
 pub const MAX_DETECTIONS: usize = 100;
@@ -208,6 +221,12 @@ impl DriftMonitor {
         self.detections.is_empty() && self.dropped == 0
     }
 
+    /// Records a detection directly (tests that need a fixed timestamp).
+    #[cfg(test)]
+    pub(crate) fn push_detection_for_tests(&mut self, detection: Detection) {
+        self.detections.push(detection);
+    }
+
     fn stream(&mut self, metric: &str, arm: &str) -> &mut Stream {
         let at = self
             .streams
@@ -268,9 +287,15 @@ impl Stream {
         let ph = signal(armed.page_hinkley.update(z));
         let cusum = signal(armed.cusum.update(x));
         let window = armed.window(x, &self.reference, settings);
-        ph.map(|d| (d, Detector::PageHinkley))
-            .or(cusum.map(|d| (d, Detector::Cusum)))
-            .or(window.map(|d| (d, Detector::Window)))
+        let confirm =
+            |armed: &Armed, d: ShiftDirection| armed.confirms(d, &self.reference, settings);
+        if let Some(d) = ph.filter(|d| confirm(armed, *d)) {
+            return Some((d, Detector::PageHinkley));
+        }
+        if let Some(d) = cusum.filter(|d| confirm(armed, *d)) {
+            return Some((d, Detector::Cusum));
+        }
+        window.map(|d| (d, Detector::Window))
     }
 }
 
@@ -309,6 +334,20 @@ fn arm(reference: &Moments, settings: &DriftSpec, binary: bool) -> Option<Armed>
 }
 
 impl Armed {
+    /// Whether the recent window (at least [`MIN_CONFIRM`] values) differs from the reference
+    /// by Welch's test at `window_alpha`, in direction `d`.
+    fn confirms(&self, d: ShiftDirection, reference: &Moments, settings: &DriftSpec) -> bool {
+        if self.recent_moments.n() < MIN_CONFIRM {
+            return false;
+        }
+        window_test(
+            &SampleStats::from(reference),
+            &SampleStats::from(&self.recent_moments),
+            settings.window_alpha(),
+        )
+        .is_ok_and(|t| t.shifted && t.direction.map(ShiftDirection::from) == Some(d))
+    }
+
     /// Adds `x` to the recent window and, each time the window has been filled afresh, tests it
     /// against the reference; returns a direction on the second significant window in a row.
     fn window(
@@ -327,7 +366,9 @@ impl Armed {
             }
         }
         self.since_test += 1;
-        if self.since_test < size || crate::count_f64(self.recent.len()) < crate::count_f64_u64(size) {
+        if self.since_test < size
+            || crate::count_f64(self.recent.len()) < crate::count_f64_u64(size)
+        {
             return None;
         }
         self.since_test = 0;

@@ -50,7 +50,8 @@ pub(crate) fn arm_stats(arm: &str, moments: &Moments, ipw: Option<(f64, f64)>) -
 /// sequential analysis, and for guardrails when it asks to pause on harm.
 fn wants_sequential(spec: &ExperimentSpec, metric: &Metric) -> bool {
     let analysis = spec.analysis();
-    analysis.sequential() || (analysis.auto_pause_on_harm() && metric.role() == MetricRole::Guardrail)
+    analysis.sequential()
+        || (analysis.auto_pause_on_harm() && metric.role() == MetricRole::Guardrail)
 }
 
 /// The settings of every comparison of `metric`.
@@ -233,7 +234,11 @@ fn adjust(correction: Correction, results: &mut [MetricResult]) {
     }
     let sequential: Vec<f64> = results
         .iter()
-        .flat_map(|m| m.comparisons.iter().filter_map(|c| c.sequential.map(|s| s.p_value)))
+        .flat_map(|m| {
+            m.comparisons
+                .iter()
+                .filter_map(|c| c.sequential.map(|s| s.p_value))
+        })
         .collect();
     if let Some(adjusted) = apply(&sequential) {
         let mut it = adjusted.into_iter();
@@ -256,10 +261,13 @@ pub(crate) fn featured_treatment(
         .comparisons
         .iter()
         .filter_map(|c| c.bayes.map(|b| (c, b.chance_to_win)))
-        .fold(None::<(&ComparisonResult, f64)>, |best, (c, p)| match best {
-            Some((_, q)) if q >= p => best,
-            _ => Some((c, p)),
-        });
+        .fold(
+            None::<(&ComparisonResult, f64)>,
+            |best, (c, p)| match best {
+                Some((_, q)) if q >= p => best,
+                _ => Some((c, p)),
+            },
+        );
     best.map(|(c, _)| c.arm.clone())
         .or_else(|| spec.treatments().next().map(|a| a.key().to_string()))
 }

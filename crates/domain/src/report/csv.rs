@@ -46,7 +46,9 @@ fn field(s: &str) -> String {
 }
 
 fn num(x: Option<f64>) -> String {
-    x.filter(|v| v.is_finite()).map(|v| v.to_string()).unwrap_or_default()
+    x.filter(|v| v.is_finite())
+        .map(|v| v.to_string())
+        .unwrap_or_default()
 }
 
 fn interval(i: Option<Interval>) -> [String; 3] {

@@ -4,15 +4,12 @@ use std::collections::BTreeMap;
 
 use liftlab_stats::dist::chi2_sf;
 use liftlab_stats::{
-    achieved_power, mde_at, sample_size_per_arm, srm, Alternative, Baseline, Design,
-    PowerSettings,
+    achieved_power, mde_at, sample_size_per_arm, srm, Alternative, Baseline, Design, PowerSettings,
 };
 
 use super::compare::{count_f64, len_f64, whole};
 use super::text::format_ts;
-use super::types::{
-    AllocationEntry, ArmSummary, Attrition, Coverage, PowerResult, SrmResult,
-};
+use super::types::{AllocationEntry, ArmSummary, Attrition, Coverage, PowerResult, SrmResult};
 use super::{AggIndex, ArmTally, ReportInput};
 use crate::spec::{Allocation, ExperimentSpec};
 
@@ -266,7 +263,12 @@ pub(crate) fn power(spec: &ExperimentSpec, index: &AggIndex<'_>) -> Option<Power
         mde: analysis.mde(),
         target_power: analysis.power(),
         alpha: analysis.alpha(),
-        design: if analysis.sequential() { "sequential" } else { "fixed" }.to_string(),
+        design: if analysis.sequential() {
+            "sequential"
+        } else {
+            "fixed"
+        }
+        .to_string(),
         n_per_arm,
         achieved_power: None,
         needed_per_arm: None,

@@ -102,9 +102,12 @@ pub struct ReportInput<'a> {
     pub pause_reason: Option<&'a str>,
 }
 
-/// The aggregates of one epoch, indexed by (arm, metric, scope).
+/// The aggregates of one arm and metric, with their scopes.
+type Scoped<'a> = Vec<(&'a AggScope, &'a MetricAggregate)>;
+
+/// The aggregates of one epoch, indexed by arm, then metric.
 pub(crate) struct AggIndex<'a> {
-    map: BTreeMap<&'a str, BTreeMap<&'a str, Vec<(&'a AggScope, &'a MetricAggregate)>>>,
+    map: BTreeMap<&'a str, BTreeMap<&'a str, Scoped<'a>>>,
 }
 
 impl<'a> AggIndex<'a> {

@@ -40,10 +40,16 @@ fn buckets(
         .map(|arm| {
             let mut out: BTreeMap<String, Moments> = BTreeMap::new();
             for (scope, agg) in index.scoped(arm.key(), metric) {
-                if let AggScope::Segment { attribute: a, value } = scope {
+                if let AggScope::Segment {
+                    attribute: a,
+                    value,
+                } = scope
+                {
                     if a == attribute {
                         let bucket = bucket_of.get(value).map_or(OTHER, String::as_str);
-                        out.entry(bucket.to_string()).or_default().merge(&agg.moments);
+                        out.entry(bucket.to_string())
+                            .or_default()
+                            .merge(&agg.moments);
                     }
                 }
             }
@@ -54,12 +60,20 @@ fn buckets(
 
 /// Maps every value of `attribute` to its shown bucket: the values with the most units of the
 /// primary metric keep their name, the rest become `other`.
-fn bucket_map(spec: &ExperimentSpec, index: &AggIndex<'_>, attribute: &str) -> Vec<(String, String)> {
+fn bucket_map(
+    spec: &ExperimentSpec,
+    index: &AggIndex<'_>,
+    attribute: &str,
+) -> Vec<(String, String)> {
     let mut units: BTreeMap<&str, u64> = BTreeMap::new();
     for metric in spec.metrics() {
         for arm in spec.arms() {
             for (scope, agg) in index.scoped(arm.key(), metric.key()) {
-                if let AggScope::Segment { attribute: a, value } = scope {
+                if let AggScope::Segment {
+                    attribute: a,
+                    value,
+                } = scope
+                {
                     if a == attribute {
                         let n = units.entry(value.as_str()).or_default();
                         if metric.key() == spec.primary().key() {
@@ -130,7 +144,8 @@ fn breakdown(spec: &ExperimentSpec, index: &AggIndex<'_>, attribute: &str) -> Se
                 .filter(|(arm, _)| !arm.is_baseline())
                 .map(|(arm, m)| {
                     let treatment = SampleStats::from(m.get(bucket).unwrap_or(&empty));
-                    let lift = relative_lift(&control, &treatment, alpha, Alternative::TwoSided).ok();
+                    let lift =
+                        relative_lift(&control, &treatment, alpha, Alternative::TwoSided).ok();
                     SegmentLift {
                         arm: arm.key().to_string(),
                         relative: lift.map(|l| Interval {
@@ -190,7 +205,11 @@ fn disparate_impact(
     bucket_of: &BTreeMap<String, String>,
 ) -> Vec<DisparateImpactEntry> {
     let mut out = Vec::new();
-    for metric in spec.metrics().iter().filter(|m| m.kind() == MetricKind::Binary) {
+    for metric in spec
+        .metrics()
+        .iter()
+        .filter(|m| m.kind() == MetricKind::Binary)
+    {
         let per_arm = buckets(spec, index, attribute, metric.key(), bucket_of);
         for (arm, values) in spec.arms().iter().zip(&per_arm) {
             let eligible: Vec<(&String, f64)> = values

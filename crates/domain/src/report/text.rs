@@ -1,8 +1,6 @@
 //! Words for people: the one-sentence verdict, the warnings, and the number, money and date formats they use.
 
-use super::types::{
-    ComparisonResult, Interval, Report, Verdict, Warning, WarningKind,
-};
+use super::types::{ComparisonResult, Interval, Report, Verdict, Warning, WarningKind};
 use crate::model::{Millis, Status};
 use crate::spec::ExperimentSpec;
 
@@ -143,7 +141,11 @@ fn interval_words(i: &Interval) -> String {
         let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
         format!("{}–{}%", percent(lo), percent(hi))
     } else {
-        format!("{} to {}", signed_percent(i.ci_low), signed_percent(i.ci_high))
+        format!(
+            "{} to {}",
+            signed_percent(i.ci_low),
+            signed_percent(i.ci_high)
+        )
     }
 }
 
@@ -279,7 +281,10 @@ pub(crate) fn warnings(spec: &ExperimentSpec, report: &Report) -> Vec<Warning> {
             .attrition
             .arms
             .iter()
-            .filter_map(|c| c.coverage.map(|v| format!("{} {}%", humanize(&c.arm), percent(v))))
+            .filter_map(|c| {
+                c.coverage
+                    .map(|v| format!("{} {}%", humanize(&c.arm), percent(v)))
+            })
             .collect();
         push(
             WarningKind::Attrition,
