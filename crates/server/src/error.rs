@@ -364,15 +364,19 @@ pub(crate) fn strip_position(message: &str) -> String {
     }
 }
 
-/// Parses a JSON body into `T`, reporting data errors with the JSON pointer where they occurred.
+/// Parses a JSON body into `T`: unreadable JSON is a 400, a value of the wrong shape a 422 whose
+/// error carries the JSON pointer of the offending value.
 pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| json_error(&e, ""))?;
+    from_value(value)
+}
+
+/// Converts a parsed JSON value into `T`, locating a mismatch with a JSON pointer.
+pub fn from_value<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let pointer = path_to_pointer(e.path());
         json_error(e.inner(), &pointer)
-    })?;
-    de.end().map_err(|e| json_error(&e, ""))?;
-    Ok(value)
+    })
 }
 
 /// Renders serde_path_to_error's path as an RFC 6901 pointer.

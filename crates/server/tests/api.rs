@@ -1,0 +1,792 @@
+//! In-process tests of every JSON API route through `liftlab_server::app` over a `MemStore`.
+
+mod common;
+
+use actix_web::http::{Method, StatusCode};
+use actix_web::test;
+use common::*;
+use liftlab_server::{app, Config};
+use serde_json::{json, Value};
+
+#[actix_web::test]
+async fn experiments_are_created_read_listed_and_versioned() {
+    let state = keyed_state(Config::default());
+    let app = test::init_service(app(state)).await;
+
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/experiments",
+        Some(SCIENTIST),
+        Body::Json(spec("triage")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(r.header("location"), Some("/v1/experiments/triage"));
+    assert_eq!(r.header("etag"), Some("\"1\""));
+    let created = r.json();
+    assert_eq!(created["version"], json!(1));
+    assert_eq!(created["status"], json!("draft"));
+    assert_eq!(created["change"], json!("created"));
+    // The normalized spec has its defaults filled in.
+    assert_eq!(created["spec"]["coverage"], json!(1.0));
+
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/experiments",
+        Some(SCIENTIST),
+        Body::Json(spec("triage")),
+    )
+    .await;
+    r.problem(409);
+
+    let r = send(
+        &app,
+        Method::GET,
+        "/v1/experiments/triage",
+        Some(ROUTER),
+        Body::None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["spec"], created["spec"]);
+
+    let mut v2 = spec("triage");
+    v2["hypothesis"] = json!("AI halves the minutes");
+    let r = send(
+        &app,
+        Method::PUT,
+        "/v1/experiments/triage",
+        Some(SCIENTIST),
+        Body::Json(v2.clone()),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["version"], json!(2));
+    assert_eq!(r.json()["change"], json!("spec_updated"));
+    assert_eq!(
+        r.json()["spec"]["hypothesis"],
+        json!("AI halves the minutes")
+    );
+
+    // A stale If-Match or expected_version is a conflict and changes nothing.
+    let r = send(
+        &app,
+        Method::PUT,
+        "/v1/experiments/triage?expected_version=1",
+        Some(SCIENTIST),
+        Body::Json(v2.clone()),
+    )
+    .await;
+    r.problem(409);
+    let stale = test::TestRequest::put()
+        .uri("/v1/experiments/triage")
+        .insert_header(("authorization", format!("Bearer {SCIENTIST}")))
+        .insert_header(("if-match", "\"1\""))
+        .set_json(&v2)
+        .to_request();
+    let res = test::call_service(&app, stale).await;
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    let fresh = test::TestRequest::put()
+        .uri("/v1/experiments/triage")
+        .insert_header(("authorization", format!("Bearer {SCIENTIST}")))
+        .insert_header(("if-match", "\"2\""))
+        .set_json(&v2)
+        .to_request();
+    let res = test::call_service(&app, fresh).await;
+    assert_eq!(res.status(), StatusCode::OK);
+
+    // The path's key and the spec's key must agree.
+    let r = send(
+        &app,
+        Method::PUT,
+        "/v1/experiments/triage",
+        Some(SCIENTIST),
+        Body::Json(spec("other")),
+    )
+    .await;
+    assert_eq!(r.pointers(), vec!["/key"]);
+
+    let r = send(
+        &app,
+        Method::GET,
+        "/v1/experiments/triage/versions",
+        Some(VIEWER),
+        Body::None,
+    )
+    .await;
+    let versions: Vec<u64> = r.json()["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .map(|v| v["version"].as_u64().expect("number"))
+        .collect();
+    assert_eq!(versions, vec![1, 2, 3]);
+
+    send(
+        &app,
+        Method::POST,
+        "/v1/experiments",
+        Some(ADMIN),
+        Body::Json(spec("billing")),
+    )
+    .await;
+    let r = send(
+        &app,
+        Method::GET,
+        "/v1/experiments",
+        Some(VIEWER),
+        Body::None,
+    )
+    .await;
+    let list = r.json();
+    let mut keys: Vec<&str> = list["experiments"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|e| e["key"].as_str().expect("key"))
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(keys, vec!["billing", "triage"]);
+
+    let r = send(
+        &app,
+        Method::GET,
+        "/v1/experiments/missing",
+        Some(VIEWER),
+        Body::None,
+    )
+    .await;
+    r.problem(404);
+}
+
+#[actix_web::test]
+async fn invalid_specs_list_every_problem_with_a_pointer() {
+    let app = test::init_service(app(keyed_state(Config::default()))).await;
+    let bad = json!({
+        "key": "Not A Slug",
+        "arms": [{"key": "a", "role": "baseline"}],
+        "allocation": {"policy": "fixed", "weights": {"a": 1.0}},
+        "metrics": []
+    });
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/experiments",
+        Some(SCIENTIST),
+        Body::Json(bad),
+    )
+    .await;
+    let pointers = r.pointers();
+    assert!(pointers.iter().any(|p| p == "/key"), "{pointers:?}");
+    assert!(
+        pointers.iter().any(|p| p.starts_with("/arms")),
+        "{pointers:?}"
+    );
+    assert!(
+        pointers.iter().any(|p| p.starts_with("/metrics")),
+        "{pointers:?}"
+    );
+    let r = send(
+        &app,
+        Method::GET,
+        "/v1/experiments",
+        Some(VIEWER),
+        Body::None,
+    )
+    .await;
+    assert_eq!(r.json()["experiments"], json!([]));
+}
+
+#[actix_web::test]
+async fn lifecycle_moves_and_invalid_transitions_name_both_ends() {
+    let app = test::init_service(app(keyed_state(Config::default()))).await;
+    send(
+        &app,
+        Method::POST,
+        "/v1/experiments",
+        Some(SCIENTIST),
+        Body::Json(spec("flow")),
+    )
+    .await;
+    let step = |action: &'static str, body: Body| {
+        let app = &app;
+        async move {
+            send(
+                app,
+                Method::POST,
+                &format!("/v1/experiments/flow/{action}"),
+                Some(SCIENTIST),
+                body,
+            )
+            .await
+        }
+    };
+    let r = step("pause", Body::None).await;
+    let detail = r.problem(409)["detail"]
+        .as_str()
+        .expect("detail")
+        .to_string();
+    assert!(
+        detail.contains("draft") && detail.contains("paused"),
+        "{detail}"
+    );
+
+    let r = step("start", Body::Json(json!({"reason": "approved"}))).await;
+    assert_eq!(r.json()["status"], json!("running"));
+    assert_eq!(r.json()["reason"], json!("approved"));
+    assert_eq!(r.json()["change"], json!("started"));
+    assert_eq!(
+        step("pause", Body::None).await.json()["status"],
+        json!("paused")
+    );
+    assert_eq!(
+        step("start", Body::None).await.json()["status"],
+        json!("running")
+    );
+    assert_eq!(
+        step("stop", Body::None).await.json()["status"],
+        json!("stopped")
+    );
+    let r = step("start", Body::None).await;
+    let detail = r.problem(409)["detail"]
+        .as_str()
+        .expect("detail")
+        .to_string();
+    assert!(
+        detail.contains("stopped") && detail.contains("running"),
+        "{detail}"
+    );
+
+    let r = step("start", Body::Json(json!({"why": "typo"}))).await;
+    assert_eq!(r.pointers(), vec!["/why"]);
+
+    // Re-baselining needs a reason and opens the next epoch.
+    let r = step("rebaseline", Body::None).await;
+    r.problem(400);
+    let r = step("rebaseline", Body::Json(json!({"reason": " "}))).await;
+    assert_eq!(r.pointers(), vec!["/reason"]);
+    let r = step("rebaseline", Body::Json(json!({"reason": "model upgrade"}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["epoch"], json!(1));
+    assert_eq!(r.json()["reason"], json!("model upgrade"));
+}
+
+/// GrowthBook's published hash-v2 vectors: hash("seed", "a") = 0.0505 and
+/// hash("90850943850283058242805", "123") = 0.7516, so under 50/50 weights the first unit lands
+/// in the first arm and the second in the second.
+#[actix_web::test]
+async fn fixed_assignment_matches_growthbook_vectors_and_is_sticky() {
+    let state = keyed_state(Config::default());
+    let store = state.store.clone();
+    let app = test::init_service(app(state)).await;
+    create_running(&app, seeded_spec("gb-low", "seed")).await;
+    create_running(&app, seeded_spec("gb-high", "90850943850283058242805")).await;
+
+    let low = assign(&app, "gb-low", "a").await;
+    assert_eq!(low["arm"], json!("human"));
+    assert_eq!(low["in_experiment"], json!(true));
+    assert_eq!(low["propensity"], json!(0.5));
+    assert_eq!(low["experiment"], json!("gb-low"));
+    assert_eq!(low["version"], json!(2));
+    let high = assign(&app, "gb-high", "123").await;
+    assert_eq!(high["arm"], json!("ai"));
+
+    // A returning unit gets its stored assignment back, id and all.
+    let again = assign(&app, "gb-low", "a").await;
+    assert_eq!(again, low);
+    let stored = store
+        .assignment("gb-low", "a")
+        .expect("store readable")
+        .expect("the assignment is stored");
+    assert_eq!(json!(stored.assignment_id), low["assignment_id"]);
+}
+
+#[actix_web::test]
+async fn non_running_experiments_answer_the_baseline_and_store_nothing() {
+    let state = keyed_state(Config::default());
+    let store = state.store.clone();
+    let app = test::init_service(app(state)).await;
+    send(
+        &app,
+        Method::POST,
+        "/v1/experiments",
+        Some(SCIENTIST),
+        Body::Json(seeded_spec("idle", "90850943850283058242805")),
+    )
+    .await;
+    let answer = assign(&app, "idle", "123").await;
+    assert_eq!(answer["arm"], json!("human"));
+    assert_eq!(answer["in_experiment"], json!(false));
+    assert_eq!(answer["propensity"], json!(1.0));
+    assert!(store.assignment("idle", "123").expect("readable").is_none());
+
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/experiments/nope/assign",
+        Some(ROUTER),
+        Body::Json(json!({"unit_id": "u"})),
+    )
+    .await;
+    r.problem(404);
+}
+
+#[actix_web::test]
+async fn assignment_requests_are_validated() {
+    let app = test::init_service(app(keyed_state(Config::default()))).await;
+    create_running(&app, spec("v")).await;
+    let path = "/v1/experiments/v/assign";
+    let check = |body: Value, pointer: &'static str| {
+        let app = &app;
+        async move {
+            let r = send(
+                app,
+                Method::POST,
+                path,
+                Some(ROUTER),
+                Body::Json(body.clone()),
+            )
+            .await;
+            assert!(
+                r.pointers().iter().any(|p| p == pointer),
+                "{body}: {}",
+                r.text()
+            );
+        }
+    };
+    check(json!({}), "/unit_id").await;
+    check(json!({"unit_id": ""}), "/unit_id").await;
+    check(json!({"unit_id": "x".repeat(257)}), "/unit_id").await;
+    check(json!({"unit_id": 7}), "/unit_id").await;
+    check(json!({"unit_id": "u", "task_id": ""}), "/task_id").await;
+    check(
+        json!({"unit_id": "u", "attributes": {"region": 3}}),
+        "/attributes/region",
+    )
+    .await;
+    check(json!({"unit_id": "u", "arm": "ai"}), "/arm").await;
+
+    // A task id belongs to one unit.
+    let r = send(
+        &app,
+        Method::POST,
+        path,
+        Some(ROUTER),
+        Body::Json(json!({"unit_id": "u1", "task_id": "t1"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = send(
+        &app,
+        Method::POST,
+        path,
+        Some(ROUTER),
+        Body::Json(json!({"unit_id": "u2", "task_id": "t1"})),
+    )
+    .await;
+    r.problem(409);
+}
+
+fn event(id: &str, experiment: &str, task: &str, metrics: Value) -> Value {
+    json!({"event_id": id, "experiment": experiment, "task_id": task, "metrics": metrics})
+}
+
+#[actix_web::test]
+async fn outcomes_are_recorded_once_and_attributed_to_the_served_arm() {
+    let state = keyed_state(Config::default());
+    let store = state.store.clone();
+    let app = test::init_service(app(state)).await;
+    create_running(&app, seeded_spec("out", "seed")).await;
+    let served = assign(&app, "out", "a").await;
+    let arm = served["arm"].as_str().expect("arm").to_string();
+
+    let one = event(
+        "e1",
+        "out",
+        "a",
+        json!({"minutes": 12.5, "escalated": true}),
+    );
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/outcomes",
+        Some(ROUTER),
+        Body::Json(one.clone()),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        json!({"accepted": 1, "duplicates": 0, "rejected": []})
+    );
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/outcomes",
+        Some(ROUTER),
+        Body::Json(one),
+    )
+    .await;
+    assert_eq!(
+        r.json(),
+        json!({"accepted": 0, "duplicates": 1, "rejected": []})
+    );
+
+    let counters = store.arm_counters("out", 0).expect("counters");
+    assert_eq!(counters.len(), 1);
+    assert_eq!(counters[0].arm, arm);
+    assert_eq!(counters[0].outcomes, 1);
+
+    // A batch is judged event by event; pointers are relative to the event.
+    let batch = json!({"events": [
+        event("e2", "out", "a", json!({"touches": 3})),
+        event("e3", "out", "a", json!({"minutes": -1})),
+        event("e4", "out", "a", json!({"unknown_metric": 1})),
+        event("e5", "out", "never-assigned", json!({"minutes": 1})),
+        event("e6", "missing", "a", json!({"minutes": 1})),
+        {"event_id": "e7", "experiment": "out", "task_id": "a", "metrics": {"minutes": 1}, "ts": "yesterday"},
+        {"event_id": "e8", "experiment": "out", "task_id": "a", "metrics": {"minutes": 1}, "arm": "ai"},
+        event("e9", "out", "a", json!({})),
+        event("e10", "out", "a", json!({"touches": 1.5})),
+        event("e11", "out", "a", json!({"escalated": "yes"})),
+        {"event_id": "e12", "experiment": "out", "task_id": "a", "metrics": {"minutes": 2}, "handled_by": "robot"},
+        event("e1", "out", "a", json!({"minutes": 12.5, "escalated": true})),
+    ]});
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/outcomes",
+        Some(ROUTER),
+        Body::Json(batch),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let body = r.json();
+    assert_eq!(body["accepted"], json!(1));
+    assert_eq!(body["duplicates"], json!(1));
+    let rejected: Vec<(u64, String)> = body["rejected"]
+        .as_array()
+        .expect("rejected")
+        .iter()
+        .map(|r| {
+            (
+                r["index"].as_u64().expect("index"),
+                r["errors"][0]["pointer"]
+                    .as_str()
+                    .expect("pointer")
+                    .to_string(),
+            )
+        })
+        .collect();
+    let expected: Vec<(u64, String)> = [
+        (1, "/metrics/minutes"),
+        (2, "/metrics/unknown_metric"),
+        (3, "/task_id"),
+        (4, "/experiment"),
+        (5, "/ts"),
+        (6, "/arm"),
+        (7, "/metrics"),
+        (8, "/metrics/touches"),
+        (9, "/metrics/escalated"),
+        (10, "/handled_by"),
+    ]
+    .into_iter()
+    .map(|(i, p)| (i, p.to_string()))
+    .collect();
+    assert_eq!(rejected, expected);
+    assert_eq!(
+        store.arm_counters("out", 0).expect("counters")[0].outcomes,
+        2
+    );
+}
+
+#[actix_web::test]
+async fn a_request_with_nothing_valid_is_a_422_pointing_into_the_request() {
+    let app = test::init_service(app(keyed_state(Config::default()))).await;
+    create_running(&app, spec("bad")).await;
+    assign(&app, "bad", "u").await;
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/outcomes",
+        Some(ROUTER),
+        Body::Json(event("x", "bad", "u", json!({"minutes": "slow"}))),
+    )
+    .await;
+    assert_eq!(r.pointers(), vec!["/metrics/minutes"]);
+    let batch = json!({"events": [
+        event("x", "bad", "u", json!({"minutes": -3})),
+        event("y", "bad", "nobody", json!({"minutes": 3})),
+    ]});
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/outcomes",
+        Some(ROUTER),
+        Body::Json(batch),
+    )
+    .await;
+    assert_eq!(
+        r.pointers(),
+        vec!["/events/0/metrics/minutes", "/events/1/task_id"]
+    );
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/outcomes",
+        Some(ROUTER),
+        Body::Json(json!({"events": []})),
+    )
+    .await;
+    assert_eq!(r.pointers(), vec!["/events"]);
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/outcomes",
+        Some(ROUTER),
+        Body::Json(json!([1])),
+    )
+    .await;
+    assert_eq!(r.pointers(), vec![""]);
+}
+
+#[actix_web::test]
+async fn ndjson_streams_are_recorded_across_chunks() {
+    let state = keyed_state(Config::default());
+    let store = state.store.clone();
+    let app = test::init_service(app(state)).await;
+    create_running(&app, spec("stream")).await;
+    let units = 40;
+    for u in 0..units {
+        assign(&app, "stream", &format!("u{u}")).await;
+    }
+    // 1,203 events (more than two chunks), one malformed line, one unknown metric, blank lines.
+    let mut body = String::new();
+    let mut index = 0;
+    for i in 0..1203 {
+        body.push_str(
+            &serde_json::to_string(&event(
+                &format!("s{i}"),
+                "stream",
+                &format!("u{}", i % units),
+                json!({"touches": 1}),
+            ))
+            .expect("json"),
+        );
+        body.push('\n');
+        index += 1;
+        if i == 600 {
+            body.push_str("\n  \n");
+        }
+    }
+    body.push_str("{\"event_id\": \"broken\"\n");
+    body.push_str("{\"event_id\":\"z\",\"experiment\":\"stream\",\"task_id\":\"u0\",\"metrics\":{\"nope\":1}}");
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/outcomes",
+        Some(ROUTER),
+        Body::Raw("application/x-ndjson", body.clone().into_bytes()),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let summary = r.json();
+    assert_eq!(summary["accepted"], json!(1203));
+    let rejected: Vec<u64> = summary["rejected"]
+        .as_array()
+        .expect("rejected")
+        .iter()
+        .map(|r| r["index"].as_u64().expect("index"))
+        .collect();
+    assert_eq!(rejected, vec![index, index + 1]);
+    let total: u64 = store
+        .arm_counters("stream", 0)
+        .expect("counters")
+        .iter()
+        .map(|c| c.outcomes)
+        .sum();
+    assert_eq!(total, 1203);
+
+    // Re-sending the whole stream counts nothing twice.
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/outcomes",
+        Some(ROUTER),
+        Body::Raw("application/x-ndjson", body.into_bytes()),
+    )
+    .await;
+    assert_eq!(r.json()["duplicates"], json!(1203));
+    assert_eq!(r.json()["accepted"], json!(0));
+    let total: u64 = store
+        .arm_counters("stream", 0)
+        .expect("counters")
+        .iter()
+        .map(|c| c.outcomes)
+        .sum();
+    assert_eq!(total, 1203);
+
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/outcomes",
+        Some(ROUTER),
+        Body::Raw("application/x-ndjson", b"not json\n".to_vec()),
+    )
+    .await;
+    assert_eq!(r.pointers(), vec!["/0"]);
+}
+
+#[actix_web::test]
+async fn audit_pages_and_verifies() {
+    let app = test::init_service(app(keyed_state(Config::default()))).await;
+    create_running(&app, spec("aud")).await;
+    assign(&app, "aud", "u1").await;
+    let r = send(
+        &app,
+        Method::GET,
+        "/v1/experiments/aud/audit",
+        Some(VIEWER),
+        Body::None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let records = r.json()["records"].as_array().expect("records").clone();
+    let kinds: Vec<&str> = records
+        .iter()
+        .map(|r| r["kind"].as_str().expect("kind"))
+        .collect();
+    assert!(kinds.contains(&"experiment_created"), "{kinds:?}");
+    assert!(kinds.contains(&"status_changed"), "{kinds:?}");
+    assert!(kinds.contains(&"assigned"), "{kinds:?}");
+    for pair in records.windows(2) {
+        assert_eq!(pair[1]["prev_hash"], pair[0]["hash"]);
+    }
+    let r = send(
+        &app,
+        Method::GET,
+        "/v1/experiments/aud/audit?limit=1",
+        Some(VIEWER),
+        Body::None,
+    )
+    .await;
+    let page = r.json();
+    assert_eq!(page["records"].as_array().map(Vec::len), Some(1));
+    let after = page["next_after"].as_u64().expect("a next page");
+    let r = send(
+        &app,
+        Method::GET,
+        &format!("/v1/experiments/aud/audit?after={after}&limit=1000"),
+        Some(VIEWER),
+        Body::None,
+    )
+    .await;
+    assert_eq!(
+        r.json()["records"].as_array().map(Vec::len),
+        Some(records.len() - 1)
+    );
+    assert!(r.json().get("next_after").is_none());
+
+    let r = send(
+        &app,
+        Method::GET,
+        "/v1/audit/verify",
+        Some(VIEWER),
+        Body::None,
+    )
+    .await;
+    assert_eq!(r.json()["ok"], json!(true));
+    assert_eq!(r.json()["records"], json!(records.len()));
+
+    send(
+        &app,
+        Method::GET,
+        "/v1/experiments/aud/audit?limit=0",
+        Some(VIEWER),
+        Body::None,
+    )
+    .await
+    .problem(400);
+    send(
+        &app,
+        Method::GET,
+        "/v1/experiments/aud/audit?limit=abc",
+        Some(VIEWER),
+        Body::None,
+    )
+    .await
+    .problem(400);
+    send(
+        &app,
+        Method::GET,
+        "/v1/experiments/nope/audit",
+        Some(VIEWER),
+        Body::None,
+    )
+    .await
+    .problem(404);
+}
+
+#[actix_web::test]
+async fn healthz_metrics_and_request_ids() {
+    let app = test::init_service(app(keyed_state(Config::default()))).await;
+    let r = send(&app, Method::GET, "/healthz", None, Body::None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["status"], json!("ok"));
+    let generated = r.header("x-request-id").expect("an id").to_string();
+    assert_eq!(generated.len(), 32);
+
+    let req = test::TestRequest::get()
+        .uri("/healthz")
+        .insert_header((
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        ))
+        .to_request();
+    let res = test::call_service(&app, req).await;
+    assert_eq!(
+        res.headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok()),
+        Some("0af7651916cd43dd8448eb211c80319c")
+    );
+    let req = test::TestRequest::get()
+        .uri("/nowhere")
+        .insert_header(("x-request-id", "router-42"))
+        .to_request();
+    let res = test::call_service(&app, req).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        res.headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok()),
+        Some("router-42")
+    );
+
+    create_running(&app, spec("m")).await;
+    assign(&app, "m", "u1").await;
+    let r = send(&app, Method::GET, "/metrics", Some(VIEWER), Body::None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r
+        .header("content-type")
+        .is_some_and(|c| c.starts_with("text/plain")));
+    let text = r.text();
+    assert!(text.contains("liftlab_http_requests_total{route=\"/v1/experiments/{key}/assign\",method=\"POST\",status=\"200\"} 1"), "{text}");
+    assert!(
+        text.contains(
+            "liftlab_http_requests_total{route=\"unmatched\",method=\"GET\",status=\"404\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("liftlab_assignments_total{experiment=\"m\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("liftlab_store_write_seconds_count{operation=\"record_assignment\"} 1"),
+        "{text}"
+    );
+    assert!(!text.contains(VIEWER) && !text.contains(SCIENTIST));
+}
