@@ -218,3 +218,6 @@ impl MetricAggregate {
         self.moments.push(value);
     }
 }
+
+#[cfg(test)]
+mod tests;

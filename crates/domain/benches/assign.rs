@@ -1,0 +1,137 @@
+//! Criterion benchmarks of the assignment hot path: fixed and Thompson decisions, and recomputing Thompson weights.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use liftlab_domain::assign::{decide, initial_period, AssignRequest};
+use liftlab_domain::thompson::BanditState;
+use liftlab_domain::{AllocationPeriod, ExperimentSpec, Status};
+use serde_json::json;
+
+fn spec(allocation: serde_json::Value, reward_kind: &str) -> ExperimentSpec {
+    ExperimentSpec::parse(&json!({
+        "key": "support-triage",
+        "arms": [
+            {"key": "human", "role": "baseline"},
+            {"key": "ai-assist", "role": "treatment"},
+            {"key": "ai-auto", "role": "treatment"},
+            {"key": "ai-hybrid", "role": "treatment"}
+        ],
+        "allocation": allocation,
+        "coverage": 0.9,
+        "targeting": {"region": ["emea", "amer"]},
+        "metrics": [
+            {"key": "reward", "kind": reward_kind, "direction": "increase", "role": "primary"}
+        ],
+        "segments": ["channel"]
+    }))
+    .expect("the benchmark spec is valid")
+}
+
+fn requests() -> Vec<AssignRequest> {
+    (0..1024)
+        .map(|i| {
+            AssignRequest::new(
+                format!("ticket-{i:08}"),
+                None,
+                [
+                    ("region".to_string(), "emea".to_string()),
+                    ("channel".to_string(), "email".to_string()),
+                ]
+                .into_iter()
+                .collect(),
+            )
+            .expect("valid request")
+        })
+        .collect()
+}
+
+fn bench_decide(c: &mut Criterion, name: &str, spec: &ExperimentSpec, period: &AllocationPeriod) {
+    let reqs = requests();
+    let mut i = 0usize;
+    c.bench_function(name, |b| {
+        b.iter(|| {
+            i = (i + 1) % reqs.len();
+            black_box(decide(
+                black_box(spec),
+                Status::Running,
+                3,
+                0,
+                period,
+                &reqs[i],
+                String::from("as-0000000000000001"),
+                1_700_000_000_000,
+            ))
+        })
+    });
+}
+
+fn fixed_decision(c: &mut Criterion) {
+    let spec = spec(
+        json!({"policy": "fixed", "weights": {"human": 0.4, "ai-assist": 0.2, "ai-auto": 0.2, "ai-hybrid": 0.2}}),
+        "binary",
+    );
+    let period = initial_period(&spec, 0);
+    bench_decide(c, "assign/fixed_decision", &spec, &period);
+}
+
+fn thompson_decision(c: &mut Criterion) {
+    let spec = spec(json!({"policy": "thompson", "reward": "reward"}), "binary");
+    let period = AllocationPeriod {
+        period: 17,
+        weights: vec![
+            ("human".into(), 0.05),
+            ("ai-assist".into(), 0.61),
+            ("ai-auto".into(), 0.29),
+            ("ai-hybrid".into(), 0.05),
+        ],
+        ..initial_period(&spec, 0)
+    };
+    bench_decide(c, "assign/thompson_decision", &spec, &period);
+}
+
+/// A 4-arm bandit state after 10,000 rewards with distinct arm means.
+fn warmed_state(spec: &ExperimentSpec, binary: bool) -> BanditState {
+    let mut state = BanditState::new(spec).expect("a Thompson spec");
+    let arms = ["human", "ai-assist", "ai-auto", "ai-hybrid"];
+    for i in 0..10_000u32 {
+        let k = usize::try_from(i % 4).expect("small");
+        let reward = if binary {
+            // Success rates 0.30, 0.34, 0.32, 0.31 by a deterministic pattern.
+            let rate = [30, 34, 32, 31][k];
+            f64::from(u8::from((i / 4) % 100 < rate))
+        } else {
+            12.0 + f64::from(u8::try_from(k).expect("small")) * 0.1 + f64::from(i % 13) - 6.0
+        };
+        state.observe(arms[k], reward).expect("valid reward");
+    }
+    state
+}
+
+fn recompute_weights(c: &mut Criterion) {
+    for (name, kind, binary) in [
+        ("thompson/recompute_4_arms_beta", "binary", true),
+        ("thompson/recompute_4_arms_normal", "duration", false),
+    ] {
+        let spec = spec(
+            json!({"policy": "thompson", "reward": "reward", "discount": 0.99}),
+            kind,
+        );
+        let state = warmed_state(&spec, binary);
+        c.bench_function(name, |b| {
+            b.iter_batched_ref(
+                || state.clone(),
+                |s| black_box(s.recompute(&spec, 1, 0)),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+}
+
+criterion_group!(
+    benches,
+    fixed_decision,
+    thompson_decision,
+    recompute_weights
+);
+criterion_main!(benches);
