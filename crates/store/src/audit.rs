@@ -72,13 +72,13 @@ pub(crate) fn append<P: Serialize + ?Sized>(
         ts,
         hash: hash.clone(),
     };
-    tx.put(TreeId::Audit, record_key(seq), &record);
+    tx.put(TreeId::Audit, record_key(seq), record);
     tx.put(
         TreeId::AuditIndex,
         Key::new().str(experiment).u64(seq).into_bytes(),
-        &(),
+        (),
     );
-    tx.put(TreeId::Meta, HEAD_KEY.to_vec(), &AuditHead { seq, hash });
+    tx.put(TreeId::Meta, HEAD_KEY.to_vec(), AuditHead { seq, hash });
     Ok(seq)
 }
 

@@ -5,17 +5,21 @@
 //! committed tables. An operation that fails leaves nothing behind, because its writes stay in
 //! its own overlay until it returns `Ok`.
 
-use std::collections::BTreeMap;
+use std::any::Any;
+use std::collections::HashMap;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::codec::{decode, encode};
-use crate::error::Result;
+use crate::error::{Result, StoreError};
 use crate::tree::TreeId;
 
 /// Raw (key, value) pairs from a scan.
 pub(crate) type Entries<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + 'a>;
+
+/// Encoded writes of one table: `None` is a removal.
+pub(crate) type RawWrites = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
 /// Committed tables, read by key.
 pub(crate) trait Source {
@@ -60,57 +64,134 @@ pub(crate) fn scan_as<T: DeserializeOwned>(
         .collect()
 }
 
-/// Pending writes, per table, in key order: `None` is a removal.
+/// A decoded value waiting in an overlay: encoded once, when its batch commits.
+trait Cached: Any + Send {
+    fn encode(&self) -> Vec<u8>;
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<T: Serialize + Send + 'static> Cached for T {
+    fn encode(&self) -> Vec<u8> {
+        encode(self)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// One pending write.
+enum Pending {
+    /// A value kept decoded, so later operations of the batch read it without decoding.
+    Value(Box<dyn Cached>),
+    /// Bytes written as they are (rebuild's repairs).
+    Raw(Vec<u8>),
+    /// A removal.
+    Removed,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pending::Value(_) => f.write_str("Value(..)"),
+            Pending::Raw(b) => write!(f, "Raw({} bytes)", b.len()),
+            Pending::Removed => f.write_str("Removed"),
+        }
+    }
+}
+
+/// What an overlay knows about a key.
+enum Seen<T> {
+    Untouched,
+    Removed,
+    Found(T),
+}
+
+/// Pending writes, per table.
 #[derive(Debug)]
 pub(crate) struct Writes {
-    trees: Vec<BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+    trees: Vec<HashMap<Vec<u8>, Pending>>,
 }
 
 impl Default for Writes {
     fn default() -> Self {
         Writes {
-            trees: vec![BTreeMap::new(); TreeId::ALL.len()],
+            trees: (0..TreeId::ALL.len()).map(|_| HashMap::new()).collect(),
         }
     }
 }
 
 impl Writes {
-    /// The pending write at `key`: `Some(None)` is a pending removal, `None` means untouched.
-    fn lookup(&self, tree: TreeId, key: &[u8]) -> Option<Option<&Vec<u8>>> {
-        self.trees[tree.index()].get(key).map(Option::as_ref)
+    /// The pending value at `key`, decoded (or cloned) as a `T`.
+    fn lookup<T: DeserializeOwned + Clone + 'static>(
+        &self,
+        tree: TreeId,
+        key: &[u8],
+    ) -> Result<Seen<T>> {
+        match self.trees[tree.index()].get(key) {
+            None => Ok(Seen::Untouched),
+            Some(Pending::Removed) => Ok(Seen::Removed),
+            Some(Pending::Raw(bytes)) => decode(tree, key, bytes).map(Seen::Found),
+            Some(Pending::Value(v)) => match v.as_any().downcast_ref::<T>() {
+                Some(t) => Ok(Seen::Found(t.clone())),
+                None => Err(StoreError::Internal(format!(
+                    "a pending value in {} was read as another type",
+                    tree.name()
+                ))),
+            },
+        }
+    }
+
+    /// Whether `key` is pending as present (`Some(true)`), removed, or untouched (`None`).
+    fn presence(&self, tree: TreeId, key: &[u8]) -> Option<bool> {
+        self.trees[tree.index()]
+            .get(key)
+            .map(|p| !matches!(p, Pending::Removed))
     }
 
     /// Moves every write of `other` on top of these.
     pub(crate) fn absorb(&mut self, other: Writes) {
         for (mine, theirs) in self.trees.iter_mut().zip(other.trees) {
-            mine.extend(theirs);
+            if mine.is_empty() {
+                *mine = theirs;
+            } else {
+                mine.extend(theirs);
+            }
         }
     }
 
     /// True when nothing is pending.
     pub(crate) fn is_empty(&self) -> bool {
-        self.trees.iter().all(BTreeMap::is_empty)
+        self.trees.iter().all(HashMap::is_empty)
     }
 
-    /// The pending writes of each table that has any, in [`TreeId::ALL`] order.
-    pub(crate) fn per_tree(
-        &self,
-    ) -> impl Iterator<Item = (TreeId, &BTreeMap<Vec<u8>, Option<Vec<u8>>>)> {
+    /// The tables with pending writes.
+    pub(crate) fn dirty_trees(&self) -> impl Iterator<Item = TreeId> + '_ {
         TreeId::ALL
             .iter()
             .zip(&self.trees)
             .filter(|(_, w)| !w.is_empty())
-            .map(|(t, w)| (*t, w))
+            .map(|(t, _)| *t)
     }
 
-    /// Consumes the writes, table by table.
-    pub(crate) fn into_per_tree(
-        self,
-    ) -> impl Iterator<Item = (TreeId, BTreeMap<Vec<u8>, Option<Vec<u8>>>)> {
+    /// Encodes the writes, table by table: `None` is a removal.
+    pub(crate) fn encode_per_tree(self) -> Vec<(TreeId, RawWrites)> {
         TreeId::ALL
             .into_iter()
             .zip(self.trees)
             .filter(|(_, w)| !w.is_empty())
+            .map(|(tree, writes)| {
+                let encoded = writes
+                    .into_iter()
+                    .map(|(k, p)| match p {
+                        Pending::Value(v) => (k, Some(v.encode())),
+                        Pending::Raw(bytes) => (k, Some(bytes)),
+                        Pending::Removed => (k, None),
+                    })
+                    .collect();
+                (tree, encoded)
+            })
+            .collect()
     }
 }
 
@@ -136,47 +217,50 @@ impl<'a> Tx<'a> {
         self.own
     }
 
-    /// The current value at `key`, as this operation sees it.
-    pub(crate) fn get(&self, tree: TreeId, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        if let Some(pending) = self.own.lookup(tree, key) {
-            return Ok(pending.cloned());
-        }
-        if let Some(pending) = self.batch.lookup(tree, key) {
-            return Ok(pending.cloned());
-        }
-        self.base.get(tree, key)
-    }
-
-    /// Decodes the current value at `key`, if any.
-    pub(crate) fn get_as<T: DeserializeOwned>(
+    /// The current value at `key`, decoded, as this operation sees it.
+    pub(crate) fn get_as<T: DeserializeOwned + Clone + 'static>(
         &self,
         tree: TreeId,
         key: &[u8],
     ) -> Result<Option<T>> {
-        match self.get(tree, key)? {
-            Some(bytes) => decode(tree, key, &bytes).map(Some),
-            None => Ok(None),
+        for overlay in [&self.own, self.batch] {
+            match overlay.lookup::<T>(tree, key)? {
+                Seen::Untouched => {}
+                Seen::Removed => return Ok(None),
+                Seen::Found(v) => return Ok(Some(v)),
+            }
         }
+        get_as(self.base, tree, key)
     }
 
     /// True when `key` holds a value.
     pub(crate) fn contains(&self, tree: TreeId, key: &[u8]) -> Result<bool> {
-        Ok(self.get(tree, key)?.is_some())
+        for overlay in [&self.own, self.batch] {
+            if let Some(present) = overlay.presence(tree, key) {
+                return Ok(present);
+            }
+        }
+        Ok(self.base.get(tree, key)?.is_some())
     }
 
     /// Writes raw bytes at `key`.
     pub(crate) fn put_raw(&mut self, tree: TreeId, key: Vec<u8>, value: Vec<u8>) {
-        self.own.trees[tree.index()].insert(key, Some(value));
+        self.own.trees[tree.index()].insert(key, Pending::Raw(value));
     }
 
-    /// Encodes and writes `value` at `key`.
-    pub(crate) fn put<T: Serialize + ?Sized>(&mut self, tree: TreeId, key: Vec<u8>, value: &T) {
-        self.put_raw(tree, key, encode(value));
+    /// Writes `value` at `key`; it is encoded when the batch commits.
+    pub(crate) fn put<T: Serialize + Send + 'static>(
+        &mut self,
+        tree: TreeId,
+        key: Vec<u8>,
+        value: T,
+    ) {
+        self.own.trees[tree.index()].insert(key, Pending::Value(Box::new(value)));
     }
 
     /// Removes `key`.
     pub(crate) fn remove(&mut self, tree: TreeId, key: Vec<u8>) {
-        self.own.trees[tree.index()].insert(key, None);
+        self.own.trees[tree.index()].insert(key, Pending::Removed);
     }
 }
 
@@ -196,7 +280,6 @@ pub(crate) fn atomically<R>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::StoreError;
 
     struct Empty;
 
@@ -210,12 +293,12 @@ mod tests {
     fn a_failed_operation_leaves_nothing_and_a_later_one_sees_earlier_writes() {
         let mut batch = Writes::default();
         atomically(&Empty, &mut batch, |tx| {
-            tx.put(TreeId::Meta, b"a".to_vec(), &1u64);
+            tx.put(TreeId::Meta, b"a".to_vec(), 1u64);
             Ok(())
         })
         .expect("first succeeds");
         let failed: Result<()> = atomically(&Empty, &mut batch, |tx| {
-            tx.put(TreeId::Meta, b"b".to_vec(), &2u64);
+            tx.put(TreeId::Meta, b"b".to_vec(), 2u64);
             Err(StoreError::Invalid("refused".into()))
         });
         assert!(failed.is_err());
@@ -229,6 +312,9 @@ mod tests {
         .expect("third succeeds");
         assert_eq!(seen, (Some(1), None, None));
         assert!(!batch.is_empty());
-        assert_eq!(batch.per_tree().count(), 1);
+        assert_eq!(batch.dirty_trees().collect::<Vec<_>>(), vec![TreeId::Meta]);
+        let encoded = batch.encode_per_tree();
+        assert_eq!(encoded.len(), 1);
+        assert_eq!(encoded[0].1, vec![(b"a".to_vec(), None)]);
     }
 }

@@ -30,7 +30,7 @@ impl Default for Tables {
 
 impl Tables {
     fn apply(&mut self, writes: Writes) {
-        for (tree, entries) in writes.into_per_tree() {
+        for (tree, entries) in writes.encode_per_tree() {
             let table = &mut self.trees[tree.index()];
             for (key, value) in entries {
                 match value {
@@ -179,13 +179,63 @@ impl MemStore {
         self.closed.store(true, Ordering::SeqCst);
         Ok(())
     }
-
-    /// Runs `f` on the raw tables: for tests that tamper with stored bytes.
-    #[cfg(test)]
-    pub(crate) fn tamper(&self, f: impl FnOnce(&mut Tables)) {
-        let mut tables = self.tables.write().unwrap_or_else(|p| p.into_inner());
-        f(&mut tables);
-    }
 }
 
 crate::impl_store!(MemStore);
+
+#[cfg(test)]
+mod tests {
+    use liftlab_domain::ExperimentSpec;
+    use serde_json::json;
+
+    use super::*;
+    use crate::{Store, StoreError};
+
+    fn spec(key: &str) -> ExperimentSpec {
+        ExperimentSpec::parse(&json!({
+            "key": key,
+            "arms": [{"key": "a", "role": "baseline"}, {"key": "b", "role": "treatment"}],
+            "allocation": {"policy": "fixed", "weights": {"a": 0.5, "b": 0.5}},
+            "metrics": [{"key": "m", "kind": "binary", "direction": "increase", "role": "primary"}]
+        }))
+        .expect("valid")
+    }
+
+    #[test]
+    fn verify_and_reads_see_tampered_bytes() {
+        let store = MemStore::new();
+        store.create_experiment(spec("x"), 1).expect("created");
+        store.create_experiment(spec("y"), 2).expect("created");
+        assert!(store.verify().expect("runs").ok);
+        {
+            let mut tables = store.tables.write().expect("not poisoned");
+            let key = crate::audit::record_key(2);
+            let mut bytes = tables
+                .get(TreeId::Audit, &key)
+                .expect("reads")
+                .expect("exists");
+            let last = bytes.len() - 3;
+            bytes[last] ^= 1;
+            tables.raw_put(TreeId::Audit, key, Some(bytes));
+            tables.raw_put(
+                TreeId::Experiments,
+                crate::ops::keys::exp("y"),
+                Some(vec![9, 9]),
+            );
+        }
+        let report = store.verify().expect("runs");
+        assert_eq!((report.ok, report.first_bad), (false, Some(2)));
+        let err = store.experiment("y").expect_err("corrupt");
+        assert!(
+            matches!(
+                err,
+                StoreError::Corrupt {
+                    tree: "experiments",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(store.experiment("x").expect("intact").key, "x");
+    }
+}

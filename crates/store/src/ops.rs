@@ -104,8 +104,8 @@ fn arm_keys(spec: &ExperimentSpec) -> Vec<String> {
 
 /// Stores a new current version and its copy in the version history.
 fn put_version(tx: &mut Tx<'_>, v: &ExperimentVersion) {
-    tx.put(TreeId::Experiments, keys::exp(&v.key), v);
-    tx.put(TreeId::Versions, keys::exp_n(&v.key, v.version), v);
+    tx.put(TreeId::Experiments, keys::exp(&v.key), v.clone());
+    tx.put(TreeId::Versions, keys::exp_n(&v.key, v.version), v.clone());
 }
 
 /// Opens allocation period `period.period` and makes it current.
@@ -114,7 +114,7 @@ fn open_period(tx: &mut Tx<'_>, st: &mut ExpState, period: &AllocationPeriod) ->
     tx.put(
         TreeId::Periods,
         keys::exp_n(&period.experiment, period.period),
-        period,
+        period.clone(),
     );
     audit::append(
         tx,
@@ -156,12 +156,12 @@ pub(crate) fn create_experiment(
         started_at: now,
         version: v.version,
     };
-    tx.put(TreeId::Epochs, keys::exp_n(&key, 0), &epoch);
+    tx.put(TreeId::Epochs, keys::exp_n(&key, 0), epoch);
     open_period(tx, &mut st, &period)?;
     if let Some(b) = bandit {
-        tx.put(TreeId::Bandits, keys::exp(&key), &b);
+        tx.put(TreeId::Bandits, keys::exp(&key), b);
     }
-    tx.put(TreeId::State, keys::exp(&key), &st);
+    tx.put(TreeId::State, keys::exp(&key), st);
     Ok(v)
 }
 
@@ -206,7 +206,7 @@ pub(crate) fn update_experiment(
         weights_changed || policy_changed
     };
     match (reset_bandit, new_bandit) {
-        (true, Some(b)) => tx.put(TreeId::Bandits, keys::exp(&key), &b),
+        (true, Some(b)) => tx.put(TreeId::Bandits, keys::exp(&key), b),
         (_, None) if old_bandit.is_some() => tx.remove(TreeId::Bandits, keys::exp(&key)),
         _ => {}
     }
@@ -222,7 +222,7 @@ pub(crate) fn update_experiment(
         };
         open_period(tx, &mut st, &period)?;
     }
-    tx.put(TreeId::State, keys::exp(&key), &st);
+    tx.put(TreeId::State, keys::exp(&key), st);
     Ok(next)
 }
 
@@ -240,7 +240,7 @@ pub(crate) fn transition(
     st.status = next.status;
     put_version(tx, &next);
     audit::append(tx, AuditKind::StatusChanged, key, &next, now)?;
-    tx.put(TreeId::State, keys::exp(key), &st);
+    tx.put(TreeId::State, keys::exp(key), st);
     Ok(next)
 }
 
@@ -264,9 +264,9 @@ pub(crate) fn rebaseline(tx: &mut Tx<'_>, key: &str, reason: String, now: Millis
     st.version = next.version;
     st.epoch = epoch_no;
     put_version(tx, &next);
-    tx.put(TreeId::Epochs, keys::exp_n(key, epoch_no), &epoch);
+    tx.put(TreeId::Epochs, keys::exp_n(key, epoch_no), epoch.clone());
     audit::append(tx, AuditKind::Rebaselined, key, &epoch, now)?;
-    tx.put(TreeId::State, keys::exp(key), &st);
+    tx.put(TreeId::State, keys::exp(key), st);
     Ok(epoch)
 }
 
@@ -289,11 +289,11 @@ pub(crate) fn record_assignment(tx: &mut Tx<'_>, a: Assignment) -> Result<Assign
     if let Some(stored) = tx.get_as::<Assignment>(TreeId::Assignments, &unit_key)? {
         // First write wins; a returning unit may bring a new task id, which now points at it.
         if bound.is_none() {
-            tx.put(TreeId::Tasks, task_key, &a.unit_id);
+            tx.put(TreeId::Tasks, task_key, a.unit_id);
         }
         return Ok(stored);
     }
-    if !st.arms.iter().any(|arm| *arm == a.arm) {
+    if !st.arms.contains(&a.arm) {
         return Err(StoreError::Invalid(format!(
             "experiment {exp:?} has no arm {:?}",
             a.arm
@@ -333,10 +333,10 @@ pub(crate) fn record_assignment(tx: &mut Tx<'_>, a: Assignment) -> Result<Assign
                 count: 0,
             });
         count.count += 1;
-        tx.put(TreeId::AssignmentCounts, count_key, &count);
+        tx.put(TreeId::AssignmentCounts, count_key, count);
     }
-    tx.put(TreeId::Tasks, task_key, &a.unit_id);
-    tx.put(TreeId::Assignments, unit_key, &a);
+    tx.put(TreeId::Tasks, task_key, a.unit_id.clone());
+    tx.put(TreeId::Assignments, unit_key, a.clone());
     audit::append(tx, AuditKind::Assigned, &exp, &a, a.assigned_at)?;
     Ok(a)
 }
@@ -393,7 +393,7 @@ pub(crate) fn record_outcome(
     let row_key = keys::unit_row(exp, outcome.epoch, &outcome.unit_id);
     let row: Option<UnitRow> = tx.get_as(TreeId::Units, &row_key)?;
     let folded = fold(spec, &assignment, row, &outcome);
-    tx.put(TreeId::Units, row_key, &folded.row);
+    tx.put(TreeId::Units, row_key, folded.row);
     for delta in &folded.deltas {
         let agg_key = keys::aggregate(exp, &delta.key);
         let mut stored = tx
@@ -403,7 +403,7 @@ pub(crate) fn record_outcome(
                 aggregate: MetricAggregate::default(),
             });
         stored.aggregate.apply(delta);
-        tx.put(TreeId::Aggregates, agg_key, &stored);
+        tx.put(TreeId::Aggregates, agg_key, stored);
     }
 
     if assignment.in_experiment {
@@ -421,7 +421,7 @@ pub(crate) fn record_outcome(
         if let Some(by) = outcome.handled_by {
             *counters.handled_by.entry(by).or_insert(0) += 1;
         }
-        tx.put(TreeId::Counters, counter_key, &counters);
+        tx.put(TreeId::Counters, counter_key, counters);
         observe_bandit(tx, spec, &outcome)?;
         crate::drift::observe(tx, spec, &outcome)?;
     }
@@ -430,10 +430,10 @@ pub(crate) fn record_outcome(
         .get_as::<u64>(TreeId::Meta, OUTCOME_SEQ_KEY)?
         .unwrap_or(0)
         + 1;
-    tx.put(TreeId::Meta, OUTCOME_SEQ_KEY.to_vec(), &seq);
-    tx.put(TreeId::Events, event_key, &seq);
-    tx.put(TreeId::Outcomes, keys::exp_n(exp, seq), &outcome);
+    tx.put(TreeId::Meta, OUTCOME_SEQ_KEY.to_vec(), seq);
+    tx.put(TreeId::Events, event_key, seq);
     audit::append(tx, AuditKind::OutcomeRecorded, exp, &outcome, outcome.ts)?;
+    tx.put(TreeId::Outcomes, keys::exp_n(exp, seq), outcome);
     Ok(Recorded::Accepted)
 }
 
@@ -451,9 +451,9 @@ fn observe_bandit(tx: &mut Tx<'_>, spec: &ExperimentSpec, outcome: &Outcome) -> 
         let mut st = state(tx, exp)?;
         let period = bandit.recompute(spec, st.period + 1, outcome.ts);
         open_period(tx, &mut st, &period)?;
-        tx.put(TreeId::State, keys::exp(exp), &st);
+        tx.put(TreeId::State, keys::exp(exp), st);
     }
-    tx.put(TreeId::Bandits, bandit_key, &bandit);
+    tx.put(TreeId::Bandits, bandit_key, bandit);
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::codec::decode;
 use crate::error::{Result, StoreError};
-use crate::kv::{atomically, scan_as, Scan, Writes};
+use crate::kv::{atomically, scan_as, RawWrites, Scan, Writes};
 use crate::ops::{self, keys};
 use crate::records::{
     ArmCounters, AssignmentCount, Mismatch, RebuildMode, RebuildReport, StoredAggregate,
@@ -133,7 +133,7 @@ fn compare<T: Serialize + DeserializeOwned>(
     rebuilt: &BTreeMap<Vec<u8>, T>,
     describe: impl Fn(&T) -> String,
     mismatches: &mut Vec<Mismatch>,
-) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>> {
+) -> Result<RawWrites> {
     let mut live = BTreeMap::new();
     for entry in src.scan_prefix(table, &keys::exp(exp)) {
         let (k, v) = entry?;
@@ -206,7 +206,7 @@ pub(crate) fn rebuild(
         mismatches: Vec::new(),
         replaced: false,
     };
-    let mut fixes: Vec<(TreeId, Vec<(Vec<u8>, Option<Vec<u8>>)>)> = Vec::new();
+    let mut fixes: Vec<(TreeId, RawWrites)> = Vec::new();
     for current in ops::experiments(src)? {
         let exp = current.key.as_str();
         report.experiments += 1;

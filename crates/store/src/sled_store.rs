@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
@@ -174,6 +175,30 @@ fn open_error(path: &Path, e: sled::Error) -> StoreError {
     }
 }
 
+/// How long `open` keeps retrying a locked directory.
+///
+/// sled's I/O threads drop their handle on the lock file a moment after a closed store has
+/// flushed, so reopening in the same process can find it still locked for a few milliseconds.
+const LOCK_PATIENCE: Duration = Duration::from_secs(2);
+
+fn open_db(path: &Path) -> Result<sled::Db> {
+    let started = Instant::now();
+    loop {
+        let opened = catch_unwind(|| sled::Config::new().path(path).open())
+            .map_err(|p| StoreError::Open {
+                path: path.to_path_buf(),
+                reason: format!("sled failed while opening it: {}", panic_message(&*p)),
+            })?
+            .map_err(|e| open_error(path, e));
+        match opened {
+            Err(StoreError::Locked { .. }) if started.elapsed() < LOCK_PATIENCE => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn panic_message(payload: &(dyn Any + Send)) -> String {
     payload
         .downcast_ref::<&str>()
@@ -196,12 +221,7 @@ impl SledStore {
                 reason: "it exists and is not a directory".to_string(),
             });
         }
-        let db = catch_unwind(|| sled::Config::new().path(&path).open())
-            .map_err(|p| StoreError::Open {
-                path: path.clone(),
-                reason: format!("sled failed while opening it: {}", panic_message(&*p)),
-            })?
-            .map_err(|e| open_error(&path, e))?;
+        let db = open_db(&path)?;
         let trees = TreeId::ALL
             .iter()
             .map(|t| db.open_tree(t.name()))
@@ -454,10 +474,10 @@ fn run_writer(shared: &Shared, receiver: &Receiver<Job>) {
 /// Applies one batch in one transaction and flushes it.
 fn commit(shared: &Shared, batch_no: u64, writes: Writes) -> Result<()> {
     if !writes.is_empty() {
-        for (tree, _) in writes.per_tree() {
+        for tree in writes.dirty_trees() {
             shared.applied[tree.index()].store(batch_no, Ordering::SeqCst);
         }
-        let (ids, per_tree): (Vec<TreeId>, Vec<_>) = writes.into_per_tree().unzip();
+        let (ids, per_tree): (Vec<TreeId>, Vec<_>) = writes.encode_per_tree().into_iter().unzip();
         let trees: Vec<sled::Tree> = ids
             .iter()
             .map(|id| shared.trees.tree(*id).clone())

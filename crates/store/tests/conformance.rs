@@ -506,11 +506,14 @@ fn a_rejected_outcome_changes_nothing(store: &dyn Store) {
     );
 }
 
+/// A unit, its arm, its propensity, and its events as (resolved, minutes).
+type UnitEvents<'a> = (&'a str, &'a str, f64, &'a [(f64, f64)]);
+
 fn aggregates_match_a_direct_computation(store: &dyn Store) {
     running(store, "agg");
     let spec = fixed_spec("agg");
     // Units, their arm and propensity, and their events (resolved, minutes).
-    let units: [(&str, &str, f64, &[(f64, f64)]); 6] = [
+    let units: [UnitEvents<'_>; 6] = [
         ("a1", "ai", 0.5, &[(1.0, 4.0), (0.0, 6.0)]),
         ("a22", "ai", 0.5, &[(1.0, 2.5)]),
         ("a333", "ai", 0.25, &[(1.0, 1.0), (1.0, 1.0), (0.0, 9.0)]),
