@@ -90,11 +90,11 @@ fn thompson_decision(c: &mut Criterion) {
     bench_decide(c, "assign/thompson_decision", &spec, &period);
 }
 
-/// A 4-arm bandit state after 10,000 rewards with distinct arm means.
-fn warmed_state(spec: &ExperimentSpec, binary: bool) -> BanditState {
+/// A 4-arm bandit state after `per_arm` rewards per arm with distinct arm means.
+fn warmed_state(spec: &ExperimentSpec, binary: bool, per_arm: u32) -> BanditState {
     let mut state = BanditState::new(spec).expect("a Thompson spec");
     let arms = ["human", "ai-assist", "ai-auto", "ai-hybrid"];
-    for i in 0..10_000u32 {
+    for i in 0..4 * per_arm {
         let k = usize::try_from(i % 4).expect("small");
         let reward = if binary {
             // Success rates 0.30, 0.34, 0.32, 0.31 by a deterministic pattern.
@@ -109,15 +109,18 @@ fn warmed_state(spec: &ExperimentSpec, binary: bool) -> BanditState {
 }
 
 fn recompute_weights(c: &mut Criterion) {
-    for (name, kind, binary) in [
-        ("thompson/recompute_4_arms_beta", "binary", true),
-        ("thompson/recompute_4_arms_normal", "duration", false),
+    // 2,500 rewards per arm puts every Beta parameter above the normal-approximation
+    // threshold; 60 per arm keeps the exact Beta quadrature.
+    for (name, kind, binary, per_arm) in [
+        ("thompson/recompute_4_arms_beta", "binary", true, 2_500),
+        ("thompson/recompute_4_arms_beta_exact", "binary", true, 60),
+        ("thompson/recompute_4_arms_normal", "duration", false, 2_500),
     ] {
         let spec = spec(
             json!({"policy": "thompson", "reward": "reward", "discount": 0.99}),
             kind,
         );
-        let state = warmed_state(&spec, binary);
+        let state = warmed_state(&spec, binary, per_arm);
         c.bench_function(name, |b| {
             b.iter_batched_ref(
                 || state.clone(),

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::error::SpecErrors;
-use crate::hash::{choose_weighted, hash_v2};
+use crate::hash::choose_weighted;
 use crate::model::{AllocationPeriod, Assignment, Millis, Status};
 use crate::spec::parse::{pointer, Walker};
 use crate::spec::{Allocation, ExperimentSpec};
@@ -241,11 +241,12 @@ pub fn decide(
     assignment_id: String,
     now: Millis,
 ) -> Assignment {
-    let segments = spec
-        .segments()
-        .iter()
-        .filter_map(|s| req.attributes.get(s).map(|v| (s.clone(), v.clone())))
-        .collect();
+    let mut segments = BTreeMap::new();
+    for attribute in spec.segments() {
+        if let Some(value) = req.attributes.get(attribute) {
+            segments.insert(attribute.clone(), value.clone());
+        }
+    }
     let mut out = Assignment {
         experiment: spec.key().to_string(),
         unit_id: req.unit_id.clone(),
@@ -263,7 +264,8 @@ pub fn decide(
     if status != Status::Running || !spec.targeting().matches(&req.attributes) {
         return out;
     }
-    let h = hash_v2(spec.hash_seed(), &req.unit_id);
+    // The same value as `hash_v2(spec.hash_seed(), unit_id)`, with the seed hashed once per spec.
+    let h = spec.seed_prefix().hash_v2(&req.unit_id);
     let chosen = if period_fits(spec, period) {
         choose_weighted(h, period.weights.iter().map(|(_, w)| w), spec.coverage())
             .map(|i| (i, period.weights[i].1))

@@ -63,8 +63,26 @@ pub fn hash_v1(seed: &str, value: &str) -> f64 {
 
 /// GrowthBook hash version 2: `(fnv32a(decimal(fnv32a(seed + value))) % 10000) / 10000`, in [0, 1).
 pub fn hash_v2(seed: &str, value: &str) -> f64 {
-    let inner = fnv_feed(fnv_feed(FNV_OFFSET, seed), value);
-    f64::from(fnv_decimal(inner) % 10_000) / 10_000.0
+    SeedPrefix::new(seed).hash_v2(value)
+}
+
+/// The FNV-1a state after a seed: hashing `seed + value` for many values starts from here, so
+/// the seed's characters are hashed once per experiment rather than once per request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeedPrefix(u32);
+
+impl SeedPrefix {
+    /// The state after hashing `seed`.
+    pub fn new(seed: &str) -> Self {
+        Self(fnv_feed(FNV_OFFSET, seed))
+    }
+
+    /// [`hash_v2`] of `seed + value` for the seed this prefix was made from.
+    #[inline]
+    pub fn hash_v2(self, value: &str) -> f64 {
+        let inner = fnv_feed(self.0, value);
+        f64::from(fnv_decimal(inner) % 10_000) / 10_000.0
+    }
 }
 
 /// GrowthBook's hash versions.

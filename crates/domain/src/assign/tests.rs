@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::hash::{bucket_ranges, choose};
+use crate::hash::{bucket_ranges, choose, hash_v2};
 
 fn spec_with(extra: Value) -> ExperimentSpec {
     let mut doc = json!({

@@ -582,6 +582,9 @@ pub struct ExperimentSpec {
     hash_seed: String,
     #[serde(skip)]
     baseline: usize,
+    /// The hash state after the seed, computed once (derived from `hash_seed`).
+    #[serde(skip)]
+    seed_prefix: crate::hash::SeedPrefix,
     #[serde(skip)]
     primary: usize,
 }
@@ -719,6 +722,11 @@ impl ExperimentSpec {
     /// The seed of the assignment hash; defaults to the key.
     pub fn hash_seed(&self) -> &str {
         &self.hash_seed
+    }
+
+    /// The hash state after the seed, so that assignment hashes only the unit id.
+    pub fn seed_prefix(&self) -> crate::hash::SeedPrefix {
+        self.seed_prefix
     }
 
     /// Checks a reported value of metric `metric_key` and converts it to the number the analysis uses.

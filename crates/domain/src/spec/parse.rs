@@ -427,6 +427,10 @@ fn walk_spec(w: &mut Walker, doc: &Value) -> Option<ExperimentSpec> {
         .map(|v| w.string("/hash_seed", v, 1, MAX_ID));
 
     let key = key?;
+    let hash_seed = match hash_seed {
+        Some(seed) => seed?,
+        None => key.clone(),
+    };
     let (arms, baseline) = arms?;
     let (metrics, primary) = metrics?;
     Some(ExperimentSpec {
@@ -445,10 +449,8 @@ fn walk_spec(w: &mut Walker, doc: &Value) -> Option<ExperimentSpec> {
         segments: segments?,
         drift: drift.map(|d| d.ok_or(())).transpose().ok()?,
         roi: roi.map(|r| r.ok_or(())).transpose().ok()?,
-        hash_seed: match hash_seed {
-            Some(seed) => seed?,
-            None => key.clone(),
-        },
+        hash_seed: hash_seed.clone(),
+        seed_prefix: crate::hash::SeedPrefix::new(&hash_seed),
         key,
         arms,
         metrics,

@@ -355,3 +355,66 @@ fn state_round_trips_through_json_and_periods_assign() {
     assert_eq!(Some(a.propensity), w);
     assert_eq!(a.period, 1);
 }
+
+/// Largest gap in any arm's P(best) between the normal approximation and Beta quadrature.
+const APPROX_TOLERANCE: f64 = 0.01;
+
+#[test]
+fn the_normal_approximation_tracks_the_beta_quadrature() {
+    let rate_sets = [
+        [0.05, 0.06, 0.055, 0.05],
+        [0.3, 0.34, 0.32, 0.31],
+        [0.9, 0.92, 0.91, 0.93],
+        [0.5, 0.5, 0.52, 0.49],
+        [0.01, 0.02, 0.015, 0.012],
+    ];
+    for smaller in [
+        NORMAL_APPROX_MIN,
+        2.0 * NORMAL_APPROX_MIN,
+        10.0 * NORMAL_APPROX_MIN,
+    ] {
+        for rates in rate_sets {
+            // Scale each arm so that its smaller Beta parameter is `smaller`.
+            let params: Vec<(f64, f64)> = rates
+                .iter()
+                .map(|&r: &f64| {
+                    let n = (smaller - 1.0) / r.min(1.0 - r);
+                    (1.0 + r * n, 1.0 + (1.0 - r) * n)
+                })
+                .collect();
+            let exact = liftlab_stats::beta_prob_best(&params).expect("quadrature");
+            let approx = liftlab_stats::prob_best(&beta_as_normal(&params)).expect("quadrature");
+            for (e, a) in exact.iter().zip(&approx) {
+                assert!(
+                    (e - a).abs() < APPROX_TOLERANCE,
+                    "{params:?}: exact {exact:?}, approximation {approx:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn large_binary_samples_take_the_normal_path() {
+    let spec = spec(
+        "binary",
+        "increase",
+        json!({"floor": 0.0, "warmup": 0, "update_every": 1}),
+    );
+    let mut state = BanditState::new(&spec).expect("thompson");
+    feed(&mut state, "a", 300, 700);
+    feed(&mut state, "b", 330, 670);
+    // Beta(301, 701) and Beta(331, 671): both parameters ≥ 100, so the approximation is used.
+    let expected = liftlab_stats::prob_best(&beta_as_normal(&[(301.0, 701.0), (331.0, 671.0)]))
+        .expect("quadrature");
+    let got = state.prob_best();
+    for (g, e) in got.iter().zip(&expected) {
+        assert!((g - e).abs() < 1e-12, "{got:?} vs {expected:?}");
+    }
+    // And it agrees with the closed form of the exact Beta comparison.
+    let exact_b = beta_b_beats_a(301, 701, 331, 671);
+    assert!(
+        (got[1] - exact_b).abs() < APPROX_TOLERANCE,
+        "{got:?} vs exact {exact_b}"
+    );
+}

@@ -1,0 +1,188 @@
+//! CPU time per call of the assignment benchmarks, read from the thread's own CPU clock, which stays fair when other jobs share the cores.
+//!
+//! Criterion (`benches/assign.rs`) measures wall-clock time, which a loaded machine inflates
+//! by its oversubscription factor. This reads the thread's user + system time from
+//! /proc/thread-self/stat (Linux, 10 ms ticks) over many calls of the same paths.
+//! Run it with `cargo run --release -p liftlab-domain --example bench_cpu_time`.
+
+use std::hint::black_box;
+
+use liftlab_domain::assign::{decide, initial_period, AssignRequest};
+use liftlab_domain::hash::hash_v2;
+use liftlab_domain::thompson::BanditState;
+use liftlab_domain::{AllocationPeriod, ExperimentSpec, Status};
+use serde_json::json;
+
+/// The thread's user + system CPU time in clock ticks, if the platform exposes it.
+fn cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(user + system)
+}
+
+/// Microseconds per clock tick (the kernel's USER_HZ is 100 on Linux).
+const TICK_MICROS: f64 = 10_000.0;
+
+fn time(name: &str, calls: u32, mut f: impl FnMut()) {
+    for _ in 0..calls / 10 {
+        f();
+    }
+    let Some(start) = cpu_ticks() else {
+        println!("{name}: no per-thread CPU clock on this platform");
+        return;
+    };
+    for _ in 0..calls {
+        f();
+    }
+    let ticks = cpu_ticks().unwrap_or(start).saturating_sub(start);
+    let ticks = f64::from(u32::try_from(ticks).unwrap_or(u32::MAX));
+    let per_call = ticks * TICK_MICROS / f64::from(calls);
+    if per_call < 1.0 {
+        println!(
+            "{name}: {:.0} ns CPU per call ({calls} calls, {ticks} ticks)",
+            per_call * 1000.0
+        );
+    } else {
+        println!("{name}: {per_call:.1} µs CPU per call ({calls} calls, {ticks} ticks)");
+    }
+}
+
+/// The same 4-arm spec as the criterion benchmarks.
+fn spec(allocation: serde_json::Value, reward_kind: &str) -> ExperimentSpec {
+    ExperimentSpec::parse(&json!({
+        "key": "support-triage",
+        "arms": [
+            {"key": "human", "role": "baseline"},
+            {"key": "ai-assist", "role": "treatment"},
+            {"key": "ai-auto", "role": "treatment"},
+            {"key": "ai-hybrid", "role": "treatment"}
+        ],
+        "allocation": allocation,
+        "coverage": 0.9,
+        "targeting": {"region": ["emea", "amer"]},
+        "metrics": [
+            {"key": "reward", "kind": reward_kind, "direction": "increase", "role": "primary"}
+        ],
+        "segments": ["channel"]
+    }))
+    .expect("the benchmark spec is valid")
+}
+
+fn requests() -> Vec<AssignRequest> {
+    (0..1024)
+        .map(|i| {
+            AssignRequest::new(
+                format!("ticket-{i:08}"),
+                None,
+                [
+                    ("region".to_string(), "emea".to_string()),
+                    ("channel".to_string(), "email".to_string()),
+                ]
+                .into_iter()
+                .collect(),
+            )
+            .expect("valid request")
+        })
+        .collect()
+}
+
+fn time_decide(name: &str, spec: &ExperimentSpec, period: &AllocationPeriod) {
+    let reqs = requests();
+    let mut i = 0usize;
+    time(name, 4_000_000, || {
+        i = (i + 1) % reqs.len();
+        black_box(decide(
+            black_box(spec),
+            Status::Running,
+            3,
+            0,
+            period,
+            &reqs[i],
+            String::from("as-0000000000000001"),
+            1_700_000_000_000,
+        ));
+    });
+}
+
+/// A 4-arm bandit after `per_arm` rewards per arm with distinct arm means.
+fn warmed_state(spec: &ExperimentSpec, binary: bool, per_arm: u32) -> BanditState {
+    let mut state = BanditState::new(spec).expect("a Thompson spec");
+    let arms = ["human", "ai-assist", "ai-auto", "ai-hybrid"];
+    for i in 0..4 * per_arm {
+        let k = usize::try_from(i % 4).expect("small");
+        let reward = if binary {
+            let rate = [30, 34, 32, 31][k];
+            f64::from(u8::from((i / 4) % 100 < rate))
+        } else {
+            12.0 + f64::from(u8::try_from(k).expect("small")) * 0.1 + f64::from(i % 13) - 6.0
+        };
+        state.observe(arms[k], reward).expect("valid reward");
+    }
+    state
+}
+
+fn main() {
+    let units: Vec<String> = (0..1024).map(|i| format!("ticket-{i:08}")).collect();
+    let mut i = 0usize;
+    time("hash_v2", 10_000_000, || {
+        i = (i + 1) % units.len();
+        black_box(hash_v2(black_box("support-triage"), &units[i]));
+    });
+
+    let fixed = spec(
+        json!({"policy": "fixed", "weights": {"human": 0.4, "ai-assist": 0.2, "ai-auto": 0.2, "ai-hybrid": 0.2}}),
+        "binary",
+    );
+    time_decide("assign/fixed_decision", &fixed, &initial_period(&fixed, 0));
+
+    let thompson = spec(json!({"policy": "thompson", "reward": "reward"}), "binary");
+    let period = AllocationPeriod {
+        period: 17,
+        weights: vec![
+            ("human".into(), 0.05),
+            ("ai-assist".into(), 0.61),
+            ("ai-auto".into(), 0.29),
+            ("ai-hybrid".into(), 0.05),
+        ],
+        ..initial_period(&thompson, 0)
+    };
+    time_decide("assign/thompson_decision", &thompson, &period);
+
+    for (name, kind, binary, per_arm, calls) in [
+        (
+            "thompson/recompute_4_arms_beta",
+            "binary",
+            true,
+            2_500,
+            20_000,
+        ),
+        (
+            "thompson/recompute_4_arms_beta_exact",
+            "binary",
+            true,
+            60,
+            2_000,
+        ),
+        (
+            "thompson/recompute_4_arms_normal",
+            "duration",
+            false,
+            2_500,
+            20_000,
+        ),
+    ] {
+        let spec = spec(
+            json!({"policy": "thompson", "reward": "reward", "discount": 0.99}),
+            kind,
+        );
+        let state = warmed_state(&spec, binary, per_arm);
+        time(name, calls, || {
+            let mut s = state.clone();
+            black_box(s.recompute(&spec, 1, 0));
+        });
+    }
+}
