@@ -1,7 +1,5 @@
 //! Shared helpers of the in-process API tests: a keyed app over a `MemStore`, and one `send`.
 
-#![allow(dead_code)]
-
 use std::sync::Arc;
 
 use actix_web::body::MessageBody;

@@ -1,10 +1,8 @@
-//! In-process tests of every JSON API route through `liftlab_server::app` over a `MemStore`.
+//! Full request flows of every JSON API route: experiments, lifecycle, assignment, outcomes, audit, metrics.
 
-mod common;
-
+use crate::common::*;
 use actix_web::http::{Method, StatusCode};
 use actix_web::test;
-use common::*;
 use liftlab_server::{app, Config};
 use serde_json::{json, Value};
 
