@@ -7,11 +7,11 @@ use sha2::{Digest, Sha256};
 use crate::codec::{decode, trailing_u64, Key};
 use crate::error::Result;
 use crate::kv::{Scan, Tx};
-use crate::records::{AuditHead, AuditKind, AuditRecord, VerifyReport};
+use crate::records::{AuditHead, AuditKind, StoredAudit, VerifyReport};
 use crate::tree::TreeId;
 
 /// The `prev_hash` of the first record.
-pub(crate) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub(crate) const GENESIS: [u8; 32] = [0; 32];
 
 /// The meta key of the chain's head.
 pub(crate) const HEAD_KEY: &[u8] = b"audit_head";
@@ -21,23 +21,17 @@ pub(crate) fn record_key(seq: u64) -> Vec<u8> {
     Key::new().u64(seq).into_bytes()
 }
 
-/// The hash of a record with these fields, linked to `prev_hash` (hex).
-///
-/// A `prev_hash` that is not 64 hex digits is hashed as its raw text, so it can never match
-/// the hash the chain expects, and verification reports it instead of failing.
+/// The hash of a record with these fields, linked to `prev_hash`.
 pub(crate) fn hash_record(
-    prev_hash: &str,
+    prev_hash: &[u8; 32],
     seq: u64,
     kind: AuditKind,
     experiment: &str,
     payload: &str,
     ts: Millis,
-) -> String {
+) -> [u8; 32] {
     let mut h = Sha256::new();
-    match hex::decode(prev_hash) {
-        Ok(bytes) if bytes.len() == 32 => h.update(&bytes),
-        _ => h.update(prev_hash.as_bytes()),
-    }
+    h.update(prev_hash);
     h.update(seq.to_be_bytes());
     for part in [kind.as_str(), experiment, payload] {
         let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
@@ -45,7 +39,7 @@ pub(crate) fn hash_record(
         h.update(part.as_bytes());
     }
     h.update(ts.to_be_bytes());
-    hex::encode(h.finalize())
+    h.finalize().into()
 }
 
 /// Appends a record about `experiment` to the chain, inside the operation `tx`.
@@ -59,18 +53,18 @@ pub(crate) fn append<P: Serialize + ?Sized>(
     let head: Option<AuditHead> = tx.get_as(TreeId::Meta, HEAD_KEY)?;
     let (seq, prev_hash) = match head {
         Some(h) => (h.seq + 1, h.hash),
-        None => (1, GENESIS.to_string()),
+        None => (1, GENESIS),
     };
     let payload = serde_json::to_string(payload).unwrap_or_else(|_| "null".to_string());
     let hash = hash_record(&prev_hash, seq, kind, experiment, &payload, ts);
-    let record = AuditRecord {
+    let record = StoredAudit {
         seq,
         prev_hash,
         kind,
         experiment: experiment.to_string(),
         payload,
         ts,
-        hash: hash.clone(),
+        hash,
     };
     tx.put(TreeId::Audit, record_key(seq), record);
     tx.put(
@@ -85,7 +79,7 @@ pub(crate) fn append<P: Serialize + ?Sized>(
 /// Walks the chain from the first record and names the first one that does not verify.
 pub(crate) fn verify(src: &dyn Scan) -> Result<VerifyReport> {
     let mut expected = 1u64;
-    let mut prev_hash = GENESIS.to_string();
+    let mut prev_hash = GENESIS;
     let bad = |records: u64, seq: u64, reason: String| VerifyReport {
         ok: false,
         records,
@@ -117,7 +111,7 @@ pub(crate) fn verify(src: &dyn Scan) -> Result<VerifyReport> {
             };
             return Ok(bad(verified, expected, reason));
         }
-        let record: AuditRecord = match decode(TreeId::Audit, &key, &value) {
+        let record: StoredAudit = match decode(TreeId::Audit, &key, &value) {
             Ok(r) => r,
             Err(e) => {
                 return Ok(bad(
@@ -221,17 +215,16 @@ mod tests {
 
     #[test]
     fn the_hash_covers_every_field() {
-        let base = hash_record(GENESIS, 1, AuditKind::Assigned, "exp", "{}", 5);
-        assert_eq!(base.len(), 64);
+        let base = hash_record(&GENESIS, 1, AuditKind::Assigned, "exp", "{}", 5);
         let variants = [
-            hash_record(&"1".repeat(64), 1, AuditKind::Assigned, "exp", "{}", 5),
-            hash_record(GENESIS, 2, AuditKind::Assigned, "exp", "{}", 5),
-            hash_record(GENESIS, 1, AuditKind::OutcomeRecorded, "exp", "{}", 5),
-            hash_record(GENESIS, 1, AuditKind::Assigned, "exq", "{}", 5),
-            hash_record(GENESIS, 1, AuditKind::Assigned, "exp", "[]", 5),
-            hash_record(GENESIS, 1, AuditKind::Assigned, "exp", "{}", 6),
+            hash_record(&[1; 32], 1, AuditKind::Assigned, "exp", "{}", 5),
+            hash_record(&GENESIS, 2, AuditKind::Assigned, "exp", "{}", 5),
+            hash_record(&GENESIS, 1, AuditKind::OutcomeRecorded, "exp", "{}", 5),
+            hash_record(&GENESIS, 1, AuditKind::Assigned, "exq", "{}", 5),
+            hash_record(&GENESIS, 1, AuditKind::Assigned, "exp", "[]", 5),
+            hash_record(&GENESIS, 1, AuditKind::Assigned, "exp", "{}", 6),
             // Moving bytes between fields changes the hash: lengths are part of it.
-            hash_record(GENESIS, 1, AuditKind::Assigned, "exp{", "}", 5),
+            hash_record(&GENESIS, 1, AuditKind::Assigned, "exp{", "}", 5),
         ];
         for v in variants {
             assert_ne!(v, base);
@@ -247,9 +240,9 @@ mod tests {
             bytes.extend_from_slice(part.as_bytes());
         }
         bytes.extend_from_slice(&(-3i64).to_be_bytes());
-        let expected = hex::encode(Sha256::digest(&bytes));
+        let expected: [u8; 32] = Sha256::digest(&bytes).into();
         assert_eq!(
-            hash_record(GENESIS, 7, AuditKind::Assigned, "e", "{}", -3),
+            hash_record(&GENESIS, 7, AuditKind::Assigned, "e", "{}", -3),
             expected
         );
     }

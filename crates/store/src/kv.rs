@@ -6,7 +6,7 @@
 //! its own overlay until it returns `Ok`.
 
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -66,13 +66,13 @@ pub(crate) fn scan_as<T: DeserializeOwned>(
 
 /// A decoded value waiting in an overlay: encoded once, when its batch commits.
 trait Cached: Any + Send {
-    fn encode(&self) -> Vec<u8>;
+    fn encode(&self, tree: TreeId) -> Vec<u8>;
     fn as_any(&self) -> &dyn Any;
 }
 
 impl<T: Serialize + Send + 'static> Cached for T {
-    fn encode(&self) -> Vec<u8> {
-        encode(self)
+    fn encode(&self, tree: TreeId) -> Vec<u8> {
+        encode(tree, self)
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -110,13 +110,13 @@ enum Seen<T> {
 /// Pending writes, per table.
 #[derive(Debug)]
 pub(crate) struct Writes {
-    trees: Vec<HashMap<Vec<u8>, Pending>>,
+    trees: Vec<BTreeMap<Vec<u8>, Pending>>,
 }
 
 impl Default for Writes {
     fn default() -> Self {
         Writes {
-            trees: (0..TreeId::ALL.len()).map(|_| HashMap::new()).collect(),
+            trees: (0..TreeId::ALL.len()).map(|_| BTreeMap::new()).collect(),
         }
     }
 }
@@ -162,7 +162,7 @@ impl Writes {
 
     /// True when nothing is pending.
     pub(crate) fn is_empty(&self) -> bool {
-        self.trees.iter().all(HashMap::is_empty)
+        self.trees.iter().all(BTreeMap::is_empty)
     }
 
     /// The tables with pending writes.
@@ -184,7 +184,7 @@ impl Writes {
                 let encoded = writes
                     .into_iter()
                     .map(|(k, p)| match p {
-                        Pending::Value(v) => (k, Some(v.encode())),
+                        Pending::Value(v) => (k, Some(v.encode(tree))),
                         Pending::Raw(bytes) => (k, Some(bytes)),
                         Pending::Removed => (k, None),
                     })

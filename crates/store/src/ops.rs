@@ -12,12 +12,11 @@ use liftlab_domain::{
 };
 
 use crate::audit;
-use crate::codec::Key;
+use crate::codec::{decode, Key};
 use crate::error::{Result, StoreError};
 use crate::kv::{get_as, scan_as, Scan, Tx};
 use crate::records::{
     ArmCounters, AssignmentCount, AuditKind, AuditRecord, Epoch, ExpState, Recorded,
-    StoredAggregate,
 };
 use crate::tree::TreeId;
 
@@ -28,7 +27,9 @@ const OUTCOME_SEQ_KEY: &[u8] = b"outcome_seq";
 pub(crate) mod keys {
     use liftlab_domain::{AggKey, AggScope};
 
-    use crate::codec::Key;
+    use crate::codec::{Key, KeyReader};
+    use crate::error::{Result, StoreError};
+    use crate::tree::TreeId;
 
     pub(crate) fn exp(exp: &str) -> Vec<u8> {
         Key::new().str(exp).into_bytes()
@@ -57,6 +58,37 @@ pub(crate) mod keys {
             .u64(period)
             .str(arm)
             .into_bytes()
+    }
+
+    /// Reads an aggregate's key back (the experiment is dropped).
+    pub(crate) fn parse_aggregate(key: &[u8]) -> Result<AggKey> {
+        let mut r = KeyReader::new(TreeId::Aggregates, key);
+        let _experiment = r.str()?;
+        let epoch = r.u64()?;
+        let arm = r.str()?;
+        let metric = r.str()?;
+        let scope = match r.tag()? {
+            0 => AggScope::Overall,
+            1 => AggScope::Segment {
+                attribute: r.str()?,
+                value: r.str()?,
+            },
+            2 => AggScope::Day(r.i64()?),
+            t => {
+                return Err(StoreError::corrupt(
+                    TreeId::Aggregates.name(),
+                    key,
+                    format!("unknown aggregate scope tag {t}"),
+                ))
+            }
+        };
+        r.end()?;
+        Ok(AggKey {
+            epoch,
+            arm,
+            metric,
+            scope,
+        })
     }
 
     pub(crate) fn aggregate(exp: &str, key: &AggKey) -> Vec<u8> {
@@ -396,14 +428,11 @@ pub(crate) fn record_outcome(
     tx.put(TreeId::Units, row_key, folded.row);
     for delta in &folded.deltas {
         let agg_key = keys::aggregate(exp, &delta.key);
-        let mut stored = tx
-            .get_as::<StoredAggregate>(TreeId::Aggregates, &agg_key)?
-            .unwrap_or_else(|| StoredAggregate {
-                key: delta.key.clone(),
-                aggregate: MetricAggregate::default(),
-            });
-        stored.aggregate.apply(delta);
-        tx.put(TreeId::Aggregates, agg_key, stored);
+        let mut aggregate = tx
+            .get_as::<MetricAggregate>(TreeId::Aggregates, &agg_key)?
+            .unwrap_or_default();
+        aggregate.apply(delta);
+        tx.put(TreeId::Aggregates, agg_key, aggregate);
     }
 
     if assignment.in_experiment {
@@ -552,8 +581,15 @@ pub(crate) fn aggregates(
     epoch: u64,
 ) -> Result<Vec<(AggKey, MetricAggregate)>> {
     require_experiment(src, exp)?;
-    let stored: Vec<StoredAggregate> = scan_as(src, TreeId::Aggregates, &keys::exp_n(exp, epoch))?;
-    Ok(stored.into_iter().map(|s| (s.key, s.aggregate)).collect())
+    src.scan_prefix(TreeId::Aggregates, &keys::exp_n(exp, epoch))
+        .map(|entry| {
+            let (k, v) = entry?;
+            Ok((
+                keys::parse_aggregate(&k)?,
+                decode(TreeId::Aggregates, &k, &v)?,
+            ))
+        })
+        .collect()
 }
 
 pub(crate) fn arm_counters(src: &dyn Scan, exp: &str, epoch: u64) -> Result<Vec<ArmCounters>> {
@@ -600,14 +636,15 @@ pub(crate) fn audit(
         let (key, _) = entry?;
         let seq = crate::codec::trailing_u64(TreeId::AuditIndex, &key)?;
         let record_key = audit::record_key(seq);
-        let record = get_as(src.as_source(), TreeId::Audit, &record_key)?.ok_or_else(|| {
-            StoreError::corrupt(
-                TreeId::AuditIndex.name(),
-                &key,
-                format!("indexes audit record {seq}, which is missing"),
-            )
-        })?;
-        out.push(record);
+        let record: crate::records::StoredAudit =
+            get_as(src.as_source(), TreeId::Audit, &record_key)?.ok_or_else(|| {
+                StoreError::corrupt(
+                    TreeId::AuditIndex.name(),
+                    &key,
+                    format!("indexes audit record {seq}, which is missing"),
+                )
+            })?;
+        out.push(record.to_public());
     }
     Ok(out)
 }

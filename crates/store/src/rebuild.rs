@@ -16,9 +16,7 @@ use crate::codec::decode;
 use crate::error::{Result, StoreError};
 use crate::kv::{atomically, scan_as, RawWrites, Scan, Writes};
 use crate::ops::{self, keys};
-use crate::records::{
-    ArmCounters, AssignmentCount, Mismatch, RebuildMode, RebuildReport, StoredAggregate,
-};
+use crate::records::{ArmCounters, AssignmentCount, Mismatch, RebuildMode, RebuildReport};
 use crate::tree::TreeId;
 
 /// The relative tolerance within which rebuilt numbers equal live ones.
@@ -55,7 +53,7 @@ pub(crate) fn json_close(a: &serde_json::Value, b: &serde_json::Value) -> bool {
 #[derive(Default)]
 struct Derived {
     rows: BTreeMap<Vec<u8>, UnitRow>,
-    aggregates: BTreeMap<Vec<u8>, StoredAggregate>,
+    aggregates: BTreeMap<Vec<u8>, MetricAggregate>,
     counters: BTreeMap<Vec<u8>, ArmCounters>,
     counts: BTreeMap<Vec<u8>, AssignmentCount>,
 }
@@ -98,11 +96,7 @@ fn derive(src: &dyn Scan, exp: &str, report: &mut RebuildReport) -> Result<Deriv
         for delta in &folded.deltas {
             out.aggregates
                 .entry(keys::aggregate(exp, &delta.key))
-                .or_insert_with(|| StoredAggregate {
-                    key: delta.key.clone(),
-                    aggregate: MetricAggregate::default(),
-                })
-                .aggregate
+                .or_default()
                 .apply(delta);
         }
         if assignment.in_experiment {
@@ -131,7 +125,7 @@ fn compare<T: Serialize + DeserializeOwned>(
     exp: &str,
     table: TreeId,
     rebuilt: &BTreeMap<Vec<u8>, T>,
-    describe: impl Fn(&T) -> String,
+    describe: impl Fn(&[u8], &T) -> String,
     mismatches: &mut Vec<Mismatch>,
 ) -> Result<RawWrites> {
     let mut live = BTreeMap::new();
@@ -151,23 +145,23 @@ fn compare<T: Serialize + DeserializeOwned>(
     };
     for (key, value) in rebuilt {
         let want = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
-        let encoded = crate::codec::encode(value);
+        let encoded = crate::codec::encode(table, value);
         match live.remove(key) {
             None => {
-                record(describe(value), "null".to_string(), want.to_string());
+                record(describe(key, value), "null".to_string(), want.to_string());
                 fixes.push((key.clone(), Some(encoded)));
             }
             Some(bytes) => match decode::<T>(table, key, &bytes) {
                 Ok(have) => {
                     let have = serde_json::to_value(&have).unwrap_or(serde_json::Value::Null);
                     if !json_close(&have, &want) {
-                        record(describe(value), have.to_string(), want.to_string());
+                        record(describe(key, value), have.to_string(), want.to_string());
                         fixes.push((key.clone(), Some(encoded)));
                     }
                 }
                 Err(e) => {
                     record(
-                        describe(value),
+                        describe(key, value),
                         format!("{:?}", e.to_string()),
                         want.to_string(),
                     );
@@ -219,7 +213,7 @@ pub(crate) fn rebuild(
                 exp,
                 TreeId::Units,
                 &derived.rows,
-                |r| format!("epoch {} unit {:?}", r.epoch, r.unit_id),
+                |_, r| format!("epoch {} unit {:?}", r.epoch, r.unit_id),
                 m,
             )?,
         ));
@@ -230,11 +224,12 @@ pub(crate) fn rebuild(
                 exp,
                 TreeId::Aggregates,
                 &derived.aggregates,
-                |a| {
-                    format!(
+                |k, _| match keys::parse_aggregate(k) {
+                    Ok(a) => format!(
                         "epoch {} arm {:?} metric {:?} scope {:?}",
-                        a.key.epoch, a.key.arm, a.key.metric, a.key.scope
-                    )
+                        a.epoch, a.arm, a.metric, a.scope
+                    ),
+                    Err(_) => format!("key {}", hex::encode(k)),
                 },
                 m,
             )?,
@@ -246,7 +241,7 @@ pub(crate) fn rebuild(
                 exp,
                 TreeId::Counters,
                 &derived.counters,
-                |c| format!("arm {:?}", c.arm),
+                |_, c| format!("arm {:?}", c.arm),
                 m,
             )?,
         ));
@@ -257,7 +252,7 @@ pub(crate) fn rebuild(
                 exp,
                 TreeId::AssignmentCounts,
                 &derived.counts,
-                |c| format!("period {} arm {:?}", c.period, c.arm),
+                |_, c| format!("period {} arm {:?}", c.period, c.arm),
                 m,
             )?,
         ));

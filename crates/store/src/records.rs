@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use liftlab_domain::{AggKey, HandledBy, MetricAggregate, Millis, Status};
+use liftlab_domain::{HandledBy, Millis, Status};
 use serde::{Deserialize, Serialize};
 
 /// An analysis epoch: results are computed per epoch, and re-baselining starts a new one.
@@ -167,13 +167,6 @@ pub struct RebuildReport {
     pub replaced: bool,
 }
 
-/// An aggregate as stored: its key travels with it so scans need not parse key bytes.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub(crate) struct StoredAggregate {
-    pub key: AggKey,
-    pub aggregate: MetricAggregate,
-}
-
 /// The per-experiment numbers the write path needs on every call, kept apart from the spec.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ExpState {
@@ -193,5 +186,32 @@ pub(crate) struct ExpState {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct AuditHead {
     pub seq: u64,
-    pub hash: String,
+    pub hash: [u8; 32],
+}
+
+/// An audit record as stored: [`AuditRecord`] with its hashes as raw bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct StoredAudit {
+    pub seq: u64,
+    pub prev_hash: [u8; 32],
+    pub kind: AuditKind,
+    pub experiment: String,
+    pub payload: String,
+    pub ts: Millis,
+    pub hash: [u8; 32],
+}
+
+impl StoredAudit {
+    /// The record as callers see it (hashes in hex).
+    pub(crate) fn to_public(&self) -> AuditRecord {
+        AuditRecord {
+            seq: self.seq,
+            prev_hash: hex::encode(self.prev_hash),
+            kind: self.kind,
+            experiment: self.experiment.clone(),
+            payload: self.payload.clone(),
+            ts: self.ts,
+            hash: hex::encode(self.hash),
+        }
+    }
 }

@@ -408,7 +408,10 @@ fn check_schema(trees: &Trees) -> Result<()> {
         None => {
             trees
                 .tree(TreeId::Meta)
-                .insert(SCHEMA_KEY, crate::codec::encode(&SCHEMA_VERSION))
+                .insert(
+                    SCHEMA_KEY,
+                    crate::codec::encode(TreeId::Meta, &SCHEMA_VERSION),
+                )
                 .map_err(|e| StoreError::sled("writing the schema version", e))?;
             trees
                 .db

@@ -88,6 +88,23 @@ impl TreeId {
         }
     }
 
+    /// Whether the table's records are written in postcard (else JSON); see `codec`.
+    ///
+    /// Binary tables hold the records written on every assignment and outcome; their types
+    /// must not use serde attributes that need a self-describing format (a test in `codec`
+    /// round-trips each of them).
+    pub(crate) fn binary(self) -> bool {
+        !matches!(
+            self,
+            TreeId::Experiments
+                | TreeId::Versions
+                | TreeId::Epochs
+                | TreeId::Periods
+                | TreeId::Bandits
+                | TreeId::Drift
+        )
+    }
+
     /// The table's position in [`TreeId::ALL`].
     pub(crate) fn index(self) -> usize {
         self as usize

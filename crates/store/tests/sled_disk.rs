@@ -58,15 +58,33 @@ fn audit_key(seq: u64) -> [u8; 8] {
     seq.to_be_bytes()
 }
 
-/// Decodes a stored value (version byte + JSON).
-fn json_of(bytes: &[u8]) -> Value {
-    assert_eq!(bytes[0], 1, "the version tag");
-    serde_json::from_slice(&bytes[1..]).expect("a JSON body")
-}
-
+/// A stored JSON value (tag 1).
 fn encoded(v: &Value) -> Vec<u8> {
     let mut out = vec![1u8];
     out.extend(serde_json::to_vec(v).expect("serializes"));
+    out
+}
+
+/// The stored layout of an audit record (tag 2, postcard), as documented in `codec`.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct RawAudit {
+    seq: u64,
+    prev_hash: [u8; 32],
+    kind: liftlab_store::AuditKind,
+    experiment: String,
+    payload: String,
+    ts: i64,
+    hash: [u8; 32],
+}
+
+fn binary<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> T {
+    assert_eq!(bytes[0], 2, "the binary tag");
+    postcard::from_bytes(&bytes[1..]).expect("a postcard body")
+}
+
+fn binary_encoded<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    let mut out = vec![2u8];
+    out.extend(postcard::to_allocvec(v).expect("serializes"));
     out
 }
 
@@ -143,15 +161,12 @@ fn verify_passes_an_untouched_chain() {
 fn verify_names_an_edited_record() {
     let (report, _) = verify_after(|db, _| {
         let audit = db.open_tree("audit").expect("tree");
-        let mut record = json_of(&audit.get(audit_key(7)).expect("reads").expect("exists"));
-        record["payload"] = Value::String(
-            record["payload"]
-                .as_str()
-                .expect("text")
-                .replace("u0", "u9"),
-        );
+        let mut record: RawAudit =
+            binary(&audit.get(audit_key(7)).expect("reads").expect("exists"));
+        assert!(record.payload.contains("\"u0\""), "{}", record.payload);
+        record.payload = record.payload.replace("\"u0\"", "\"u9\"");
         audit
-            .insert(audit_key(7), encoded(&record))
+            .insert(audit_key(7), binary_encoded(&record))
             .expect("writes");
     });
     assert!(!report.ok);
@@ -164,11 +179,12 @@ fn verify_names_an_edited_record() {
 fn verify_names_an_edit_that_also_rewrote_the_hash() {
     let (report, _) = verify_after(|db, _| {
         let audit = db.open_tree("audit").expect("tree");
-        let mut record = json_of(&audit.get(audit_key(7)).expect("reads").expect("exists"));
-        record["ts"] = Value::from(1);
-        record["hash"] = Value::String("ab".repeat(32));
+        let mut record: RawAudit =
+            binary(&audit.get(audit_key(7)).expect("reads").expect("exists"));
+        record.ts = 1;
+        record.hash = [0xab; 32];
         audit
-            .insert(audit_key(7), encoded(&record))
+            .insert(audit_key(7), binary_encoded(&record))
             .expect("writes");
     });
     assert_eq!(report.first_bad, Some(7));
@@ -357,12 +373,9 @@ fn rebuild_finds_and_repairs_a_tampered_aggregate() {
         let db = raw(dir.path());
         let aggs = db.open_tree("aggregates").expect("tree");
         let (key, value) = aggs.iter().next().expect("an aggregate").expect("reads");
-        let mut agg = json_of(&value);
-        let mean = agg["aggregate"]["moments"]["mean"]
-            .as_f64()
-            .expect("a mean");
-        agg["aggregate"]["moments"]["mean"] = Value::from(mean + 1.0);
-        aggs.insert(key, encoded(&agg)).expect("writes");
+        let mut agg: liftlab_domain::MetricAggregate = binary(&value);
+        agg.moments.push(1e6);
+        aggs.insert(key, binary_encoded(&agg)).expect("writes");
         let units = db.open_tree("units").expect("tree");
         let (key, _) = units.iter().next().expect("a row").expect("reads");
         units.remove(key).expect("removes");
