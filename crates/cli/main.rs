@@ -1,17 +1,5 @@
 //! The `liftlab` binary: serve, demo, spec validate, apply, results, simulate, audit verify.
 
-mod calibrate;
-mod client;
-mod demo;
-mod intervals;
-mod local;
-mod offline;
-mod progress;
-mod remote;
-mod scenario;
-mod simulate;
-mod spec_cmd;
-
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -40,34 +28,6 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
-    /// Measure the statistics' guarantees (false positives, coverage, power, bandits, drift) by simulation.
-    Calibrate(calibrate::CalibrateArgs),
-    /// Serve the example experiments with simulated workflow traffic (open the printed URL).
-    Demo(demo::DemoArgs),
-    /// Work with experiment spec files.
-    Spec {
-        #[command(subcommand)]
-        command: spec_cmd::SpecCommand,
-    },
-    /// Create an experiment from a spec file, or replace its spec (a new version) when it exists.
-    Apply(remote::ApplyArgs),
-    /// Start an experiment (draft or paused → running).
-    Start(remote::LifecycleArgs),
-    /// Pause a running experiment (assignments fall back to the baseline).
-    Pause(remote::LifecycleArgs),
-    /// Stop an experiment for good.
-    Stop(remote::LifecycleArgs),
-    /// Show an experiment's results as a table, JSON or CSV.
-    Results(remote::ResultsArgs),
-    /// Check the tamper-evident audit chain.
-    Audit {
-        #[command(subcommand)]
-        command: offline::AuditCommand,
-    },
-    /// Recompute every aggregate from the outcome log and report any mismatch.
-    Rebuild(offline::RebuildArgs),
-    /// Drive a scenario with a known truth through the real API and compare liftlab's answer with it.
-    Simulate(simulate::SimulateArgs),
 }
 
 #[derive(clap::Args)]
@@ -93,12 +53,6 @@ struct ServeArgs {
     /// HTTP worker threads (default: one per physical core).
     #[arg(long)]
     workers: Option<usize>,
-    /// Per-client request rate (per API key, or per address without one), e.g. 100/s, 6000/m; refused requests get 429 with Retry-After.
-    #[arg(long, value_name = "RATE")]
-    rate_limit: Option<liftlab_server::Rate>,
-    /// Requests a client may send at once before the rate applies (default: the rate's count).
-    #[arg(long, value_name = "N", requires = "rate_limit")]
-    burst: Option<std::num::NonZeroU32>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -126,17 +80,6 @@ fn main() -> anyhow::Result<()> {
         Command::Keys {
             command: KeysCommand::New { role, name },
         } => keys_new(role, &name),
-        Command::Calibrate(args) => calibrate::run(args),
-        Command::Demo(args) => demo::run(args),
-        Command::Spec { command } => spec_cmd::run(command),
-        Command::Apply(args) => remote::apply(args),
-        Command::Start(args) => remote::lifecycle(remote::Transition::Start, args),
-        Command::Pause(args) => remote::lifecycle(remote::Transition::Pause, args),
-        Command::Stop(args) => remote::lifecycle(remote::Transition::Stop, args),
-        Command::Results(args) => remote::results(args),
-        Command::Audit { command } => offline::audit(command),
-        Command::Rebuild(args) => offline::rebuild(args),
-        Command::Simulate(args) => simulate::run(args),
     }
 }
 
@@ -166,9 +109,6 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = Config {
         json_limit: args.json_limit,
         ndjson_limit: args.ndjson_limit,
-        rate_limit: args
-            .rate_limit
-            .map(|rate| liftlab_server::RateLimit::new(rate, args.burst)),
     };
     let state = AppState::new(Arc::clone(&store), keys, config);
     let mut options = ServeOptions::new(args.addr);
