@@ -1,5 +1,17 @@
 //! The `liftlab` binary: serve, demo, spec validate, apply, results, simulate, audit verify.
 
+mod calibrate;
+mod client;
+mod demo;
+mod intervals;
+mod local;
+mod offline;
+mod progress;
+mod remote;
+mod scenario;
+mod simulate;
+mod spec_cmd;
+
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,6 +40,34 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Measure the statistics' guarantees (false positives, coverage, power, bandits, drift) by simulation.
+    Calibrate(calibrate::CalibrateArgs),
+    /// Serve the example experiments with simulated workflow traffic (open the printed URL).
+    Demo(demo::DemoArgs),
+    /// Work with experiment spec files.
+    Spec {
+        #[command(subcommand)]
+        command: spec_cmd::SpecCommand,
+    },
+    /// Create an experiment from a spec file, or replace its spec (a new version) when it exists.
+    Apply(remote::ApplyArgs),
+    /// Start an experiment (draft or paused → running).
+    Start(remote::LifecycleArgs),
+    /// Pause a running experiment (assignments fall back to the baseline).
+    Pause(remote::LifecycleArgs),
+    /// Stop an experiment for good.
+    Stop(remote::LifecycleArgs),
+    /// Show an experiment's results as a table, JSON or CSV.
+    Results(remote::ResultsArgs),
+    /// Check the tamper-evident audit chain.
+    Audit {
+        #[command(subcommand)]
+        command: offline::AuditCommand,
+    },
+    /// Recompute every aggregate from the outcome log and report any mismatch.
+    Rebuild(offline::RebuildArgs),
+    /// Drive a scenario with a known truth through the real API and compare liftlab's answer with it.
+    Simulate(simulate::SimulateArgs),
 }
 
 #[derive(clap::Args)]
@@ -80,6 +120,17 @@ fn main() -> anyhow::Result<()> {
         Command::Keys {
             command: KeysCommand::New { role, name },
         } => keys_new(role, &name),
+        Command::Calibrate(args) => calibrate::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Spec { command } => spec_cmd::run(command),
+        Command::Apply(args) => remote::apply(args),
+        Command::Start(args) => remote::lifecycle(remote::Transition::Start, args),
+        Command::Pause(args) => remote::lifecycle(remote::Transition::Pause, args),
+        Command::Stop(args) => remote::lifecycle(remote::Transition::Stop, args),
+        Command::Results(args) => remote::results(args),
+        Command::Audit { command } => offline::audit(command),
+        Command::Rebuild(args) => offline::rebuild(args),
+        Command::Simulate(args) => simulate::run(args),
     }
 }
 
