@@ -67,11 +67,8 @@ pub(crate) fn append<P: Serialize + ?Sized>(
         hash,
     };
     tx.put(TreeId::Audit, record_key(seq), record);
-    tx.put(
-        TreeId::AuditIndex,
-        Key::new().str(experiment).u64(seq).into_bytes(),
-        (),
-    );
+    let chunk = tx.chunk_key(TreeId::AuditIndex, experiment, seq)?;
+    tx.append(TreeId::AuditIndex, chunk, seq);
     tx.put(TreeId::Meta, HEAD_KEY.to_vec(), AuditHead { seq, hash });
     Ok(seq)
 }

@@ -16,7 +16,7 @@ use crate::error::{Result, StoreError};
 use crate::tree::TreeId;
 
 /// Raw (key, value) pairs from a scan.
-pub(crate) type Entries<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + 'a>;
+pub(crate) type Entries<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + Send + 'a>;
 
 /// Encoded writes of one table: `None` is a removal.
 pub(crate) type RawWrites = Vec<(Vec<u8>, Option<Vec<u8>>)>;
@@ -36,6 +36,10 @@ pub(crate) trait Scan: Source {
     fn scan_prefix(&self, tree: TreeId, prefix: &[u8]) -> Entries<'_> {
         self.scan_from(tree, prefix, prefix)
     }
+
+    /// The greatest key of `tree` that is at most `key` and starts with `prefix`.
+    fn last_at_or_before(&self, tree: TreeId, prefix: &[u8], key: &[u8])
+        -> Result<Option<Vec<u8>>>;
 
     /// The same tables, as a point-read source.
     fn as_source(&self) -> &dyn Source;
@@ -67,12 +71,20 @@ pub(crate) fn scan_as<T: DeserializeOwned>(
 /// A decoded value waiting in an overlay: encoded once, when its batch commits.
 trait Cached: Any + Send {
     fn encode(&self, tree: TreeId) -> Vec<u8>;
+    /// The value as one element of a list, in the table's format without the tag.
+    fn encode_element(&self, tree: TreeId) -> Vec<u8>;
     fn as_any(&self) -> &dyn Any;
 }
 
 impl<T: Serialize + Send + 'static> Cached for T {
     fn encode(&self, tree: TreeId) -> Vec<u8> {
         encode(tree, self)
+    }
+
+    fn encode_element(&self, tree: TreeId) -> Vec<u8> {
+        let mut tagged = encode(tree, self);
+        tagged.remove(0);
+        tagged
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -84,16 +96,58 @@ impl<T: Serialize + Send + 'static> Cached for T {
 enum Pending {
     /// A value kept decoded, so later operations of the batch read it without decoding.
     Value(Box<dyn Cached>),
+    /// Elements appended during this batch, stored as one list (a chunk of a log).
+    List(Vec<Box<dyn Cached>>),
+    /// Bookkeeping that lives for the batch only and is never written.
+    Transient(Box<dyn Cached>),
     /// Bytes written as they are (rebuild's repairs).
     Raw(Vec<u8>),
     /// A removal.
     Removed,
 }
 
+impl Pending {
+    /// The stored bytes, or `None` for a removal; transient entries are not stored at all.
+    fn encode(self, tree: TreeId) -> Option<Option<Vec<u8>>> {
+        match self {
+            Pending::Value(v) => Some(Some(v.encode(tree))),
+            Pending::List(items) => Some(Some(encode_list(tree, &items))),
+            Pending::Raw(bytes) => Some(Some(bytes)),
+            Pending::Removed => Some(None),
+            Pending::Transient(_) => None,
+        }
+    }
+}
+
+/// Encodes a list as the table's format encodes a `Vec` of its elements.
+fn encode_list(tree: TreeId, items: &[Box<dyn Cached>]) -> Vec<u8> {
+    let parts: Vec<Vec<u8>> = items.iter().map(|i| i.encode_element(tree)).collect();
+    if tree.binary() {
+        // postcard writes a sequence as its length (a varint) followed by the elements.
+        let mut out = encode(tree, &parts.len());
+        for part in parts {
+            out.extend_from_slice(&part);
+        }
+        out
+    } else {
+        let mut out = vec![crate::codec::JSON_V1, b'['];
+        for (i, part) in parts.into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&part);
+        }
+        out.push(b']');
+        out
+    }
+}
+
 impl std::fmt::Debug for Pending {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Pending::Value(_) => f.write_str("Value(..)"),
+            Pending::List(items) => write!(f, "List({} elements)", items.len()),
+            Pending::Transient(_) => f.write_str("Transient(..)"),
             Pending::Raw(b) => write!(f, "Raw({} bytes)", b.len()),
             Pending::Removed => f.write_str("Removed"),
         }
@@ -132,7 +186,12 @@ impl Writes {
             None => Ok(Seen::Untouched),
             Some(Pending::Removed) => Ok(Seen::Removed),
             Some(Pending::Raw(bytes)) => decode(tree, key, bytes).map(Seen::Found),
-            Some(Pending::Value(v)) => match v.as_any().downcast_ref::<T>() {
+            Some(Pending::List(_)) => Err(StoreError::Internal(format!(
+                "a list being appended to in {} was read as a value",
+                tree.name()
+            ))),
+            Some(Pending::Value(v) | Pending::Transient(v)) => match v.as_any().downcast_ref::<T>()
+            {
                 Some(t) => Ok(Seen::Found(t.clone())),
                 None => Err(StoreError::Internal(format!(
                     "a pending value in {} was read as another type",
@@ -149,28 +208,30 @@ impl Writes {
             .map(|p| !matches!(p, Pending::Removed))
     }
 
-    /// Moves every write of `other` on top of these.
+    /// Moves every write of `other` on top of these; lists of both are concatenated.
     pub(crate) fn absorb(&mut self, other: Writes) {
         for (mine, theirs) in self.trees.iter_mut().zip(other.trees) {
             if mine.is_empty() {
                 *mine = theirs;
-            } else {
-                mine.extend(theirs);
+                continue;
+            }
+            for (key, pending) in theirs {
+                match (mine.get_mut(&key), pending) {
+                    (Some(Pending::List(items)), Pending::List(more)) => items.extend(more),
+                    (_, pending) => {
+                        mine.insert(key, pending);
+                    }
+                }
             }
         }
     }
 
-    /// True when nothing is pending.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.trees.iter().all(BTreeMap::is_empty)
-    }
-
-    /// The tables with pending writes.
+    /// The tables with pending writes (transient bookkeeping aside).
     pub(crate) fn dirty_trees(&self) -> impl Iterator<Item = TreeId> + '_ {
         TreeId::ALL
             .iter()
             .zip(&self.trees)
-            .filter(|(_, w)| !w.is_empty())
+            .filter(|(_, w)| w.values().any(|p| !matches!(p, Pending::Transient(_))))
             .map(|(t, _)| *t)
     }
 
@@ -179,19 +240,19 @@ impl Writes {
         TreeId::ALL
             .into_iter()
             .zip(self.trees)
-            .filter(|(_, w)| !w.is_empty())
-            .map(|(tree, writes)| {
-                let encoded = writes
+            .filter_map(|(tree, writes)| {
+                let encoded: RawWrites = writes
                     .into_iter()
-                    .map(|(k, p)| match p {
-                        Pending::Value(v) => (k, Some(v.encode(tree))),
-                        Pending::Raw(bytes) => (k, Some(bytes)),
-                        Pending::Removed => (k, None),
-                    })
+                    .filter_map(|(k, p)| p.encode(tree).map(|v| (k, v)))
                     .collect();
-                (tree, encoded)
+                (!encoded.is_empty()).then_some((tree, encoded))
             })
             .collect()
+    }
+
+    /// True when nothing but transient bookkeeping is pending.
+    pub(crate) fn nothing_to_store(&self) -> bool {
+        self.dirty_trees().next().is_none()
     }
 }
 
@@ -262,6 +323,48 @@ impl<'a> Tx<'a> {
     pub(crate) fn remove(&mut self, tree: TreeId, key: Vec<u8>) {
         self.own.trees[tree.index()].insert(key, Pending::Removed);
     }
+
+    /// Appends `item` to the list stored at `key` by this batch (a list is written once per batch).
+    pub(crate) fn append<T: Serialize + Send + 'static>(
+        &mut self,
+        tree: TreeId,
+        key: Vec<u8>,
+        item: T,
+    ) {
+        let pending = self.own.trees[tree.index()]
+            .entry(key)
+            .or_insert_with(|| Pending::List(Vec::new()));
+        match pending {
+            Pending::List(items) => items.push(Box::new(item)),
+            other => *other = Pending::List(vec![Box::new(item)]),
+        }
+    }
+
+    /// The key of the chunk that this batch appends to in `tree` for `experiment`.
+    ///
+    /// The first append of a batch starts a chunk at `(experiment, first)`; later appends of
+    /// the same batch reuse it, so a log costs one write per batch instead of one per entry.
+    pub(crate) fn chunk_key(
+        &mut self,
+        tree: TreeId,
+        experiment: &str,
+        first: u64,
+    ) -> Result<Vec<u8>> {
+        let mut marker = vec![0xff, b'c', u8::try_from(tree.index()).unwrap_or(u8::MAX)];
+        marker.extend_from_slice(experiment.as_bytes());
+        for overlay in [&self.own, self.batch] {
+            if let Seen::Found(key) = overlay.lookup::<Vec<u8>>(TreeId::Meta, &marker)? {
+                return Ok(key);
+            }
+        }
+        let key = crate::codec::Key::new()
+            .str(experiment)
+            .u64(first)
+            .into_bytes();
+        self.own.trees[TreeId::Meta.index()]
+            .insert(marker, Pending::Transient(Box::new(key.clone())));
+        Ok(key)
+    }
 }
 
 /// Runs one operation over `batch` and `base`: on `Ok` its writes join the batch, on `Err` they are dropped.
@@ -311,7 +414,7 @@ mod tests {
         })
         .expect("third succeeds");
         assert_eq!(seen, (Some(1), None, None));
-        assert!(!batch.is_empty());
+        assert!(!batch.nothing_to_store());
         assert_eq!(batch.dirty_trees().collect::<Vec<_>>(), vec![TreeId::Meta]);
         let encoded = batch.encode_per_tree();
         assert_eq!(encoded.len(), 1);

@@ -73,6 +73,19 @@ impl Scan for Tables {
         )
     }
 
+    fn last_at_or_before(
+        &self,
+        tree: TreeId,
+        prefix: &[u8],
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>> {
+        Ok(self.trees[tree.index()]
+            .range::<[u8], _>((Bound::Unbounded, Bound::Included(key)))
+            .next_back()
+            .map(|(k, _)| k.clone())
+            .filter(|k| k.starts_with(prefix)))
+    }
+
     fn as_source(&self) -> &dyn Source {
         self
     }
@@ -162,11 +175,10 @@ impl MemStore {
     pub(crate) fn outcome_iter(&self, experiment: &str) -> Result<OutcomeIter> {
         let outcomes = self.read(&[TreeId::Outcomes], |src| {
             ops::require_experiment(src, experiment)?;
-            let all: Vec<Result<_>> = src
+            let chunks: Vec<_> = src
                 .scan_prefix(TreeId::Outcomes, &ops::keys::exp(experiment))
-                .map(|entry| entry.and_then(|(k, v)| ops::decode_outcome(&k, &v)))
                 .collect();
-            Ok(all)
+            Ok(ops::flatten_outcomes(chunks.into_iter()).collect::<Vec<_>>())
         })?;
         Ok(Box::new(outcomes.into_iter()))
     }

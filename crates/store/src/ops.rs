@@ -12,7 +12,7 @@ use liftlab_domain::{
 };
 
 use crate::audit;
-use crate::codec::{decode, Key};
+use crate::codec::decode;
 use crate::error::{Result, StoreError};
 use crate::kv::{get_as, scan_as, Scan, Tx};
 use crate::records::{
@@ -462,7 +462,8 @@ pub(crate) fn record_outcome(
     tx.put(TreeId::Meta, OUTCOME_SEQ_KEY.to_vec(), seq);
     tx.put(TreeId::Events, event_key, seq);
     audit::append(tx, AuditKind::OutcomeRecorded, exp, &outcome, outcome.ts)?;
-    tx.put(TreeId::Outcomes, keys::exp_n(exp, seq), outcome);
+    let chunk = tx.chunk_key(TreeId::Outcomes, exp, seq)?;
+    tx.append(TreeId::Outcomes, chunk, outcome);
     Ok(Recorded::Accepted)
 }
 
@@ -624,32 +625,50 @@ pub(crate) fn audit(
 ) -> Result<Vec<AuditRecord>> {
     require_experiment(src, exp)?;
     let prefix = keys::exp(exp);
-    let start = Key::new()
-        .str(exp)
-        .u64(after.saturating_add(1))
-        .into_bytes();
+    // The chunk that holds `after + 1` starts at or before it.
+    let wanted = keys::exp_n(exp, after.saturating_add(1));
+    let start = match src.last_at_or_before(TreeId::AuditIndex, &prefix, &wanted)? {
+        Some(key) => key,
+        None => prefix.clone(),
+    };
     let mut out = Vec::new();
-    for entry in src
-        .scan_from(TreeId::AuditIndex, &prefix, &start)
-        .take(limit)
-    {
-        let (key, _) = entry?;
-        let seq = crate::codec::trailing_u64(TreeId::AuditIndex, &key)?;
-        let record_key = audit::record_key(seq);
-        let record: crate::records::StoredAudit =
-            get_as(src.as_source(), TreeId::Audit, &record_key)?.ok_or_else(|| {
-                StoreError::corrupt(
-                    TreeId::AuditIndex.name(),
-                    &key,
-                    format!("indexes audit record {seq}, which is missing"),
-                )
-            })?;
-        out.push(record.to_public());
+    for entry in src.scan_from(TreeId::AuditIndex, &prefix, &start) {
+        let (key, value) = entry?;
+        let seqs: Vec<u64> = decode(TreeId::AuditIndex, &key, &value)?;
+        for seq in seqs.into_iter().filter(|s| *s > after) {
+            if out.len() == limit {
+                return Ok(out);
+            }
+            let record_key = audit::record_key(seq);
+            let record: crate::records::StoredAudit =
+                get_as(src.as_source(), TreeId::Audit, &record_key)?.ok_or_else(|| {
+                    StoreError::corrupt(
+                        TreeId::AuditIndex.name(),
+                        &key,
+                        format!("indexes audit record {seq}, which is missing"),
+                    )
+                })?;
+            out.push(record.to_public());
+        }
     }
     Ok(out)
 }
 
-/// Decodes the outcome log entries of one experiment, in the order they were recorded.
-pub(crate) fn decode_outcome(key: &[u8], value: &[u8]) -> Result<Outcome> {
-    crate::codec::decode(TreeId::Outcomes, key, value)
+/// Decodes one chunk of an experiment's outcome log (the outcomes one batch recorded).
+pub(crate) fn decode_outcomes(key: &[u8], value: &[u8]) -> Result<Vec<Outcome>> {
+    decode(TreeId::Outcomes, key, value)
+}
+
+/// Flattens the chunks of an outcome log into outcomes, keeping the first error.
+pub(crate) fn flatten_outcomes<'a>(
+    chunks: impl Iterator<Item = Result<(Vec<u8>, Vec<u8>)>> + Send + 'a,
+) -> impl Iterator<Item = Result<Outcome>> + Send + 'a {
+    chunks.flat_map(|entry| {
+        let decoded = entry.and_then(|(k, v)| decode_outcomes(&k, &v));
+        let items: Box<dyn Iterator<Item = Result<Outcome>> + Send> = match decoded {
+            Ok(outcomes) => Box::new(outcomes.into_iter().map(Ok)),
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        };
+        items
+    })
 }

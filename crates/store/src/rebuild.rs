@@ -80,39 +80,40 @@ fn derive(src: &dyn Scan, exp: &str, report: &mut RebuildReport) -> Result<Deriv
     }
     for entry in src.scan_prefix(TreeId::Outcomes, &keys::exp(exp)) {
         let (key, value) = entry?;
-        let outcome = ops::decode_outcome(&key, &value)?;
-        report.outcomes += 1;
-        let assignment = by_unit.get(&outcome.unit_id).ok_or_else(|| {
-            StoreError::corrupt(
-                TreeId::Outcomes.name(),
-                &key,
-                format!("the outcome's unit {:?} has no assignment", outcome.unit_id),
-            )
-        })?;
-        let row_key = keys::unit_row(exp, outcome.epoch, &outcome.unit_id);
-        let row = out.rows.remove(&row_key);
-        let folded = fold(spec, assignment, row, &outcome);
-        out.rows.insert(row_key, folded.row);
-        for delta in &folded.deltas {
-            out.aggregates
-                .entry(keys::aggregate(exp, &delta.key))
-                .or_default()
-                .apply(delta);
-        }
-        if assignment.in_experiment {
-            let counters = out
-                .counters
-                .entry(keys::counter(exp, outcome.epoch, &outcome.arm))
-                .or_insert_with(|| ArmCounters {
-                    arm: outcome.arm.clone(),
-                    ..ArmCounters::default()
-                });
-            counters.outcomes += 1;
-            if folded.new_unit {
-                counters.units += 1;
+        for outcome in ops::decode_outcomes(&key, &value)? {
+            report.outcomes += 1;
+            let assignment = by_unit.get(&outcome.unit_id).ok_or_else(|| {
+                StoreError::corrupt(
+                    TreeId::Outcomes.name(),
+                    &key,
+                    format!("the outcome's unit {:?} has no assignment", outcome.unit_id),
+                )
+            })?;
+            let row_key = keys::unit_row(exp, outcome.epoch, &outcome.unit_id);
+            let row = out.rows.remove(&row_key);
+            let folded = fold(spec, assignment, row, &outcome);
+            out.rows.insert(row_key, folded.row);
+            for delta in &folded.deltas {
+                out.aggregates
+                    .entry(keys::aggregate(exp, &delta.key))
+                    .or_default()
+                    .apply(delta);
             }
-            if let Some(by) = outcome.handled_by {
-                *counters.handled_by.entry(by).or_insert(0) += 1;
+            if assignment.in_experiment {
+                let counters = out
+                    .counters
+                    .entry(keys::counter(exp, outcome.epoch, &outcome.arm))
+                    .or_insert_with(|| ArmCounters {
+                        arm: outcome.arm.clone(),
+                        ..ArmCounters::default()
+                    });
+                counters.outcomes += 1;
+                if folded.new_unit {
+                    counters.units += 1;
+                }
+                if let Some(by) = outcome.handled_by {
+                    *counters.handled_by.entry(by).or_insert(0) += 1;
+                }
             }
         }
     }

@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
-use crate::codec::decode;
 use crate::error::{Result, StoreError};
 use crate::kv::{atomically, get_as, Entries, Scan, Source, Tx, Writes};
 use crate::ops;
@@ -74,6 +73,19 @@ impl Scan for Trees {
         )
     }
 
+    fn last_at_or_before(
+        &self,
+        tree: TreeId,
+        prefix: &[u8],
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>> {
+        match self.tree(tree).range(..=key.to_vec()).next_back() {
+            None => Ok(None),
+            Some(Ok((k, _))) => Ok(Some(k.to_vec()).filter(|k| k.starts_with(prefix))),
+            Some(Err(e)) => Err(StoreError::sled("scanning an index", e)),
+        }
+    }
+
     fn as_source(&self) -> &dyn Source {
         self
     }
@@ -113,6 +125,14 @@ impl Shared {
             .map(StoreError::for_batch)
     }
 
+    /// Records a failure of the store itself and wakes every waiting reader.
+    fn fail(&self, e: &StoreError) {
+        tracing::error!(error = %e, "a group commit failed; the store refuses further writes");
+        *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.for_batch());
+        let _guard = self.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.flushed_cv.notify_all();
+    }
+
     /// Blocks until every batch that wrote to one of `trees` is flushed.
     fn wait_durable(&self, trees: &[TreeId]) -> Result<()> {
         let needed = trees
@@ -141,7 +161,8 @@ impl Shared {
 pub struct SledStore {
     shared: std::sync::Arc<Shared>,
     sender: RwLock<Option<Sender<Job>>>,
-    writer: Mutex<Option<JoinHandle<()>>>,
+    /// The writer, then the flusher: joined in that order on close.
+    threads: Mutex<Vec<JoinHandle<()>>>,
     path: PathBuf,
 }
 
@@ -238,18 +259,25 @@ impl SledStore {
             failure: Mutex::new(None),
         });
         let (sender, receiver) = mpsc::channel();
+        let (to_flusher, flusher_inbox) = mpsc::channel();
+        let spawn_error = |e| StoreError::Io {
+            context: "starting the store's threads",
+            source: std::sync::Arc::new(e),
+        };
+        let for_flusher = std::sync::Arc::clone(&shared);
+        let flusher = std::thread::Builder::new()
+            .name("liftlab-store-flusher".to_string())
+            .spawn(move || run_flusher(&for_flusher, &flusher_inbox))
+            .map_err(spawn_error)?;
         let for_writer = std::sync::Arc::clone(&shared);
         let writer = std::thread::Builder::new()
             .name("liftlab-store-writer".to_string())
-            .spawn(move || run_writer(&for_writer, &receiver))
-            .map_err(|e| StoreError::Io {
-                context: "starting the writer thread",
-                source: std::sync::Arc::new(e),
-            })?;
+            .spawn(move || run_writer(&for_writer, &receiver, &to_flusher))
+            .map_err(spawn_error)?;
         Ok(SledStore {
             shared,
             sender: RwLock::new(Some(sender)),
-            writer: Mutex::new(Some(writer)),
+            threads: Mutex::new(vec![writer, flusher]),
             path,
         })
     }
@@ -342,14 +370,15 @@ impl SledStore {
         let trees = &self.shared.trees;
         ops::require_experiment(trees, experiment)?;
         self.shared.wait_durable(&[TreeId::Outcomes])?;
-        let iter = trees
+        let chunks = trees
             .tree(TreeId::Outcomes)
             .scan_prefix(ops::keys::exp(experiment))
             .map(|entry| {
-                let (k, v) = entry.map_err(|e| StoreError::sled("scanning the outcome log", e))?;
-                decode(TreeId::Outcomes, &k, &v)
+                entry
+                    .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .map_err(|e| StoreError::sled("scanning the outcome log", e))
             });
-        Ok(Box::new(iter))
+        Ok(Box::new(ops::flatten_outcomes(chunks)))
     }
 
     pub(crate) fn flush_now(&self) -> Result<()> {
@@ -364,12 +393,12 @@ impl SledStore {
             .unwrap_or_else(|p| p.into_inner())
             .take();
         drop(sender);
-        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(handle) = writer {
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        // The writer stops once the queue is drained; dropping its end of the flusher's
+        // channel then stops the flusher after the last flush.
+        for handle in threads {
             if handle.join().is_err() {
-                return Err(StoreError::Internal(
-                    "the writer thread panicked".to_string(),
-                ));
+                return Err(StoreError::Internal("a store thread panicked".to_string()));
             }
         }
         match self.shared.failure() {
@@ -422,8 +451,19 @@ fn check_schema(trees: &Trees) -> Result<()> {
     }
 }
 
-/// The writer loop: batch, apply, commit once, flush once, answer.
-fn run_writer(shared: &Shared, receiver: &Receiver<Job>) {
+/// One committed batch on its way to the flusher.
+struct Committed {
+    batch_no: u64,
+    /// Whether the batch's transaction applied (a failed one is answered with the error).
+    applied: std::result::Result<(), StoreError>,
+    replies: Vec<Reply>,
+}
+
+/// The writer loop: take a batch, run its jobs, commit it in one transaction, pass it on.
+///
+/// The flush and the answers happen on the flusher thread, so the writer prepares and
+/// commits the next batch while the disk syncs the previous one.
+fn run_writer(shared: &Shared, receiver: &Receiver<Job>, flusher: &Sender<Committed>) {
     let mut carried: Option<Job> = None;
     let mut batch_no = 0u64;
     loop {
@@ -448,7 +488,8 @@ fn run_writer(shared: &Shared, receiver: &Receiver<Job>) {
         }
         if let Some(e) = shared.failure() {
             for job in jobs {
-                // Answer without running: the store stopped after a failed commit or flush.
+                // The store stopped after a failed commit or flush: run the job against a
+                // throwaway overlay (nothing is written) and answer with the failure.
                 let reply = (job.run)(&shared.trees, &mut Writes::default());
                 reply(Err(&e));
             }
@@ -460,23 +501,64 @@ fn run_writer(shared: &Shared, receiver: &Receiver<Job>) {
             .map(|job| (job.run)(&shared.trees, &mut writes))
             .collect();
         batch_no += 1;
-        let result = commit(shared, batch_no, writes);
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "a group commit failed; the store refuses further writes");
-            *shared.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.for_batch());
-            let _guard = shared.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
-            shared.flushed_cv.notify_all();
+        let applied = commit(shared, batch_no, writes);
+        if let Err(e) = &applied {
+            shared.fail(e);
         }
-        let status = result.as_ref().map(|_| ());
-        for reply in replies {
-            reply(status);
+        let committed = Committed {
+            batch_no,
+            applied,
+            replies,
+        };
+        if let Err(mpsc::SendError(lost)) = flusher.send(committed) {
+            // The flusher is gone (it only stops after the writer); answer here.
+            for reply in lost.replies {
+                reply(Err(&StoreError::Closed));
+            }
         }
     }
 }
 
-/// Applies one batch in one transaction and flushes it.
+/// The flusher loop: one flush for every batch committed since the last one, then the answers.
+fn run_flusher(shared: &Shared, receiver: &Receiver<Committed>) {
+    while let Ok(first) = receiver.recv() {
+        let mut group = vec![first];
+        while let Ok(more) = receiver.try_recv() {
+            group.push(more);
+        }
+        let last = group.last().map_or(0, |c| c.batch_no);
+        let flushed = match shared.failure() {
+            Some(e) => Err(e),
+            None => shared
+                .trees
+                .db
+                .flush()
+                .map(|_| ())
+                .map_err(|e| StoreError::sled("flushing a batch", e)),
+        };
+        match &flushed {
+            Ok(()) => {
+                let _guard = shared.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
+                shared.flushed.store(last, Ordering::SeqCst);
+                shared.flushed_cv.notify_all();
+            }
+            Err(e) => shared.fail(e),
+        }
+        for committed in group {
+            let status = match (&committed.applied, &flushed) {
+                (Err(e), _) | (Ok(()), Err(e)) => Err(e),
+                (Ok(()), Ok(())) => Ok(()),
+            };
+            for reply in committed.replies {
+                reply(status);
+            }
+        }
+    }
+}
+
+/// Applies one batch's writes in one multi-tree transaction.
 fn commit(shared: &Shared, batch_no: u64, writes: Writes) -> Result<()> {
-    if !writes.is_empty() {
+    if !writes.nothing_to_store() {
         for tree in writes.dirty_trees() {
             shared.applied[tree.index()].store(batch_no, Ordering::SeqCst);
         }
@@ -504,13 +586,5 @@ fn commit(shared: &Shared, batch_no: u64, writes: Writes) -> Result<()> {
             }
         })?;
     }
-    shared
-        .trees
-        .db
-        .flush()
-        .map_err(|e| StoreError::sled("flushing a batch", e))?;
-    let _guard = shared.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
-    shared.flushed.store(batch_no, Ordering::SeqCst);
-    shared.flushed_cv.notify_all();
     Ok(())
 }
