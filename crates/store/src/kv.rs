@@ -6,7 +6,8 @@
 //! its own overlay until it returns `Ok`.
 
 use std::any::Any;
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -161,16 +162,31 @@ enum Seen<T> {
     Found(T),
 }
 
+/// Decoded committed values that a batch read through [`Tx::get_shared`].
+///
+/// Committed state does not change while a batch runs (the writer commits between batches),
+/// so a value read once serves every later operation of the batch.
+type ReadCache = RefCell<HashMap<(TreeId, Vec<u8>), Option<Box<dyn Any>>>>;
+
 /// Pending writes, per table.
-#[derive(Debug)]
 pub(crate) struct Writes {
     trees: Vec<BTreeMap<Vec<u8>, Pending>>,
+    read_cache: ReadCache,
+}
+
+impl std::fmt::Debug for Writes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writes")
+            .field("trees", &self.trees)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Writes {
     fn default() -> Self {
         Writes {
             trees: (0..TreeId::ALL.len()).map(|_| BTreeMap::new()).collect(),
+            read_cache: RefCell::new(HashMap::new()),
         }
     }
 }
@@ -292,6 +308,37 @@ impl<'a> Tx<'a> {
             }
         }
         get_as(self.base, tree, key)
+    }
+
+    /// [`Tx::get_as`] for keys that many operations of a batch read but rarely write.
+    pub(crate) fn get_shared<T: DeserializeOwned + Clone + 'static>(
+        &self,
+        tree: TreeId,
+        key: &[u8],
+    ) -> Result<Option<T>> {
+        for overlay in [&self.own, self.batch] {
+            match overlay.lookup::<T>(tree, key)? {
+                Seen::Untouched => {}
+                Seen::Removed => return Ok(None),
+                Seen::Found(v) => return Ok(Some(v)),
+            }
+        }
+        let cache_key = (tree, key.to_vec());
+        if let Some(cached) = self.batch.read_cache.borrow().get(&cache_key) {
+            return match cached {
+                None => Ok(None),
+                Some(v) => v.downcast_ref::<T>().cloned().map(Some).ok_or_else(|| {
+                    StoreError::Internal(format!(
+                        "a cached value of {} was read as another type",
+                        tree.name()
+                    ))
+                }),
+            };
+        }
+        let value: Option<T> = get_as(self.base, tree, key)?;
+        let boxed = value.clone().map(|v| Box::new(v) as Box<dyn Any>);
+        self.batch.read_cache.borrow_mut().insert(cache_key, boxed);
+        Ok(value)
     }
 
     /// True when `key` holds a value.

@@ -121,7 +121,7 @@ fn check_id(what: &str, id: &str) -> Result<()> {
 }
 
 fn state(tx: &Tx<'_>, exp: &str) -> Result<ExpState> {
-    tx.get_as(TreeId::State, &keys::exp(exp))?
+    tx.get_shared(TreeId::State, &keys::exp(exp))?
         .ok_or_else(|| StoreError::no_experiment(exp))
 }
 
@@ -469,9 +469,12 @@ pub(crate) fn record_outcome(
 
 /// Feeds a bandit's reward and, when a recomputation is due, opens the next allocation period.
 fn observe_bandit(tx: &mut Tx<'_>, spec: &ExperimentSpec, outcome: &Outcome) -> Result<()> {
+    if spec.allocation().thompson().is_none() {
+        return Ok(());
+    }
     let exp = spec.key();
     let bandit_key = keys::exp(exp);
-    let Some(mut bandit) = tx.get_as::<BanditState>(TreeId::Bandits, &bandit_key)? else {
+    let Some(mut bandit) = tx.get_shared::<BanditState>(TreeId::Bandits, &bandit_key)? else {
         return Ok(());
     };
     if !bandit.observe_outcome(outcome)? {
