@@ -1,14 +1,313 @@
-//! Results JSON/CSV and the HTML result pages; owned by the results engineer.
+//! Results JSON/CSV and the HTML result pages, plus the drift and harm checks that run after outcomes.
 //!
 //! `app()` registers [`configure`]'s routes (see `RESULTS_ROUTES` in lib.rs) and the outcomes
 //! handler calls [`after_outcomes`] after every batch that accepted events for an experiment.
+//! The report itself is [`liftlab_domain::report::build`]: this module only gathers its inputs
+//! from the store (a handful of reads whose size does not grow with the number of outcomes) and
+//! maps the result to JSON, CSV or a page.
 
-use actix_web::web;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+use liftlab_domain::drift::DriftMonitor;
+use liftlab_domain::lifecycle::Change;
+use liftlab_domain::report::{self, ArmTally, EpochInfo, PeriodCount, Report, ReportInput};
+use liftlab_domain::{
+    AggKey, AllocationPeriod, ExperimentVersion, MetricAggregate, Status, Transition,
+};
+use liftlab_store::{Store, StoreError};
+use serde::Deserialize;
+
+use crate::auth::Viewer;
+use crate::dto::{experiment_key, now_millis};
+use crate::error::ApiError;
 use crate::AppState;
 
-/// Registers `GET /v1/experiments/{key}/results`, `GET /` and `GET /experiments/{key}`.
-pub fn configure(_cfg: &mut web::ServiceConfig) {}
+#[path = "pages/mod.rs"]
+pub mod pages;
 
-/// Runs after a batch of outcomes for `experiment` was recorded (drift and harm checks).
-pub fn after_outcomes(_state: &AppState, _experiment: &str) {}
+#[cfg(test)]
+#[path = "pages/results_tests.rs"]
+mod tests;
+
+/// The harm check runs again once this many more outcomes have been recorded in the epoch.
+pub const HARM_CHECK_EVERY: u64 = 200;
+
+/// Registers `GET /v1/experiments/{key}/results`, `GET /` and `GET /experiments/{key}`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/v1/experiments/{key}/results").route(web::get().to(results)))
+        .service(web::resource("/").route(web::get().to(pages::index)))
+        .service(web::resource("/experiments/{key}").route(web::get().to(pages::experiment)));
+}
+
+/// The results formats.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// The results JSON of DESIGN.md.
+    #[default]
+    Json,
+    /// One row per metric × treatment comparison.
+    Csv,
+}
+
+/// `?format=json|csv&epoch=N`.
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResultsQuery {
+    /// The response format; JSON by default.
+    #[serde(default)]
+    pub format: Format,
+    /// The analysis epoch; the current one by default.
+    pub epoch: Option<u64>,
+}
+
+/// Everything the report of one epoch needs, read from the store.
+pub struct Gathered {
+    /// The current version of the experiment.
+    pub version: ExperimentVersion,
+    /// The epoch reported on.
+    pub epoch: u64,
+    /// All epochs.
+    pub epochs: Vec<EpochInfo>,
+    aggregates: Vec<(AggKey, MetricAggregate)>,
+    tallies: Vec<ArmTally>,
+    assignments: Vec<PeriodCount>,
+    periods: Vec<AllocationPeriod>,
+    drift: Option<DriftMonitor>,
+    pause_reason: Option<String>,
+}
+
+impl Gathered {
+    /// Assembles the report.
+    pub fn report(&self) -> Report {
+        report::build(&ReportInput {
+            version: &self.version,
+            epoch: self.epoch,
+            aggregates: &self.aggregates,
+            tallies: &self.tallies,
+            assignments: &self.assignments,
+            periods: &self.periods,
+            epochs: &self.epochs,
+            drift: self.drift.as_ref(),
+            pause_reason: self.pause_reason.as_deref(),
+        })
+    }
+}
+
+/// The epoch's drift monitor as the domain defines it.
+///
+/// The store persists the monitor in its own record type; this reads it back through serde,
+/// which is the identity once the store stores the domain's monitor itself.
+fn drift_monitor(
+    store: &dyn Store,
+    key: &str,
+    epoch: u64,
+) -> Result<Option<DriftMonitor>, StoreError> {
+    Ok(store
+        .drift_monitor(key, epoch)?
+        .and_then(|m| serde_json::to_value(m).ok())
+        .and_then(|v| serde_json::from_value(v).ok()))
+}
+
+/// Why the experiment is paused: the reason of the version that paused it, if it gave one.
+fn pause_reason(
+    store: &dyn Store,
+    version: &ExperimentVersion,
+) -> Result<Option<String>, StoreError> {
+    if version.status != Status::Paused {
+        return Ok(None);
+    }
+    let versions = store.versions(&version.key)?;
+    Ok(versions
+        .iter()
+        .rev()
+        .find(|v| v.change == Change::Status(Transition::Pause))
+        .and_then(|v| v.reason.clone()))
+}
+
+/// Reads the inputs of `key`'s report for `epoch` (the current epoch when `None`).
+///
+/// An unknown experiment or epoch is [`ApiError::NotFound`].
+pub fn gather(store: &dyn Store, key: &str, epoch: Option<u64>) -> Result<Gathered, ApiError> {
+    let version = store.experiment(key)?;
+    let epochs: Vec<EpochInfo> = store
+        .epochs(key)?
+        .into_iter()
+        .map(|e| EpochInfo {
+            epoch: e.epoch,
+            reason: e.reason,
+            started_at: e.started_at,
+            version: e.version,
+        })
+        .collect();
+    let current = epochs.last().map_or(0, |e| e.epoch);
+    let epoch = match epoch {
+        None => current,
+        Some(e) if epochs.iter().any(|x| x.epoch == e) => e,
+        Some(e) => {
+            return Err(ApiError::NotFound(format!(
+                "experiment {key} has no epoch {e} (epochs 0 to {current})"
+            )))
+        }
+    };
+    let tallies = store
+        .arm_counters(key, epoch)?
+        .into_iter()
+        .map(|c| ArmTally {
+            arm: c.arm,
+            units: c.units,
+            outcomes: c.outcomes,
+            handled_by: c.handled_by,
+        })
+        .collect();
+    let assignments = store
+        .assignment_counts(key, epoch)?
+        .into_iter()
+        .map(|c| PeriodCount {
+            period: c.period,
+            arm: c.arm,
+            count: c.count,
+        })
+        .collect();
+    Ok(Gathered {
+        pause_reason: pause_reason(store, &version)?,
+        aggregates: store.aggregates(key, epoch)?,
+        periods: store.periods(key)?,
+        drift: drift_monitor(store, key, epoch)?,
+        version,
+        epoch,
+        epochs,
+        tallies,
+        assignments,
+    })
+}
+
+/// `GET /v1/experiments/{key}/results`: the results JSON (`?format=csv` for CSV, `?epoch=N`
+/// for an older epoch).
+pub async fn results(
+    _who: Viewer,
+    state: web::Data<AppState>,
+    key: web::Path<String>,
+    query: web::Query<ResultsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let key = experiment_key(key.into_inner())?;
+    let store = state.store.clone();
+    let epoch = query.epoch;
+    let gathered = web::block(move || gather(store.as_ref(), &key, epoch)).await??;
+    let report = gathered.report();
+    Ok(match query.format {
+        Format::Json => HttpResponse::Ok().json(&report),
+        Format::Csv => HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, "text/csv; charset=utf-8"))
+            .insert_header((
+                header::CONTENT_DISPOSITION,
+                format!(
+                    "attachment; filename=\"{}-epoch{}.csv\"",
+                    report.experiment, report.epoch
+                ),
+            ))
+            .body(report.to_csv()),
+    })
+}
+
+/// (store, experiment, epoch): the store told apart by its cache's address.
+type CheckSlot = (usize, String, u64);
+
+/// Per (store, experiment, epoch), the outcome count at the last harm check.
+fn harm_checks() -> &'static Mutex<HashMap<CheckSlot, u64>> {
+    static CHECKS: OnceLock<Mutex<HashMap<CheckSlot, u64>>> = OnceLock::new();
+    CHECKS.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Serializes the automatic actions, so two batches cannot both re-baseline or pause.
+fn action_lock() -> &'static Mutex<()> {
+    static LOCK: OnceLock<Mutex<()>> = OnceLock::new();
+    LOCK.get_or_init(|| Mutex::new(()))
+}
+
+/// Runs after a batch of outcomes for `experiment` was recorded, on a blocking thread.
+///
+/// - With `drift.auto_rebaseline`, a detection in the current epoch's drift monitor starts a
+///   new epoch (`store.rebaseline`, with the detection as the reason).
+/// - With `analysis.auto_pause_on_harm`, a running experiment is checked every
+///   [`HARM_CHECK_EVERY`] outcomes; a guardrail that the sequential test finds significantly
+///   worse pauses it (`store.transition(Pause)` with the reason, which the audit chain
+///   records and the result page shows at the top).
+///
+/// Failures are logged, never returned: the outcomes themselves were recorded.
+pub fn after_outcomes(state: &AppState, experiment: &str) {
+    if let Err(e) = check(state, experiment) {
+        tracing::warn!(experiment, error = %e, "post-outcome drift and harm check failed");
+    }
+}
+
+fn check(state: &AppState, key: &str) -> Result<(), ApiError> {
+    let live = state.cache.live(key)?;
+    let spec = &live.version.spec;
+    let rebaseline = spec.drift().is_some_and(|d| d.auto_rebaseline());
+    let pause = spec.analysis().auto_pause_on_harm() && live.version.status == Status::Running;
+    if rebaseline {
+        if let Some(monitor) = drift_monitor(state.store.as_ref(), key, live.epoch)? {
+            if let Some(d) = monitor.detections().first() {
+                let reason = format!(
+                    "drift: {} went {} in arm {} at {} ({})",
+                    d.metric,
+                    d.direction.as_str(),
+                    d.arm,
+                    report::format_ts(d.detected_at),
+                    d.detector.as_str()
+                );
+                let _guard = action_lock().lock().unwrap_or_else(|p| p.into_inner());
+                // Another batch may have re-baselined meanwhile: act only on the current epoch.
+                let current = state.store.epochs(key)?.last().map_or(0, |e| e.epoch);
+                if current == live.epoch {
+                    state.store.rebaseline(key, &reason, now_millis())?;
+                    tracing::info!(experiment = key, %reason, "re-baselined automatically");
+                }
+                return Ok(());
+            }
+        }
+    }
+    if !pause {
+        return Ok(());
+    }
+    let outcomes: u64 = state
+        .store
+        .arm_counters(key, live.epoch)?
+        .iter()
+        .map(|c| c.outcomes)
+        .sum();
+    let slot = (
+        // The cache's address tells apart the stores of several apps in one process.
+        std::sync::Arc::as_ptr(&state.cache) as usize,
+        key.to_string(),
+        live.epoch,
+    );
+    {
+        let mut checks = harm_checks().lock().unwrap_or_else(|p| p.into_inner());
+        let last = checks.get(&slot).copied();
+        if last.is_some_and(|last| outcomes < last + HARM_CHECK_EVERY) {
+            return Ok(());
+        }
+        checks.insert(slot, outcomes);
+    }
+    let report = gather(state.store.as_ref(), key, Some(live.epoch))?.report();
+    let Some(harm) = report.harm else {
+        return Ok(());
+    };
+    let reason = format!(
+        "guardrail {} is significantly worse in arm {} (always-valid p = {:.4}, difference {:.4} to {:.4})",
+        harm.metric, harm.arm, harm.p_value, harm.ci_low, harm.ci_high
+    );
+    let _guard = action_lock().lock().unwrap_or_else(|p| p.into_inner());
+    if state.store.experiment(key)?.status == Status::Running {
+        state
+            .store
+            .transition(key, Transition::Pause, Some(&reason), now_millis())?;
+        tracing::warn!(experiment = key, %reason, "paused automatically on harm");
+    }
+    Ok(())
+}

@@ -25,7 +25,7 @@ mod csv;
 mod health;
 mod money;
 mod segments;
-mod text;
+pub mod text;
 mod timeline;
 mod types;
 

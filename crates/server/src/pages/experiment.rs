@@ -1,0 +1,471 @@
+//! One experiment's result page: verdict, KPI table, forest plot, trend with drift and epochs, allocation, health, ROI, segments and provenance.
+
+use liftlab_domain::lifecycle::Change;
+use liftlab_domain::report::text::{
+    humanize, level, money, number, p_value, percent, signed_percent,
+};
+use liftlab_domain::report::{
+    ComparisonResult, Interval, MetricResult, Report, SavingsBasis, TimelinePoint, Verdict,
+    WarningKind,
+};
+use liftlab_domain::spec::MetricRole;
+use liftlab_domain::{ExperimentVersion, Status};
+use maud::{html, Markup};
+
+use super::charts::{self, ForestRow};
+use super::layout;
+use crate::dto::rfc3339;
+
+/// What the experiment page shows.
+pub struct ExperimentPage {
+    /// The current version (spec, status, hypothesis, owner).
+    pub version: ExperimentVersion,
+    /// The report of the epoch shown.
+    pub report: Report,
+    /// The primary metric per arm and day over every epoch.
+    pub history: Vec<TimelinePoint>,
+    /// The newest versions, newest first.
+    pub versions: Vec<ExperimentVersion>,
+}
+
+/// The CSS class of a verdict.
+pub fn verdict_class(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Better => "v-better",
+        Verdict::Worse => "v-worse",
+        Verdict::Inconclusive => "v-inconclusive",
+    }
+}
+
+/// A status as a badge (text and colour).
+pub fn status_badge(s: Status) -> Markup {
+    html! { span class={ "badge status-" (s.as_str()) } { (s.as_str()) } }
+}
+
+fn verdict_cell(v: Verdict) -> Markup {
+    let mark = match v {
+        Verdict::Better => "▲ ",
+        Verdict::Worse => "▼ ",
+        Verdict::Inconclusive => "",
+    };
+    html! { span class=(verdict_class(v)) { (mark) (v.as_str()) } }
+}
+
+fn role_name(r: MetricRole) -> &'static str {
+    match r {
+        MetricRole::Primary => "primary",
+        MetricRole::Guardrail => "guardrail",
+        MetricRole::Secondary => "secondary",
+    }
+}
+
+fn interval_pct(i: &Interval) -> String {
+    format!(
+        "{} to {}",
+        signed_percent(i.ci_low),
+        signed_percent(i.ci_high)
+    )
+}
+
+fn interval_money(i: &Interval, currency: &str) -> String {
+    format!(
+        "{} to {}",
+        money(i.ci_low, currency),
+        money(i.ci_high, currency)
+    )
+}
+
+fn arm_mean(m: &MetricResult, arm: &str) -> Markup {
+    match m.arms.iter().find(|a| a.arm == arm) {
+        Some(a) if a.n > 0 => html! {
+            (number(a.mean))
+            @if let Some(ipw) = a.ipw_mean { br; small.meta { "IPW " (number(ipw)) } }
+            br; small.meta { "n = " (a.n) }
+        },
+        _ => html! { span.meta { "—" } },
+    }
+}
+
+/// The KPI table: one row per metric × treatment.
+fn kpi_table(report: &Report, sequential: bool, lv: &str) -> Markup {
+    html! {
+        table {
+            thead {
+                tr {
+                    th { "Metric" }
+                    th.num { "Baseline" }
+                    th { "Arm" }
+                    th.num { "Arm mean" }
+                    th.num { "Lift" }
+                    th.num { (lv) "% CI" }
+                    th.num { @if sequential { "p (always valid)" } @else { "p (adjusted)" } }
+                    th.num { "Chance to win" }
+                    th { "Verdict" }
+                }
+            }
+            tbody {
+                @for m in &report.metrics {
+                    @for cmp in &m.comparisons {
+                        (kpi_row(m, cmp, sequential))
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn kpi_row(m: &MetricResult, cmp: &ComparisonResult, sequential: bool) -> Markup {
+    let p = if sequential {
+        cmp.sequential.and_then(|s| s.p_value_adjusted)
+    } else {
+        cmp.p_value_adjusted
+    };
+    html! {
+        tr {
+            td { strong { (humanize(&m.key)) } br; small.meta { (role_name(m.role)) ", " (if m.direction == liftlab_domain::spec::Direction::Decrease { "lower is better" } else { "higher is better" }) } }
+            td.num { (arm_mean(m, &cmp.baseline)) }
+            td { (cmp.arm) }
+            td.num { (arm_mean(m, &cmp.arm)) }
+            td.num {
+                @match (cmp.relative, cmp.absolute) {
+                    (Some(r), _) => { (signed_percent(r.estimate)) }
+                    (None, Some(a)) => { (number(a.estimate)) }
+                    _ => { "—" }
+                }
+            }
+            td.num {
+                @match (cmp.relative, cmp.absolute) {
+                    (Some(r), _) => { (interval_pct(&r)) }
+                    (None, Some(a)) => { (number(a.ci_low)) " to " (number(a.ci_high)) }
+                    _ => { "—" }
+                }
+            }
+            td.num { @match p { Some(p) => { (p_value(p)) }, None => { "—" } } }
+            td.num { @match cmp.bayes { Some(b) => { (percent(b.chance_to_win)) "%" }, None => { "—" } } }
+            td {
+                (verdict_cell(cmp.verdict))
+                @if let Some(note) = &cmp.note { br; small.meta { (note) } }
+            }
+        }
+    }
+}
+
+fn forest_rows(report: &Report) -> Vec<ForestRow> {
+    let many = report.arms.len() > 2;
+    report
+        .metrics
+        .iter()
+        .flat_map(|m| {
+            m.comparisons.iter().filter_map(move |cmp| {
+                let r = cmp.relative?;
+                Some(ForestRow {
+                    label: if many {
+                        format!("{} · {}", humanize(&m.key), cmp.arm)
+                    } else {
+                        humanize(&m.key)
+                    },
+                    estimate: r.estimate,
+                    ci_low: r.ci_low,
+                    ci_high: r.ci_high,
+                    verdict: cmp.verdict,
+                })
+            })
+        })
+        .collect()
+}
+
+fn warnings(report: &Report) -> Markup {
+    if report.warnings.is_empty() {
+        return html! {};
+    }
+    html! {
+        section.warnings aria-label="Warnings" {
+            ul {
+                @for w in &report.warnings {
+                    li class=(match w.kind { WarningKind::Paused => "paused", WarningKind::Harm => "harm", _ => "" }) {
+                        (w.message)
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn health(report: &Report) -> Markup {
+    let srm = &report.srm;
+    html! {
+        h2 { "Health" }
+        div.cards {
+            div.card {
+                div { "Sample ratio" }
+                div class={ "big " (if srm.ok { "ok" } else { "flag" }) } { @if srm.ok { "OK" } @else { "Mismatch" } }
+                small.meta { "χ² = " (number(srm.chi2)) ", p = " (p_value(srm.p_value)) }
+            }
+            div.card {
+                div { "Outcome coverage" }
+                div class={ "big " (if report.attrition.ok { "ok" } else { "flag" }) } { @if report.attrition.ok { "Even" } @else { "Uneven" } }
+                small.meta { "χ² = " (number(report.attrition.chi2)) ", p = " (p_value(report.attrition.p_value)) }
+            }
+            div.card {
+                div { "Guardrails" }
+                @let bad = report.guardrails.iter().filter(|g| !g.ok).count();
+                div class={ "big " (if bad == 0 { "ok" } else { "flag" }) } { @if bad == 0 { "Holding" } @else { (bad) " worse" } }
+                small.meta { (report.guardrails.len()) " checked" }
+            }
+            @if let Some(p) = &report.power {
+                div.card {
+                    div { "Power at " (percent(p.mde)) "% lift" }
+                    div.big { @match p.achieved_power { Some(a) => { (percent(a)) "%" }, None => { "—" } } }
+                    small.meta {
+                        "target " (percent(p.target_power)) "%"
+                        @if let Some(more) = p.more_units_needed { ", " (more) " more units needed" }
+                        @if let Some(note) = &p.note { br; (note) }
+                    }
+                }
+            }
+        }
+        table {
+            thead { tr { th { "Arm" } th.num { "Assigned" } th.num { "Expected share" } th.num { "With outcome" } th.num { "Coverage" } } }
+            tbody {
+                @for (a, cov) in report.arms.iter().zip(&report.attrition.arms) {
+                    tr {
+                        td { (a.key) @if a.role == liftlab_domain::spec::ArmRole::Baseline { small.meta { " (baseline)" } } }
+                        td.num { (a.assigned) }
+                        td.num { (format!("{:.1}%", a.expected_share * 100.0)) }
+                        td.num { (cov.with_outcome) }
+                        td.num { @match cov.coverage { Some(v) => { (format!("{:.1}%", v * 100.0)) }, None => { "—" } } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn roi(report: &Report) -> Markup {
+    let Some(roi) = &report.roi else {
+        return html! {};
+    };
+    let cur = roi.currency.as_str();
+    html! {
+        h2 { "Return on investment" }
+        div.cards {
+            div.card {
+                div { "Monthly savings" @if let Some(arm) = &roi.arm { " (" (arm) ")" } }
+                @match roi.monthly_savings {
+                    Some(s) => {
+                        div.big { (money(s.estimate, cur)) }
+                        small.meta { (interval_money(&s, cur)) " · " (number(roi.volume_per_month)) " cases a month"
+                            @match roi.savings_basis { Some(SavingsBasis::CostMetric) => { " · from cost per case" }, Some(SavingsBasis::HumanTime) => { " · from human time" }, None => {} } }
+                    }
+                    None => { div.big { "—" } small.meta { "needs a cost or duration metric with data" } }
+                }
+            }
+            @if let Some(h) = roi.hours_saved_per_month {
+                div.card {
+                    div { "Human hours saved a month" }
+                    div.big { (number(h.estimate)) }
+                    small.meta { (number(h.ci_low)) " to " (number(h.ci_high))
+                        @if let Some(l) = roi.labour_savings_per_month { " · worth " (money(l.estimate, cur)) } }
+                }
+            }
+            @for (arm, share) in &roi.automation_coverage {
+                div.card {
+                    div { "Handled by AI (" (arm) ")" }
+                    div.big { (percent(*share)) "%" }
+                    small.meta { "of outcomes that said who handled them" }
+                }
+            }
+        }
+        @if !roi.cost_per_case.is_empty() {
+            table {
+                thead { tr { th { "Arm" } th.num { "Cost per case" } th.num { "Interval" } } }
+                tbody {
+                    @for (arm, cost) in &roi.cost_per_case {
+                        tr {
+                            td { (arm) }
+                            td.num { (money(*cost, cur)) " " small.meta { "(" (number(*cost)) ")" } }
+                            td.num { @match roi.cost_per_case_ci.get(arm) { Some(i) => { (number(i.ci_low)) " to " (number(i.ci_high)) }, None => { "—" } } }
+                        }
+                    }
+                }
+            }
+        }
+        @if !report.productivity.quality_metrics.is_empty() {
+            h2 { "Quality-adjusted productivity" }
+            p.meta { "Completed cases weighted by the share that met quality (" (report.productivity.quality_metrics.join(", ")) ")." }
+            table {
+                thead { tr { th { "Arm" } th.num { "Completed" } th.num { "Met quality" } th.num { "Quality-adjusted cases" } th.num { "Per handling hour" } } }
+                tbody {
+                    @for p in &report.productivity.arms {
+                        tr {
+                            td { (p.arm) }
+                            td.num { (p.completed) }
+                            td.num { @match p.quality_share { Some(s) => { (format!("{:.1}%", s * 100.0)) }, None => { "—" } } }
+                            td.num { @match p.quality_adjusted_cases { Some(v) => { (number(v)) }, None => { "—" } } }
+                            td.num { @match p.quality_adjusted_per_hour { Some(v) => { (number(v)) }, None => { "—" } } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn segments(report: &Report) -> Markup {
+    if report.segments.is_empty() {
+        return html! {};
+    }
+    html! {
+        h2 { "Segments" }
+        @for s in &report.segments {
+            h3 { "By " (s.attribute) }
+            table {
+                thead {
+                    tr {
+                        th { (s.attribute) }
+                        @for a in &report.arms { th.num { (a.key) } }
+                        @for a in report.arms.iter().skip(1) { th.num { "Lift " (a.key) } }
+                    }
+                }
+                tbody {
+                    @for v in &s.values {
+                        tr {
+                            td { (v.value) }
+                            @for a in &v.arms { td.num { @if a.n > 0 { (number(a.mean)) br; small.meta { "n = " (a.n) } } @else { "—" } } }
+                            @for l in &v.lifts {
+                                td.num {
+                                    @match l.relative {
+                                        Some(r) => { (signed_percent(r.estimate)) br; small.meta { (interval_pct(&r)) } }
+                                        None => { "—" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @for h in &s.heterogeneity {
+                p { "Does the lift of " (h.arm) " differ by " (s.attribute) "? Cochran's Q = " (number(h.q)) " on " (number(h.df)) " df, p = " (p_value(h.p_value)) ", I² = " (percent(h.i_squared)) "%"
+                    @if h.p_value < 0.05 { " — " span.flag { "the effect differs between segments" } } }
+            }
+            @if !s.disparate_impact.is_empty() {
+                table {
+                    thead { tr { th { "Favourable outcome" } th { "Arm" } th.num { "Disparate impact" } th { "Least / most favoured" } } }
+                    tbody {
+                        @for d in &s.disparate_impact {
+                            tr {
+                                td { (humanize(&d.metric)) }
+                                td { (d.arm) }
+                                td class={ "num" (if d.flagged { " flag" } else { "" }) } { (format!("{:.2}", d.ratio)) @if d.flagged { " ▼ below 0.8" } }
+                                td { (d.least_favoured) " / " (d.most_favoured) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn change_name(c: &Change) -> String {
+    match c {
+        Change::Created => "created".to_string(),
+        Change::SpecUpdated => "spec updated".to_string(),
+        Change::Status(t) => t.as_str().to_string(),
+        Change::Rebaselined { epoch } => format!("re-baselined (epoch {epoch})"),
+    }
+}
+
+fn provenance(page: &ExperimentPage) -> Markup {
+    let v = &page.version;
+    let spec = &v.spec;
+    html! {
+        h2 { "About this experiment" }
+        table {
+            tbody {
+                tr { th { "Hypothesis" } td { (spec.hypothesis().unwrap_or("—")) } }
+                tr { th { "Owner" } td { (spec.owner().unwrap_or("—")) } }
+                tr { th { "Randomized by" } td { (format!("{:?}", spec.unit()).to_lowercase()) } }
+                tr { th { "Spec version" } td { "v" (v.version) ", " (rfc3339(v.created_at)) } }
+                tr { th { "Analysis" } td {
+                    "alpha " (number(spec.analysis().alpha())) ", correction " (format!("{:?}", spec.analysis().correction()).to_lowercase())
+                    @if spec.analysis().sequential() { ", sequential (τ = " (number(spec.analysis().sequential_tuning())) ")" }
+                    @if spec.analysis().auto_pause_on_harm() { ", pauses on harm" }
+                } }
+            }
+        }
+        h3 { "Epochs" }
+        table {
+            thead { tr { th { "Epoch" } th { "Started" } th { "Reason" } th.num { "Spec version" } } }
+            tbody {
+                @for e in &page.report.epochs {
+                    tr {
+                        td { a href={ "/experiments/" (v.key) "?epoch=" (e.epoch) } { (e.epoch) } @if e.current { " (shown)" } }
+                        td { (e.started_at) }
+                        td { (e.reason) }
+                        td.num { "v" (e.version) }
+                    }
+                }
+            }
+        }
+        h3 { "Change history" }
+        p.meta { "Every change is a version kept in the hash-chained audit log; the full log is at " a href={ "/v1/experiments/" (v.key) "/audit" } { "/v1/experiments/" (v.key) "/audit" } "." }
+        table {
+            thead { tr { th.num { "Version" } th { "When" } th { "Change" } th { "Status" } th { "Reason" } } }
+            tbody {
+                @for h in &page.versions {
+                    tr {
+                        td.num { "v" (h.version) }
+                        td { (rfc3339(h.created_at)) }
+                        td { (change_name(&h.change)) }
+                        td { (h.status.as_str()) }
+                        td { (h.reason.as_deref().unwrap_or("")) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Renders the result page.
+pub fn render_experiment(page: &ExperimentPage) -> Markup {
+    let report = &page.report;
+    let spec = &page.version.spec;
+    let lv = level(spec.analysis().alpha());
+    let arms: Vec<String> = spec.arms().iter().map(|a| a.key().to_string()).collect();
+    let primary = spec.primary().key();
+    let body = html! {
+        h1 { (spec.name()) }
+        p.meta {
+            (report.experiment) " · " (status_badge(report.status)) " · spec v" (report.version)
+            " · epoch " (report.epoch) " · " (report.policy) " allocation"
+            @if let Some(owner) = spec.owner() { " · owner " (owner) }
+        }
+        (warnings(report))
+        p.verdict { (report.verdict) }
+        h2 { "Key results" }
+        (kpi_table(report, spec.analysis().sequential(), &lv))
+        h2 { "Lifts at a glance" }
+        figure {
+            (charts::forest(&forest_rows(report), &lv))
+            figcaption { "Relative lift of each arm against " (spec.baseline().key()) ", with " (lv) "% confidence intervals. Colour and shape both show the verdict." }
+        }
+        h2 { (humanize(primary)) " over time" }
+        figure {
+            (charts::timeline(&page.history, &arms, &report.epochs, &report.drift, primary))
+            figcaption { "Daily mean of " (primary) " per arm. Dashed verticals start new analysis epochs; triangles mark drift detections." }
+        }
+        @if report.bandit || report.allocation.len() > 1 {
+            h2 { "Allocation over time" }
+            figure {
+                (charts::allocation(&report.allocation, &arms))
+                figcaption { "Share of new units sent to each arm per allocation period. Under a bandit, means are also shown inverse-propensity weighted (IPW)." }
+            }
+        }
+        (health(report))
+        (roi(report))
+        (segments(report))
+        (provenance(page))
+    };
+    layout(spec.name(), body)
+}

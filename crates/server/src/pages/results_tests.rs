@@ -1,0 +1,275 @@
+//! In-process tests of the results route and the automatic actions, over a `MemStore` fed through the real HTTP API.
+
+use std::sync::Arc;
+
+use actix_web::test;
+use liftlab_domain::report::Report;
+use liftlab_store::{MemStore, Store};
+use serde_json::{json, Value};
+
+use crate::{app, AppState, Config, KeyRing};
+
+fn state() -> AppState {
+    let store: Arc<dyn Store> = Arc::new(MemStore::new());
+    AppState::new(store, KeyRing::open(), Config::default())
+}
+
+fn spec(key: &str, extra: Value) -> Value {
+    let mut doc = json!({
+        "key": key,
+        "arms": [{"key": "human", "role": "baseline"}, {"key": "ai", "role": "treatment"}],
+        "allocation": {"policy": "fixed", "weights": {"human": 0.5, "ai": 0.5}},
+        "metrics": [
+            {"key": "cycle_time", "kind": "duration", "direction": "decrease", "role": "primary"},
+            {"key": "escalated", "kind": "binary", "direction": "decrease", "role": "guardrail"}
+        ]
+    });
+    if let (Some(d), Some(e)) = (doc.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            d.insert(k.clone(), v.clone());
+        }
+    }
+    doc
+}
+
+/// A deterministic value in [0, 1) per (unit, salt).
+fn unit_random(i: u64, salt: u64) -> f64 {
+    let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^= x >> 31;
+    x = x.wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^= x >> 29;
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}
+
+macro_rules! call {
+    ($svc:expr, $req:expr) => {{
+        let res = test::call_service(&$svc, $req.to_request()).await;
+        let status = res.status().as_u16();
+        let ct = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let body = test::read_body(res).await;
+        (status, ct, body)
+    }};
+}
+
+/// Creates and starts `doc`, assigns `units` units and posts one outcome each, with cycle time
+/// and escalation drawn per arm by `values`.
+macro_rules! run_experiment {
+    ($svc:expr, $doc:expr, $units:expr, $values:expr, $ts:expr) => {{
+        let doc: Value = $doc;
+        let key = doc["key"].as_str().expect("key").to_string();
+        let (s, _, b) = call!($svc, test::TestRequest::post().uri("/v1/experiments").set_json(&doc));
+        assert_eq!(s, 201, "{}", String::from_utf8_lossy(&b));
+        let (s, _, _) = call!($svc, test::TestRequest::post().uri(&format!("/v1/experiments/{key}/start")));
+        assert_eq!(s, 200);
+        let mut events = Vec::new();
+        for i in 0..$units {
+            let unit = format!("u{i}");
+            let (s, _, b) = call!(
+                $svc,
+                test::TestRequest::post()
+                    .uri(&format!("/v1/experiments/{key}/assign"))
+                    .set_json(json!({"unit_id": unit}))
+            );
+            assert_eq!(s, 200);
+            let a: Value = serde_json::from_slice(&b).expect("assignment");
+            let arm = a["arm"].as_str().expect("arm").to_string();
+            let (t, e): (f64, bool) = $values(&arm, i);
+            events.push(json!({
+                "event_id": format!("e{i}"), "experiment": key, "task_id": unit,
+                "ts": $ts(i), "metrics": {"cycle_time": t, "escalated": e}
+            }));
+        }
+        for chunk in events.chunks(100) {
+            let (s, _, b) = call!($svc, test::TestRequest::post().uri("/v1/outcomes").set_json(json!({"events": chunk})));
+            assert_eq!(s, 200, "{}", String::from_utf8_lossy(&b));
+        }
+        key
+    }};
+}
+
+fn ts(i: u64) -> String {
+    format!(
+        "2026-03-01T{:02}:{:02}:{:02}Z",
+        i / 3600 % 24,
+        i / 60 % 60,
+        i % 60
+    )
+}
+
+#[actix_web::test]
+async fn results_json_csv_and_epochs_over_http() {
+    let svc = test::init_service(app(state())).await;
+    let key = run_experiment!(
+        svc,
+        spec("desk", json!({})),
+        400u64,
+        |arm: &str, i: u64| {
+            let base = if arm == "ai" { 24.0 } else { 30.0 };
+            (base + 10.0 * unit_random(i, 1), unit_random(i, 2) < 0.1)
+        },
+        ts
+    );
+    let (s, ct, body) = call!(
+        svc,
+        test::TestRequest::get().uri(&format!("/v1/experiments/{key}/results"))
+    );
+    assert_eq!(s, 200);
+    assert!(ct.starts_with("application/json"));
+    let report: Report = serde_json::from_slice(&body).expect("a report");
+    assert_eq!(report.experiment, key);
+    assert_eq!(report.arms.iter().map(|a| a.assigned).sum::<u64>(), 400);
+    let n: u64 = report.metrics[0].arms.iter().map(|a| a.n).sum();
+    assert_eq!(n, 400, "every outcome counted once");
+    assert_eq!(report.metrics[0].comparisons[0].verdict.as_str(), "better");
+    assert!(report.timeline.iter().all(|p| p.date == "2026-03-01"));
+
+    // Retrying the same events changes nothing.
+    let (s, _, csv) = call!(
+        svc,
+        test::TestRequest::get().uri(&format!("/v1/experiments/{key}/results?format=csv"))
+    );
+    assert_eq!(s, 200);
+    let csv = String::from_utf8(csv.to_vec()).expect("utf-8");
+    assert_eq!(csv, report.to_csv());
+    assert_eq!(csv.lines().count(), 3);
+
+    let (s, ct, body) = call!(
+        svc,
+        test::TestRequest::get().uri(&format!("/v1/experiments/{key}/results?epoch=7"))
+    );
+    assert_eq!((s, ct.as_str()), (404, "application/problem+json"));
+    let p: Value = serde_json::from_slice(&body).expect("problem");
+    assert_eq!(
+        p["detail"],
+        format!("experiment {key} has no epoch 7 (epochs 0 to 0)")
+    );
+    let (s, ct, _) = call!(
+        svc,
+        test::TestRequest::get().uri(&format!("/v1/experiments/{key}/results?format=xml"))
+    );
+    assert_eq!((s, ct.as_str()), (400, "application/problem+json"));
+    let (s, _, _) = call!(
+        svc,
+        test::TestRequest::get().uri("/v1/experiments/nope/results")
+    );
+    assert_eq!(s, 404);
+    let (s, _, _) = call!(
+        svc,
+        test::TestRequest::get().uri("/v1/experiments/Bad%20Key/results")
+    );
+    assert_eq!(s, 400);
+
+    // A manual re-baseline opens epoch 1; epoch 0 stays readable.
+    let (s, _, _) = call!(
+        svc,
+        test::TestRequest::post()
+            .uri(&format!("/v1/experiments/{key}/rebaseline"))
+            .set_json(json!({"reason": "new model"}))
+    );
+    assert_eq!(s, 200);
+    let (_, _, body) = call!(
+        svc,
+        test::TestRequest::get().uri(&format!("/v1/experiments/{key}/results"))
+    );
+    let now: Report = serde_json::from_slice(&body).expect("report");
+    assert_eq!(now.epoch, 1);
+    assert_eq!(now.metrics[0].arms.iter().map(|a| a.n).sum::<u64>(), 0);
+    let (_, _, body) = call!(
+        svc,
+        test::TestRequest::get().uri(&format!("/v1/experiments/{key}/results?epoch=0"))
+    );
+    let old: Report = serde_json::from_slice(&body).expect("report");
+    assert_eq!(old.epoch, 0);
+    assert_eq!(old.metrics[0].arms.iter().map(|a| a.n).sum::<u64>(), 400);
+
+    // Both pages render.
+    for uri in [
+        "/".to_string(),
+        format!("/experiments/{key}"),
+        format!("/experiments/{key}?epoch=0"),
+    ] {
+        let (s, ct, body) = call!(svc, test::TestRequest::get().uri(&uri));
+        assert_eq!(s, 200, "{uri}");
+        assert!(ct.starts_with("text/html"), "{uri}");
+        assert!(String::from_utf8_lossy(&body).contains(&key));
+    }
+}
+
+#[actix_web::test]
+async fn a_harmful_guardrail_pauses_the_experiment() {
+    let state = state();
+    let store = state.store.clone();
+    let svc = test::init_service(app(state)).await;
+    let key = run_experiment!(
+        svc,
+        spec("harm", json!({"analysis": {"auto_pause_on_harm": true}})),
+        1200u64,
+        |arm: &str, i: u64| {
+            let esc = if arm == "ai" { 0.35 } else { 0.08 };
+            (20.0 + 5.0 * unit_random(i, 3), unit_random(i, 4) < esc)
+        },
+        ts
+    );
+    let version = store.experiment(&key).expect("experiment");
+    assert_eq!(version.status.as_str(), "paused");
+    let reason = version.reason.clone().unwrap_or_default();
+    assert!(
+        reason.starts_with("guardrail escalated is significantly worse in arm ai"),
+        "{reason}"
+    );
+    let (_, _, body) = call!(
+        svc,
+        test::TestRequest::get().uri(&format!("/experiments/{key}"))
+    );
+    let html = String::from_utf8_lossy(&body);
+    let warning = html
+        .find("The experiment is paused: guardrail escalated")
+        .expect("shown");
+    assert!(warning < html.find("class=\"verdict\"").expect("verdict"));
+}
+
+#[actix_web::test]
+async fn drift_with_auto_rebaseline_starts_a_new_epoch() {
+    let state = state();
+    let store = state.store.clone();
+    let svc = test::init_service(app(state)).await;
+    let key = run_experiment!(
+        svc,
+        spec(
+            "drifty",
+            json!({"drift": {"metrics": ["cycle_time"], "reference_window": 100, "recent_window": 50, "auto_rebaseline": true}})
+        ),
+        1600u64,
+        |arm: &str, i: u64| {
+            // Cycle time jumps by half for everyone after unit 1000.
+            let base = if arm == "ai" { 24.0 } else { 30.0 };
+            let shift = if i >= 1000 { 1.5 } else { 1.0 };
+            (shift * (base + 4.0 * unit_random(i, 5)), false)
+        },
+        ts
+    );
+    let epochs = store.epochs(&key).expect("epochs");
+    assert_eq!(epochs.len(), 2, "{epochs:?}");
+    assert!(
+        epochs[1]
+            .reason
+            .starts_with("drift: cycle_time went up in arm"),
+        "{}",
+        epochs[1].reason
+    );
+    let (_, _, body) = call!(
+        svc,
+        test::TestRequest::get().uri(&format!("/v1/experiments/{key}/results?epoch=0"))
+    );
+    let old: Report = serde_json::from_slice(&body).expect("report");
+    assert!(!old.drift.is_empty());
+    assert_eq!(
+        old.drift[0].action.clone(),
+        liftlab_domain::report::DriftAction::Rebaselined
+    );
+}
