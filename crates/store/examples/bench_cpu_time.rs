@@ -21,7 +21,8 @@ fn cpu_seconds() -> f64 {
     // Fields after the command name, which is in parentheses and may contain spaces.
     let rest = &stat[stat.rfind(')').expect("a command name") + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u32 = fields[11].parse::<u32>().expect("utime") + fields[12].parse::<u32>().expect("stime");
+    let ticks: u32 =
+        fields[11].parse::<u32>().expect("utime") + fields[12].parse::<u32>().expect("stime");
     // Linux reports these in clock ticks of 1/100 s.
     f64::from(ticks) / 100.0
 }
@@ -53,7 +54,10 @@ fn assignment(exp: &str, n: u64) -> Assignment {
         propensity: 0.5,
         period: 0,
         epoch: 0,
-        segments: BTreeMap::from([("region".to_string(), if n % 3 == 0 { "eu" } else { "us" }.to_string())]),
+        segments: BTreeMap::from([(
+            "region".to_string(),
+            if n % 3 == 0 { "eu" } else { "us" }.to_string(),
+        )]),
         assigned_at: 1_700_000_000_000,
     }
 }
@@ -81,7 +85,9 @@ fn outcome(exp: &str, unit: u64, event: u64) -> Outcome {
 fn open(dir: &std::path::Path, key: &str) -> Arc<SledStore> {
     let store = Arc::new(SledStore::open(dir).expect("opens"));
     store.create_experiment(spec(key), 1).expect("created");
-    store.transition(key, Transition::Start, None, 2).expect("started");
+    store
+        .transition(key, Transition::Start, None, 2)
+        .expect("started");
     store
 }
 
@@ -110,7 +116,9 @@ fn main() {
                 s.spawn(move || {
                     for _ in 0..500 {
                         let n = next.fetch_add(1, Ordering::Relaxed);
-                        store.record_assignment(assignment("gc", n)).expect("assigned");
+                        store
+                            .record_assignment(assignment("gc", n))
+                            .expect("assigned");
                     }
                 });
             }
@@ -128,10 +136,16 @@ fn main() {
     }
     let spec = spec("ob");
     let batches = 200u64;
-    report("record_outcomes, batches of 500, 1 caller", batches * 500, || {
-        for b in 0..batches {
-            let batch = (b * 500..(b + 1) * 500).map(|e| outcome("ob", e % units, e)).collect();
-            store.record_outcomes(&spec, batch).expect("committed");
-        }
-    });
+    report(
+        "record_outcomes, batches of 500, 1 caller",
+        batches * 500,
+        || {
+            for b in 0..batches {
+                let batch = (b * 500..(b + 1) * 500)
+                    .map(|e| outcome("ob", e % units, e))
+                    .collect();
+                store.record_outcomes(&spec, batch).expect("committed");
+            }
+        },
+    );
 }

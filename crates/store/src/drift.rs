@@ -1,24 +1,33 @@
 //! Drift monitors: one per (experiment, epoch), updated inside the same atomic step as the outcome.
-//!
-//! INTEGRATION POINT: liftlab-domain's `drift::DriftMonitor` is not published yet. Until it
-//! is, this placeholder keeps the call site in `ops::record_outcome` and the `drift` table in
-//! place; `observe` records nothing and `monitor` answers `None`.
 
+pub use liftlab_domain::drift::DriftMonitor;
 use liftlab_domain::{ExperimentSpec, Outcome};
-use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::kv::{Scan, Tx};
+use crate::kv::{get_as, Scan, Tx};
+use crate::ops::keys;
+use crate::tree::TreeId;
 
-/// Placeholder for `liftlab_domain::drift::DriftMonitor` (see the module docs).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DriftMonitor {}
-
-pub(crate) fn observe(_tx: &mut Tx<'_>, _spec: &ExperimentSpec, _outcome: &Outcome) -> Result<()> {
+/// Feeds the outcome to the drift monitor of its (experiment, epoch), when the spec monitors drift.
+///
+/// The monitor's detections are not acted on here: results read the stored monitor, and
+/// re-baselining stays an explicit call.
+pub(crate) fn observe(tx: &mut Tx<'_>, spec: &ExperimentSpec, outcome: &Outcome) -> Result<()> {
+    if spec.drift().is_none() {
+        return Ok(());
+    }
+    let key = keys::exp_n(spec.key(), outcome.epoch);
+    let mut monitor = tx
+        .get_as::<DriftMonitor>(TreeId::Drift, &key)?
+        .unwrap_or_default();
+    // Detections are recorded inside the monitor itself; the returned list is informational.
+    let _detections = monitor.observe(spec, outcome);
+    tx.put(TreeId::Drift, key, monitor);
     Ok(())
 }
 
-pub(crate) fn monitor(src: &dyn Scan, exp: &str, _epoch: u64) -> Result<Option<DriftMonitor>> {
+/// The stored drift monitor of an epoch.
+pub(crate) fn monitor(src: &dyn Scan, exp: &str, epoch: u64) -> Result<Option<DriftMonitor>> {
     crate::ops::require_experiment(src, exp)?;
-    Ok(None)
+    get_as(src.as_source(), TreeId::Drift, &keys::exp_n(exp, epoch))
 }

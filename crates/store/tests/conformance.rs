@@ -54,6 +54,7 @@ conformance!(
     the_audit_chain_records_every_change_in_order,
     rebuild_agrees_with_the_live_state,
     closing_refuses_writes_but_keeps_reads,
+    drift_monitors_follow_outcomes_per_epoch,
 );
 
 const T0: i64 = 1_700_000_000_000;
@@ -829,4 +830,54 @@ fn closing_refuses_writes_but_keeps_reads(store: &dyn Store) {
         store.experiment("bye").expect("still readable").status,
         Status::Running
     );
+}
+
+fn drift_monitors_follow_outcomes_per_epoch(store: &dyn Store) {
+    let mut doc = fixed_spec("drift").to_json();
+    doc["drift"] = serde_json::json!({"metrics": ["minutes"]});
+    let spec = liftlab_domain::ExperimentSpec::parse(&doc).expect("a spec with drift monitoring");
+    store.create_experiment(spec.clone(), T0).expect("created");
+    store
+        .transition("drift", Transition::Start, None, T0 + 1)
+        .expect("started");
+    assert_eq!(store.drift_monitor("drift", 0).expect("found"), None);
+    store
+        .record_assignment(assignment("drift", "u1", "ai", 0.5))
+        .expect("assigned");
+    store
+        .record_outcome(
+            &spec,
+            outcome("drift", "e1", "u1", "ai", &[("minutes", 3.0)]),
+        )
+        .expect("recorded");
+    let first = store
+        .drift_monitor("drift", 0)
+        .expect("found")
+        .expect("a monitor");
+    store
+        .record_outcome(
+            &spec,
+            outcome("drift", "e2", "u1", "ai", &[("minutes", 4.0)]),
+        )
+        .expect("recorded");
+    let second = store
+        .drift_monitor("drift", 0)
+        .expect("found")
+        .expect("a monitor");
+    assert_ne!(first, second, "every outcome feeds the monitor");
+    assert_eq!(store.drift_monitor("drift", 1).expect("found"), None);
+    assert!(not_found(store.drift_monitor("nope", 0)));
+
+    // Without drift settings no monitor is kept.
+    running(store, "plain");
+    store
+        .record_assignment(assignment("plain", "u1", "ai", 0.5))
+        .expect("assigned");
+    store
+        .record_outcome(
+            &fixed_spec("plain"),
+            outcome("plain", "e1", "u1", "ai", &[("minutes", 3.0)]),
+        )
+        .expect("recorded");
+    assert_eq!(store.drift_monitor("plain", 0).expect("found"), None);
 }
