@@ -55,8 +55,9 @@
 //! [`SledStore`] has one writer thread that owns every mutation. A caller sends its operation
 //! and blocks; the writer takes up to [`MAX_BATCH`] pending operations, runs each one
 //! all-or-nothing, applies all their writes in ONE multi-tree sled transaction (so the audit
-//! chain is ordered and a crash leaves whole batches), calls `flush` once, and only then
-//! answers every caller. Reads go straight to the sled trees from the caller's thread; a read
+//! chain is ordered and a crash leaves whole batches) and hands the batch to a flusher thread,
+//! which calls `flush` once for every batch committed since its last flush and only then
+//! answers their callers. The writer meanwhile prepares the next batch. Reads go straight to the sled trees from the caller's thread; a read
 //! that finds data written by a batch that is not flushed yet waits for that flush, so nothing
 //! unflushed is ever served. [`Store::flush`] forces a flush; [`Store::close`] (and `Drop`)
 //! drains the writer, flushes and stops it.
@@ -71,8 +72,12 @@
 //! # Layout
 //!
 //! One sled tree per entity (see the `tree` module), composite keys of length-prefixed
-//! strings and big-endian numbers, and a version byte in front of every stored value; a value
-//! with an unknown version or garbled bytes is [`StoreError::Corrupt`] naming tree and key.
+//! strings and big-endian numbers, and a tag byte in front of every stored value naming its
+//! version and format (JSON for specs, periods, epochs, bandit and drift state; postcard for
+//! the records written on every assignment and outcome); a value with an unknown tag or
+//! garbled bytes is [`StoreError::Corrupt`] naming tree and key. The audit chain has one
+//! record per sequence number; the outcome log and the per-experiment audit index are stored
+//! as one chunk per group commit, keyed by their first sequence number.
 
 mod audit;
 mod codec;

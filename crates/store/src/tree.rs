@@ -21,21 +21,21 @@ pub(crate) enum TreeId {
     AssignmentCounts,
     /// `(key, epoch, unit_id)` → [`liftlab_domain::UnitRow`].
     Units,
-    /// `(key, epoch, arm, metric, scope)` → `StoredAggregate`.
+    /// `(key, epoch, arm, metric, scope)` → [`liftlab_domain::MetricAggregate`].
     Aggregates,
     /// `(key, epoch, arm)` → [`crate::ArmCounters`].
     Counters,
     /// `(key, event_id)` → the outcome's log sequence number (the idempotency keys).
     Events,
-    /// `(key, seq)` → [`liftlab_domain::Outcome`]: the append-only outcome log.
+    /// `(key, first seq)` → the outcomes one batch recorded: the append-only outcome log.
     Outcomes,
     /// `key` → the experiment's bandit state.
     Bandits,
     /// `(key, epoch)` → the drift monitor of that epoch.
     Drift,
-    /// `seq` → [`crate::AuditRecord`]: the hash chain.
+    /// `seq` → the audit record (`StoredAudit`): the hash chain.
     Audit,
-    /// `(key, seq)` → nothing: which audit records concern an experiment.
+    /// `(key, first seq)` → the sequence numbers of the experiment's records in one batch.
     AuditIndex,
     /// Named counters and the audit chain's head.
     Meta,
