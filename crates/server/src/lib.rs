@@ -12,6 +12,7 @@ pub mod error;
 mod extract;
 pub mod metrics;
 pub mod observe;
+pub mod ratelimit;
 pub mod results;
 mod routes;
 mod serve;
@@ -29,6 +30,7 @@ pub use cache::{CachedStore, Live};
 pub use error::{ApiError, FieldError, Problem, ProblemCode};
 pub use extract::JsonBody;
 pub use metrics::Metrics;
+pub use ratelimit::{Rate, RateLimit, RateLimiter};
 pub use serve::{serve, ServeOptions};
 
 /// One mebibyte, the default JSON body limit.
@@ -41,6 +43,8 @@ pub struct Config {
     pub json_limit: usize,
     /// The largest NDJSON outcome stream accepted, in bytes.
     pub ndjson_limit: usize,
+    /// Per-client request rate limit (see [`ratelimit`]); `None` serves without one.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl Default for Config {
@@ -48,6 +52,7 @@ impl Default for Config {
         Config {
             json_limit: MIB,
             ndjson_limit: 64 * MIB,
+            rate_limit: None,
         }
     }
 }
@@ -63,6 +68,8 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
+    /// The token buckets of [`Config::rate_limit`], shared by every worker.
+    pub limiter: Option<Arc<RateLimiter>>,
 }
 
 impl AppState {
@@ -74,6 +81,7 @@ impl AppState {
             cache,
             keys: Arc::new(keys),
             metrics: Arc::new(Metrics::new()),
+            limiter: config.rate_limit.map(|l| Arc::new(RateLimiter::new(l))),
             config: Arc::new(config),
         }
     }
@@ -193,6 +201,7 @@ pub fn app(
         .app_data(error::path_config())
         .app_data(error::query_config())
         .app_data(error::payload_config(json_limit))
+        .wrap(middleware::from_fn(ratelimit::limit))
         .wrap(middleware::from_fn(observe::observe));
     let mut paths: Vec<&'static str> = Vec::new();
     for def in ROUTES {
