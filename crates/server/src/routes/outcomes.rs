@@ -140,7 +140,7 @@ pub async fn record(
 }
 
 fn payload_of(payload: web::Payload) -> Payload {
-    Payload::from(payload.into_inner())
+    payload.into_inner()
 }
 
 fn is_ndjson(content_type: &str) -> bool {

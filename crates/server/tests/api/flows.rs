@@ -788,3 +788,30 @@ async fn healthz_metrics_and_request_ids() {
     );
     assert!(!text.contains(VIEWER) && !text.contains(SCIENTIST));
 }
+
+#[actix_web::test]
+async fn a_store_that_cannot_write_is_a_503_problem() {
+    let state = keyed_state(Config::default());
+    let store = state.store.clone();
+    let app = test::init_service(app(state)).await;
+    create_running(&app, spec("closed")).await;
+    store.close().expect("the store closes");
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/experiments",
+        Some(SCIENTIST),
+        Body::Json(spec("after")),
+    )
+    .await;
+    r.problem(503);
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/experiments/closed/assign",
+        Some(ROUTER),
+        Body::Json(json!({"unit_id": "late"})),
+    )
+    .await;
+    r.problem(503);
+}
