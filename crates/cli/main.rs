@@ -93,6 +93,12 @@ struct ServeArgs {
     /// HTTP worker threads (default: one per physical core).
     #[arg(long)]
     workers: Option<usize>,
+    /// Per-client request rate (per API key, or per address without one), e.g. 100/s, 6000/m; refused requests get 429 with Retry-After.
+    #[arg(long, value_name = "RATE")]
+    rate_limit: Option<liftlab_server::Rate>,
+    /// Requests a client may send at once before the rate applies (default: the rate's count).
+    #[arg(long, value_name = "N", requires = "rate_limit")]
+    burst: Option<std::num::NonZeroU32>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -160,6 +166,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = Config {
         json_limit: args.json_limit,
         ndjson_limit: args.ndjson_limit,
+        rate_limit: args
+            .rate_limit
+            .map(|rate| liftlab_server::RateLimit::new(rate, args.burst)),
     };
     let state = AppState::new(Arc::clone(&store), keys, config);
     let mut options = ServeOptions::new(args.addr);
