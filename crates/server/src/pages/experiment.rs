@@ -28,6 +28,15 @@ pub struct ExperimentPage {
     pub versions: Vec<ExperimentVersion>,
 }
 
+/// The text with its first letter in upper case.
+fn capitalized(s: &str) -> String {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
 /// The CSS class of a verdict.
 pub fn verdict_class(v: Verdict) -> &'static str {
     match v {
@@ -450,7 +459,7 @@ pub fn render_experiment(page: &ExperimentPage) -> Markup {
             (charts::forest(&forest_rows(report), &lv))
             figcaption { "Relative lift of each arm against " (spec.baseline().key()) ", with " (lv) "% confidence intervals. Colour and shape both show the verdict." }
         }
-        h2 { (humanize(primary)) " over time" }
+        h2 { (capitalized(&humanize(primary))) " over time" }
         figure {
             (charts::timeline(&page.history, &arms, &report.epochs, &report.drift, primary))
             figcaption { "Daily mean of " (primary) " per arm. Dashed verticals start new analysis epochs; triangles mark drift detections." }
