@@ -97,21 +97,6 @@ impl Gathered {
     }
 }
 
-/// The epoch's drift monitor as the domain defines it.
-///
-/// The store persists the monitor in its own record type; this reads it back through serde,
-/// which is the identity once the store stores the domain's monitor itself.
-fn drift_monitor(
-    store: &dyn Store,
-    key: &str,
-    epoch: u64,
-) -> Result<Option<DriftMonitor>, StoreError> {
-    Ok(store
-        .drift_monitor(key, epoch)?
-        .and_then(|m| serde_json::to_value(m).ok())
-        .and_then(|v| serde_json::from_value(v).ok()))
-}
-
 /// Why the experiment is paused: the reason of the version that paused it, if it gave one.
 fn pause_reason(
     store: &dyn Store,
@@ -176,7 +161,7 @@ pub fn gather(store: &dyn Store, key: &str, epoch: Option<u64>) -> Result<Gather
         pause_reason: pause_reason(store, &version)?,
         aggregates: store.aggregates(key, epoch)?,
         periods: store.periods(key)?,
-        drift: drift_monitor(store, key, epoch)?,
+        drift: store.drift_monitor(key, epoch)?,
         version,
         epoch,
         epochs,
@@ -250,7 +235,7 @@ fn check(state: &AppState, key: &str) -> Result<(), ApiError> {
     let rebaseline = spec.drift().is_some_and(|d| d.auto_rebaseline());
     let pause = spec.analysis().auto_pause_on_harm() && live.version.status == Status::Running;
     if rebaseline {
-        if let Some(monitor) = drift_monitor(state.store.as_ref(), key, live.epoch)? {
+        if let Some(monitor) = state.store.drift_monitor(key, live.epoch)? {
             if let Some(d) = monitor.detections().first() {
                 let reason = format!(
                     "drift: {} went {} in arm {} at {} ({})",
