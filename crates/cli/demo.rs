@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde_json::{json, Value};
 
-use crate::client::{segment, Client};
+use crate::client::{segment, ApiError, Client};
 use crate::local::LocalServer;
 use crate::remote::apply_spec;
 use crate::scenario::Scenario;
@@ -157,7 +157,15 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             .name("liftlab-demo-traffic".to_string())
             .spawn(move || {
                 if let Err(e) = traffic(&client, &experiments, args.backfill, args.rate, &stop) {
-                    if !stop.load(Ordering::Relaxed) {
+                    // The server is in this process: it only becomes unreachable when it
+                    // shuts down, which is no news.
+                    let shutting_down = e.chain().any(|c| {
+                        matches!(
+                            c.downcast_ref::<ApiError>(),
+                            Some(ApiError::Transport { .. })
+                        )
+                    });
+                    if !shutting_down && !stop.load(Ordering::Relaxed) {
                         eprintln!("demo traffic stopped: {e:#}");
                     }
                 }

@@ -194,10 +194,15 @@ fn pct(x: f64) -> String {
 }
 
 fn num(x: f64) -> String {
-    let a = x.abs();
-    if a != 0.0 && !(0.01..1e6).contains(&a) {
+    num_at(x, x.abs())
+}
+
+/// Formats `x` with the precision that suits numbers of size `scale`, so that an estimate and
+/// its interval share one format.
+fn num_at(x: f64, scale: f64) -> String {
+    if scale != 0.0 && !(0.01..1e6).contains(&scale) {
         format!("{x:.3e}")
-    } else if a < 10.0 {
+    } else if scale < 10.0 {
         format!("{x:.3}")
     } else {
         format!("{x:.1}")
@@ -216,6 +221,13 @@ fn interval(i: &Interval, f: fn(f64) -> String) -> String {
     format!("{} [{}, {}]", f(i.estimate), f(i.ci_low), f(i.ci_high))
 }
 
+/// An interval of plain numbers, all three in the format of the largest.
+fn num_interval(i: &Interval) -> String {
+    let scale = i.estimate.abs().max(i.ci_low.abs()).max(i.ci_high.abs());
+    let f = |x| num_at(x, scale);
+    format!("{} [{}, {}]", f(i.estimate), f(i.ci_low), f(i.ci_high))
+}
+
 fn verdict(v: Verdict) -> &'static str {
     v.as_str()
 }
@@ -227,7 +239,7 @@ fn comparison_line(c: &ComparisonResult) -> String {
         None => line.push_str("lift n/a"),
     }
     if let Some(a) = &c.absolute {
-        let _ = write!(line, "  abs {}", interval(a, num));
+        let _ = write!(line, "  abs {}", num_interval(a));
     }
     if let Some(pv) = c.p_value {
         let _ = write!(line, "  p {}", p(pv));
@@ -346,10 +358,10 @@ pub fn table(r: &Report) -> String {
         }
         if let Some(s) = &roi.monthly_savings {
             let arm = roi.arm.as_deref().unwrap_or("treatment");
-            let _ = writeln!(out, "  monthly savings with {arm}: {}", interval(s, num));
+            let _ = writeln!(out, "  monthly savings with {arm}: {}", num_interval(s));
         }
         if let Some(h) = &roi.hours_saved_per_month {
-            let _ = writeln!(out, "  hours saved per month: {}", interval(h, num));
+            let _ = writeln!(out, "  hours saved per month: {}", num_interval(h));
         }
     }
     if let Some(power) = &r.power {

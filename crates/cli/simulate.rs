@@ -233,8 +233,8 @@ pub fn drive(
 fn metric_json(scenario: &Scenario, key: &str, value: f64) -> Value {
     match scenario.spec.metric(key).map(|m| m.kind()) {
         Some(MetricKind::Binary) => Value::Bool(value >= 0.5),
-        // Poisson draws are whole numbers well inside u64.
-        Some(MetricKind::Count) => Value::from(value.max(0.0).round() as u64),
+        // Poisson draws are whole numbers already; rounding only guards the wire format.
+        Some(MetricKind::Count) => json!(value.max(0.0).round()),
         _ => json!(value),
     }
 }
@@ -879,12 +879,17 @@ pub fn render(r: &SimulationReport) -> String {
     }
     if !r.segments.is_empty() {
         let _ = writeln!(s, "\nprimary metric by segment:");
+        let width = r
+            .segments
+            .iter()
+            .map(|g| g.attribute.chars().count() + g.value.chars().count() + 1)
+            .max()
+            .unwrap_or(0);
         for g in &r.segments {
             let _ = writeln!(
                 s,
-                "  {}={:<12} {:<14} truth {:>8}  reported {:<32} covers {}",
-                g.attribute,
-                g.value,
+                "  {:<width$} {:<14} truth {:>8}  reported {:<32} covers {}",
+                format!("{}={}", g.attribute, g.value),
                 g.arm,
                 g.true_relative.map_or("n/a".to_string(), pct),
                 g.reported_relative
