@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # HTTP benchmark of `liftlab serve` on loopback with wrk: /healthz, POST assign on a fixed and a
-# Thompson experiment (a fresh unit id per request, so every answer is a durable write), and
-# outcome ingestion in JSON batches of 500 and as NDJSON streams of 500 lines.
+# Thompson experiment (a fresh unit id per request, so every answer is a durable write) and for
+# returning units (answered from the stored assignment), and outcome ingestion in JSON batches
+# of 500 and as NDJSON streams of 500 lines.
 #
 # Usage: scripts/bench-http.sh        Env: DURATION (seconds per run, default 10),
 #        CONNECTIONS (assign and healthz, default 64), THREADS (wrk threads, default 2),
@@ -78,6 +79,17 @@ request = function()
 end
 LUA
 
+# Returning units: the 2,000 units assigned above, answered from their stored assignment.
+cat >"$work/returning.lua" <<LUA
+local counter = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  counter = counter + 1
+  return wrk.format(nil, wrk.path, nil, '{"unit_id":"o-' .. (counter % $units) .. '"}')
+end
+LUA
+
 cat >"$work/batch.lua" <<LUA
 local n = 0
 function setup(thread) n = n + 1; thread:set("tid", n) end
@@ -113,6 +125,7 @@ echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); cores: $(nproc)"
 run healthz -c"$conns" "$base/healthz"
 run assign-fixed -c"$conns" -s "$work/assign.lua" "$base/v1/experiments/bench-fixed/assign"
 run assign-thompson -c"$conns" -s "$work/assign.lua" "$base/v1/experiments/bench-bandit/assign"
+run assign-returning -c"$conns" -s "$work/returning.lua" "$base/v1/experiments/bench-fixed/assign"
 BENCH_RUN=json run outcomes-json -c"$batch_conns" -s "$work/batch.lua" "$base/v1/outcomes"
 BENCH_RUN=ndjson BENCH_NDJSON=1 run outcomes-ndjson -c"$batch_conns" -s "$work/batch.lua" "$base/v1/outcomes"
 
@@ -122,7 +135,7 @@ non2xx() { sed -n 's/.*Non-2xx or 3xx responses: *//p' "$work/$1.txt" | grep . |
 echo
 echo "| run | requests/s | events/s | p50 | p99 | non-2xx |"
 echo "|---|---|---|---|---|---|"
-for name in healthz assign-fixed assign-thompson outcomes-json outcomes-ndjson; do
+for name in healthz assign-fixed assign-thompson assign-returning outcomes-json outcomes-ndjson; do
   r="$(rate "$name")"
   events="—"
   case "$name" in outcomes-*) events="$(python3 -c "print(f'{float(\"$r\") * 500:,.0f}')")" ;; esac
