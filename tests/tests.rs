@@ -1,5 +1,10 @@
 //! Black-box tests of the real `liftlab` binary; one module per area.
 
+mod access;
 mod architecture;
 mod durability;
+mod fuzz;
+mod harness;
+mod reliability;
 mod serve;
+mod tamper;
