@@ -67,6 +67,9 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The client is over its rate limit (the rate-limit middleware adds `Retry-After`).
+    #[error("{0}")]
+    RateLimited(String),
     /// The store cannot serve right now (IO failure or corruption); retrying later may work.
     #[error("{0}")]
     Unavailable(String),
@@ -87,6 +90,7 @@ pub enum ProblemCode {
     Conflict,
     PayloadTooLarge,
     UnsupportedMediaType,
+    RateLimited,
     Unavailable,
     Internal,
 }
@@ -102,7 +106,7 @@ pub struct ProblemKind {
 
 impl ProblemCode {
     /// Every code, in table order; the OpenAPI test checks that each one is documented.
-    pub const ALL: [ProblemCode; 11] = [
+    pub const ALL: [ProblemCode; 12] = [
         ProblemCode::BadRequest,
         ProblemCode::Validation,
         ProblemCode::Unauthorized,
@@ -112,6 +116,7 @@ impl ProblemCode {
         ProblemCode::Conflict,
         ProblemCode::PayloadTooLarge,
         ProblemCode::UnsupportedMediaType,
+        ProblemCode::RateLimited,
         ProblemCode::Unavailable,
         ProblemCode::Internal,
     ];
@@ -156,6 +161,11 @@ impl ProblemCode {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-media-type",
                 "Unsupported content type",
+            ),
+            C::RateLimited => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests",
             ),
             C::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -243,6 +253,7 @@ impl ApiError {
             ApiError::Conflict(_) => ProblemCode::Conflict,
             ApiError::PayloadTooLarge(_) => ProblemCode::PayloadTooLarge,
             ApiError::UnsupportedMediaType(_) => ProblemCode::UnsupportedMediaType,
+            ApiError::RateLimited(_) => ProblemCode::RateLimited,
             ApiError::Unavailable(_) => ProblemCode::Unavailable,
             ApiError::Internal(_) => ProblemCode::Internal,
         }
