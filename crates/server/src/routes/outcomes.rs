@@ -404,7 +404,7 @@ fn process_blocking(
                 continue;
             }
         };
-        match resolve(state, event, received) {
+        match resolve(state, event, received)? {
             Ok(outcome) => by_experiment
                 .entry(outcome.experiment.clone())
                 .or_default()
@@ -484,14 +484,18 @@ fn check_id(errors: &mut Vec<FieldError>, pointer: &str, id: &str) {
     }
 }
 
+/// A rejected event: the metrics label to count it under and every problem found in it.
+type Rejection = (String, Vec<FieldError>);
+
 /// Checks an event against its experiment and resolves its unit and arm from the assignment.
 ///
-/// On failure, returns the metrics label to count the rejection under and every problem found.
+/// The outer `Err` is a failure of the store, which fails the whole request (503) rather than
+/// rejecting a valid event.
 fn resolve(
     state: &AppState,
     event: EventDto,
     received: liftlab_domain::Millis,
-) -> Result<Outcome, (String, Vec<FieldError>)> {
+) -> Result<Result<Outcome, Rejection>, ApiError> {
     let mut errors = Vec::new();
     check_id(&mut errors, "/event_id", &event.event_id);
     check_id(&mut errors, "/task_id", &event.task_id);
@@ -507,21 +511,13 @@ fn resolve(
     };
     let live = match state.cache.live(&event.experiment) {
         Ok(live) => live,
-        Err(e) if e.is_internal() => {
-            return Err((
-                UNKNOWN_EXPERIMENT.to_string(),
-                vec![FieldError::new(
-                    "",
-                    format!("the store cannot serve this event: {e}"),
-                )],
-            ))
-        }
+        Err(e) if e.is_internal() => return Err(e.into()),
         Err(_) => {
             errors.push(FieldError::new(
                 "/experiment",
                 format!("unknown experiment `{}`", truncate(&event.experiment)),
             ));
-            return Err((UNKNOWN_EXPERIMENT.to_string(), errors));
+            return Ok(Err((UNKNOWN_EXPERIMENT.to_string(), errors)));
         }
     };
     let label = event.experiment.clone();
@@ -560,6 +556,7 @@ fn resolve(
                 ));
                 None
             }
+            Err(e) if e.is_internal() => return Err(e.into()),
             Err(e) => {
                 errors.push(FieldError::new(
                     "/task_id",
@@ -570,9 +567,9 @@ fn resolve(
         }
     };
     let Some(assignment) = assignment.filter(|_| errors.is_empty()) else {
-        return Err((label, errors));
+        return Ok(Err((label, errors)));
     };
-    Ok(Outcome {
+    Ok(Ok(Outcome {
         event_id: event.event_id,
         experiment: event.experiment,
         task_id: event.task_id,
@@ -584,7 +581,7 @@ fn resolve(
         handled_by: event.handled_by,
         model_version: event.model_version,
         attributes: event.attributes,
-    })
+    }))
 }
 
 fn truncate(text: &str) -> String {

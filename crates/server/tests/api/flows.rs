@@ -795,7 +795,18 @@ async fn a_store_that_cannot_write_is_a_503_problem() {
     let store = state.store.clone();
     let app = test::init_service(app(state)).await;
     create_running(&app, spec("closed")).await;
+    assign(&app, "closed", "early").await;
     store.close().expect("the store closes");
+    // A valid event the store cannot take fails the request; it is not reported as invalid.
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/outcomes",
+        Some(ROUTER),
+        Body::Json(event("late-1", "closed", "early", json!({"minutes": 1}))),
+    )
+    .await;
+    r.problem(503);
     let r = send(
         &app,
         Method::POST,
