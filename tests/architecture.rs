@@ -47,7 +47,11 @@ fn layer(name: &str) -> usize {
 #[test]
 fn dependencies_point_down_the_layers() {
     let edges = workspace_edges();
-    assert_eq!(edges.len(), LAYERS.len(), "every workspace crate has a layer");
+    assert_eq!(
+        edges.len(),
+        LAYERS.len(),
+        "every workspace crate has a layer"
+    );
     for (krate, deps) in &edges {
         for dep in deps {
             assert!(
