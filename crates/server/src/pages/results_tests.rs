@@ -128,7 +128,7 @@ async fn results_json_csv_and_epochs_over_http() {
     assert_eq!(report.metrics[0].comparisons[0].verdict.as_str(), "better");
     assert!(report.timeline.iter().all(|p| p.date == "2026-03-01"));
 
-    // Retrying the same events changes nothing.
+    // The CSV is the same report, one row per metric comparison.
     let (s, _, csv) = call!(
         svc,
         test::TestRequest::get().uri(&format!("/v1/experiments/{key}/results?format=csv"))
