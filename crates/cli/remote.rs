@@ -24,7 +24,8 @@ pub struct ApplyArgs {
 #[derive(clap::Args, Debug)]
 pub struct LifecycleArgs {
     /// The experiment key.
-    key: String,
+    #[arg(value_name = "KEY")]
+    experiment: String,
     /// Why, recorded with the new version.
     #[arg(long)]
     reason: Option<String>,
@@ -47,7 +48,8 @@ pub enum ResultsFormat {
 #[derive(clap::Args, Debug)]
 pub struct ResultsArgs {
     /// The experiment key.
-    key: String,
+    #[arg(value_name = "KEY")]
+    experiment: String,
     /// Output format.
     #[arg(long, value_enum, default_value_t = ResultsFormat::Table)]
     format: ResultsFormat,
@@ -118,12 +120,18 @@ pub fn lifecycle(transition: Transition, args: LifecycleArgs) -> anyhow::Result<
         .post_json(
             &format!(
                 "/v1/experiments/{}/{}",
-                segment(&args.key),
+                segment(&args.experiment),
                 transition.path()
             ),
             &body,
         )
-        .with_context(|| format!("cannot {} experiment {}", transition.path(), args.key))?;
+        .with_context(|| {
+            format!(
+                "cannot {} experiment {}",
+                transition.path(),
+                args.experiment
+            )
+        })?;
     println!("{}", describe(&version));
     Ok(())
 }
@@ -139,24 +147,24 @@ pub fn describe(version: &Value) -> String {
 /// Runs `liftlab results`.
 pub fn results(args: ResultsArgs) -> anyhow::Result<()> {
     let client = args.server.client()?;
-    let path = format!("/v1/experiments/{}/results", segment(&args.key));
+    let path = format!("/v1/experiments/{}/results", segment(&args.experiment));
     match args.format {
         ResultsFormat::Csv => {
             let csv = client
                 .get_text(&format!("{path}?format=csv"))
-                .with_context(|| format!("cannot get the results of {}", args.key))?;
+                .with_context(|| format!("cannot get the results of {}", args.experiment))?;
             print!("{csv}");
         }
         ResultsFormat::Json => {
             let json = client
                 .get_json(&path)
-                .with_context(|| format!("cannot get the results of {}", args.key))?;
+                .with_context(|| format!("cannot get the results of {}", args.experiment))?;
             println!("{}", serde_json::to_string_pretty(&json)?);
         }
         ResultsFormat::Table => {
             let json = client
                 .get_json(&path)
-                .with_context(|| format!("cannot get the results of {}", args.key))?;
+                .with_context(|| format!("cannot get the results of {}", args.experiment))?;
             let report: Report = serde_json::from_value(json)
                 .context("the server's results do not have the shape this liftlab expects (is it the same version?)")?;
             print!("{}", table(&report));
@@ -385,4 +393,16 @@ pub fn table(r: &Report) -> String {
         let _ = writeln!(out, "{line}");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        // clap checks names, defaults and conflicts of every subcommand here, as debug builds
+        // do on each run.
+        crate::Cli::command().debug_assert();
+    }
 }

@@ -108,6 +108,9 @@ pub struct DriveLog {
     pub duplicates: u64,
     /// Outcome timestamp (Unix ms) → task index, to trace drift detections.
     pub ts_to_task: HashMap<i64, usize>,
+    /// (Unix ms when the tick's assignments began, the first task index of the tick), in order,
+    /// to tell which tasks were assigned after a re-baseline.
+    pub ticks: Vec<(i64, usize)>,
 }
 
 /// A task waiting for its outcome.
@@ -180,6 +183,7 @@ pub fn drive(
             let ids: Vec<String> = (first..next)
                 .map(|i| format!("{}-{:07}", options.id_prefix, options.index_offset + i))
                 .collect();
+            log.ticks.push((now_ms(), options.index_offset + first));
             let answers = assign_all(client, &assign_path, &ids, &arrivals[first..next], options)?;
             for (offset, answer) in answers.into_iter().enumerate() {
                 let i = first + offset;
@@ -422,6 +426,10 @@ pub struct SimulationReport {
     pub server: String,
     pub tasks: usize,
     pub in_experiment: usize,
+    /// The analysis epoch liftlab reported on (above 0 after a re-baseline).
+    pub epoch: u64,
+    /// The first task of that epoch; the truth is taken from it on.
+    pub truth_from_task: usize,
     pub outcomes_accepted: u64,
     pub elapsed_seconds: f64,
     /// liftlab's one-sentence verdict.
@@ -515,7 +523,24 @@ pub fn check(
     elapsed: f64,
 ) -> SimulationReport {
     let n = scenario.tasks;
-    let in_experiment: Vec<&TaskRecord> = log.tasks.iter().filter(|t| t.in_experiment).collect();
+    // After a re-baseline the report covers the units assigned in the new epoch only, so the
+    // truth is taken over the tasks assigned after it began.
+    let epoch_start = report
+        .epochs
+        .iter()
+        .find(|e| e.current && e.epoch > 0)
+        .map(|e| e.started_at_ms);
+    let from = epoch_start.map_or(0, |start| {
+        log.ticks
+            .iter()
+            .find(|(at, _)| *at >= start)
+            .map_or(n, |(_, first)| *first)
+    });
+    let in_experiment: Vec<&TaskRecord> = log
+        .tasks
+        .iter()
+        .filter(|t| t.in_experiment && t.index >= from)
+        .collect();
     let bandit = scenario.spec.allocation().thompson().is_some();
     // Under a bandit the arms see different stretches of time, so each arm's truth is the
     // mean of the per-task expectations of the tasks it served; otherwise the whole run's.
@@ -527,7 +552,7 @@ pub fn check(
                 .map(|t| t.index)
                 .collect();
             if served.is_empty() {
-                return scenario.truth(arm, q, 0, n, None);
+                return scenario.truth(arm, q, from, n, None);
             }
             let sum: Option<f64> = served
                 .iter()
@@ -536,7 +561,7 @@ pub fn check(
             // Served counts are at most the task count, exact in f64.
             sum.map(|s| s / served.len() as f64)
         } else {
-            scenario.truth(arm, q, 0, n, None)
+            scenario.truth(arm, q, from, n, None)
         }
     };
     let baseline = scenario.spec.baseline().key().to_string();
@@ -618,11 +643,13 @@ pub fn check(
         seed,
         server,
         tasks: log.tasks.len(),
-        in_experiment: in_experiment.len(),
+        in_experiment: log.tasks.iter().filter(|t| t.in_experiment).count(),
+        epoch: report.epoch,
+        truth_from_task: from,
         outcomes_accepted: log.accepted,
         elapsed_seconds: elapsed,
         verdict: report.verdict.clone(),
-        segments: segment_checks(scenario, report),
+        segments: segment_checks(scenario, report, from),
         bandit: bandit
             .then(|| bandit_check(scenario, &in_experiment, report))
             .flatten(),
@@ -642,7 +669,7 @@ fn assess(effect: &str, verdict: Verdict) -> &'static str {
     }
 }
 
-fn segment_checks(scenario: &Scenario, report: &Report) -> Vec<SegmentCheck> {
+fn segment_checks(scenario: &Scenario, report: &Report, from: usize) -> Vec<SegmentCheck> {
     let primary = scenario.spec.primary().key();
     let Some(q) = scenario.quantity_of(primary) else {
         return Vec::new();
@@ -662,8 +689,8 @@ fn segment_checks(scenario: &Scenario, report: &Report) -> Vec<SegmentCheck> {
             let at = Some((segment.attribute.as_str(), value.as_str()));
             for arm in scenario.spec.treatments() {
                 let true_relative = match (
-                    scenario.truth(baseline, &q, 0, n, at),
-                    scenario.truth(arm.key(), &q, 0, n, at),
+                    scenario.truth(baseline, &q, from, n, at),
+                    scenario.truth(arm.key(), &q, from, n, at),
                 ) {
                     (Some(b), Some(t)) if b != 0.0 => Some((t - b) / b.abs()),
                     _ => None,
@@ -841,6 +868,13 @@ pub fn render(r: &SimulationReport) -> String {
         "{} tasks ({} in the experiment), {} outcomes recorded, {:.1} s against {}",
         r.tasks, r.in_experiment, r.outcomes_accepted, r.elapsed_seconds, r.server
     );
+    if r.epoch > 0 {
+        let _ = writeln!(
+            s,
+            "liftlab re-baselined: the report covers epoch {}, the tasks from {} on; so does the truth",
+            r.epoch, r.truth_from_task
+        );
+    }
     let _ = writeln!(s, "liftlab says: {}\n", r.verdict);
     let _ = writeln!(
         s,
