@@ -2,9 +2,12 @@
 
 mod access;
 mod architecture;
+mod calibration;
+mod cli;
 mod durability;
 mod fuzz;
 mod harness;
 mod reliability;
 mod serve;
+mod simulate;
 mod tamper;
