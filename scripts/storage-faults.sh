@@ -30,7 +30,7 @@ spec='{"key":"faults","arms":[{"key":"human","role":"baseline"},{"key":"ai","rol
 # start DIR LOGNAME: starts a server; sets $base, or returns 1 with its stderr in $work/LOGNAME.
 start() {
   : >"$work/$2.out"
-  "$bin" serve --addr 127.0.0.1:0 --data "$1" >"$work/$2.out" 2>"$work/$2.err" &
+  RUST_BACKTRACE=0 "$bin" serve --addr 127.0.0.1:0 --data "$1" >"$work/$2.out" 2>"$work/$2.err" &
   server_pid=$!
   for _ in $(seq 1 100); do
     if grep -q "listening on" "$work/$2.out" 2>/dev/null; then
@@ -66,7 +66,7 @@ if start "$ro/data" ro; then
   [ "$code" = 503 ] || { echo "  FAIL: a write on a read-only disk must be a 503"; exit 1; }
   kill -9 "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
 else
-  echo "  refused at start: $(grep -v '^\s*$' "$work/ro.err" | tail -n 3 | tr '\n' ' ')"
+  echo "  refused at start: $(grep -A4 '^Error' "$work/ro.err" | tr '\n' ' ')"
 fi
 echo "  panics: $(panics ro)"
 
@@ -108,26 +108,33 @@ stop
 echo "  acknowledged assignments missing after the disk filled: $lost of $acked"
 [ "$lost" -eq 0 ] || { echo "  FAIL: acknowledged writes were lost"; exit 1; }
 
-echo "== bytes flipped in the database file"
-c="$work/corrupt"
-start "$c" corrupt-setup
+echo "== bytes overwritten in the database file"
+golden="$work/golden"
+start "$golden" corrupt-setup
 post /v1/experiments "$spec" >/dev/null; post /v1/experiments/faults/start >/dev/null
-for i in $(seq 1 300); do post /v1/experiments/faults/assign "{\"unit_id\":\"c$i\"}" >/dev/null; done
-stop
-size="$(stat -c %s "$c/db")"
-for k in $(seq 1 32); do
-  off=$(( $(od -An -N4 -tu4 /dev/urandom | tr -d ' ') % size ))
-  head -c 1 /dev/urandom | dd of="$c/db" bs=1 seek="$off" conv=notrunc status=none
+for i in $(seq 1 300); do
+  post /v1/experiments/faults/assign "{\"unit_id\":\"c$i\"}" >/dev/null
+  post /v1/outcomes "{\"event_id\":\"e$i\",\"experiment\":\"faults\",\"task_id\":\"c$i\",\"metrics\":{\"minutes\":$i}}" >/dev/null
 done
-echo "  overwrote 32 random bytes of a $size-byte db file"
-if start "$c" corrupt; then
-  v="$(curl -s "$base/v1/audit/verify")"
-  e="$(curl -s -o /dev/null -w '%{http_code}' "$base/v1/experiments/faults")"
-  echo "  started; GET /v1/audit/verify: $v; GET /v1/experiments/faults: $e"
-  stop || true
-  "$bin" audit verify --data "$c" && echo "  audit verify --data: ok" || echo "  audit verify --data: failed (see above)"
-else
-  echo "  refused at start: $(grep -v '^\s*$' "$work/corrupt.err" | tail -n 3 | tr '\n' ' ')"
-fi
-echo "  panics: $(panics corrupt)"
+stop
+size="$(stat -c %s "$golden/db")"
+for bytes in 32 256 2048 16384; do
+  c="$work/corrupt-$bytes"; rm -rf "$c"; cp -a "$golden" "$c"
+  for _ in $(seq 1 "$bytes"); do
+    off=$(( $(od -An -N4 -tu4 /dev/urandom | tr -d ' ') % size ))
+    head -c 1 /dev/urandom | dd of="$c/db" bs=1 seek="$off" conv=notrunc status=none
+  done
+  echo "  $bytes random bytes overwritten in a $size-byte db file:"
+  if start "$c" "corrupt-$bytes"; then
+    v="$(curl -s "$base/v1/audit/verify")"
+    e="$(curl -s -o /dev/null -w '%{http_code}' "$base/v1/experiments/faults")"
+    r="$(curl -s -o /dev/null -w '%{http_code}' "$base/v1/experiments/faults/results")"
+    echo "    started; /v1/audit/verify: $v; experiment: $e; results: $r"
+    stop || true
+    RUST_BACKTRACE=0 "$bin" rebuild --data "$c" 2>&1 | tail -n 1 | sed 's/^/    rebuild: /' || true
+  else
+    echo "    refused at start: $(grep -A3 '^Error' "$work/corrupt-$bytes.err" | tr '\n' ' ')"
+  fi
+  echo "    panics: $(panics "corrupt-$bytes")"
+done
 echo "storage faults: done"
