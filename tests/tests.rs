@@ -7,6 +7,7 @@ mod cli;
 mod durability;
 mod fuzz;
 mod harness;
+mod pages;
 mod reliability;
 mod serve;
 mod simulate;

@@ -70,7 +70,7 @@ fn golden() -> &'static Golden {
         };
         let mut records = Vec::new();
         {
-            let db = sled::open(&path).expect("the raw database opens");
+            let db = open_raw(&path);
             let mut names: Vec<Vec<u8>> = db.tree_names().into_iter().map(|n| n.to_vec()).collect();
             names.sort();
             for name in names {
@@ -392,7 +392,7 @@ fn check_damage(index: usize, how: &Damage) -> Result<(), TestCaseError> {
     let path = dir.path().join("data");
     copy_dir(&g.path, &path);
     {
-        let db = sled::open(&path).expect("the raw database opens");
+        let db = open_raw(&path);
         db.open_tree(tree)
             .expect("tree")
             .insert(key.as_slice(), bytes.as_slice())
@@ -492,6 +492,22 @@ fn every_tree_survives_each_kind_of_damage() {
         eprintln!("tree: damaging edits / detected");
         for (tree, (n, d)) in tally().lock().expect("tally").iter() {
             eprintln!("{tree}: {n} / {d}");
+        }
+    }
+}
+
+/// Opens the raw sled database of a closed store, waiting while sled still holds its lock
+/// file for a moment after the store closed.
+fn open_raw(path: &std::path::Path) -> sled::Db {
+    let mut tries = 0;
+    loop {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(sled::Error::Io(e)) if e.to_string().contains("lock") && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => panic!("the raw database opens: {e:?}"),
         }
     }
 }

@@ -49,8 +49,21 @@ fn workload(store: &dyn Store) -> u64 {
 }
 
 /// Opens the raw sled database of a closed store.
+///
+/// sled lets go of its lock file a moment after the last handle is dropped, so a closed
+/// store's directory may stay locked briefly; this waits for it, as `SledStore::open` does.
 fn raw(dir: &Path) -> sled::Db {
-    sled::open(dir).expect("the raw database opens")
+    let mut tries = 0;
+    loop {
+        match sled::open(dir) {
+            Ok(db) => return db,
+            Err(sled::Error::Io(e)) if e.to_string().contains("lock") && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => panic!("the raw database opens: {e:?}"),
+        }
+    }
 }
 
 /// The audit key of record `seq`.
