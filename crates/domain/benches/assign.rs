@@ -3,7 +3,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use liftlab_domain::assign::{decide, initial_period, AssignRequest};
+use liftlab_domain::assign::{choose_arm, decide, initial_period, AssignRequest};
 use liftlab_domain::thompson::BanditState;
 use liftlab_domain::{AllocationPeriod, ExperimentSpec, Status};
 use serde_json::json;
@@ -46,10 +46,24 @@ fn requests() -> Vec<AssignRequest> {
         .collect()
 }
 
+/// Benchmarks the decision alone (`<name>_decision`: targeting, hashing, choosing the bucket)
+/// and the decision plus the owned record to store (`<name>_record`).
 fn bench_decide(c: &mut Criterion, name: &str, spec: &ExperimentSpec, period: &AllocationPeriod) {
     let reqs = requests();
     let mut i = 0usize;
-    c.bench_function(name, |b| {
+    c.bench_function(&format!("{name}_decision"), |b| {
+        b.iter(|| {
+            i = (i + 1) % reqs.len();
+            black_box(choose_arm(
+                black_box(spec),
+                Status::Running,
+                period,
+                reqs[i].unit_id(),
+                reqs[i].attributes(),
+            ))
+        })
+    });
+    c.bench_function(&format!("{name}_record"), |b| {
         b.iter(|| {
             i = (i + 1) % reqs.len();
             black_box(decide(
@@ -72,7 +86,7 @@ fn fixed_decision(c: &mut Criterion) {
         "binary",
     );
     let period = initial_period(&spec, 0);
-    bench_decide(c, "assign/fixed_decision", &spec, &period);
+    bench_decide(c, "assign/fixed", &spec, &period);
 }
 
 fn thompson_decision(c: &mut Criterion) {
@@ -87,7 +101,7 @@ fn thompson_decision(c: &mut Criterion) {
         ],
         ..initial_period(&spec, 0)
     };
-    bench_decide(c, "assign/thompson_decision", &spec, &period);
+    bench_decide(c, "assign/thompson", &spec, &period);
 }
 
 /// A 4-arm bandit state after `per_arm` rewards per arm with distinct arm means.

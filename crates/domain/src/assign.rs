@@ -214,7 +214,17 @@ fn period_fits(spec: &ExperimentSpec, period: &AllocationPeriod) -> bool {
             .all(|((k, _), a)| k == a.key())
 }
 
-/// Decides the arm for a unit that has no stored assignment yet.
+/// The arm chosen for a unit: the allocation-free core of [`decide`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Decision {
+    /// Index of the chosen arm in the spec's arm order (the baseline's when not in the experiment).
+    pub arm: usize,
+    pub in_experiment: bool,
+    /// Probability with which the unit was placed in `arm` (1.0 when not in the experiment).
+    pub propensity: f64,
+}
+
+/// Chooses the arm for a unit that has no stored assignment yet, without allocating.
 ///
 /// - Not running, untargeted (a targeting attribute missing or not allowed) or outside the
 ///   coverage: the baseline arm with `in_experiment: false` and propensity 1.0.
@@ -227,9 +237,47 @@ fn period_fits(spec: &ExperimentSpec, period: &AllocationPeriod) -> bool {
 /// the propensity; inverse-propensity estimates over in-experiment units stay unbiased.
 ///
 /// `period` must belong to this spec (the same arm keys, in order). If it does not, for
-/// example a stale period after the arms changed, the spec's initial weights are used and
-/// `Assignment::period` is still the given period's number; the store should open a fresh
-/// period whenever it stores a spec with different arms.
+/// example a stale period after the arms changed, the spec's initial weights are used; the
+/// store should open a fresh period whenever it stores a spec with different arms.
+pub fn choose_arm(
+    spec: &ExperimentSpec,
+    status: Status,
+    period: &AllocationPeriod,
+    unit_id: &str,
+    attributes: &BTreeMap<String, String>,
+) -> Decision {
+    let outside = Decision {
+        arm: spec.baseline_index(),
+        in_experiment: false,
+        propensity: 1.0,
+    };
+    if status != Status::Running || !spec.targeting().matches(attributes) {
+        return outside;
+    }
+    // The same value as `hash_v2(spec.hash_seed(), unit_id)`, with the seed hashed once per spec.
+    let h = spec.seed_prefix().hash_v2(unit_id);
+    let chosen = if period_fits(spec, period) {
+        choose_weighted(h, period.weights.iter().map(|(_, w)| w), spec.coverage())
+            .map(|i| (i, period.weights[i].1))
+    } else {
+        let weights = initial_weights(spec);
+        choose_weighted(h, weights.iter().map(|(_, w)| w), spec.coverage())
+            .map(|i| (i, weights[i].1))
+    };
+    match chosen {
+        Some((arm, propensity)) => Decision {
+            arm,
+            in_experiment: true,
+            propensity,
+        },
+        None => outside,
+    }
+}
+
+/// Decides the arm for a unit that has no stored assignment yet and builds the record to store.
+///
+/// The choice is [`choose_arm`]'s; `Assignment::period` is the given period's number even
+/// when a stale period made the choice fall back to the spec's initial weights.
 #[allow(clippy::too_many_arguments)]
 pub fn decide(
     spec: &ExperimentSpec,
@@ -241,45 +289,27 @@ pub fn decide(
     assignment_id: String,
     now: Millis,
 ) -> Assignment {
+    let decision = choose_arm(spec, status, period, &req.unit_id, &req.attributes);
     let mut segments = BTreeMap::new();
     for attribute in spec.segments() {
         if let Some(value) = req.attributes.get(attribute) {
             segments.insert(attribute.clone(), value.clone());
         }
     }
-    let mut out = Assignment {
+    Assignment {
         experiment: spec.key().to_string(),
         unit_id: req.unit_id.clone(),
         task_id: req.task_id().to_string(),
-        arm: spec.baseline().key().to_string(),
-        in_experiment: false,
+        arm: spec.arms()[decision.arm].key().to_string(),
+        in_experiment: decision.in_experiment,
         version,
         assignment_id,
-        propensity: 1.0,
+        propensity: decision.propensity,
         period: period.period,
         epoch,
         segments,
         assigned_at: now,
-    };
-    if status != Status::Running || !spec.targeting().matches(&req.attributes) {
-        return out;
     }
-    // The same value as `hash_v2(spec.hash_seed(), unit_id)`, with the seed hashed once per spec.
-    let h = spec.seed_prefix().hash_v2(&req.unit_id);
-    let chosen = if period_fits(spec, period) {
-        choose_weighted(h, period.weights.iter().map(|(_, w)| w), spec.coverage())
-            .map(|i| (i, period.weights[i].1))
-    } else {
-        let weights = initial_weights(spec);
-        choose_weighted(h, weights.iter().map(|(_, w)| w), spec.coverage())
-            .map(|i| (i, weights[i].1))
-    };
-    if let Some((i, weight)) = chosen {
-        out.arm = spec.arms()[i].key().to_string();
-        out.in_experiment = true;
-        out.propensity = weight;
-    }
-    out
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@
 //! - [`lifecycle`]: [`Transition`], [`transition`] (draft → running ⇄ paused → stopped) and the
 //!   immutable [`ExperimentVersion`] records (`created`, `transitioned`, `updated`, `rebaselined`).
 //! - [`hash`]: GrowthBook-compatible `fnv32a`, `hash_v1`, `hash_v2`, `bucket_ranges`, `choose`.
-//! - [`assign`]: [`AssignRequest`] (validated), [`decide`] and [`initial_period`].
+//! - [`assign`]: [`AssignRequest`] (validated), [`choose_arm`] (the allocation-free decision), [`decide`] (the decision plus the record to store) and [`initial_period`].
 //! - [`thompson`]: [`BanditState`] (`new`, `observe`, `observe_outcome`, `due`, `recompute`).
 //! - [`fold`]: [`fold::fold`] an outcome into its unit row, giving the [`AggDelta`]s to apply.
 //! - [`DomainError`]: the crate's one error type.
@@ -30,7 +30,7 @@ pub mod report;
 pub mod spec;
 pub mod thompson;
 
-pub use assign::{decide, initial_period, AssignRequest};
+pub use assign::{choose_arm, decide, initial_period, AssignRequest, Decision};
 pub use error::{DomainError, LifecycleError, SpecErrors, SpecProblem};
 pub use fold::{fold, Folded};
 pub use lifecycle::{transition, Change, ExperimentVersion, Transition};
