@@ -90,6 +90,7 @@ mod rebuild;
 mod records;
 mod sled_store;
 mod tree;
+mod watermark;
 
 use liftlab_domain::thompson::BanditState;
 use liftlab_domain::{

@@ -105,6 +105,8 @@ struct Job {
 
 /// What the writer and the readers share.
 struct Shared {
+    /// The data directory, where the flusher keeps the audit watermark.
+    dir: PathBuf,
     trees: Trees,
     /// Per table, the number of the last batch that wrote to it (set before the batch commits).
     applied: Vec<AtomicU64>,
@@ -250,7 +252,12 @@ impl SledStore {
             .map_err(|e| open_error(&path, e))?;
         let trees = Trees { db, trees };
         check_schema(&trees)?;
+        // An unreadable head is left to `verify()`, which names it.
+        if let Ok(head) = audit_head(&trees) {
+            crate::watermark::check(&path, head.as_ref())?;
+        }
         let shared = std::sync::Arc::new(Shared {
+            dir: path.clone(),
             trees,
             applied: TreeId::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
             flushed: AtomicU64::new(0),
@@ -424,6 +431,11 @@ impl Drop for SledStore {
 
 crate::impl_store!(SledStore);
 
+/// The audit chain's stored head, if the chain has any record.
+fn audit_head(trees: &Trees) -> Result<Option<crate::records::AuditHead>> {
+    get_as(trees, TreeId::Meta, crate::audit::HEAD_KEY)
+}
+
 /// Writes the schema version into a new database, or checks the one found.
 fn check_schema(trees: &Trees) -> Result<()> {
     let found: Option<u64> = get_as(trees, TreeId::Meta, SCHEMA_KEY)?;
@@ -527,6 +539,8 @@ fn run_flusher(shared: &Shared, receiver: &Receiver<Committed>) {
             group.push(more);
         }
         let last = group.last().map_or(0, |c| c.batch_no);
+        // The head as of now is covered by the flush below, so the watermark never leads the data.
+        let head = audit_head(&shared.trees);
         let flushed = match shared.failure() {
             Some(e) => Err(e),
             None => shared
@@ -538,6 +552,11 @@ fn run_flusher(shared: &Shared, receiver: &Receiver<Committed>) {
         };
         match &flushed {
             Ok(()) => {
+                if let Ok(Some(head)) = head {
+                    if let Err(e) = crate::watermark::write(&shared.dir, &head) {
+                        tracing::warn!(error = %e, "cannot write the audit watermark");
+                    }
+                }
                 let _guard = shared.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
                 shared.flushed.store(last, Ordering::SeqCst);
                 shared.flushed_cv.notify_all();
