@@ -23,19 +23,15 @@ use std::time::{Duration, Instant};
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
 
 use crate::auth::KeyRing;
-use crate::error::{Problem, PROBLEM_BASE, PROBLEM_JSON};
+use crate::error::{Problem, ProblemCode};
 use crate::AppState;
 
 /// The most clients that get a bucket of their own.
 pub const MAX_CLIENTS: usize = 65_536;
-
-/// The problem `type` slug of a refused request.
-pub const RATE_LIMITED_SLUG: &str = "rate-limited";
 
 /// A sustained request rate: `requests` per `per` (`100/s`, `6000/m`, `10/h`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -267,21 +263,15 @@ pub fn retry_after_secs(wait: Duration) -> u64 {
 /// The 429 problem response telling `client` to come back after `wait`.
 pub fn too_many_requests(client: &Client, limit: RateLimit, wait: Duration) -> HttpResponse {
     let secs = retry_after_secs(wait);
-    let problem = Problem {
-        kind: format!("{PROBLEM_BASE}{RATE_LIMITED_SLUG}"),
-        title: "Too many requests".to_string(),
-        status: StatusCode::TOO_MANY_REQUESTS.as_u16(),
-        detail: format!(
-            "{client} is over its rate limit of {} with bursts of {}; retry after {secs} s",
-            limit.rate, limit.burst
-        ),
-        errors: Vec::new(),
-    };
-    let body = serde_json::to_vec(&problem).unwrap_or_else(|_| b"{}".to_vec());
-    HttpResponse::build(StatusCode::TOO_MANY_REQUESTS)
-        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)))
-        .insert_header((header::RETRY_AFTER, secs))
-        .body(body)
+    let detail = format!(
+        "{client} is over its rate limit of {} with bursts of {}; retry after {secs} s",
+        limit.rate, limit.burst
+    );
+    let mut response = Problem::new(ProblemCode::RateLimited, detail, Vec::new()).response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    response
 }
 
 /// The middleware; registered once in `app()` with `actix_web::middleware::from_fn`.
@@ -317,6 +307,8 @@ pub async fn limit(
 mod tests {
     use super::*;
     use crate::auth::{KeyEntry, Role};
+    use crate::error::PROBLEM_JSON;
+    use actix_web::http::StatusCode;
 
     fn limit(text: &str, burst: u32) -> RateLimit {
         RateLimit::new(
