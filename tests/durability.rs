@@ -2,63 +2,13 @@
 //! the same data directory, and check that every acknowledged write is there exactly once.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-/// A `liftlab serve` process on a free loopback port; SIGKILLed when dropped.
-struct Serve {
-    child: Child,
-    base: String,
-}
-
-impl Serve {
-    fn start(data: &Path) -> Serve {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(data.with_extension("log"))
-            .expect("a log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_liftlab"))
-            .args(["serve", "--addr", "127.0.0.1:0", "--workers", "2", "--data"])
-            .arg(data)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("the liftlab binary starts");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
-        let base = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .find_map(|l| l.strip_prefix("listening on ").map(str::to_string));
-        std::thread::spawn(move || lines.for_each(drop));
-        let Some(base) = base else {
-            let _ = child.kill();
-            let log = std::fs::read_to_string(data.with_extension("log")).unwrap_or_default();
-            panic!("the server did not start:\n{log}");
-        };
-        Serve { child, base }
-    }
-
-    /// SIGKILL: no drain, no flush, no destructors.
-    fn kill9(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::harness::Server;
 
 fn agent() -> ureq::Agent {
     ureq::AgentBuilder::new()
@@ -135,7 +85,7 @@ fn recorded_events(agent: &ureq::Agent, base: &str) -> Vec<String> {
 fn acknowledged_writes_survive_kill_9_and_count_once() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let data = dir.path().join("data");
-    let server = Serve::start(&data);
+    let server = Server::start(&data, &[]);
     let agent = agent();
     let base = server.base.clone();
 
@@ -222,7 +172,7 @@ fn acknowledged_writes_survive_kill_9_and_count_once() {
     let acked = acked.lock().expect("acked set").clone();
     assert!(acked.len() >= 600);
 
-    let server = Serve::start(&data);
+    let server = Server::start(&data, &[]);
     let base = server.base.clone();
     let recorded = recorded_events(&agent, &base);
     let distinct: BTreeSet<String> = recorded.iter().cloned().collect();
