@@ -6,7 +6,8 @@
 #
 # Usage: scripts/bench-http.sh        Env: DURATION (seconds per run, default 10),
 #        CONNECTIONS (assign and healthz, default 64), THREADS (wrk threads, default 2),
-#        BATCH_CONNECTIONS (outcome runs, default 8), WORKERS (server workers, default 2).
+#        BATCH_CONNECTIONS (outcome runs, default 8), WORKERS (server workers, default 2),
+#        RUNS (the runs to make, space-separated; default all six, in the order below).
 # Needs wrk (Debian package `wrk`) and python3. Every request goes to 127.0.0.1, every run is
 # bounded by wrk's -d, and the server is stopped at the end.
 set -euo pipefail
@@ -17,6 +18,8 @@ conns="${CONNECTIONS:-64}"
 threads="${THREADS:-2}"
 batch_conns="${BATCH_CONNECTIONS:-8}"
 workers="${WORKERS:-2}"
+all_runs="healthz assign-fixed assign-thompson assign-returning outcomes-json outcomes-ndjson"
+runs="${RUNS:-$all_runs}"
 units=2000
 command -v wrk >/dev/null || { echo "bench-http.sh needs wrk (apt-get install wrk)"; exit 2; }
 
@@ -116,10 +119,16 @@ LUA
 
 run() { # name, then wrk arguments
   local name="$1"; shift
+  case " $runs " in *" $name "*) ;; *) return 0 ;; esac
   echo "== $name"
+  local before; before="$(cpu_ticks)"
   wrk --latency -t"$threads" -d"${duration}s" "$@" | tee "$work/$name.txt" |
     grep -E "Requests/sec|Latency  |^ +(50|99)%|Non-2xx|Socket errors|requests in" || true
+  echo $(( $(cpu_ticks) - before )) >"$work/$name.cpu"
 }
+# The server process's user + system CPU time so far, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$server_pid/stat"; }
+hz="$(getconf CLK_TCK)"
 
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); cores: $(nproc)"
 run healthz -c"$conns" "$base/healthz"
@@ -133,20 +142,24 @@ rate() { sed -n 's/^Requests\/sec: *//p' "$work/$1.txt"; }
 p99() { awk '$1 == "99%" {print $2}' "$work/$1.txt"; }
 non2xx() { sed -n 's/.*Non-2xx or 3xx responses: *//p' "$work/$1.txt" | grep . || echo 0; }
 echo
-echo "| run | requests/s | events/s | p50 | p99 | non-2xx |"
-echo "|---|---|---|---|---|---|"
-for name in healthz assign-fixed assign-thompson assign-returning outcomes-json outcomes-ndjson; do
+echo "| run | requests/s | events/s | p50 | p99 | non-2xx | server CPU per request |"
+echo "|---|---|---|---|---|---|---|"
+for name in $runs; do
   r="$(rate "$name")"
   events="—"
   case "$name" in outcomes-*) events="$(python3 -c "print(f'{float(\"$r\") * 500:,.0f}')")" ;; esac
   p50="$(awk '$1 == "50%" {print $2}' "$work/$name.txt")"
-  echo "| $name | $r | $events | $p50 | $(p99 "$name") | $(non2xx "$name") |"
+  requests="$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$work/$name.txt")"
+  cpu="$(python3 -c "print(f'{$(cat "$work/$name.cpu") / $hz / max($requests, 1) * 1e6:,.0f} µs')")"
+  echo "| $name | $r | $events | $p50 | $(p99 "$name") | $(non2xx "$name") | $cpu |"
 done
-python3 - "$(rate healthz)" "$(rate assign-fixed)" "$(rate assign-thompson)" <<'PY'
+if [ "$runs" = "$all_runs" ]; then
+  python3 - "$(rate healthz)" "$(rate assign-fixed)" "$(rate assign-thompson)" <<'PY'
 import sys
 h, f, t = map(float, sys.argv[1:])
 print(f"\nassign/healthz: fixed {f / h:.0%}, thompson {t / h:.0%}")
 PY
+fi
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 metrics="$(curl -sf "$base/metrics")"
 echo "store writes (count, seconds): $(echo "$metrics" | grep -E '^liftlab_store_write_seconds_(count|sum)' | tr '\n' ' ')"
