@@ -15,6 +15,9 @@ use liftlab_domain::{Assignment, ExperimentSpec, HandledBy, Outcome, Transition}
 use liftlab_store::{SledStore, Store};
 use serde_json::json;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// CPU seconds (user + system) used by this process so far, from /proc/self/stat (Linux).
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat is readable");
