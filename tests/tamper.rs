@@ -55,22 +55,67 @@ fn history(data: &Path) -> u64 {
     records
 }
 
-/// The sled key of audit record `seq` (big-endian u64).
-fn seq_key(seq: u64) -> [u8; 8] {
-    seq.to_be_bytes()
+/// An audit record as stored (postcard), the layout `liftlab-store` documents.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RawAudit {
+    seq: u64,
+    prev_hash: [u8; 32],
+    kind: liftlab_store::AuditKind,
+    experiment: String,
+    payload: String,
+    ts: i64,
+    hash: [u8; 32],
 }
 
-/// Replaces the first occurrence of `from` in `bytes` by `to` (same length, so any encoding
-/// of the record stays well-formed and only its meaning changes).
-fn replace_once(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
-    assert_eq!(from.len(), to.len());
-    let at = bytes
-        .windows(from.len())
-        .position(|w| w == from)
-        .expect("the record holds the text");
-    let mut out = bytes.to_vec();
-    out[at..at + to.len()].copy_from_slice(to);
+/// The stored audit chain: blocks of records under the big-endian sequence number of the
+/// first, each a tag byte (2) and the postcard list of its records, in key order.
+fn blocks(audit: &sled::Tree) -> Vec<(u64, Vec<u8>)> {
+    audit
+        .iter()
+        .map(|entry| {
+            let (k, v) = entry.expect("reads");
+            let first = u64::from_be_bytes(k.as_ref().try_into().expect("an 8-byte key"));
+            (first, v.to_vec())
+        })
+        .collect()
+}
+
+/// Decodes a stored block into its records.
+fn records(bytes: &[u8]) -> Vec<RawAudit> {
+    assert_eq!(bytes[0], 2, "the binary tag");
+    postcard::from_bytes(&bytes[1..]).expect("a list of records")
+}
+
+/// Encodes records as a stored block.
+fn block(records: &[RawAudit]) -> Vec<u8> {
+    let mut out = vec![2u8];
+    out.extend(postcard::to_allocvec(records).expect("encodes"));
     out
+}
+
+/// The key of the block holding record `seq` and the record's index in it.
+fn locate(audit: &sled::Tree, seq: u64) -> (u64, usize) {
+    let (first, bytes) = blocks(audit)
+        .into_iter()
+        .rev()
+        .find(|(first, _)| *first <= seq)
+        .expect("a block at or before the record");
+    let i = usize::try_from(seq - first).expect("small");
+    assert_eq!(records(&bytes)[i].seq, seq, "the block holds the record");
+    (first, i)
+}
+
+/// Applies `change` to the records of the block holding record `seq`; an emptied block is removed.
+fn edit(audit: &sled::Tree, seq: u64, change: impl FnOnce(&mut Vec<RawAudit>, usize)) {
+    let (first, i) = locate(audit, seq);
+    let key = first.to_be_bytes();
+    let mut list = records(&audit.get(key).expect("reads").expect("exists"));
+    change(&mut list, i);
+    if list.is_empty() {
+        audit.remove(key).expect("removes");
+    } else {
+        audit.insert(key, block(&list)).expect("writes");
+    }
 }
 
 /// Builds a history, applies `tamper` to the raw audit tree, and checks that both the CLI and
@@ -112,11 +157,10 @@ fn check(tamper: impl FnOnce(&sled::Tree, u64) -> u64, reason: &str) {
 fn an_edited_record_is_named() {
     check(
         |audit, _| {
-            let record = audit.get(seq_key(7)).expect("reads").expect("record 7");
             // Rename the experiment the record is about, leaving its stored hash alone.
-            audit
-                .insert(seq_key(7), replace_once(&record, b"tamper", b"tamped"))
-                .expect("writes");
+            edit(audit, 7, |list, i| {
+                list[i].experiment = "tamped".to_string()
+            });
             7
         },
         "contents were changed",
@@ -127,15 +171,15 @@ fn an_edited_record_is_named() {
 fn a_flipped_bit_is_named() {
     check(
         |audit, _| {
-            let mut record = audit
-                .get(seq_key(4))
-                .expect("reads")
-                .expect("record 4")
-                .to_vec();
-            let middle = record.len() / 2;
-            record[middle] ^= 0x10;
-            audit.insert(seq_key(4), record).expect("writes");
-            4
+            // A block holding one record, so the flipped bit can only damage that record.
+            let (seq, mut bytes) = blocks(audit)
+                .into_iter()
+                .find(|(first, bytes)| *first >= 4 && records(bytes).len() == 1)
+                .expect("a block of one record");
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0x10;
+            audit.insert(seq.to_be_bytes(), bytes).expect("writes");
+            seq
         },
         "record",
     );
@@ -145,10 +189,9 @@ fn a_flipped_bit_is_named() {
 fn a_deleted_record_is_named() {
     check(
         |audit, _| {
-            audit
-                .remove(seq_key(5))
-                .expect("removes")
-                .expect("record 5 existed");
+            edit(audit, 5, |list, i| {
+                list.remove(i);
+            });
             5
         },
         "missing",
@@ -159,10 +202,17 @@ fn a_deleted_record_is_named() {
 fn reordered_records_are_named() {
     check(
         |audit, _| {
-            let a = audit.get(seq_key(3)).expect("reads").expect("record 3");
-            let b = audit.get(seq_key(4)).expect("reads").expect("record 4");
-            audit.insert(seq_key(3), b).expect("writes");
-            audit.insert(seq_key(4), a).expect("writes");
+            let (a, i) = locate(audit, 3);
+            let (b, j) = locate(audit, 4);
+            if a == b {
+                edit(audit, 3, |list, _| list.swap(i, j));
+            } else {
+                // Records 3 and 4 sit in blocks of their own: swap the blocks' contents.
+                let x = audit.get(a.to_be_bytes()).expect("reads").expect("exists");
+                let y = audit.get(b.to_be_bytes()).expect("reads").expect("exists");
+                audit.insert(a.to_be_bytes(), y).expect("writes");
+                audit.insert(b.to_be_bytes(), x).expect("writes");
+            }
             3
         },
         "record",
@@ -173,10 +223,9 @@ fn reordered_records_are_named() {
 fn a_cut_tail_is_named() {
     check(
         |audit, total| {
-            audit
-                .remove(seq_key(total))
-                .expect("removes")
-                .expect("the last record existed");
+            edit(audit, total, |list, i| {
+                list.remove(i);
+            });
             total
         },
         "head",

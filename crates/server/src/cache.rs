@@ -17,7 +17,7 @@ use liftlab_domain::{
     Millis, Outcome, Transition, UnitRow,
 };
 use liftlab_store::{
-    ArmCounters, AssignmentCount, AuditRecord, DriftMonitor, Epoch, OutcomeIter, RebuildMode,
+    ArmCounters, AssignmentCount, AuditRecord, Done, DriftMonitor, Epoch, OutcomeIter, RebuildMode,
     RebuildReport, Recorded, Result, Store, VerifyReport,
 };
 
@@ -67,6 +67,15 @@ impl CachedStore {
             entries.insert(key.to_string(), Arc::clone(&live));
         }
         Ok(live)
+    }
+
+    /// The experiment's cached state, if it is cached (never touches the store).
+    pub fn cached_live(&self, key: &str) -> Option<Arc<Live>> {
+        self.live
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
     }
 
     /// Drops the cached state of `key`; the next read loads it from the store.
@@ -152,6 +161,23 @@ impl Store for CachedStore {
         self.inner.record_assignment(assignment)
     }
 
+    fn assignment_by_task_if_durable(
+        &self,
+        experiment: &str,
+        task_id: &str,
+    ) -> Result<Option<Assignment>> {
+        self.inner
+            .assignment_by_task_if_durable(experiment, task_id)
+    }
+
+    fn current_period_for_decision(&self, experiment: &str) -> Result<AllocationPeriod> {
+        self.inner.current_period_for_decision(experiment)
+    }
+
+    fn record_assignment_then(&self, assignment: Assignment, done: Done<Assignment>) {
+        self.inner.record_assignment_then(assignment, done);
+    }
+
     fn record_assignments(&self, assignments: Vec<Assignment>) -> Result<Vec<Result<Assignment>>> {
         self.inner.record_assignments(assignments)
     }
@@ -174,6 +200,15 @@ impl Store for CachedStore {
         outcomes: Vec<Outcome>,
     ) -> Result<Vec<Result<Recorded>>> {
         self.inner.record_outcomes(spec, outcomes)
+    }
+
+    fn record_outcomes_then(
+        &self,
+        spec: &ExperimentSpec,
+        outcomes: Vec<Outcome>,
+        done: Done<Vec<Result<Recorded>>>,
+    ) {
+        self.inner.record_outcomes_then(spec, outcomes, done);
     }
 
     fn aggregates(&self, experiment: &str, epoch: u64) -> Result<Vec<(AggKey, MetricAggregate)>> {

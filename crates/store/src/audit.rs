@@ -1,4 +1,9 @@
 //! The audit chain: appending hash-linked records inside an operation, and verifying the whole chain.
+//!
+//! The records are stored in blocks: every group commit writes the records its batch appended
+//! as one list under the sequence number of the first (`audit` table, big-endian `u64` keys),
+//! so the chain costs one sled insert per batch rather than one per record. A record is found
+//! through the block whose first sequence number is the greatest at or before its own.
 
 use liftlab_domain::Millis;
 use serde::Serialize;
@@ -16,9 +21,46 @@ pub(crate) const GENESIS: [u8; 32] = [0; 32];
 /// The meta key of the chain's head.
 pub(crate) const HEAD_KEY: &[u8] = b"audit_head";
 
-/// The key of audit record `seq`.
-pub(crate) fn record_key(seq: u64) -> Vec<u8> {
-    Key::new().u64(seq).into_bytes()
+/// The key of the block whose first record is `first`.
+pub(crate) fn block_key(first: u64) -> Vec<u8> {
+    Key::new().u64(first).into_bytes()
+}
+
+/// The block of records that starts at `first`, keyed by its sequence number.
+pub(crate) type Block = Vec<StoredAudit>;
+
+/// Reads audit records by sequence number, decoding each block once for consecutive reads.
+pub(crate) struct Reader<'a> {
+    src: &'a dyn Scan,
+    block: Option<(u64, Block)>,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(src: &'a dyn Scan) -> Self {
+        Reader { src, block: None }
+    }
+
+    /// Record `seq`, if the chain has it.
+    pub(crate) fn record(&mut self, seq: u64) -> Result<Option<&StoredAudit>> {
+        let cached = matches!(&self.block, Some((first, b))
+            if *first <= seq && seq - *first < b.len() as u64);
+        if !cached {
+            let Some(key) = self
+                .src
+                .last_at_or_before(TreeId::Audit, &[], &block_key(seq))?
+            else {
+                return Ok(None);
+            };
+            let first = trailing_u64(TreeId::Audit, &key)?;
+            let block: Option<Block> =
+                crate::kv::get_as(self.src.as_source(), TreeId::Audit, &key)?;
+            self.block = block.map(|b| (first, b));
+        }
+        Ok(self.block.as_ref().and_then(|(first, b)| {
+            let i = usize::try_from(seq.checked_sub(*first)?).ok()?;
+            b.get(i).filter(|r| r.seq == seq)
+        }))
+    }
 }
 
 /// The hash of a record with these fields, linked to `prev_hash`.
@@ -66,7 +108,8 @@ pub(crate) fn append<P: Serialize + ?Sized>(
         ts,
         hash,
     };
-    tx.put(TreeId::Audit, record_key(seq), record);
+    let block = tx.chunk(TreeId::Audit, "", || block_key(seq))?;
+    tx.append(TreeId::Audit, block, record);
     let chunk = tx.chunk_key(TreeId::AuditIndex, experiment, seq)?;
     tx.append(TreeId::AuditIndex, chunk, seq);
     tx.put(TreeId::Meta, HEAD_KEY.to_vec(), AuditHead { seq, hash });
@@ -86,72 +129,79 @@ pub(crate) fn verify(src: &dyn Scan) -> Result<VerifyReport> {
     for entry in src.scan_prefix(TreeId::Audit, &[]) {
         let (key, value) = entry?;
         let verified = expected - 1;
-        let Ok(at) = trailing_u64(TreeId::Audit, &key) else {
-            return Ok(bad(
-                verified,
-                expected,
-                "a record has a malformed key".into(),
-            ));
-        };
         if key.len() != 8 {
             return Ok(bad(
                 verified,
                 expected,
-                "a record has a malformed key".into(),
+                "a block of records has a malformed key".into(),
             ));
         }
-        if at != expected {
-            let reason = if at > expected {
-                format!("record {expected} is missing (the next stored record is {at})")
+        let first = trailing_u64(TreeId::Audit, &key)?;
+        if first != expected {
+            let reason = if first > expected {
+                format!(
+                    "record {expected} is missing (the next stored block starts at record {first})"
+                )
             } else {
-                format!("record {at} appears out of order")
+                format!("record {first} appears out of order")
             };
             return Ok(bad(verified, expected, reason));
         }
-        let record: StoredAudit = match decode(TreeId::Audit, &key, &value) {
-            Ok(r) => r,
+        let block: Block = match decode(TreeId::Audit, &key, &value) {
+            Ok(b) => b,
             Err(e) => {
                 return Ok(bad(
                     verified,
-                    at,
-                    format!("record {at} cannot be read: {e}"),
+                    first,
+                    format!("the block of records from {first} cannot be read: {e}"),
                 ))
             }
         };
-        if record.seq != at {
+        if block.is_empty() {
             return Ok(bad(
                 verified,
-                at,
-                format!(
-                    "record stored at {at} says it is record {} (moved or reordered)",
-                    record.seq
-                ),
+                first,
+                format!("the block at record {first} holds no records"),
             ));
         }
-        if record.prev_hash != prev_hash {
-            return Ok(bad(
-                verified,
-                at,
-                format!("record {at} does not link to the hash of record {}", at - 1),
-            ));
+        for record in block {
+            let at = expected;
+            let verified = expected - 1;
+            if record.seq != at {
+                return Ok(bad(
+                    verified,
+                    at,
+                    format!(
+                        "record {at} is missing or out of order (record {} is stored in its place)",
+                        record.seq
+                    ),
+                ));
+            }
+            if record.prev_hash != prev_hash {
+                return Ok(bad(
+                    verified,
+                    at,
+                    format!("record {at} does not link to the hash of record {}", at - 1),
+                ));
+            }
+            let recomputed = hash_record(
+                &record.prev_hash,
+                record.seq,
+                record.kind,
+                &record.experiment,
+                &record.payload,
+                record.ts,
+            );
+            if recomputed != record.hash {
+                return Ok(bad(
+                    verified,
+                    at,
+                    format!("record {at} does not match its hash (its contents were changed)"),
+                ));
+            }
+            prev_hash = record.hash;
+            expected += 1;
         }
-        let recomputed = hash_record(
-            &record.prev_hash,
-            record.seq,
-            record.kind,
-            &record.experiment,
-            &record.payload,
-            record.ts,
-        );
-        if recomputed != record.hash {
-            return Ok(bad(
-                verified,
-                at,
-                format!("record {at} does not match its hash (its contents were changed)"),
-            ));
-        }
-        prev_hash = record.hash;
-        expected += 1;
     }
     let records = expected - 1;
     let head: Option<AuditHead> = match src.get(TreeId::Meta, HEAD_KEY)? {

@@ -397,17 +397,30 @@ impl<'a> Tx<'a> {
         experiment: &str,
         first: u64,
     ) -> Result<Vec<u8>> {
+        self.chunk(tree, experiment, || {
+            crate::codec::Key::new()
+                .str(experiment)
+                .u64(first)
+                .into_bytes()
+        })
+    }
+
+    /// The key of the chunk that this batch appends to in `tree` under `scope`: the one the
+    /// batch started, or `start()` for its first append.
+    pub(crate) fn chunk(
+        &mut self,
+        tree: TreeId,
+        scope: &str,
+        start: impl FnOnce() -> Vec<u8>,
+    ) -> Result<Vec<u8>> {
         let mut marker = vec![0xff, b'c', u8::try_from(tree.index()).unwrap_or(u8::MAX)];
-        marker.extend_from_slice(experiment.as_bytes());
+        marker.extend_from_slice(scope.as_bytes());
         for overlay in [&self.own, self.batch] {
             if let Seen::Found(key) = overlay.lookup::<Vec<u8>>(TreeId::Meta, &marker)? {
                 return Ok(key);
             }
         }
-        let key = crate::codec::Key::new()
-            .str(experiment)
-            .u64(first)
-            .into_bytes();
+        let key = start();
         self.own.trees[TreeId::Meta.index()]
             .insert(marker, Pending::Transient(Box::new(key.clone())));
         Ok(key)

@@ -113,7 +113,15 @@ pub const MAX_AUDIT_PAGE: usize = 10_000;
 /// The outcome log of one experiment, in the order events were recorded.
 pub type OutcomeIter = Box<dyn Iterator<Item = Result<Outcome>> + Send>;
 
-/// liftlab's persistence. Every method may block (on disk, or on the group commit).
+/// Receives the answer of a write started with one of the `…_then` methods of [`Store`].
+///
+/// It is called once the write is durable (or failed), on whichever thread finished it — the
+/// flusher thread for [`SledStore`]. If the store closes first, it is dropped without being
+/// called; a caller waiting on a channel inside it then sees the channel closed.
+pub type Done<R> = Box<dyn FnOnce(Result<R>) + Send>;
+
+/// liftlab's persistence. Every method may block (on disk, or on the group commit), except
+/// that the `…_then` writes hand their answer to a callback instead of waiting for it.
 pub trait Store: Send + Sync {
     /// Stores a new experiment as version 1 (`draft`), with epoch 0 and allocation period 0.
     fn create_experiment(&self, spec: ExperimentSpec, now: Millis) -> Result<ExperimentVersion>;
@@ -159,8 +167,28 @@ pub trait Store: Send + Sync {
     /// The stored assignment of the unit a task belongs to, if any.
     fn assignment_by_task(&self, experiment: &str, task_id: &str) -> Result<Option<Assignment>>;
 
+    /// [`Store::assignment_by_task`] without ever waiting: an assignment whose group commit
+    /// has not been flushed yet reads as `None`.
+    ///
+    /// For a hot path that records a decision when it finds none: recording answers the stored
+    /// assignment (first write wins), and only once it is durable.
+    fn assignment_by_task_if_durable(
+        &self,
+        experiment: &str,
+        task_id: &str,
+    ) -> Result<Option<Assignment>>;
+
+    /// The allocation period in force, without waiting for the group commit that opened it.
+    ///
+    /// Only for making a decision that is then recorded: the record's batch comes after the
+    /// period's, so its acknowledgement implies the period is durable too.
+    fn current_period_for_decision(&self, experiment: &str) -> Result<AllocationPeriod>;
+
     /// Stores a unit's assignment unless it has one; returns the one that is stored.
     fn record_assignment(&self, assignment: Assignment) -> Result<Assignment>;
+
+    /// [`Store::record_assignment`] without blocking: `done` gets the answer once durable.
+    fn record_assignment_then(&self, assignment: Assignment, done: Done<Assignment>);
 
     /// [`Store::record_assignment`] for many, in one group commit; one result per input, in order.
     fn record_assignments(&self, assignments: Vec<Assignment>) -> Result<Vec<Result<Assignment>>>;
@@ -183,6 +211,14 @@ pub trait Store: Send + Sync {
         spec: &ExperimentSpec,
         outcomes: Vec<Outcome>,
     ) -> Result<Vec<Result<Recorded>>>;
+
+    /// [`Store::record_outcomes`] without blocking: `done` gets the answers once durable.
+    fn record_outcomes_then(
+        &self,
+        spec: &ExperimentSpec,
+        outcomes: Vec<Outcome>,
+        done: Done<Vec<Result<Recorded>>>,
+    );
 
     /// Every aggregate of an epoch, in key order.
     fn aggregates(&self, experiment: &str, epoch: u64) -> Result<Vec<(AggKey, MetricAggregate)>>;
@@ -337,6 +373,38 @@ macro_rules! impl_store {
                 self.write_one(move |tx| $crate::ops::record_assignment(tx, assignment))
             }
 
+            fn assignment_by_task_if_durable(
+                &self,
+                experiment: &str,
+                task_id: &str,
+            ) -> $crate::Result<Option<liftlab_domain::Assignment>> {
+                self.read_if_durable(
+                    &[
+                        $crate::tree::TreeId::Tasks,
+                        $crate::tree::TreeId::Assignments,
+                    ],
+                    |src| $crate::ops::assignment_by_task(src, experiment, task_id),
+                )
+            }
+
+            fn current_period_for_decision(
+                &self,
+                experiment: &str,
+            ) -> $crate::Result<liftlab_domain::AllocationPeriod> {
+                self.peek(|src| $crate::ops::current_period(src, experiment))
+            }
+
+            fn record_assignment_then(
+                &self,
+                assignment: liftlab_domain::Assignment,
+                done: $crate::Done<liftlab_domain::Assignment>,
+            ) {
+                self.write_one_then(
+                    move |tx| $crate::ops::record_assignment(tx, assignment),
+                    done,
+                );
+            }
+
             fn record_assignments(
                 &self,
                 assignments: Vec<liftlab_domain::Assignment>,
@@ -381,6 +449,20 @@ macro_rules! impl_store {
                 self.write_many(outcomes, move |tx, o| {
                     $crate::ops::record_outcome(tx, &spec, o)
                 })
+            }
+
+            fn record_outcomes_then(
+                &self,
+                spec: &liftlab_domain::ExperimentSpec,
+                outcomes: Vec<liftlab_domain::Outcome>,
+                done: $crate::Done<Vec<$crate::Result<$crate::Recorded>>>,
+            ) {
+                let spec = spec.clone();
+                self.write_many_then(
+                    outcomes,
+                    move |tx, o| $crate::ops::record_outcome(tx, &spec, o),
+                    done,
+                );
             }
 
             fn aggregates(

@@ -155,6 +155,36 @@ impl MemStore {
         })
     }
 
+    pub(crate) fn write_one_then<R>(
+        &self,
+        op: impl FnOnce(&mut Tx<'_>) -> Result<R>,
+        done: crate::Done<R>,
+    ) {
+        done(self.write_one(op));
+    }
+
+    pub(crate) fn write_many_then<T, R>(
+        &self,
+        items: Vec<T>,
+        op: impl Fn(&mut Tx<'_>, T) -> Result<R>,
+        done: crate::Done<Vec<Result<R>>>,
+    ) {
+        done(self.write_many(items, op));
+    }
+
+    /// Every write is visible and final at once, so this is [`MemStore::read_opt`].
+    pub(crate) fn read_if_durable<R>(
+        &self,
+        trees: &[TreeId],
+        f: impl FnOnce(&dyn Scan) -> Result<Option<R>>,
+    ) -> Result<Option<R>> {
+        self.read_opt(trees, f)
+    }
+
+    pub(crate) fn peek<R>(&self, f: impl FnOnce(&dyn Scan) -> Result<R>) -> Result<R> {
+        self.read(&[], f)
+    }
+
     pub(crate) fn read<R>(
         &self,
         _trees: &[TreeId],
@@ -221,13 +251,22 @@ mod tests {
         assert!(store.verify().expect("runs").ok);
         {
             let mut tables = store.tables.write().expect("not poisoned");
-            let key = crate::audit::record_key(2);
-            let mut bytes = tables
+            // Change record 2 inside the block that holds it.
+            let key = tables
+                .last_at_or_before(TreeId::Audit, &[], &crate::audit::block_key(2))
+                .expect("reads")
+                .expect("a block");
+            let bytes = tables
                 .get(TreeId::Audit, &key)
                 .expect("reads")
                 .expect("exists");
-            let last = bytes.len() - 3;
-            bytes[last] ^= 1;
+            let mut block: crate::audit::Block =
+                crate::codec::decode(TreeId::Audit, &key, &bytes).expect("decodes");
+            let first = block[0].seq;
+            block[usize::try_from(2 - first).expect("small")]
+                .payload
+                .push(' ');
+            let bytes = crate::codec::encode(TreeId::Audit, &block);
             tables.raw_put(TreeId::Audit, key, Some(bytes));
             tables.raw_put(
                 TreeId::Experiments,

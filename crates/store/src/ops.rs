@@ -635,6 +635,7 @@ pub(crate) fn audit(
         None => prefix.clone(),
     };
     let mut out = Vec::new();
+    let mut records = audit::Reader::new(src);
     for entry in src.scan_from(TreeId::AuditIndex, &prefix, &start) {
         let (key, value) = entry?;
         let seqs: Vec<u64> = decode(TreeId::AuditIndex, &key, &value)?;
@@ -642,15 +643,13 @@ pub(crate) fn audit(
             if out.len() == limit {
                 return Ok(out);
             }
-            let record_key = audit::record_key(seq);
-            let record: crate::records::StoredAudit =
-                get_as(src.as_source(), TreeId::Audit, &record_key)?.ok_or_else(|| {
-                    StoreError::corrupt(
-                        TreeId::AuditIndex.name(),
-                        &key,
-                        format!("indexes audit record {seq}, which is missing"),
-                    )
-                })?;
+            let record = records.record(seq)?.ok_or_else(|| {
+                StoreError::corrupt(
+                    TreeId::AuditIndex.name(),
+                    &key,
+                    format!("indexes audit record {seq}, which is missing"),
+                )
+            })?;
             out.push(record.to_public());
         }
     }

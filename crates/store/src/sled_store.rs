@@ -29,7 +29,9 @@ use crate::OutcomeIter;
 pub const MAX_BATCH: usize = 256;
 
 /// The schema version this build writes and reads.
-const SCHEMA_VERSION: u64 = 1;
+///
+/// 2: the audit chain is stored in blocks of one batch's records (1 stored one per key).
+const SCHEMA_VERSION: u64 = 2;
 
 /// The meta key of the schema version.
 const SCHEMA_KEY: &[u8] = b"schema";
@@ -133,6 +135,17 @@ impl Shared {
         *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.for_batch());
         let _guard = self.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
         self.flushed_cv.notify_all();
+    }
+
+    /// Whether every batch that wrote to one of `trees` is flushed (an error once the store failed).
+    fn is_durable(&self, trees: &[TreeId]) -> Result<bool> {
+        if let Some(e) = self.failure() {
+            return Err(e);
+        }
+        let flushed = self.flushed.load(Ordering::SeqCst);
+        Ok(trees
+            .iter()
+            .all(|t| self.applied[t.index()].load(Ordering::SeqCst) <= flushed))
     }
 
     /// Blocks until every batch that wrote to one of `trees` is flushed.
@@ -294,32 +307,43 @@ impl SledStore {
         &self.path
     }
 
+    /// Queues `work` for the writer; `deliver` gets its answer once the batch is durable.
+    ///
+    /// If the store has closed, `deliver` is dropped without being called.
+    fn submit_then<R: Send + 'static>(
+        &self,
+        exclusive: bool,
+        work: impl FnOnce(&Trees, &mut Writes) -> Result<R> + Send + 'static,
+        deliver: impl FnOnce(Result<R>) + Send + 'static,
+    ) {
+        let run: JobFn = Box::new(move |trees, batch| {
+            let out = catch_unwind(AssertUnwindSafe(|| work(trees, batch)))
+                .unwrap_or_else(|p| Err(StoreError::Internal(panic_message(&*p))));
+            Box::new(move |flushed| {
+                deliver(match (out, flushed) {
+                    (Err(e), _) => Err(e),
+                    (Ok(v), Ok(())) => Ok(v),
+                    (Ok(_), Err(e)) => Err(e.for_batch()),
+                });
+            })
+        });
+        let sender = self.sender.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(sender) = sender.as_ref() {
+            // A failed send drops the job, and with it `deliver`: the caller sees it as closed.
+            let _ = sender.send(Job { run, exclusive });
+        }
+    }
+
     fn submit<R: Send + 'static>(
         &self,
         exclusive: bool,
         work: impl FnOnce(&Trees, &mut Writes) -> Result<R> + Send + 'static,
     ) -> Result<R> {
         let (tx, rx) = mpsc::sync_channel::<Result<R>>(1);
-        let run: JobFn = Box::new(move |trees, batch| {
-            let out = catch_unwind(AssertUnwindSafe(|| work(trees, batch)))
-                .unwrap_or_else(|p| Err(StoreError::Internal(panic_message(&*p))));
-            Box::new(move |flushed| {
-                let answer = match (out, flushed) {
-                    (Err(e), _) => Err(e),
-                    (Ok(v), Ok(())) => Ok(v),
-                    (Ok(_), Err(e)) => Err(e.for_batch()),
-                };
-                // The caller may have gone away; then nobody needs the answer.
-                let _ = tx.send(answer);
-            })
+        self.submit_then(exclusive, work, move |answer| {
+            // The caller may have gone away; then nobody needs the answer.
+            let _ = tx.send(answer);
         });
-        {
-            let sender = self.sender.read().unwrap_or_else(|p| p.into_inner());
-            let sender = sender.as_ref().ok_or(StoreError::Closed)?;
-            sender
-                .send(Job { run, exclusive })
-                .map_err(|_| StoreError::Closed)?;
-        }
         rx.recv().map_err(|_| StoreError::Closed)?
     }
 
@@ -343,6 +367,36 @@ impl SledStore {
         })
     }
 
+    pub(crate) fn write_one_then<R: Send + 'static>(
+        &self,
+        op: impl FnOnce(&mut Tx<'_>) -> Result<R> + Send + 'static,
+        done: crate::Done<R>,
+    ) {
+        self.submit_then(
+            false,
+            move |trees, batch| atomically(trees, batch, op),
+            done,
+        );
+    }
+
+    pub(crate) fn write_many_then<T: Send + 'static, R: Send + 'static>(
+        &self,
+        items: Vec<T>,
+        op: impl Fn(&mut Tx<'_>, T) -> Result<R> + Send + 'static,
+        done: crate::Done<Vec<Result<R>>>,
+    ) {
+        self.submit_then(
+            false,
+            move |trees, batch| {
+                Ok(items
+                    .into_iter()
+                    .map(|item| atomically(trees, batch, |tx| op(tx, item)))
+                    .collect())
+            },
+            done,
+        );
+    }
+
     pub(crate) fn exclusive<R: Send + 'static>(
         &self,
         work: impl FnOnce(&dyn Scan, &mut Writes) -> Result<R> + Send + 'static,
@@ -358,6 +412,27 @@ impl SledStore {
         let out = f(&self.shared.trees)?;
         self.shared.wait_durable(trees)?;
         Ok(out)
+    }
+
+    /// A read that never waits: a value some unflushed batch wrote reads as `None`.
+    pub(crate) fn read_if_durable<R>(
+        &self,
+        trees: &[TreeId],
+        f: impl FnOnce(&dyn Scan) -> Result<Option<R>>,
+    ) -> Result<Option<R>> {
+        let out = f(&self.shared.trees)?;
+        if out.is_some() && !self.shared.is_durable(trees)? {
+            return Ok(None);
+        }
+        Ok(out)
+    }
+
+    /// A read that neither waits nor checks durability (see `Store::current_period_for_decision`).
+    pub(crate) fn peek<R>(&self, f: impl FnOnce(&dyn Scan) -> Result<R>) -> Result<R> {
+        if let Some(e) = self.shared.failure() {
+            return Err(e);
+        }
+        f(&self.shared.trees)
     }
 
     /// A read whose `None` needs no durability wait (nothing was served).

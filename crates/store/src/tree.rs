@@ -33,7 +33,7 @@ pub(crate) enum TreeId {
     Bandits,
     /// `(key, epoch)` → the drift monitor of that epoch.
     Drift,
-    /// `seq` → the audit record (`StoredAudit`): the hash chain.
+    /// `first seq` → the audit records (`StoredAudit`) one batch appended: the hash chain.
     Audit,
     /// `(key, first seq)` → the sequence numbers of the experiment's records in one batch.
     AuditIndex,

@@ -66,9 +66,42 @@ fn raw(dir: &Path) -> sled::Db {
     }
 }
 
-/// The audit key of record `seq`.
-fn audit_key(seq: u64) -> [u8; 8] {
-    seq.to_be_bytes()
+/// The audit chain as stored: blocks of records, each under the big-endian sequence number of
+/// its first record, holding the postcard list of the records (tag 2), as documented in `audit`.
+fn blocks(audit: &sled::Tree) -> Vec<(u64, Vec<RawAudit>)> {
+    audit
+        .iter()
+        .map(|entry| {
+            let (k, v) = entry.expect("reads");
+            let first = u64::from_be_bytes(k.as_ref().try_into().expect("an 8-byte key"));
+            (first, binary(&v))
+        })
+        .collect()
+}
+
+/// The first sequence number of the block holding record `seq`, and the record's index in it.
+fn locate(audit: &sled::Tree, seq: u64) -> (u64, usize) {
+    let (first, records) = blocks(audit)
+        .into_iter()
+        .rev()
+        .find(|(first, _)| *first <= seq)
+        .expect("a block at or before the record");
+    let i = usize::try_from(seq - first).expect("small");
+    assert_eq!(records[i].seq, seq, "the block holds the record");
+    (first, i)
+}
+
+/// Applies `change` to the records of the block holding record `seq` (and its index there).
+fn edit_block(audit: &sled::Tree, seq: u64, change: impl FnOnce(&mut Vec<RawAudit>, usize)) {
+    let (first, i) = locate(audit, seq);
+    let key = first.to_be_bytes();
+    let mut records: Vec<RawAudit> = binary(&audit.get(key).expect("reads").expect("exists"));
+    change(&mut records, i);
+    if records.is_empty() {
+        audit.remove(key).expect("removes");
+    } else {
+        audit.insert(key, binary_encoded(&records)).expect("writes");
+    }
 }
 
 /// A stored JSON value (tag 1).
@@ -174,13 +207,11 @@ fn verify_passes_an_untouched_chain() {
 fn verify_names_an_edited_record() {
     let (report, _) = verify_after(|db, _| {
         let audit = db.open_tree("audit").expect("tree");
-        let mut record: RawAudit =
-            binary(&audit.get(audit_key(7)).expect("reads").expect("exists"));
-        assert!(record.payload.contains("\"u0\""), "{}", record.payload);
-        record.payload = record.payload.replace("\"u0\"", "\"u9\"");
-        audit
-            .insert(audit_key(7), binary_encoded(&record))
-            .expect("writes");
+        edit_block(&audit, 7, |records, i| {
+            let record = &mut records[i];
+            assert!(record.payload.contains("\"u0\""), "{}", record.payload);
+            record.payload = record.payload.replace("\"u0\"", "\"u9\"");
+        });
     });
     assert!(!report.ok);
     assert_eq!(report.first_bad, Some(7));
@@ -192,13 +223,10 @@ fn verify_names_an_edited_record() {
 fn verify_names_an_edit_that_also_rewrote_the_hash() {
     let (report, _) = verify_after(|db, _| {
         let audit = db.open_tree("audit").expect("tree");
-        let mut record: RawAudit =
-            binary(&audit.get(audit_key(7)).expect("reads").expect("exists"));
-        record.ts = 1;
-        record.hash = [0xab; 32];
-        audit
-            .insert(audit_key(7), binary_encoded(&record))
-            .expect("writes");
+        edit_block(&audit, 7, |records, i| {
+            records[i].ts = 1;
+            records[i].hash = [0xab; 32];
+        });
     });
     assert_eq!(report.first_bad, Some(7));
 }
@@ -206,10 +234,10 @@ fn verify_names_an_edit_that_also_rewrote_the_hash() {
 #[test]
 fn verify_names_a_deleted_record() {
     let (report, _) = verify_after(|db, _| {
-        db.open_tree("audit")
-            .expect("tree")
-            .remove(audit_key(5))
-            .expect("removes");
+        let audit = db.open_tree("audit").expect("tree");
+        edit_block(&audit, 5, |records, i| {
+            records.remove(i);
+        });
     });
     assert!(!report.ok);
     assert_eq!(report.first_bad, Some(5));
@@ -217,13 +245,33 @@ fn verify_names_a_deleted_record() {
 }
 
 #[test]
+fn verify_names_a_deleted_block() {
+    let (report, _) = verify_after(|db, _| {
+        let audit = db.open_tree("audit").expect("tree");
+        let (first, _) = locate(&audit, 5);
+        audit.remove(first.to_be_bytes()).expect("removes");
+    });
+    assert!(!report.ok);
+    let reason = report.reason.expect("a reason");
+    assert!(reason.contains("missing"), "{reason}");
+    assert!(report.first_bad.is_some_and(|bad| bad <= 5), "{reason}");
+}
+
+#[test]
 fn verify_names_swapped_records() {
     let (report, _) = verify_after(|db, _| {
         let audit = db.open_tree("audit").expect("tree");
-        let a = audit.get(audit_key(3)).expect("reads").expect("exists");
-        let b = audit.get(audit_key(4)).expect("reads").expect("exists");
-        audit.insert(audit_key(3), b).expect("writes");
-        audit.insert(audit_key(4), a).expect("writes");
+        let (a, i) = locate(&audit, 3);
+        let (b, j) = locate(&audit, 4);
+        if a == b {
+            edit_block(&audit, 3, |records, _| records.swap(i, j));
+        } else {
+            // Records 3 and 4 sit in blocks of their own: swap the blocks' contents.
+            let x = audit.get(a.to_be_bytes()).expect("reads").expect("exists");
+            let y = audit.get(b.to_be_bytes()).expect("reads").expect("exists");
+            audit.insert(a.to_be_bytes(), y).expect("writes");
+            audit.insert(b.to_be_bytes(), x).expect("writes");
+        }
     });
     assert!(!report.ok);
     assert_eq!(report.first_bad, Some(3));
@@ -232,10 +280,10 @@ fn verify_names_swapped_records() {
 #[test]
 fn verify_names_a_truncated_tail() {
     let (report, total) = verify_after(|db, total| {
-        db.open_tree("audit")
-            .expect("tree")
-            .remove(audit_key(total))
-            .expect("removes");
+        let audit = db.open_tree("audit").expect("tree");
+        edit_block(&audit, total, |records, i| {
+            records.remove(i);
+        });
     });
     assert!(!report.ok);
     assert_eq!(report.first_bad, Some(total));
@@ -243,14 +291,16 @@ fn verify_names_a_truncated_tail() {
 }
 
 #[test]
-fn verify_names_an_unreadable_record() {
+fn verify_names_an_unreadable_block() {
+    let mut first = 0;
     let (report, _) = verify_after(|db, _| {
-        db.open_tree("audit")
-            .expect("tree")
-            .insert(audit_key(9), &b"\x01{not json"[..])
+        let audit = db.open_tree("audit").expect("tree");
+        first = locate(&audit, 9).0;
+        audit
+            .insert(first.to_be_bytes(), &b"\x01{not json"[..])
             .expect("writes");
     });
-    assert_eq!(report.first_bad, Some(9));
+    assert_eq!(report.first_bad, Some(first));
     assert!(report.reason.expect("a reason").contains("cannot be read"));
 }
 

@@ -4,11 +4,17 @@
 //! A running experiment stores the decision (first write wins, so a returning unit gets its
 //! stored arm) and answers only after the group commit has made it durable; a non-running one
 //! answers the baseline with `in_experiment: false` and stores nothing.
+//!
+//! The handler never blocks its worker: the reads it makes here do not wait for a group commit
+//! (a returning unit whose assignment is still being flushed is recorded again, and first write
+//! wins answers the stored one once durable), and the write hands its answer to a channel the
+//! handler awaits. Only an experiment missing from the cache is loaded on the blocking pool.
 
 use std::time::Instant;
 
 use actix_web::{web, HttpResponse};
 use liftlab_domain::{decide, AssignRequest, Assignment, Status};
+use liftlab_store::StoreError;
 use serde_json::Value;
 
 use crate::auth::Router;
@@ -25,49 +31,67 @@ pub async fn assign(
 ) -> Result<HttpResponse, ApiError> {
     let key = experiment_key(key.into_inner())?;
     let request = AssignRequest::parse(&body)?;
-    let worker = state.clone();
-    let answer = web::block(move || assign_blocking(&worker, &key, &request)).await??;
+    let live = match state.cache.cached_live(&key) {
+        Some(live) => live,
+        None => {
+            let (worker, key) = (state.clone(), key.clone());
+            web::block(move || worker.cache.live(&key)).await??
+        }
+    };
+    let current = &live.version;
+    let running = current.status == Status::Running;
+    let stored = if running {
+        state
+            .store
+            .assignment_by_task_if_durable(&key, request.task_id())?
+    } else {
+        None
+    };
+    let answer = match stored {
+        Some(stored) if stored.unit_id == request.unit_id() => stored,
+        Some(_) => {
+            return Err(ApiError::Conflict(format!(
+                "task `{}` already belongs to another unit of experiment `{key}`",
+                request.task_id()
+            )))
+        }
+        None => {
+            let period = state.store.current_period_for_decision(&key)?;
+            let decision = decide(
+                &current.spec,
+                current.status,
+                current.version,
+                live.epoch,
+                &period,
+                &request,
+                new_assignment_id(),
+                now_millis(),
+            );
+            if running {
+                record(&state, decision).await?
+            } else {
+                decision
+            }
+        }
+    };
     state
         .metrics
         .observe_assignment(&answer.experiment, &answer.arm, answer.in_experiment);
     Ok(HttpResponse::Ok().json(AssignView::from(&answer)))
 }
 
-fn assign_blocking(
-    state: &AppState,
-    key: &str,
-    request: &AssignRequest,
-) -> Result<Assignment, ApiError> {
-    let live = state.cache.live(key)?;
-    let current = &live.version;
-    let running = current.status == Status::Running;
-    if running {
-        if let Some(stored) = state.store.assignment_by_task(key, request.task_id())? {
-            if stored.unit_id == request.unit_id() {
-                return Ok(stored);
-            }
-            return Err(ApiError::Conflict(format!(
-                "task `{}` already belongs to another unit of experiment `{key}`",
-                request.task_id()
-            )));
-        }
-    }
-    let period = state.store.current_period(key)?;
-    let decision = decide(
-        &current.spec,
-        current.status,
-        current.version,
-        live.epoch,
-        &period,
-        request,
-        new_assignment_id(),
-        now_millis(),
-    );
-    if !running {
-        return Ok(decision);
-    }
+/// Records a decision and waits, without blocking the worker, for it to be durable.
+async fn record(state: &AppState, decision: Assignment) -> Result<Assignment, ApiError> {
     let started = Instant::now();
-    let stored = state.store.record_assignment(decision)?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    state.store.record_assignment_then(
+        decision,
+        Box::new(move |answer| {
+            // The request may have been dropped; then nobody needs the answer.
+            let _ = tx.send(answer);
+        }),
+    );
+    let stored = rx.await.map_err(|_| StoreError::Closed)??;
     state
         .metrics
         .observe_store_write("record_assignment", 1, started.elapsed());
