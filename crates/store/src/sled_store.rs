@@ -608,6 +608,7 @@ fn run_writer(shared: &Shared, receiver: &Receiver<Job>, flusher: &Sender<Commit
 
 /// The flusher loop: one flush for every batch committed since the last one, then the answers.
 fn run_flusher(shared: &Shared, receiver: &Receiver<Committed>) {
+    let mut mark: Option<crate::watermark::Mark> = None;
     while let Ok(first) = receiver.recv() {
         let mut group = vec![first];
         while let Ok(more) = receiver.try_recv() {
@@ -628,7 +629,15 @@ fn run_flusher(shared: &Shared, receiver: &Receiver<Committed>) {
         match &flushed {
             Ok(()) => {
                 if let Ok(Some(head)) = head {
-                    if let Err(e) = crate::watermark::write(&shared.dir, &head) {
+                    let written = match mark.as_mut() {
+                        Some(m) => m.write(&head),
+                        None => crate::watermark::Mark::open(&shared.dir).and_then(|mut m| {
+                            let written = m.write(&head);
+                            mark = Some(m);
+                            written
+                        }),
+                    };
+                    if let Err(e) = written {
                         tracing::warn!(error = %e, "cannot write the audit watermark");
                     }
                 }

@@ -19,12 +19,49 @@ fn file(dir: &Path) -> PathBuf {
     dir.join(FILE)
 }
 
-/// Writes `head` as the watermark, replacing the previous one atomically (write, then rename).
+/// The watermark file, kept open by the flusher and overwritten in place after every flush.
+///
+/// Each write puts one fixed-width line (a zero-padded 20-digit sequence number, a space, 64
+/// hex digits, a newline: 86 bytes) at offset 0, so a newer line always covers an older one
+/// completely and no file is created or renamed per flush (which cost the flusher an inode
+/// allocation and a forced writeback every time).
+pub(crate) struct Mark {
+    file: std::fs::File,
+}
+
+/// The length of a watermark line.
+const LINE: u64 = 86;
+
+impl Mark {
+    /// Opens (or creates) the watermark file of the data directory `dir`.
+    pub(crate) fn open(dir: &Path) -> std::io::Result<Mark> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(file(dir))?;
+        Ok(Mark { file })
+    }
+
+    /// Overwrites the watermark with `head`.
+    pub(crate) fn write(&mut self, head: &AuditHead) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let line = format!("{:020} {}\n", head.seq, hex::encode(head.hash));
+        debug_assert_eq!(line.len() as u64, LINE);
+        self.file.write_all_at(line.as_bytes(), 0)?;
+        // A line of the older, shorter layout leaves nothing behind; a longer file is cut.
+        if self.file.metadata()?.len() > LINE {
+            self.file.set_len(LINE)?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes `head` as the watermark of `dir` (opening the file for this one write).
+#[cfg(test)]
 pub(crate) fn write(dir: &Path, head: &AuditHead) -> std::io::Result<()> {
-    let tmp = dir.join(format!("{FILE}.tmp"));
-    let text = format!("{} {}\n", head.seq, hex::encode(head.hash));
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, file(dir))
+    Mark::open(dir)?.write(head)
 }
 
 /// Reads the watermark, if one was ever written.
@@ -39,6 +76,10 @@ pub(crate) fn read(dir: &Path) -> Result<Option<AuditHead>> {
             })
         }
     };
+    if text.is_empty() {
+        // Created, and the process stopped before the first line was written.
+        return Ok(None);
+    }
     parse(text.trim())
         .map(Some)
         .ok_or_else(|| StoreError::Open {
@@ -122,6 +163,21 @@ mod tests {
         ));
         assert!(check(dir.path(), Some(&head(7, 3))).is_ok());
         assert!(check(dir.path(), Some(&head(9, 1))).is_ok());
+    }
+
+    #[test]
+    fn a_newer_watermark_replaces_an_older_one_of_any_length() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // The older layout: a shorter line written whole.
+        std::fs::write(dir.path().join(FILE), format!("7 {}\n", "ab".repeat(32))).expect("written");
+        assert_eq!(read(dir.path()).expect("readable").expect("present").seq, 7);
+        let mut mark = Mark::open(dir.path()).expect("opens");
+        mark.write(&head(123_456, 9)).expect("written");
+        mark.write(&head(8, 1)).expect("written");
+        let text = std::fs::read_to_string(dir.path().join(FILE)).expect("readable");
+        assert_eq!(text.len(), 86, "{text:?}");
+        let back = read(dir.path()).expect("readable").expect("present");
+        assert_eq!((back.seq, back.hash), (8, [1; 32]));
     }
 
     #[test]
