@@ -387,10 +387,22 @@ impl<'a> Tx<'a> {
         }
     }
 
+    /// The number of entries this operation and its batch appended to the list at `key`.
+    fn list_len(&self, tree: TreeId, key: &[u8]) -> usize {
+        [&self.own, self.batch]
+            .iter()
+            .map(|o| match o.trees[tree.index()].get(key) {
+                Some(Pending::List(items)) => items.len(),
+                _ => 0,
+            })
+            .sum()
+    }
+
     /// The key of the chunk that this batch appends to in `tree` for `experiment`.
     ///
     /// The first append of a batch starts a chunk at `(experiment, first)`; later appends of
-    /// the same batch reuse it, so a log costs one write per batch instead of one per entry.
+    /// the same batch reuse it until it holds [`CHUNK_ITEMS`] entries, so a log costs one write
+    /// per batch (or per [`CHUNK_ITEMS`] entries) instead of one per entry.
     pub(crate) fn chunk_key(
         &mut self,
         tree: TreeId,
@@ -406,7 +418,7 @@ impl<'a> Tx<'a> {
     }
 
     /// The key of the chunk that this batch appends to in `tree` under `scope`: the one the
-    /// batch started, or `start()` for its first append.
+    /// batch started, or `start()` for its first append and once that chunk is full.
     pub(crate) fn chunk(
         &mut self,
         tree: TreeId,
@@ -417,7 +429,10 @@ impl<'a> Tx<'a> {
         marker.extend_from_slice(scope.as_bytes());
         for overlay in [&self.own, self.batch] {
             if let Seen::Found(key) = overlay.lookup::<Vec<u8>>(TreeId::Meta, &marker)? {
-                return Ok(key);
+                if self.list_len(tree, &key) < CHUNK_ITEMS {
+                    return Ok(key);
+                }
+                break;
             }
         }
         let key = start();
@@ -426,6 +441,12 @@ impl<'a> Tx<'a> {
         Ok(key)
     }
 }
+
+/// The most entries one chunk of a log holds; a batch that appends more starts another.
+///
+/// sled keeps values inline in its tree nodes and writes a node over a quarter of a log segment
+/// (128 KiB) as a separate blob file, so chunks stay well below that size.
+pub(crate) const CHUNK_ITEMS: usize = 64;
 
 /// Runs one operation over `batch` and `base`: on `Ok` its writes join the batch, on `Err` they are dropped.
 pub(crate) fn atomically<R>(
