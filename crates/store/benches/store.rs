@@ -14,6 +14,10 @@ use liftlab_domain::{Assignment, ExperimentSpec, HandledBy, Outcome, Transition}
 use liftlab_store::{MemStore, SledStore, Store};
 use serde_json::json;
 
+/// The allocator the `liftlab` binary runs with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Concurrent callers in the group-commit bench, as in the issue: 64 router requests in flight.
 const WRITERS: u64 = 64;
 

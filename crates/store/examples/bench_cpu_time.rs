@@ -15,6 +15,7 @@ use liftlab_domain::{Assignment, ExperimentSpec, HandledBy, Outcome, Transition}
 use liftlab_store::{SledStore, Store};
 use serde_json::json;
 
+/// The allocator the `liftlab` binary runs with.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
