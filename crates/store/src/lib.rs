@@ -107,7 +107,7 @@ pub use records::{
     ArmCounters, AssignmentCount, AuditKind, AuditRecord, Epoch, Mismatch, RebuildMode,
     RebuildReport, Recorded, TaskBinding, VerifyReport,
 };
-pub use sled_store::{SledStore, MAX_BATCH};
+pub use sled_store::{SledStore, DEFAULT_CACHE_BYTES, MAX_BATCH};
 
 /// The most audit records one [`Store::audit`] call returns.
 pub const MAX_AUDIT_PAGE: usize = 10_000;
