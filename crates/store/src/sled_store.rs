@@ -222,7 +222,11 @@ fn open_db(path: &Path, cache_bytes: u64) -> Result<sled::Db> {
         })
         .map_err(|p| StoreError::Open {
             path: path.to_path_buf(),
-            reason: format!("sled failed while opening it: {}", panic_message(&*p)),
+            reason: format!(
+                "sled cannot read its files, which are likely damaged (restore from a backup; \
+                 sled stopped with: {})",
+                panic_message(&*p)
+            ),
         })?
         .map_err(|e| open_error(path, e));
         match opened {

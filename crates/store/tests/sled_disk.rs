@@ -657,3 +657,37 @@ fn rebuild_finds_and_restores_a_damaged_task_index() {
     );
     assert!(store.verify().expect("verifies").ok);
 }
+
+/// Bytes overwritten all over sled's `db` file (as `scripts/storage-faults.sh` does at
+/// random): sled either cannot read it (it panics inside `open`, which the store catches) or
+/// recovers an older state, which the audit watermark refuses. Either way open says so.
+#[test]
+fn a_damaged_database_file_is_refused_at_open_never_served() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    {
+        let store = SledStore::open(dir.path()).expect("opens");
+        workload(&store);
+        store.close().expect("closes");
+    }
+    let db_file = dir.path().join("db");
+    let mut bytes = std::fs::read(&db_file).expect("the db file");
+    // A fixed pattern: 16 bytes of 0xA5 every 4 KiB.
+    for start in (0..bytes.len()).step_by(4096) {
+        let end = (start + 16).min(bytes.len());
+        bytes[start..end].fill(0xA5);
+    }
+    std::fs::write(&db_file, &bytes).expect("written");
+    match SledStore::open(dir.path()) {
+        Err(StoreError::Open { reason, .. }) => {
+            assert!(
+                reason.contains("damaged") || reason.contains("acknowledged"),
+                "{reason}"
+            );
+        }
+        Ok(store) => panic!(
+            "a damaged database opened: {:?}",
+            store.verify().expect("runs")
+        ),
+        Err(e) => panic!("unexpected error: {e}"),
+    }
+}
