@@ -2,7 +2,9 @@
 # Soak test: mixed assign/outcome load at half the measured maximum throughput, on loopback,
 # for SOAK_MINUTES one-minute wrk runs; reports per minute the rate, p50/p99 latency, non-2xx
 # answers, the server's RSS and anonymous RSS (from /proc), the data directory's size and the
-# machine's 1-minute load average, then the sled growth per million recorded writes.
+# machine's 1-minute load average, then the sled growth per million recorded writes, and
+# finally the RSS of a server restarted on the same data before it serves a request (what
+# sled's recovery alone holds) and after it walked the whole audit chain.
 #
 # Usage: scripts/soak.sh            Env: SOAK_MINUTES (default 10), MAX_SECONDS (default 30,
 #        the maximum-throughput probe), CONNECTIONS (default 16), PROFILE (release|debug,
@@ -35,15 +37,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# shellcheck disable=SC2086 # SERVE_ARGS is a list of flags.
-"$bin" serve --addr 127.0.0.1:0 --data "$work/data" $serve_args >"$work/stdout" 2>"$work/stderr" &
-server_pid=$!
-for _ in $(seq 1 100); do
-  grep -q "listening on" "$work/stdout" 2>/dev/null && break
-  sleep 0.1
-done
-base="$(sed -n 's/^listening on //p' "$work/stdout" | head -n1)"
-[ -n "$base" ] || { echo "the server did not start:"; cat "$work/stderr"; exit 1; }
+# serve: starts the server on $work/data and sets $server_pid and $base.
+serve() {
+  : >"$work/stdout"
+  # shellcheck disable=SC2086 # SERVE_ARGS is a list of flags.
+  "$bin" serve --addr 127.0.0.1:0 --data "$work/data" $serve_args >"$work/stdout" 2>>"$work/stderr" &
+  server_pid=$!
+  for _ in $(seq 1 600); do
+    grep -q "listening on" "$work/stdout" 2>/dev/null && break
+    sleep 0.1
+  done
+  base="$(sed -n 's/^listening on //p' "$work/stdout" | head -n1)"
+  [ -n "$base" ] || { echo "the server did not start:"; cat "$work/stderr"; exit 1; }
+}
+serve
 
 spec='{"key":"soak","arms":[{"key":"human","role":"baseline"},{"key":"ai","role":"treatment"}],
  "allocation":{"policy":"fixed","weights":{"human":0.5,"ai":0.5}},
@@ -93,6 +100,11 @@ if [ "$total" -gt 0 ]; then
   awk -v g="$growth" -v n="$total" 'BEGIN { printf "sled growth: %.1f MB per million writes (assignments + outcomes)\n", g / n * 1e6 / 1e6 }' | tee -a "$log"
 fi
 curl -sf "$base/v1/audit/verify" | tee -a "$log"; echo | tee -a "$log"
+kill -TERM "$server_pid"; wait "$server_pid" || true
+serve
+echo "restarted on the same data: RSS $(rss_kib) KiB before any request" | tee -a "$log"
+curl -sf "$base/v1/audit/verify" >/dev/null
+echo "after walking the whole audit chain: RSS $(rss_kib) KiB" | tee -a "$log"
 grep -c "panicked" "$work/stderr" | sed 's/^/server panics: /' | tee -a "$log" || true
 echo "log: $log"
 [ "$errors" -eq 0 ]
