@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# Storage faults against the real binary: a read-only data directory, a full disk, and bytes
-# flipped in the database file. Each must give a clear error at start or a 503 problem at
-# run time, never a panic and never a 2xx for a write that did not reach the disk.
+# Storage faults against the real binary: a read-only data directory, a full disk, bytes
+# overwritten in the database file, a database file cut short, and a garbled audit watermark.
+# Each must give a clear error at start or a 503 problem at run time, never a panic, never a
+# 2xx for a write that did not reach the disk, and never a server that starts on less (or
+# other) data than was acknowledged as if nothing happened.
 #
 # Needs root (mount), curl and jq. Usage: scripts/storage-faults.sh
+# Env: TRIALS (default 3) damaged copies per kind of corruption, SEED (default: random,
+#      printed) for the corrupted offsets and bytes.
 # Read-only: a tmpfs remounted read-only (as root, chmod would not stop writes).
 # Full: a 16 MiB tmpfs filled by assignments and outcomes until the store refuses.
-# Corrupt: random bytes overwritten in the sled `db` file of a stopped server.
+# Corrupt: random bytes overwritten in the sled `db` file of a stopped server, or the file
+# truncated; a copy that starts must serve the whole acknowledged history or answer 503.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "storage-faults.sh needs root for mount"; exit 2; }
 
-cargo build -q --bin liftlab
+cargo build -q -j1 --bin liftlab
 bin="${CARGO_TARGET_DIR:-target}/debug/liftlab"
 work="$(mktemp -d)"
 mounts=()
@@ -108,7 +113,10 @@ stop
 echo "  acknowledged assignments missing after the disk filled: $lost of $acked"
 [ "$lost" -eq 0 ] || { echo "  FAIL: acknowledged writes were lost"; exit 1; }
 
-echo "== bytes overwritten in the database file"
+echo "== damaged database files"
+trials="${TRIALS:-3}"
+seed="${SEED:-$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')}"
+echo "  seed $seed, $trials damaged copies per kind"
 golden="$work/golden"
 start "$golden" corrupt-setup
 post /v1/experiments "$spec" >/dev/null; post /v1/experiments/faults/start >/dev/null
@@ -116,25 +124,69 @@ for i in $(seq 1 300); do
   post /v1/experiments/faults/assign "{\"unit_id\":\"c$i\"}" >/dev/null
   post /v1/outcomes "{\"event_id\":\"e$i\",\"experiment\":\"faults\",\"task_id\":\"c$i\",\"metrics\":{\"minutes\":$i}}" >/dev/null
 done
+golden_records="$(curl -s "$base/v1/audit/verify" | jq -r .records)"
 stop
 size="$(stat -c %s "$golden/db")"
-for bytes in 32 256 2048; do
-  c="$work/corrupt-$bytes"; rm -rf "$c"; cp -a "$golden" "$c"
-  for _ in $(seq 1 "$bytes"); do
-    off=$(( $(od -An -N4 -tu4 /dev/urandom | tr -d ' ') % size ))
-    head -c 1 /dev/urandom | dd of="$c/db" bs=1 seek="$off" conv=notrunc status=none
-  done
-  echo "  $bytes random bytes overwritten in a $size-byte db file:"
-  if start "$c" "corrupt-$bytes"; then
-    v="$(curl -s "$base/v1/audit/verify")"
-    e="$(curl -s -o /dev/null -w '%{http_code}' "$base/v1/experiments/faults")"
-    r="$(curl -s -o /dev/null -w '%{http_code}' "$base/v1/experiments/faults/results")"
-    echo "    started; /v1/audit/verify: $v; experiment: $e; results: $r"
-    stop || true
-    RUST_BACKTRACE=0 "$bin" rebuild --data "$c" 2>&1 | tail -n 1 | sed 's/^/    rebuild: /' || true
-  else
-    echo "    refused at start: $(grep -A3 '^Error' "$work/corrupt-$bytes.err" | tr '\n' ' ')"
+echo "  the undamaged copy: $golden_records audit records, a $size-byte db file"
+silent=0
+
+# judge NAME: starts the damaged copy $c and says what liftlab made of it: refused at start,
+# started with the whole history, started and reporting the damage (verify fails or a read
+# answers 503), or started on other data without a word (counted in $silent: a failure).
+judge() {
+  if ! start "$c" "$1"; then
+    echo "    refused at start: $(grep -A3 '^Error' "$work/$1.err" | tr '\n' ' ')"
+    echo "    panics: $(panics "$1")"
+    return
   fi
-  echo "    panics: $(panics "corrupt-$bytes")"
+  local v e r records ok rb
+  v="$(curl -s "$base/v1/audit/verify")"
+  e="$(curl -s -o /dev/null -w '%{http_code}' "$base/v1/experiments/faults")"
+  r="$(curl -s -o /dev/null -w '%{http_code}' "$base/v1/experiments/faults/results")"
+  records="$(echo "$v" | jq -r '.records // empty' 2>/dev/null || true)"
+  ok="$(echo "$v" | jq -r 'if has("ok") then .ok else empty end' 2>/dev/null || true)"
+  stop || true
+  rb="$(RUST_BACKTRACE=0 "$bin" rebuild --data "$c" 2>&1 | tail -n 1 || true)"
+  if [ "$ok" = true ] && [ "$records" = "$golden_records" ] && [ "$e" = 200 ] && [ "$r" = 200 ]; then
+    echo "    started with the whole history (the damage hit bytes sled no longer reads): verify $v"
+  elif [ "$ok" = false ] || [ "$e" = 503 ] || [ "$r" = 503 ] || [ -z "$ok" ]; then
+    echo "    started, and reports the damage: verify $v; experiment $e; results $r"
+  else
+    echo "    FAIL: started on other data without a word: verify $v; experiment $e; results $r"
+    silent=$((silent + 1))
+  fi
+  echo "    rebuild: $rb"
+  echo "    panics: $(panics "$1")"
+}
+
+# overwrite FILE N TRIAL: N seeded random bytes at seeded random offsets of FILE.
+overwrite() {
+  awk -v seed="$seed" -v trial="$3" -v n="$2" -v size="$size" 'BEGIN {
+    srand(seed * 100000 + n * 10 + trial)
+    for (i = 0; i < n; i++) printf "%d %d\n", int(rand() * size), int(rand() * 256)
+  }' | while read -r off byte; do
+    printf '%b' "\\0$(printf '%03o' "$byte")" | dd of="$1" bs=1 seek="$off" conv=notrunc status=none
+  done
+}
+
+for bytes in 32 256 2048; do
+  for t in $(seq 1 "$trials"); do
+    c="$work/corrupt-$bytes-$t"; rm -rf "$c"; cp -a "$golden" "$c"
+    overwrite "$c/db" "$bytes" "$t"
+    echo "  $bytes random bytes overwritten (copy $t):"
+    judge "corrupt-$bytes-$t"
+  done
 done
+for keep in 90 50 10; do
+  c="$work/cut-$keep"; rm -rf "$c"; cp -a "$golden" "$c"
+  truncate -s $(( size * keep / 100 )) "$c/db"
+  echo "  db file cut to $keep% of its length:"
+  judge "cut-$keep"
+done
+c="$work/garbled-mark"; rm -rf "$c"; cp -a "$golden" "$c"
+echo "seven beef" >"$c/audit-head"
+echo "  audit watermark garbled:"
+judge garbled-mark
+echo "  copies that started on other data without a word: $silent"
+[ "$silent" -eq 0 ] || { echo "  FAIL: a damaged database opened silently"; exit 1; }
 echo "storage faults: done"

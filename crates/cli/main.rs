@@ -98,6 +98,9 @@ struct ServeArgs {
     /// HTTP worker threads (default: one per physical core).
     #[arg(long)]
     workers: Option<usize>,
+    /// The store's page cache (e.g. 256MiB, 1GiB); resident memory is larger than the cache alone.
+    #[arg(long, default_value = "256MiB", value_parser = parse_size)]
+    cache_size: usize,
     /// Per-client request rate (per API key, or per address without one), e.g. 100/s, 6000/m; refused requests get 429 with Retry-After.
     #[arg(long, value_name = "RATE")]
     rate_limit: Option<liftlab_server::Rate>,
@@ -165,7 +168,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         tracing::info!(keys = keys.len(), "API keys loaded");
     }
-    let store = liftlab_store::SledStore::open(&args.data)
+    let cache_bytes = u64::try_from(args.cache_size).context("--cache-size is too large")?;
+    let store = liftlab_store::SledStore::open_with_cache(&args.data, cache_bytes)
         .with_context(|| format!("cannot open the store in {}", args.data.display()))?;
     let store: Arc<dyn liftlab_store::Store> = Arc::new(store);
     let config = Config {
@@ -294,6 +298,18 @@ mod tests {
         assert!(parse_size("1 parsec").is_err());
         assert!(parse_size("-1MiB").is_err());
         assert!(parse_size("99999999999999999999GiB").is_err());
+    }
+
+    #[test]
+    fn serve_s_default_cache_size_is_the_store_s() {
+        let cli = Cli::try_parse_from(["liftlab", "serve"]).expect("parses");
+        let Command::Serve(args) = cli.command else {
+            panic!("not the serve command");
+        };
+        assert_eq!(
+            u64::try_from(args.cache_size),
+            Ok(liftlab_store::DEFAULT_CACHE_BYTES)
+        );
     }
 
     #[test]

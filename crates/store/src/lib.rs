@@ -24,10 +24,11 @@
 //! Assignments and allocation:
 //! - [`Store::record_assignment`] / [`Store::record_assignments`]: first write wins per
 //!   (experiment, unit); the stored assignment is returned. The task id is indexed (a returning
-//!   unit's new task id is indexed too); a task id bound to another unit is a `Conflict`. Units
-//!   entering the experiment count towards [`Store::assignment_counts`] per (epoch, period,
-//!   arm); `in_experiment: true` is refused unless the experiment is running. Call it
-//!   whenever [`Store::assignment_by_task`] finds nothing for the request's task.
+//!   unit's new task id is indexed too, and recorded in the audit chain as `task_bound`); a
+//!   task id bound to another unit is a `Conflict`. Units entering the experiment count
+//!   towards [`Store::assignment_counts`] per (epoch, period, arm); `in_experiment: true` is
+//!   refused unless the experiment is running. Call it whenever [`Store::assignment_by_task`]
+//!   finds nothing for the request's task.
 //! - [`Store::assignment`], [`Store::assignment_by_task`], [`Store::current_period`],
 //!   [`Store::periods`].
 //!
@@ -48,7 +49,8 @@
 //!
 //! Integrity: [`Store::verify`] walks the SHA-256 audit chain and names the first record
 //! that was edited, deleted or moved; [`Store::rebuild`] replays the outcome log into fresh
-//! unit rows, aggregates and counters and reports (or repairs) every difference.
+//! unit rows, aggregates and counters, recounts assignments, derives the task index from the
+//! assignments and the chain's `task_bound` records, and reports (or repairs) every difference.
 //!
 //! # Durability: "a 2xx means durable"
 //!
@@ -103,9 +105,9 @@ pub use error::{Result, StoreError};
 pub use mem::MemStore;
 pub use records::{
     ArmCounters, AssignmentCount, AuditKind, AuditRecord, Epoch, Mismatch, RebuildMode,
-    RebuildReport, Recorded, VerifyReport,
+    RebuildReport, Recorded, TaskBinding, VerifyReport,
 };
-pub use sled_store::{SledStore, MAX_BATCH};
+pub use sled_store::{SledStore, DEFAULT_CACHE_BYTES, MAX_BATCH};
 
 /// The most audit records one [`Store::audit`] call returns.
 pub const MAX_AUDIT_PAGE: usize = 10_000;
@@ -247,7 +249,8 @@ pub trait Store: Send + Sync {
     /// Walks the whole audit chain.
     fn verify(&self) -> Result<VerifyReport>;
 
-    /// Replays every outcome log and compares (or replaces) unit rows, aggregates and counters.
+    /// Replays every outcome log and compares (or replaces) unit rows, aggregates, counters,
+    /// assignment counts and the task index.
     fn rebuild(&self, mode: RebuildMode) -> Result<RebuildReport>;
 
     /// Makes everything acknowledged so far durable (it already is; this also flushes sled's own buffers).

@@ -320,8 +320,15 @@ pub(crate) fn record_assignment(tx: &mut Tx<'_>, a: Assignment) -> Result<Assign
     let unit_key = keys::exp_id(&exp, &a.unit_id);
     if let Some(stored) = tx.get_as::<Assignment>(TreeId::Assignments, &unit_key)? {
         // First write wins; a returning unit may bring a new task id, which now points at it.
+        // The binding goes into the audit chain too: it is the primary record the `tasks`
+        // index is rebuilt from, beside each assignment's own task id.
         if bound.is_none() {
-            tx.put(TreeId::Tasks, task_key, a.unit_id);
+            let binding = crate::records::TaskBinding {
+                task_id: a.task_id,
+                unit_id: a.unit_id,
+            };
+            audit::append(tx, AuditKind::TaskBound, &exp, &binding, a.assigned_at)?;
+            tx.put(TreeId::Tasks, task_key, binding.unit_id);
         }
         return Ok(stored);
     }

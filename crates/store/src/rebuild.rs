@@ -1,10 +1,14 @@
-//! Rebuilding unit rows, aggregates and counters from the outcome log and the assignments.
+//! Rebuilding unit rows, aggregates, counters and the task index from the primary records.
 //!
 //! Everything derived is a fold of the logs: replaying each experiment's outcomes in log order
 //! through `liftlab_domain::fold` (with its current spec) must give the live unit rows,
 //! aggregates and counters, and counting its assignments must give the live assignment
-//! counts. Bandit states and drift monitors are not rebuilt: they depend on when each
-//! recomputation happened, which the audit chain records.
+//! counts. The `tasks` index (task id → unit id) is each assignment's own task id plus every
+//! task a returning unit brought later, which the audit chain records as `task_bound`; so
+//! rebuild reads the chain's records (without verifying it: that is `verify()`'s job, and a
+//! chain that lost a `task_bound` record makes its task show up here as an extra entry).
+//! Bandit states and drift monitors are not rebuilt: they depend on when each recomputation
+//! happened, which the audit chain records.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -12,11 +16,14 @@ use liftlab_domain::{fold, Assignment, MetricAggregate, UnitRow};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::codec::decode;
+use crate::codec::{decode, KeyReader};
 use crate::error::{Result, StoreError};
 use crate::kv::{atomically, scan_as, RawWrites, Scan, Writes};
 use crate::ops::{self, keys};
-use crate::records::{ArmCounters, AssignmentCount, Mismatch, RebuildMode, RebuildReport};
+use crate::records::{
+    ArmCounters, AssignmentCount, AuditKind, Mismatch, RebuildMode, RebuildReport, StoredAudit,
+    TaskBinding,
+};
 use crate::tree::TreeId;
 
 /// The relative tolerance within which rebuilt numbers equal live ones.
@@ -56,9 +63,48 @@ struct Derived {
     aggregates: BTreeMap<Vec<u8>, MetricAggregate>,
     counters: BTreeMap<Vec<u8>, ArmCounters>,
     counts: BTreeMap<Vec<u8>, AssignmentCount>,
+    /// `tasks` key → unit id.
+    tasks: BTreeMap<Vec<u8>, String>,
 }
 
-fn derive(src: &dyn Scan, exp: &str, report: &mut RebuildReport) -> Result<Derived> {
+/// The task bindings of returning units that the audit chain records, per experiment, in
+/// chain order. An unreadable record is `Corrupt`: repairing the index without it could
+/// drop a binding that is really there.
+fn task_bindings(src: &dyn Scan) -> Result<HashMap<String, Vec<TaskBinding>>> {
+    let mut out: HashMap<String, Vec<TaskBinding>> = HashMap::new();
+    for entry in src.scan_prefix(TreeId::Audit, &[]) {
+        let (key, value) = entry?;
+        let record: StoredAudit = decode(TreeId::Audit, &key, &value)?;
+        if record.kind != AuditKind::TaskBound {
+            continue;
+        }
+        let binding: TaskBinding = serde_json::from_str(&record.payload).map_err(|e| {
+            StoreError::corrupt(
+                TreeId::Audit.name(),
+                &key,
+                format!("the task_bound payload cannot be read: {e}"),
+            )
+        })?;
+        out.entry(record.experiment).or_default().push(binding);
+    }
+    Ok(out)
+}
+
+/// The task id in a `tasks` key, for a mismatch's description.
+fn describe_task(key: &[u8]) -> String {
+    let mut r = KeyReader::new(TreeId::Tasks, key);
+    match r.str().and_then(|_experiment| r.str()) {
+        Ok(task) => format!("task {task:?}"),
+        Err(_) => format!("key {}", hex::encode(key)),
+    }
+}
+
+fn derive(
+    src: &dyn Scan,
+    exp: &str,
+    bindings: &[TaskBinding],
+    report: &mut RebuildReport,
+) -> Result<Derived> {
     let current = ops::experiment(src, exp)?;
     let spec = &current.spec;
     let mut out = Derived::default();
@@ -76,7 +122,16 @@ fn derive(src: &dyn Scan, exp: &str, report: &mut RebuildReport) -> Result<Deriv
                 })
                 .count += 1;
         }
+        // A task id is bound once (a second claim is a conflict), so first come is the owner.
+        out.tasks
+            .entry(keys::exp_id(exp, &a.task_id))
+            .or_insert_with(|| a.unit_id.clone());
         by_unit.insert(a.unit_id.clone(), a);
+    }
+    for b in bindings {
+        out.tasks
+            .entry(keys::exp_id(exp, &b.task_id))
+            .or_insert_with(|| b.unit_id.clone());
     }
     for entry in src.scan_prefix(TreeId::Outcomes, &keys::exp(exp)) {
         let (key, value) = entry?;
@@ -172,17 +227,19 @@ fn compare<T: Serialize + DeserializeOwned>(
         }
     }
     for (key, bytes) in live {
-        let shown = match decode::<T>(table, &key, &bytes) {
-            Ok(have) => serde_json::to_value(&have)
-                .unwrap_or(serde_json::Value::Null)
-                .to_string(),
-            Err(e) => format!("{:?}", e.to_string()),
+        let (entry, shown) = match decode::<T>(table, &key, &bytes) {
+            Ok(have) => (
+                describe(&key, &have),
+                serde_json::to_value(&have)
+                    .unwrap_or(serde_json::Value::Null)
+                    .to_string(),
+            ),
+            Err(e) => (
+                format!("key {}", hex::encode(&key)),
+                format!("{:?}", e.to_string()),
+            ),
         };
-        record(
-            format!("key {}", hex::encode(&key)),
-            shown,
-            "null".to_string(),
-        );
+        record(entry, shown, "null".to_string());
         fixes.push((key, None));
     }
     Ok(fixes)
@@ -202,10 +259,12 @@ pub(crate) fn rebuild(
         replaced: false,
     };
     let mut fixes: Vec<(TreeId, RawWrites)> = Vec::new();
+    let bindings = task_bindings(src)?;
     for current in ops::experiments(src)? {
         let exp = current.key.as_str();
         report.experiments += 1;
-        let derived = derive(src, exp, &mut report)?;
+        let bound = bindings.get(exp).map_or(&[][..], Vec::as_slice);
+        let derived = derive(src, exp, bound, &mut report)?;
         let m = &mut report.mismatches;
         fixes.push((
             TreeId::Units,
@@ -254,6 +313,17 @@ pub(crate) fn rebuild(
                 TreeId::AssignmentCounts,
                 &derived.counts,
                 |_, c| format!("period {} arm {:?}", c.period, c.arm),
+                m,
+            )?,
+        ));
+        fixes.push((
+            TreeId::Tasks,
+            compare(
+                src,
+                exp,
+                TreeId::Tasks,
+                &derived.tasks,
+                |k, _| describe_task(k),
                 m,
             )?,
         ));

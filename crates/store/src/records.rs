@@ -75,6 +75,10 @@ pub enum AuditKind {
     Assigned,
     /// A recorded outcome; the payload is the outcome.
     OutcomeRecorded,
+    /// A returning unit's new task id, now bound to it; the payload is a [`TaskBinding`].
+    ///
+    /// Stored kinds are numbered by position, so new kinds go at the end.
+    TaskBound,
 }
 
 impl AuditKind {
@@ -88,8 +92,22 @@ impl AuditKind {
             AuditKind::PeriodOpened => "period_opened",
             AuditKind::Assigned => "assigned",
             AuditKind::OutcomeRecorded => "outcome_recorded",
+            AuditKind::TaskBound => "task_bound",
         }
     }
+}
+
+/// The payload of a [`AuditKind::TaskBound`] record: a task id that now belongs to a unit
+/// which was assigned before, under another task id.
+///
+/// With each assignment's own task id, these records are what the `tasks` index is derived
+/// from, so [`crate::Store::rebuild`] can check and restore it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskBinding {
+    /// The new task id.
+    pub task_id: String,
+    /// The unit it belongs to (the unit's assignment is unchanged).
+    pub unit_id: String,
 }
 
 /// One link of the tamper-evident audit chain.
@@ -133,7 +151,8 @@ pub struct VerifyReport {
 pub enum RebuildMode {
     /// Recompute and report differences; change nothing.
     Check,
-    /// Recompute, report differences, and replace the live unit rows, aggregates and counters.
+    /// Recompute, report differences, and replace the live unit rows, aggregates, counters,
+    /// assignment counts and task index.
     Replace,
 }
 
@@ -142,9 +161,9 @@ pub enum RebuildMode {
 pub struct Mismatch {
     /// The experiment.
     pub experiment: String,
-    /// Which table differs (`units`, `aggregates`, `counters`, `assignment_counts`).
+    /// Which table differs (`units`, `aggregates`, `counters`, `assignment_counts`, `tasks`).
     pub table: String,
-    /// The entry, described (e.g. `epoch 0 arm ai metric cost Overall`).
+    /// The entry, described (e.g. `epoch 0 arm ai metric cost Overall`, `task "t7"`).
     pub entry: String,
     /// The live value as JSON (`null` when the live entry is missing).
     pub live: String,

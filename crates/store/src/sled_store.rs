@@ -28,6 +28,9 @@ use crate::OutcomeIter;
 /// The most jobs one group commit takes (a batch call such as `record_outcomes` is one job).
 pub const MAX_BATCH: usize = 256;
 
+/// sled's page cache unless the caller asks for another size: 256 MiB (sled's default is 1 GiB).
+pub const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
+
 /// The schema version this build writes and reads.
 ///
 /// 2: the audit chain is stored in blocks of one batch's records (1 stored one per key).
@@ -217,15 +220,28 @@ fn open_error(path: &Path, e: sled::Error) -> StoreError {
 /// flushed, so reopening in the same process can find it still locked for a few milliseconds.
 const LOCK_PATIENCE: Duration = Duration::from_secs(2);
 
-fn open_db(path: &Path) -> Result<sled::Db> {
+/// Opens sled with a page cache of `cache_bytes` (sled's own default is 1 GiB).
+///
+/// sled counts the cache in on-disk bytes of the pages it keeps; the process also holds
+/// per-page bookkeeping outside it, so resident memory is larger than the cache alone.
+fn open_db(path: &Path, cache_bytes: u64) -> Result<sled::Db> {
     let started = Instant::now();
     loop {
-        let opened = catch_unwind(|| sled::Config::new().path(path).open())
-            .map_err(|p| StoreError::Open {
-                path: path.to_path_buf(),
-                reason: format!("sled failed while opening it: {}", panic_message(&*p)),
-            })?
-            .map_err(|e| open_error(path, e));
+        let opened = catch_unwind(|| {
+            sled::Config::new()
+                .path(path)
+                .cache_capacity(cache_bytes)
+                .open()
+        })
+        .map_err(|p| StoreError::Open {
+            path: path.to_path_buf(),
+            reason: format!(
+                "sled cannot read its files, which are likely damaged (restore from a backup; \
+                 sled stopped with: {})",
+                panic_message(&*p)
+            ),
+        })?
+        .map_err(|e| open_error(path, e));
         match opened {
             Err(StoreError::Locked { .. }) if started.elapsed() < LOCK_PATIENCE => {
                 std::thread::sleep(Duration::from_millis(20));
@@ -244,12 +260,18 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
 }
 
 impl SledStore {
-    /// Opens (or creates) the store in the directory `path`.
+    /// Opens (or creates) the store in the directory `path`, with a page cache of
+    /// [`DEFAULT_CACHE_BYTES`].
     ///
     /// Errors: [`StoreError::Locked`] if another process or store holds the directory,
     /// [`StoreError::Open`] if it cannot be created or read, [`StoreError::Corrupt`] if it
     /// was written by an unknown schema version.
     pub fn open(path: impl AsRef<Path>) -> Result<SledStore> {
+        SledStore::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`SledStore::open`] with sled's page cache bounded to `cache_bytes`.
+    pub fn open_with_cache(path: impl AsRef<Path>, cache_bytes: u64) -> Result<SledStore> {
         let path = path.as_ref().to_path_buf();
         if path.exists() && !path.is_dir() {
             return Err(StoreError::Open {
@@ -257,7 +279,7 @@ impl SledStore {
                 reason: "it exists and is not a directory".to_string(),
             });
         }
-        let db = open_db(&path)?;
+        let db = open_db(&path, cache_bytes)?;
         let trees = TreeId::ALL
             .iter()
             .map(|t| db.open_tree(t.name()))

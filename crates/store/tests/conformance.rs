@@ -53,6 +53,7 @@ conformance!(
     the_bandit_recomputes_and_opens_periods,
     the_audit_chain_records_every_change_in_order,
     rebuild_agrees_with_the_live_state,
+    a_returning_unit_s_new_task_is_audited_and_rebuilt_without_mismatch,
     closing_refuses_writes_but_keeps_reads,
     drift_monitors_follow_outcomes_per_epoch,
 );
@@ -817,6 +818,66 @@ fn rebuild_agrees_with_the_live_state(store: &dyn Store) {
         (1, 40, 13)
     );
     assert!(!report.replaced);
+}
+
+fn a_returning_unit_s_new_task_is_audited_and_rebuilt_without_mismatch(store: &dyn Store) {
+    running(store, "ret");
+    let spec = fixed_spec("ret");
+    store
+        .record_assignment(assignment("ret", "u1", "ai", 0.5))
+        .expect("assigned");
+    // The unit comes back twice with new tasks, once with one it already has, and its
+    // outcomes arrive under every task.
+    for task in ["t2", "t3", "t2", "u1"] {
+        let mut again = assignment("ret", "u1", "human", 0.5);
+        again.task_id = task.to_string();
+        again.assigned_at = 2_000;
+        assert_eq!(
+            store.record_assignment(again).expect("answered").arm,
+            "ai",
+            "{task}"
+        );
+    }
+    for (i, task) in ["u1", "t2", "t3"].into_iter().enumerate() {
+        let mut o = outcome("ret", &format!("e{i}"), "u1", "ai", &[("resolved", 1.0)]);
+        o.task_id = task.to_string();
+        store.record_outcome(&spec, o).expect("recorded");
+    }
+    for task in ["u1", "t2", "t3"] {
+        let found = store.assignment_by_task("ret", task).expect("read");
+        assert_eq!(found.map(|a| a.unit_id), Some("u1".to_string()), "{task}");
+    }
+
+    let bound: Vec<serde_json::Value> = store
+        .audit("ret", 0, 100)
+        .expect("found")
+        .into_iter()
+        .filter(|r| r.kind == AuditKind::TaskBound)
+        .map(|r| {
+            assert_eq!(r.ts, 2_000);
+            serde_json::from_str(&r.payload).expect("the payload is JSON")
+        })
+        .collect();
+    assert_eq!(
+        bound,
+        vec![
+            serde_json::json!({"task_id": "t2", "unit_id": "u1"}),
+            serde_json::json!({"task_id": "t3", "unit_id": "u1"}),
+        ]
+    );
+    assert!(store.verify().expect("verifies").ok);
+
+    let check = store.rebuild(RebuildMode::Check).expect("rebuilt");
+    assert!(check.mismatches.is_empty(), "{:#?}", check.mismatches);
+    let repair = store.rebuild(RebuildMode::Replace).expect("rebuilt");
+    assert!(repair.mismatches.is_empty(), "{:#?}", repair.mismatches);
+    assert_eq!(
+        store
+            .assignment_by_task("ret", "t3")
+            .expect("read")
+            .map(|a| a.unit_id),
+        Some("u1".to_string())
+    );
 }
 
 fn closing_refuses_writes_but_keeps_reads(store: &dyn Store) {

@@ -27,9 +27,13 @@ const DERIVED: &[&str] = &["units", "aggregates", "counters", "assignment_counts
 /// The relative tolerance of `rebuild()`'s comparison (and of ours).
 const TOLERANCE: f64 = 1e-9;
 
+/// The task index: `rebuild()` derives it from the assignments and the chain's `task_bound`
+/// records, so any change to a stored entry must be a mismatch (or `Corrupt`).
+const TASKS: &str = "tasks";
+
 /// The hash-linked audit chain: a change to what it reads as must fail `verify()`. Other
-/// tables (specs, assignments, the outcome log, indexes) are checked only for decodability:
-/// a well-formed but different value there can go unseen, and is only counted.
+/// tables (specs, assignments, the outcome log, the other indexes) are checked only for
+/// decodability: a well-formed but different value there can go unseen, and is only counted.
 const AUDIT: &str = "audit";
 
 fn config(default_cases: u32) -> Config {
@@ -100,7 +104,8 @@ fn golden() -> &'static Golden {
     })
 }
 
-/// Two experiments (fixed and Thompson) with assignments, outcomes, a new period and a rebaseline.
+/// Two experiments (fixed and Thompson) with assignments, outcomes, a returning unit's new
+/// task, a new period and a rebaseline.
 fn workload(store: &dyn Store) {
     store
         .create_experiment(fixed_spec("alpha"), T0)
@@ -149,6 +154,10 @@ fn workload(store: &dyn Store) {
             )
             .expect("recorded");
     }
+    // A returning unit with a new task: a `task_bound` record and its index entry.
+    let mut back = assignment("alpha", "u3", "ai", 0.5);
+    back.task_id = "t-back".into();
+    store.record_assignment(back).expect("answered");
     store
         .rebaseline("alpha", "fuzz", T0 + 50)
         .expect("rebaselined");
@@ -435,6 +444,8 @@ fn check_damage(index: usize, how: &Damage) -> Result<(), TestCaseError> {
         (derived_changed, true)
     } else if tree == AUDIT {
         (audit_changed, true)
+    } else if tree == TASKS {
+        (changed, true)
     } else {
         (changed, false)
     };

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use common::*;
 use liftlab_domain::{Status, Transition};
-use liftlab_store::{AuditKind, Recorded, SledStore, Store, StoreError};
+use liftlab_store::{AuditKind, RebuildMode, Recorded, SledStore, Store, StoreError};
 use proptest::prelude::*;
 
 const EXPS: [&str; 2] = ["p0", "p1"];
@@ -154,7 +154,10 @@ impl Model {
             }
         }
         if let Some((stored_arm, _)) = m.assignments.get(unit) {
-            m.tasks.insert(task.to_string(), unit.to_string());
+            // A new task of a returning unit is bound to it, with an audit record.
+            if m.tasks.insert(task.to_string(), unit.to_string()).is_none() {
+                self.audit += 1;
+            }
             return Answer::Assigned(unit.to_string(), stored_arm.clone());
         }
         if arm == "robot" || (in_exp && m.status != Some(Status::Running)) {
@@ -375,6 +378,9 @@ fn compare(store: &dyn Store, model: &Model) -> Result<(), TestCaseError> {
     let report = store.verify().expect("verifies");
     prop_assert!(report.ok, "{:?}", report);
     prop_assert_eq!(report.records, model.audit);
+    // Everything derived, the task index of returning units included, agrees with a rebuild.
+    let rebuilt = store.rebuild(RebuildMode::Check).expect("rebuilds");
+    prop_assert!(rebuilt.mismatches.is_empty(), "{:#?}", rebuilt.mismatches);
     Ok(())
 }
 

@@ -583,3 +583,161 @@ fn a_database_rolled_back_behind_acknowledged_writes_is_refused_at_open() {
         Err(e) => panic!("unexpected error: {e}"),
     }
 }
+
+/// The raw `tasks` key of a task (experiment and task id, each a u16 length + text).
+fn task_key(exp: &str, task: &str) -> Vec<u8> {
+    let mut out = experiment_key(exp);
+    out.extend(experiment_key(task));
+    out
+}
+
+/// The `tasks` index is derived from the assignments and the chain's `task_bound` records:
+/// a missing, wrong or extra entry on disk is a mismatch, and repair restores the index.
+#[test]
+fn rebuild_finds_and_restores_a_damaged_task_index() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    {
+        let store = SledStore::open(dir.path()).expect("opens");
+        workload(&store);
+        // u2 comes back with a new task, which is bound to it.
+        let mut back = assignment("alpha", "u2", "ai", 0.5);
+        back.task_id = "t-back".into();
+        store.record_assignment(back).expect("answered");
+        assert!(store
+            .rebuild(RebuildMode::Check)
+            .expect("runs")
+            .mismatches
+            .is_empty());
+        store.close().expect("closes");
+    }
+    {
+        let db = raw(dir.path());
+        let tasks = db.open_tree("tasks").expect("tree");
+        let unit = |u: &str| binary_encoded(&u.to_string());
+        assert_eq!(
+            tasks
+                .get(task_key("alpha", "u3"))
+                .expect("reads")
+                .map(|v| v.to_vec()),
+            Some(unit("u3")),
+            "the stored layout of a task entry"
+        );
+        // Missing: the bound task and an assignment's own task. Wrong: u3's task names u5
+        // (the damage the fuzz run could not see). Extra: a task nobody brought.
+        tasks.remove(task_key("alpha", "t-back")).expect("removes");
+        tasks.remove(task_key("alpha", "u4")).expect("removes");
+        tasks
+            .insert(task_key("alpha", "u3"), unit("u5"))
+            .expect("writes");
+        tasks
+            .insert(task_key("alpha", "ghost"), unit("u7"))
+            .expect("writes");
+        db.flush().expect("flushes");
+    }
+    let store = SledStore::open(dir.path()).expect("reopens");
+    // The damage is live: u3's outcomes would go to u5's arm.
+    assert_eq!(
+        store
+            .assignment_by_task("alpha", "u3")
+            .expect("read")
+            .map(|a| a.unit_id),
+        Some("u5".to_string())
+    );
+    let check = store.rebuild(RebuildMode::Check).expect("runs");
+    let mut found: Vec<(&str, &str, &str, &str)> = check
+        .mismatches
+        .iter()
+        .map(|m| {
+            (
+                m.table.as_str(),
+                m.entry.as_str(),
+                m.live.as_str(),
+                m.rebuilt.as_str(),
+            )
+        })
+        .collect();
+    found.sort_unstable();
+    assert_eq!(
+        found,
+        vec![
+            ("tasks", "task \"ghost\"", "\"u7\"", "null"),
+            ("tasks", "task \"t-back\"", "null", "\"u2\""),
+            ("tasks", "task \"u3\"", "\"u5\"", "\"u3\""),
+            ("tasks", "task \"u4\"", "null", "\"u4\""),
+        ],
+        "{:#?}",
+        check.mismatches
+    );
+    assert!(check.mismatches.iter().all(|m| m.experiment == "alpha"));
+    assert!(!check.replaced);
+    assert_eq!(
+        store
+            .rebuild(RebuildMode::Check)
+            .expect("runs")
+            .mismatches
+            .len(),
+        4,
+        "check changed nothing"
+    );
+
+    let repair = store.rebuild(RebuildMode::Replace).expect("runs");
+    assert!(repair.replaced);
+    assert_eq!(repair.mismatches.len(), 4);
+    store.close().expect("closes");
+    drop(store);
+    let store = SledStore::open(dir.path()).expect("reopens");
+    assert!(store
+        .rebuild(RebuildMode::Check)
+        .expect("runs")
+        .mismatches
+        .is_empty());
+    for (task, unit) in [("u3", "u3"), ("u4", "u4"), ("t-back", "u2")] {
+        assert_eq!(
+            store
+                .assignment_by_task("alpha", task)
+                .expect("read")
+                .map(|a| a.unit_id),
+            Some(unit.to_string()),
+            "{task}"
+        );
+    }
+    assert_eq!(
+        store.assignment_by_task("alpha", "ghost").expect("read"),
+        None
+    );
+    assert!(store.verify().expect("verifies").ok);
+}
+
+/// Bytes overwritten all over sled's `db` file (as `scripts/storage-faults.sh` does at
+/// random): sled either cannot read it (it panics inside `open`, which the store catches) or
+/// recovers an older state, which the audit watermark refuses. Either way open says so.
+#[test]
+fn a_damaged_database_file_is_refused_at_open_never_served() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    {
+        let store = SledStore::open(dir.path()).expect("opens");
+        workload(&store);
+        store.close().expect("closes");
+    }
+    let db_file = dir.path().join("db");
+    let mut bytes = std::fs::read(&db_file).expect("the db file");
+    // A fixed pattern: 16 bytes of 0xA5 every 4 KiB.
+    for start in (0..bytes.len()).step_by(4096) {
+        let end = (start + 16).min(bytes.len());
+        bytes[start..end].fill(0xA5);
+    }
+    std::fs::write(&db_file, &bytes).expect("written");
+    match SledStore::open(dir.path()) {
+        Err(StoreError::Open { reason, .. }) => {
+            assert!(
+                reason.contains("damaged") || reason.contains("acknowledged"),
+                "{reason}"
+            );
+        }
+        Ok(store) => panic!(
+            "a damaged database opened: {:?}",
+            store.verify().expect("runs")
+        ),
+        Err(e) => panic!("unexpected error: {e}"),
+    }
+}
