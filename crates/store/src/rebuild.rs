@@ -74,18 +74,23 @@ fn task_bindings(src: &dyn Scan) -> Result<HashMap<String, Vec<TaskBinding>>> {
     let mut out: HashMap<String, Vec<TaskBinding>> = HashMap::new();
     for entry in src.scan_prefix(TreeId::Audit, &[]) {
         let (key, value) = entry?;
-        let record: StoredAudit = decode(TreeId::Audit, &key, &value)?;
-        if record.kind != AuditKind::TaskBound {
-            continue;
+        let block: Vec<StoredAudit> = decode(TreeId::Audit, &key, &value)?;
+        for record in block {
+            if record.kind != AuditKind::TaskBound {
+                continue;
+            }
+            let binding: TaskBinding = serde_json::from_str(&record.payload).map_err(|e| {
+                StoreError::corrupt(
+                    TreeId::Audit.name(),
+                    &key,
+                    format!(
+                        "the task_bound payload of record {} cannot be read: {e}",
+                        record.seq
+                    ),
+                )
+            })?;
+            out.entry(record.experiment).or_default().push(binding);
         }
-        let binding: TaskBinding = serde_json::from_str(&record.payload).map_err(|e| {
-            StoreError::corrupt(
-                TreeId::Audit.name(),
-                &key,
-                format!("the task_bound payload cannot be read: {e}"),
-            )
-        })?;
-        out.entry(record.experiment).or_default().push(binding);
     }
     Ok(out)
 }
