@@ -401,8 +401,8 @@ impl<'a> Tx<'a> {
     /// The key of the chunk that this batch appends to in `tree` for `experiment`.
     ///
     /// The first append of a batch starts a chunk at `(experiment, first)`; later appends of
-    /// the same batch reuse it until it holds [`CHUNK_ITEMS`] entries, so a log costs one write
-    /// per batch (or per [`CHUNK_ITEMS`] entries) instead of one per entry.
+    /// the same batch reuse it until it holds [`chunk_items`] entries, so a log costs one write
+    /// per batch (or per [`chunk_items`] entries) instead of one per entry.
     pub(crate) fn chunk_key(
         &mut self,
         tree: TreeId,
@@ -429,7 +429,7 @@ impl<'a> Tx<'a> {
         marker.extend_from_slice(scope.as_bytes());
         for overlay in [&self.own, self.batch] {
             if let Seen::Found(key) = overlay.lookup::<Vec<u8>>(TreeId::Meta, &marker)? {
-                if self.list_len(tree, &key) < CHUNK_ITEMS {
+                if self.list_len(tree, &key) < chunk_items(tree) {
                     return Ok(key);
                 }
                 break;
@@ -442,11 +442,19 @@ impl<'a> Tx<'a> {
     }
 }
 
-/// The most entries one chunk of a log holds; a batch that appends more starts another.
+/// The most entries one chunk of a log in `tree` holds; a batch that appends more starts another.
 ///
-/// sled keeps values inline in its tree nodes and writes a node over a quarter of a log segment
-/// (128 KiB) as a separate blob file, so chunks stay well below that size.
-pub(crate) const CHUNK_ITEMS: usize = 64;
+/// sled keeps values inline in its tree nodes (up to 16 entries in a leaf) and writes a node
+/// bigger than a quarter of a log segment (128 KiB) as a separate blob file, on every rewrite
+/// of that node. So a chunk stays under about 6 KiB: 16 audit records (their payloads are whole
+/// outcomes and assignments in JSON), 32 outcomes, or 256 sequence numbers of an audit index.
+pub(crate) fn chunk_items(tree: TreeId) -> usize {
+    match tree {
+        TreeId::Audit => 16,
+        TreeId::Outcomes => 32,
+        _ => 256,
+    }
+}
 
 /// Runs one operation over `batch` and `base`: on `Ok` its writes join the batch, on `Err` they are dropped.
 pub(crate) fn atomically<R>(
