@@ -55,7 +55,7 @@
 //! # Durability: "a 2xx means durable"
 //!
 //! [`SledStore`] has one writer thread that owns every mutation. A caller sends its operation
-//! and blocks; the writer takes up to [`MAX_BATCH`] pending operations, runs each one
+//! and blocks (or, with the `…_then` methods, leaves a callback for the answer); the writer takes up to [`MAX_BATCH`] pending operations, runs each one
 //! all-or-nothing, applies all their writes in ONE multi-tree sled transaction (so the audit
 //! chain is ordered and a crash leaves whole batches) and hands the batch to a flusher thread,
 //! which calls `flush` once for every batch committed since its last flush and only then
@@ -77,9 +77,10 @@
 //! strings and big-endian numbers, and a tag byte in front of every stored value naming its
 //! version and format (JSON for specs, periods, epochs, bandit and drift state; postcard for
 //! the records written on every assignment and outcome); a value with an unknown tag or
-//! garbled bytes is [`StoreError::Corrupt`] naming tree and key. The audit chain has one
-//! record per sequence number; the outcome log and the per-experiment audit index are stored
-//! as one chunk per group commit, keyed by their first sequence number.
+//! garbled bytes is [`StoreError::Corrupt`] naming tree and key. The audit chain, the outcome
+//! log and the per-experiment audit index are stored in chunks: each group commit appends its
+//! entries as lists of at most 16, 32 and 256 entries, each keyed by its first sequence number
+//! (small enough that sled never stores a leaf of them as a blob file).
 
 mod audit;
 mod codec;
