@@ -134,6 +134,27 @@ fn binary_encoded<T: serde::Serialize>(v: &T) -> Vec<u8> {
     out
 }
 
+/// Repairs `store` (expecting `mismatches` fixes), checks it clean, and checks it still is after
+/// closing and reopening the directory; returns the reopened store.
+fn repair_sticks(store: SledStore, dir: &std::path::Path, mismatches: usize) -> SledStore {
+    let repair = store.rebuild(RebuildMode::Replace).expect("runs");
+    assert!(repair.replaced);
+    assert_eq!(
+        repair.mismatches.len(),
+        mismatches,
+        "{:#?}",
+        repair.mismatches
+    );
+    let after = store.rebuild(RebuildMode::Check).expect("runs");
+    assert!(after.mismatches.is_empty(), "{:#?}", after.mismatches);
+    store.close().expect("closes");
+    drop(store);
+    let reopened = SledStore::open(dir).expect("reopens");
+    let check = reopened.rebuild(RebuildMode::Check).expect("runs");
+    assert!(check.mismatches.is_empty(), "{:#?}", check.mismatches);
+    reopened
+}
+
 /// Builds the workload in a fresh directory, applies `tamper` to the raw trees, and verifies.
 fn verify_after(tamper: impl FnOnce(&sled::Db, u64)) -> (liftlab_store::VerifyReport, u64) {
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -471,19 +492,7 @@ fn rebuild_finds_and_repairs_a_tampered_aggregate() {
         2
     );
 
-    let repair = store.rebuild(RebuildMode::Replace).expect("runs");
-    assert!(repair.replaced);
-    assert_eq!(repair.mismatches.len(), 2);
-    let after = store.rebuild(RebuildMode::Check).expect("runs");
-    assert!(after.mismatches.is_empty(), "{:#?}", after.mismatches);
-    store.close().expect("closes");
-    drop(store);
-    let reopened = SledStore::open(dir.path()).expect("reopens");
-    assert!(reopened
-        .rebuild(RebuildMode::Check)
-        .expect("runs")
-        .mismatches
-        .is_empty());
+    repair_sticks(store, dir.path(), 2);
 }
 
 #[test]
@@ -680,17 +689,7 @@ fn rebuild_finds_and_restores_a_damaged_task_index() {
         "check changed nothing"
     );
 
-    let repair = store.rebuild(RebuildMode::Replace).expect("runs");
-    assert!(repair.replaced);
-    assert_eq!(repair.mismatches.len(), 4);
-    store.close().expect("closes");
-    drop(store);
-    let store = SledStore::open(dir.path()).expect("reopens");
-    assert!(store
-        .rebuild(RebuildMode::Check)
-        .expect("runs")
-        .mismatches
-        .is_empty());
+    let store = repair_sticks(store, dir.path(), 4);
     for (task, unit) in [("u3", "u3"), ("u4", "u4"), ("t-back", "u2")] {
         assert_eq!(
             store
