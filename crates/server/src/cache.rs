@@ -202,15 +202,6 @@ impl Store for CachedStore {
         self.inner.record_outcomes(spec, outcomes)
     }
 
-    fn record_outcomes_then(
-        &self,
-        spec: &ExperimentSpec,
-        outcomes: Vec<Outcome>,
-        done: Done<Vec<Result<Recorded>>>,
-    ) {
-        self.inner.record_outcomes_then(spec, outcomes, done);
-    }
-
     fn aggregates(&self, experiment: &str, epoch: u64) -> Result<Vec<(AggKey, MetricAggregate)>> {
         self.inner.aggregates(experiment, epoch)
     }

@@ -55,7 +55,7 @@
 //! # Durability: "a 2xx means durable"
 //!
 //! [`SledStore`] has one writer thread that owns every mutation. A caller sends its operation
-//! and blocks (or, with the `…_then` methods, leaves a callback for the answer); the writer takes up to [`MAX_BATCH`] pending operations, runs each one
+//! and blocks (or, with [`Store::record_assignment_then`], leaves a callback for the answer); the writer takes up to [`MAX_BATCH`] pending operations, runs each one
 //! all-or-nothing, applies all their writes in ONE multi-tree sled transaction (so the audit
 //! chain is ordered and a crash leaves whole batches) and hands the batch to a flusher thread,
 //! which calls `flush` once for every batch committed since its last flush and only then
@@ -116,7 +116,7 @@ pub const MAX_AUDIT_PAGE: usize = 10_000;
 /// The outcome log of one experiment, in the order events were recorded.
 pub type OutcomeIter = Box<dyn Iterator<Item = Result<Outcome>> + Send>;
 
-/// Receives the answer of a write started with one of the `…_then` methods of [`Store`].
+/// Receives the answer of a write started with [`Store::record_assignment_then`].
 ///
 /// It is called once the write is durable (or failed), on whichever thread finished it — the
 /// flusher thread for [`SledStore`]. If the store closes first, it is dropped without being
@@ -124,7 +124,7 @@ pub type OutcomeIter = Box<dyn Iterator<Item = Result<Outcome>> + Send>;
 pub type Done<R> = Box<dyn FnOnce(Result<R>) + Send>;
 
 /// liftlab's persistence. Every method may block (on disk, or on the group commit), except
-/// that the `…_then` writes hand their answer to a callback instead of waiting for it.
+/// that [`Store::record_assignment_then`] hands its answer to a callback instead of waiting.
 pub trait Store: Send + Sync {
     /// Stores a new experiment as version 1 (`draft`), with epoch 0 and allocation period 0.
     fn create_experiment(&self, spec: ExperimentSpec, now: Millis) -> Result<ExperimentVersion>;
@@ -214,14 +214,6 @@ pub trait Store: Send + Sync {
         spec: &ExperimentSpec,
         outcomes: Vec<Outcome>,
     ) -> Result<Vec<Result<Recorded>>>;
-
-    /// [`Store::record_outcomes`] without blocking: `done` gets the answers once durable.
-    fn record_outcomes_then(
-        &self,
-        spec: &ExperimentSpec,
-        outcomes: Vec<Outcome>,
-        done: Done<Vec<Result<Recorded>>>,
-    );
 
     /// Every aggregate of an epoch, in key order.
     fn aggregates(&self, experiment: &str, epoch: u64) -> Result<Vec<(AggKey, MetricAggregate)>>;
@@ -453,20 +445,6 @@ macro_rules! impl_store {
                 self.write_many(outcomes, move |tx, o| {
                     $crate::ops::record_outcome(tx, &spec, o)
                 })
-            }
-
-            fn record_outcomes_then(
-                &self,
-                spec: &liftlab_domain::ExperimentSpec,
-                outcomes: Vec<liftlab_domain::Outcome>,
-                done: $crate::Done<Vec<$crate::Result<$crate::Recorded>>>,
-            ) {
-                let spec = spec.clone();
-                self.write_many_then(
-                    outcomes,
-                    move |tx, o| $crate::ops::record_outcome(tx, &spec, o),
-                    done,
-                );
             }
 
             fn aggregates(

@@ -163,15 +163,6 @@ impl MemStore {
         done(self.write_one(op));
     }
 
-    pub(crate) fn write_many_then<T, R>(
-        &self,
-        items: Vec<T>,
-        op: impl Fn(&mut Tx<'_>, T) -> Result<R>,
-        done: crate::Done<Vec<Result<R>>>,
-    ) {
-        done(self.write_many(items, op));
-    }
-
     /// Every write is visible and final at once, so this is [`MemStore::read_opt`].
     pub(crate) fn read_if_durable<R>(
         &self,

@@ -401,24 +401,6 @@ impl SledStore {
         );
     }
 
-    pub(crate) fn write_many_then<T: Send + 'static, R: Send + 'static>(
-        &self,
-        items: Vec<T>,
-        op: impl Fn(&mut Tx<'_>, T) -> Result<R> + Send + 'static,
-        done: crate::Done<Vec<Result<R>>>,
-    ) {
-        self.submit_then(
-            false,
-            move |trees, batch| {
-                Ok(items
-                    .into_iter()
-                    .map(|item| atomically(trees, batch, |tx| op(tx, item)))
-                    .collect())
-            },
-            done,
-        );
-    }
-
     pub(crate) fn exclusive<R: Send + 'static>(
         &self,
         work: impl FnOnce(&dyn Scan, &mut Writes) -> Result<R> + Send + 'static,

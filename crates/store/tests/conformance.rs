@@ -43,6 +43,7 @@ conformance!(
     lifecycle_transitions_are_versions,
     rebaselining_starts_epochs,
     first_assignment_wins_and_tasks_are_indexed,
+    the_hot_path_api_answers_as_the_blocking_one,
     assignment_requests_are_validated,
     batch_assignments_answer_per_item,
     outcomes_are_idempotent_and_counted,
@@ -315,6 +316,61 @@ fn first_assignment_wins_and_tasks_are_indexed(store: &dyn Store) {
         (counts[0].period, counts[0].arm.as_str(), counts[0].count),
         (0, "ai", 1)
     );
+}
+
+/// Records through `record_assignment_then` and waits on its callback.
+fn record_then(
+    store: &dyn Store,
+    a: liftlab_domain::Assignment,
+) -> Result<liftlab_domain::Assignment, StoreError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    store.record_assignment_then(
+        a,
+        Box::new(move |answer| {
+            tx.send(answer).expect("the test waits for the answer");
+        }),
+    );
+    rx.recv().expect("the callback is called")
+}
+
+fn the_hot_path_api_answers_as_the_blocking_one(store: &dyn Store) {
+    running(store, "hot");
+    let period = store.current_period_for_decision("hot").expect("in force");
+    assert_eq!(period, store.current_period("hot").expect("in force"));
+    assert!(not_found(store.current_period_for_decision("nope")));
+
+    assert_eq!(
+        store
+            .assignment_by_task_if_durable("hot", "u1")
+            .expect("read"),
+        None
+    );
+    let first = assignment("hot", "u1", "ai", 0.5);
+    assert_eq!(record_then(store, first.clone()).expect("stored"), first);
+    // Once the callback has answered, the write is durable: the non-waiting read sees it.
+    assert_eq!(
+        store
+            .assignment_by_task_if_durable("hot", "u1")
+            .expect("read"),
+        Some(first.clone())
+    );
+    let mut second = assignment("hot", "u1", "human", 0.5);
+    second.assignment_id = "other".into();
+    assert_eq!(record_then(store, second).expect("answered"), first);
+
+    let mut thief = assignment("hot", "u2", "ai", 0.5);
+    thief.task_id = "u1".into();
+    assert!(matches!(
+        record_then(store, thief),
+        Err(StoreError::Conflict(_))
+    ));
+    let mut bad = assignment("hot", "u3", "nope", 0.5);
+    bad.task_id = "t3".into();
+    assert!(matches!(
+        record_then(store, bad),
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(store.assignment("hot", "u3").expect("read"), None);
 }
 
 fn assignment_requests_are_validated(store: &dyn Store) {
