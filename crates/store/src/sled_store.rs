@@ -140,24 +140,26 @@ impl Shared {
         self.flushed_cv.notify_all();
     }
 
+    /// The number of the last batch that wrote to one of `trees` (0 if none did).
+    fn last_write(&self, trees: &[TreeId]) -> u64 {
+        trees
+            .iter()
+            .map(|t| self.applied[t.index()].load(Ordering::SeqCst))
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Whether every batch that wrote to one of `trees` is flushed (an error once the store failed).
     fn is_durable(&self, trees: &[TreeId]) -> Result<bool> {
         if let Some(e) = self.failure() {
             return Err(e);
         }
-        let flushed = self.flushed.load(Ordering::SeqCst);
-        Ok(trees
-            .iter()
-            .all(|t| self.applied[t.index()].load(Ordering::SeqCst) <= flushed))
+        Ok(self.flushed.load(Ordering::SeqCst) >= self.last_write(trees))
     }
 
     /// Blocks until every batch that wrote to one of `trees` is flushed.
     fn wait_durable(&self, trees: &[TreeId]) -> Result<()> {
-        let needed = trees
-            .iter()
-            .map(|t| self.applied[t.index()].load(Ordering::SeqCst))
-            .max()
-            .unwrap_or(0);
+        let needed = self.last_write(trees);
         if self.flushed.load(Ordering::SeqCst) >= needed {
             return Ok(());
         }
