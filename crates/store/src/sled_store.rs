@@ -635,15 +635,9 @@ fn run_flusher(shared: &Shared, receiver: &Receiver<Committed>) {
         match &flushed {
             Ok(()) => {
                 if let Ok(Some(head)) = head {
-                    let written = match mark.as_mut() {
-                        Some(m) => m.write(&head),
-                        None => crate::watermark::Mark::open(&shared.dir).and_then(|mut m| {
-                            let written = m.write(&head);
-                            mark = Some(m);
-                            written
-                        }),
-                    };
-                    if let Err(e) = written {
+                    if let Err(e) =
+                        crate::watermark::Mark::write_kept(&mut mark, &shared.dir, &head)
+                    {
                         tracing::warn!(error = %e, "cannot write the audit watermark");
                     }
                 }

@@ -27,6 +27,9 @@ fn file(dir: &Path) -> PathBuf {
 /// allocation and a forced writeback every time).
 pub(crate) struct Mark {
     file: std::fs::File,
+    /// The file held more than one line when opened (written by something else): cut it at
+    /// the first write, once the new line is in place.
+    cut: bool,
 }
 
 /// The length of a watermark line.
@@ -41,7 +44,23 @@ impl Mark {
             .create(true)
             .truncate(false)
             .open(file(dir))?;
-        Ok(Mark { file })
+        let cut = file.metadata()?.len() > LINE;
+        Ok(Mark { file, cut })
+    }
+
+    /// Writes `head` through the mark kept in `kept`, opening it there first if needed.
+    pub(crate) fn write_kept(
+        kept: &mut Option<Mark>,
+        dir: &Path,
+        head: &AuditHead,
+    ) -> std::io::Result<()> {
+        let mut mark = match kept.take() {
+            Some(mark) => mark,
+            None => Mark::open(dir)?,
+        };
+        let written = mark.write(head);
+        *kept = Some(mark);
+        written
     }
 
     /// Overwrites the watermark with `head`.
@@ -51,8 +70,9 @@ impl Mark {
         debug_assert_eq!(line.len() as u64, LINE);
         self.file.write_all_at(line.as_bytes(), 0)?;
         // A line of the older, shorter layout leaves nothing behind; a longer file is cut.
-        if self.file.metadata()?.len() > LINE {
+        if self.cut {
             self.file.set_len(LINE)?;
+            self.cut = false;
         }
         Ok(())
     }
@@ -178,6 +198,19 @@ mod tests {
         assert_eq!(text.len(), 86, "{text:?}");
         let back = read(dir.path()).expect("readable").expect("present");
         assert_eq!((back.seq, back.hash), (8, [1; 32]));
+    }
+
+    #[test]
+    fn a_longer_file_is_cut_to_the_one_line_written() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join(FILE), "x".repeat(500)).expect("written");
+        let mut kept = None;
+        Mark::write_kept(&mut kept, dir.path(), &head(5, 2)).expect("written");
+        Mark::write_kept(&mut kept, dir.path(), &head(6, 3)).expect("written");
+        let text = std::fs::read_to_string(dir.path().join(FILE)).expect("readable");
+        assert_eq!(text.len(), 86, "{text:?}");
+        let back = read(dir.path()).expect("readable").expect("present");
+        assert_eq!((back.seq, back.hash), (6, [3; 32]));
     }
 
     #[test]
