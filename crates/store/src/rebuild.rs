@@ -21,8 +21,7 @@ use crate::error::{Result, StoreError};
 use crate::kv::{atomically, scan_as, RawWrites, Scan, Writes};
 use crate::ops::{self, keys};
 use crate::records::{
-    ArmCounters, AssignmentCount, AuditKind, Mismatch, RebuildMode, RebuildReport, StoredAudit,
-    TaskBinding,
+    ArmCounters, AssignmentCount, AuditKind, Mismatch, RebuildMode, RebuildReport, TaskBinding,
 };
 use crate::tree::TreeId;
 
@@ -74,7 +73,7 @@ fn task_bindings(src: &dyn Scan) -> Result<HashMap<String, Vec<TaskBinding>>> {
     let mut out: HashMap<String, Vec<TaskBinding>> = HashMap::new();
     for entry in src.scan_prefix(TreeId::Audit, &[]) {
         let (key, value) = entry?;
-        let block: Vec<StoredAudit> = decode(TreeId::Audit, &key, &value)?;
+        let block: crate::audit::Block = decode(TreeId::Audit, &key, &value)?;
         for record in block {
             if record.kind != AuditKind::TaskBound {
                 continue;
