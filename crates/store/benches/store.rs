@@ -4,15 +4,15 @@
 //! durable when it returns (flushed by the group commit), and the yardstick pays one
 //! `flush` per insert, so the ratio of the two is what group commit buys.
 
-use std::collections::BTreeMap;
+mod workload;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use liftlab_domain::{Assignment, ExperimentSpec, HandledBy, Outcome, Transition};
 use liftlab_store::{MemStore, SledStore, Store};
-use serde_json::json;
+use workload::{assignment, outcome, running, spec};
 
 /// The allocator the `liftlab` binary runs with.
 #[global_allocator]
@@ -24,83 +24,9 @@ const WRITERS: u64 = 64;
 /// Events per call on the batch path, as the HTTP layer sends them.
 const BATCH: u64 = 500;
 
-fn spec(key: &str) -> ExperimentSpec {
-    ExperimentSpec::parse(&json!({
-        "key": key,
-        "arms": [{"key": "human", "role": "baseline"}, {"key": "ai", "role": "treatment"}],
-        "allocation": {"policy": "fixed", "weights": {"human": 0.5, "ai": 0.5}},
-        "metrics": [
-            {"key": "resolved", "kind": "binary", "direction": "increase", "role": "primary"},
-            {"key": "minutes", "kind": "duration", "direction": "decrease", "role": "guardrail"},
-            {"key": "cost", "kind": "cost", "direction": "decrease", "role": "secondary"}
-        ],
-        "segments": ["region"]
-    }))
-    .expect("the bench spec is valid")
-}
-
 /// How many of `total` iterations worker `i` of `workers` does, so that they add up exactly.
 fn share(total: u64, workers: u64, i: u64) -> u64 {
     total / workers + u64::from(i < total % workers)
-}
-
-fn arm(n: u64) -> &'static str {
-    if n % 2 == 0 {
-        "ai"
-    } else {
-        "human"
-    }
-}
-
-fn assignment(exp: &str, n: u64) -> Assignment {
-    Assignment {
-        experiment: exp.to_string(),
-        unit_id: format!("unit-{n}"),
-        task_id: format!("task-{n}"),
-        arm: arm(n).to_string(),
-        in_experiment: true,
-        version: 2,
-        assignment_id: format!("as-{n}"),
-        propensity: 0.5,
-        period: 0,
-        epoch: 0,
-        segments: BTreeMap::from([(
-            "region".to_string(),
-            if n % 3 == 0 { "eu" } else { "us" }.to_string(),
-        )]),
-        assigned_at: 1_700_000_000_000,
-    }
-}
-
-fn outcome(exp: &str, unit: u64, event: u64) -> Outcome {
-    Outcome {
-        event_id: format!("ev-{event}"),
-        experiment: exp.to_string(),
-        task_id: format!("task-{unit}"),
-        unit_id: format!("unit-{unit}"),
-        arm: arm(unit).to_string(),
-        epoch: 0,
-        ts: 1_700_000_000_000 + i64::try_from(event % 1_000_000).expect("small"),
-        metrics: BTreeMap::from([
-            ("resolved".to_string(), f64::from(u8::from(event % 3 != 0))),
-            (
-                "minutes".to_string(),
-                3.0 + f64::from(u32::try_from(event % 17).expect("small")),
-            ),
-            ("cost".to_string(), 0.25),
-        ]),
-        handled_by: Some(HandledBy::Ai),
-        model_version: Some("m-1".to_string()),
-        attributes: BTreeMap::new(),
-    }
-}
-
-/// A running experiment `key` in `store`.
-fn running(store: &dyn Store, key: &str) {
-    store.create_experiment(spec(key), 1).expect("created");
-    store
-        .transition(key, Transition::Start, None, 2)
-        .expect("started");
 }
 
 fn group_commit(c: &mut Criterion) {

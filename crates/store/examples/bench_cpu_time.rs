@@ -6,14 +6,15 @@
 //! rates. CPU time counts every thread of the process: callers, writer, flusher and sled's
 //! I/O threads.
 
-use std::collections::BTreeMap;
+#[path = "../benches/workload/mod.rs"]
+mod workload;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use liftlab_domain::{Assignment, ExperimentSpec, HandledBy, Outcome, Transition};
 use liftlab_store::{SledStore, Store};
-use serde_json::json;
+use workload::{assignment, outcome, running, spec};
 
 /// The allocator the `liftlab` binary runs with.
 #[global_allocator]
@@ -31,67 +32,9 @@ fn cpu_seconds() -> f64 {
     f64::from(ticks) / 100.0
 }
 
-fn spec(key: &str) -> ExperimentSpec {
-    ExperimentSpec::parse(&json!({
-        "key": key,
-        "arms": [{"key": "human", "role": "baseline"}, {"key": "ai", "role": "treatment"}],
-        "allocation": {"policy": "fixed", "weights": {"human": 0.5, "ai": 0.5}},
-        "metrics": [
-            {"key": "resolved", "kind": "binary", "direction": "increase", "role": "primary"},
-            {"key": "minutes", "kind": "duration", "direction": "decrease", "role": "guardrail"},
-            {"key": "cost", "kind": "cost", "direction": "decrease", "role": "secondary"}
-        ],
-        "segments": ["region"]
-    }))
-    .expect("valid")
-}
-
-fn assignment(exp: &str, n: u64) -> Assignment {
-    Assignment {
-        experiment: exp.into(),
-        unit_id: format!("unit-{n}"),
-        task_id: format!("task-{n}"),
-        arm: if n % 2 == 0 { "ai" } else { "human" }.into(),
-        in_experiment: true,
-        version: 2,
-        assignment_id: format!("as-{n}"),
-        propensity: 0.5,
-        period: 0,
-        epoch: 0,
-        segments: BTreeMap::from([(
-            "region".to_string(),
-            if n % 3 == 0 { "eu" } else { "us" }.to_string(),
-        )]),
-        assigned_at: 1_700_000_000_000,
-    }
-}
-
-fn outcome(exp: &str, unit: u64, event: u64) -> Outcome {
-    Outcome {
-        event_id: format!("ev-{event}"),
-        experiment: exp.into(),
-        task_id: format!("task-{unit}"),
-        unit_id: format!("unit-{unit}"),
-        arm: if unit % 2 == 0 { "ai" } else { "human" }.into(),
-        epoch: 0,
-        ts: 1_700_000_000_000,
-        metrics: BTreeMap::from([
-            ("resolved".to_string(), f64::from(u8::from(event % 3 != 0))),
-            ("minutes".to_string(), 4.5),
-            ("cost".to_string(), 0.25),
-        ]),
-        handled_by: Some(HandledBy::Ai),
-        model_version: None,
-        attributes: BTreeMap::new(),
-    }
-}
-
 fn open(dir: &std::path::Path, key: &str) -> Arc<SledStore> {
     let store = Arc::new(SledStore::open(dir).expect("opens"));
-    store.create_experiment(spec(key), 1).expect("created");
-    store
-        .transition(key, Transition::Start, None, 2)
-        .expect("started");
+    running(&*store, key);
     store
 }
 
