@@ -1,50 +1,15 @@
 //! Criterion benchmarks of the assignment hot path: fixed and Thompson decisions, and recomputing Thompson weights.
 
+mod workload;
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use liftlab_domain::assign::{choose_arm, decide, initial_period, AssignRequest};
+use liftlab_domain::assign::{choose_arm, decide, initial_period};
 use liftlab_domain::thompson::BanditState;
 use liftlab_domain::{AllocationPeriod, ExperimentSpec, Status};
 use serde_json::json;
-
-fn spec(allocation: serde_json::Value, reward_kind: &str) -> ExperimentSpec {
-    ExperimentSpec::parse(&json!({
-        "key": "support-triage",
-        "arms": [
-            {"key": "human", "role": "baseline"},
-            {"key": "ai-assist", "role": "treatment"},
-            {"key": "ai-auto", "role": "treatment"},
-            {"key": "ai-hybrid", "role": "treatment"}
-        ],
-        "allocation": allocation,
-        "coverage": 0.9,
-        "targeting": {"region": ["emea", "amer"]},
-        "metrics": [
-            {"key": "reward", "kind": reward_kind, "direction": "increase", "role": "primary"}
-        ],
-        "segments": ["channel"]
-    }))
-    .expect("the benchmark spec is valid")
-}
-
-fn requests() -> Vec<AssignRequest> {
-    (0..1024)
-        .map(|i| {
-            AssignRequest::new(
-                format!("ticket-{i:08}"),
-                None,
-                [
-                    ("region".to_string(), "emea".to_string()),
-                    ("channel".to_string(), "email".to_string()),
-                ]
-                .into_iter()
-                .collect(),
-            )
-            .expect("valid request")
-        })
-        .collect()
-}
+use workload::{requests, spec};
 
 /// Benchmarks the decision alone (`<name>_decision`: targeting, hashing, choosing the bucket)
 /// and the decision plus the owned record to store (`<name>_record`).

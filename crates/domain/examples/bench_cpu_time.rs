@@ -5,13 +5,17 @@
 //! /proc/thread-self/stat (Linux, 10 ms ticks) over many calls of the same paths.
 //! Run it with `cargo run --release -p liftlab-domain --example bench_cpu_time`.
 
+#[path = "../benches/workload/mod.rs"]
+mod workload;
+
 use std::hint::black_box;
 
-use liftlab_domain::assign::{choose_arm, decide, initial_period, AssignRequest};
+use liftlab_domain::assign::{choose_arm, decide, initial_period};
 use liftlab_domain::hash::hash_v2;
 use liftlab_domain::thompson::BanditState;
 use liftlab_domain::{AllocationPeriod, ExperimentSpec, Status};
 use serde_json::json;
+use workload::{requests, spec};
 
 /// The thread's user + system CPU time in clock ticks, if the platform exposes it.
 fn cpu_ticks() -> Option<u64> {
@@ -49,45 +53,6 @@ fn time(name: &str, calls: u32, mut f: impl FnMut()) {
     } else {
         println!("{name}: {per_call:.1} µs CPU per call ({calls} calls, {ticks} ticks)");
     }
-}
-
-/// The same 4-arm spec as the criterion benchmarks.
-fn spec(allocation: serde_json::Value, reward_kind: &str) -> ExperimentSpec {
-    ExperimentSpec::parse(&json!({
-        "key": "support-triage",
-        "arms": [
-            {"key": "human", "role": "baseline"},
-            {"key": "ai-assist", "role": "treatment"},
-            {"key": "ai-auto", "role": "treatment"},
-            {"key": "ai-hybrid", "role": "treatment"}
-        ],
-        "allocation": allocation,
-        "coverage": 0.9,
-        "targeting": {"region": ["emea", "amer"]},
-        "metrics": [
-            {"key": "reward", "kind": reward_kind, "direction": "increase", "role": "primary"}
-        ],
-        "segments": ["channel"]
-    }))
-    .expect("the benchmark spec is valid")
-}
-
-fn requests() -> Vec<AssignRequest> {
-    (0..1024)
-        .map(|i| {
-            AssignRequest::new(
-                format!("ticket-{i:08}"),
-                None,
-                [
-                    ("region".to_string(), "emea".to_string()),
-                    ("channel".to_string(), "email".to_string()),
-                ]
-                .into_iter()
-                .collect(),
-            )
-            .expect("valid request")
-        })
-        .collect()
 }
 
 /// Times the decision alone (`<name>_decision`) and the decision plus its record (`<name>_record`).
