@@ -52,8 +52,8 @@ impl CachedStore {
 
     /// The experiment's current version and epoch, from memory when possible.
     pub fn live(&self, key: &str) -> Result<Arc<Live>> {
-        if let Some(found) = self.live.read().unwrap_or_else(|p| p.into_inner()).get(key) {
-            return Ok(Arc::clone(found));
+        if let Some(found) = self.cached_live(key) {
+            return Ok(found);
         }
         let generation = self.generation.load(Ordering::Acquire);
         let version = self.inner.experiment(key)?;
