@@ -419,6 +419,19 @@ fn mean_ci(xs: &[f64]) -> (f64, f64, f64) {
     (m.mean(), m.mean() - half, m.mean() + half)
 }
 
+/// The runs whose event happened (`Ok(true)`); runs whose computation failed are added to `failed`.
+fn tally<'a, E: 'a>(runs: impl IntoIterator<Item = &'a Result<bool, E>>, failed: &mut u64) -> u64 {
+    let mut events = 0;
+    for run in runs {
+        match run {
+            Ok(true) => events += 1,
+            Ok(false) => {}
+            Err(_) => *failed += 1,
+        }
+    }
+    events
+}
+
 fn aa_study(pool: &Pool, runs: u64, alpha: f64) -> (Vec<Figure>, u64) {
     // Each run: UNITS units hashed 50/50 with a fresh hash seed, both arms from the same truth.
     let results = pool.map(runs, "A/A", |run| {
@@ -458,14 +471,7 @@ fn aa_study(pool: &Pool, runs: u64, alpha: f64) -> (Vec<Figure>, u64) {
     .into_iter()
     .enumerate()
     {
-        let mut events = 0;
-        for r in &results {
-            match &r[i] {
-                Ok(true) => events += 1,
-                Ok(false) => {}
-                Err(_) => failed += 1,
-            }
-        }
+        let events = tally(results.iter().map(|r| &r[i]), &mut failed);
         figures.push(rate_figure(
             id,
             "aa",
@@ -533,14 +539,7 @@ fn coverage_study(pool: &Pool, runs: u64, alpha: f64) -> (Vec<Figure>, u64) {
     .into_iter()
     .enumerate()
     {
-        let mut events = 0;
-        for r in &results {
-            match &r[i] {
-                Ok(true) => events += 1,
-                Ok(false) => {}
-                Err(_) => failed += 1,
-            }
-        }
+        let events = tally(results.iter().map(|r| &r[i]), &mut failed);
         figures.push(rate_figure(
             id,
             "coverage",
@@ -691,14 +690,7 @@ fn power_study(
             welch_absolute(&b, &t, settings.alpha, Alternative::TwoSided)
                 .map(|e| e.p_value < settings.alpha && e.estimate.signum() == effect.signum())
         });
-        let mut events = 0;
-        for r in &results {
-            match r {
-                Ok(true) => events += 1,
-                Ok(false) => {}
-                Err(_) => failed += 1,
-            }
-        }
+        let events = tally(&results, &mut failed);
         let label = format!(
             "power at mde {}% on {what}, {n_units} units per arm (calculator promises {:.1}%)",
             signed(effect * 100.0, 0),
