@@ -5,6 +5,8 @@
 //! /proc/thread-self/stat (Linux, 10 ms ticks) over many calls of the same paths.
 //! Run it with `cargo run --release -p liftlab-domain --example bench_cpu_time`.
 
+#[path = "../../stats/examples/cpu_clock/mod.rs"]
+mod cpu_clock;
 #[path = "../benches/workload/mod.rs"]
 mod workload;
 
@@ -17,34 +19,11 @@ use liftlab_domain::{AllocationPeriod, ExperimentSpec, Status};
 use serde_json::json;
 use workload::{requests, spec};
 
-/// The thread's user + system CPU time in clock ticks, if the platform exposes it.
-fn cpu_ticks() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    let mut fields = rest.split_whitespace().skip(11);
-    let user: u64 = fields.next()?.parse().ok()?;
-    let system: u64 = fields.next()?.parse().ok()?;
-    Some(user + system)
-}
-
-/// Microseconds per clock tick (the kernel's USER_HZ is 100 on Linux).
-const TICK_MICROS: f64 = 10_000.0;
-
-fn time(name: &str, calls: u32, mut f: impl FnMut()) {
-    for _ in 0..calls / 10 {
-        f();
-    }
-    let Some(start) = cpu_ticks() else {
+fn time(name: &str, calls: u32, f: impl FnMut()) {
+    let Some((per_call, ticks)) = cpu_clock::micros_per_call(calls, f) else {
         println!("{name}: no per-thread CPU clock on this platform");
         return;
     };
-    for _ in 0..calls {
-        f();
-    }
-    let ticks = cpu_ticks().unwrap_or(start).saturating_sub(start);
-    let ticks = f64::from(u32::try_from(ticks).unwrap_or(u32::MAX));
-    let per_call = ticks * TICK_MICROS / f64::from(calls);
     if per_call < 1.0 {
         println!(
             "{name}: {:.0} ns CPU per call ({calls} calls, {ticks} ticks)",

@@ -5,41 +5,21 @@
 //! time from /proc/thread-self/stat (Linux, 10 ms ticks) over many calls.
 //! Run it with `cargo run --release -p liftlab-stats --example bench_cpu_time`.
 
+mod cpu_clock;
+
 use std::hint::black_box;
 
 use liftlab_stats::{
     compare, prob_best, welch_absolute, Alternative, CompareSettings, SampleStats, DEFAULT_TAU,
 };
 
-/// The thread's user + system CPU time in clock ticks, if the platform exposes it.
-fn cpu_ticks() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    let mut fields = rest.split_whitespace().skip(11);
-    let user: u64 = fields.next()?.parse().ok()?;
-    let system: u64 = fields.next()?.parse().ok()?;
-    Some(user + system)
-}
-
-/// Microseconds per clock tick (the kernel's USER_HZ is 100 on Linux).
-const TICK_MICROS: f64 = 10_000.0;
-
-fn time(name: &str, calls: u32, mut f: impl FnMut()) {
-    for _ in 0..calls / 10 {
-        f();
+fn time(name: &str, calls: u32, f: impl FnMut()) {
+    match cpu_clock::micros_per_call(calls, f) {
+        Some((per_call, ticks)) => {
+            println!("{name}: {per_call:.3} µs CPU per call ({calls} calls, {ticks} ticks)");
+        }
+        None => println!("{name}: no per-thread CPU clock on this platform"),
     }
-    let Some(start) = cpu_ticks() else {
-        println!("{name}: no per-thread CPU clock on this platform");
-        return;
-    };
-    for _ in 0..calls {
-        f();
-    }
-    let ticks = cpu_ticks().unwrap_or(start).saturating_sub(start);
-    let ticks = f64::from(u32::try_from(ticks).unwrap_or(u32::MAX));
-    let per_call = ticks * TICK_MICROS / f64::from(calls);
-    println!("{name}: {per_call:.3} µs CPU per call ({calls} calls, {ticks} ticks)");
 }
 
 fn main() {
