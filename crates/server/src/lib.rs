@@ -175,6 +175,10 @@ pub const ROUTES: &[RouteDef] = &[
     },
 ];
 
+/// The paths of [`ROUTES`] that `app()` registers before the others: the ones routers call
+/// for every task.
+const HOT_PATHS: &[&str] = &["/v1/experiments/{key}/assign", "/v1/outcomes"];
+
 /// The routes [`results::configure`] registers (results JSON/CSV and the HTML pages).
 pub const RESULTS_ROUTES: &[(Method, &str)] = &[
     (Method::GET, "/v1/experiments/{key}/results"),
@@ -203,7 +207,9 @@ pub fn app(
         .app_data(error::payload_config(json_limit))
         .wrap(middleware::from_fn(ratelimit::limit))
         .wrap(middleware::from_fn(observe::observe));
-    let mut paths: Vec<&'static str> = Vec::new();
+    // The router tries resources in order, running a regex for each one with a `{key}`, so
+    // the routers' hot paths go first.
+    let mut paths: Vec<&'static str> = HOT_PATHS.to_vec();
     for def in ROUTES {
         if !paths.contains(&def.path) {
             paths.push(def.path);

@@ -93,6 +93,7 @@ mod rebuild;
 mod records;
 mod sled_store;
 mod tree;
+mod wal;
 mod watermark;
 
 use liftlab_domain::thompson::BanditState;

@@ -2,27 +2,24 @@
 //!
 //! Callers of write operations send a job to the writer and block on its answer. The writer
 //! takes up to [`MAX_BATCH`] pending jobs, runs each one against an overlay of the batch so
-//! far (an `Err` drops that job's writes only), applies the batch's writes in one multi-tree
-//! sled transaction, flushes once, and only then answers. Reads run on the caller's thread;
-//! if a table they read has writes from a batch that is not flushed yet, they wait for the
-//! flush, so an unflushed write is never served.
+//! far (an `Err` drops that job's writes only), appends the batch's writes to the
+//! write-ahead log and syncs it once ([`crate::wal`]), applies them to sled, and only then
+//! answers. sled therefore holds durable writes only, and reads run on the caller's thread
+//! without ever waiting for a flush.
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Condvar, Mutex, RwLock};
+use std::sync::{Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::Transactional;
-
 use crate::error::{Result, StoreError};
-use crate::kv::{atomically, get_as, Entries, Scan, Source, Tx, Writes};
+use crate::kv::{atomically, get_as, Entries, RawWrites, Scan, Source, Tx, Writes};
 use crate::ops;
 use crate::tree::TreeId;
+use crate::wal::Wal;
 use crate::OutcomeIter;
 
 /// The most jobs one group commit takes (a batch call such as `record_outcomes` is one job).
@@ -110,15 +107,9 @@ struct Job {
 
 /// What the writer and the readers share.
 struct Shared {
-    /// The data directory, where the flusher keeps the audit watermark.
+    /// The data directory, where the writer keeps the audit watermark and the log.
     dir: PathBuf,
     trees: Trees,
-    /// Per table, the number of the last batch that wrote to it (set before the batch commits).
-    applied: Vec<AtomicU64>,
-    /// The number of the last batch that was flushed.
-    flushed: AtomicU64,
-    flush_lock: Mutex<()>,
-    flushed_cv: Condvar,
     /// Set when a commit or flush failed: the writer refuses everything after it.
     failure: Mutex<Option<StoreError>>,
 }
@@ -132,48 +123,10 @@ impl Shared {
             .map(StoreError::for_batch)
     }
 
-    /// Records a failure of the store itself and wakes every waiting reader.
+    /// Records a failure of the store itself: every later write is refused.
     fn fail(&self, e: &StoreError) {
         tracing::error!(error = %e, "a group commit failed; the store refuses further writes");
         *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.for_batch());
-        let _guard = self.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
-        self.flushed_cv.notify_all();
-    }
-
-    /// The number of the last batch that wrote to one of `trees` (0 if none did).
-    fn last_write(&self, trees: &[TreeId]) -> u64 {
-        trees
-            .iter()
-            .map(|t| self.applied[t.index()].load(Ordering::SeqCst))
-            .max()
-            .unwrap_or(0)
-    }
-
-    /// Whether every batch that wrote to one of `trees` is flushed (an error once the store failed).
-    fn is_durable(&self, trees: &[TreeId]) -> Result<bool> {
-        if let Some(e) = self.failure() {
-            return Err(e);
-        }
-        Ok(self.flushed.load(Ordering::SeqCst) >= self.last_write(trees))
-    }
-
-    /// Blocks until every batch that wrote to one of `trees` is flushed.
-    fn wait_durable(&self, trees: &[TreeId]) -> Result<()> {
-        let needed = self.last_write(trees);
-        if self.flushed.load(Ordering::SeqCst) >= needed {
-            return Ok(());
-        }
-        let mut guard = self.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
-        while self.flushed.load(Ordering::SeqCst) < needed {
-            if let Some(e) = self.failure() {
-                return Err(e);
-            }
-            guard = self
-                .flushed_cv
-                .wait(guard)
-                .unwrap_or_else(|p| p.into_inner());
-        }
-        Ok(())
     }
 }
 
@@ -181,7 +134,7 @@ impl Shared {
 pub struct SledStore {
     shared: std::sync::Arc<Shared>,
     sender: RwLock<Option<Sender<Job>>>,
-    /// The writer, then the flusher: joined in that order on close.
+    /// The writer, then the checkpointer: joined in that order on close.
     threads: Mutex<Vec<JoinHandle<()>>>,
     path: PathBuf,
 }
@@ -289,6 +242,7 @@ impl SledStore {
             .map_err(|e| open_error(&path, e))?;
         let trees = Trees { db, trees };
         check_schema(&trees)?;
+        let wal = recover(&path, &trees)?;
         // An unreadable head is left to `verify()`, which names it.
         if let Ok(head) = audit_head(&trees) {
             crate::watermark::check(&path, head.as_ref())?;
@@ -296,32 +250,28 @@ impl SledStore {
         let shared = std::sync::Arc::new(Shared {
             dir: path.clone(),
             trees,
-            applied: TreeId::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
-            flushed: AtomicU64::new(0),
-            flush_lock: Mutex::new(()),
-            flushed_cv: Condvar::new(),
             failure: Mutex::new(None),
         });
         let (sender, receiver) = mpsc::channel();
-        let (to_flusher, flusher_inbox) = mpsc::channel();
+        let (to_checkpointer, checkpoints) = mpsc::channel();
         let spawn_error = |e| StoreError::Io {
             context: "starting the store's threads",
             source: std::sync::Arc::new(e),
         };
-        let for_flusher = std::sync::Arc::clone(&shared);
-        let flusher = std::thread::Builder::new()
-            .name("liftlab-store-flusher".to_string())
-            .spawn(move || run_flusher(&for_flusher, &flusher_inbox))
+        let for_checkpointer = std::sync::Arc::clone(&shared);
+        let checkpointer = std::thread::Builder::new()
+            .name("liftlab-store-checkpoint".to_string())
+            .spawn(move || run_checkpointer(&for_checkpointer, &checkpoints))
             .map_err(spawn_error)?;
         let for_writer = std::sync::Arc::clone(&shared);
         let writer = std::thread::Builder::new()
             .name("liftlab-store-writer".to_string())
-            .spawn(move || run_writer(&for_writer, &receiver, &to_flusher))
+            .spawn(move || run_writer(&for_writer, &receiver, wal, &to_checkpointer))
             .map_err(spawn_error)?;
         Ok(SledStore {
             shared,
             sender: RwLock::new(Some(sender)),
-            threads: Mutex::new(vec![writer, flusher]),
+            threads: Mutex::new(vec![writer, checkpointer]),
             path,
         })
     }
@@ -410,30 +360,25 @@ impl SledStore {
         self.submit(true, move |trees, batch| work(trees, batch))
     }
 
+    /// A read of committed state: sled holds durable writes only, so it never waits.
     pub(crate) fn read<R>(
         &self,
-        trees: &[TreeId],
+        _trees: &[TreeId],
         f: impl FnOnce(&dyn Scan) -> Result<R>,
     ) -> Result<R> {
-        let out = f(&self.shared.trees)?;
-        self.shared.wait_durable(trees)?;
-        Ok(out)
+        f(&self.shared.trees)
     }
 
-    /// A read that never waits: a value some unflushed batch wrote reads as `None`.
+    /// [`SledStore::read`]: no value it finds can be an unflushed one.
     pub(crate) fn read_if_durable<R>(
         &self,
         trees: &[TreeId],
         f: impl FnOnce(&dyn Scan) -> Result<Option<R>>,
     ) -> Result<Option<R>> {
-        let out = f(&self.shared.trees)?;
-        if out.is_some() && !self.shared.is_durable(trees)? {
-            return Ok(None);
-        }
-        Ok(out)
+        self.read(trees, f)
     }
 
-    /// A read that neither waits nor checks durability (see `Store::current_period_for_decision`).
+    /// A read that fails once the store has failed (see `Store::current_period_for_decision`).
     pub(crate) fn peek<R>(&self, f: impl FnOnce(&dyn Scan) -> Result<R>) -> Result<R> {
         if let Some(e) = self.shared.failure() {
             return Err(e);
@@ -441,23 +386,18 @@ impl SledStore {
         f(&self.shared.trees)
     }
 
-    /// A read whose `None` needs no durability wait (nothing was served).
+    /// [`SledStore::read`].
     pub(crate) fn read_opt<R>(
         &self,
         trees: &[TreeId],
         f: impl FnOnce(&dyn Scan) -> Result<Option<R>>,
     ) -> Result<Option<R>> {
-        let out = f(&self.shared.trees)?;
-        if out.is_some() {
-            self.shared.wait_durable(trees)?;
-        }
-        Ok(out)
+        self.read(trees, f)
     }
 
     pub(crate) fn outcome_iter(&self, experiment: &str) -> Result<OutcomeIter> {
         let trees = &self.shared.trees;
         ops::require_experiment(trees, experiment)?;
-        self.shared.wait_durable(&[TreeId::Outcomes])?;
         let chunks = trees
             .tree(TreeId::Outcomes)
             .scan_prefix(ops::keys::exp(experiment))
@@ -482,8 +422,8 @@ impl SledStore {
             .take();
         drop(sender);
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
-        // The writer stops once the queue is drained; dropping its end of the flusher's
-        // channel then stops the flusher after the last flush.
+        // The writer stops once the queue is drained; dropping its end of the checkpointer's
+        // channel then stops the checkpointer after the last checkpoint.
         for handle in threads {
             if handle.join().is_err() {
                 return Err(StoreError::Internal("a store thread panicked".to_string()));
@@ -491,13 +431,15 @@ impl SledStore {
         }
         match self.shared.failure() {
             Some(e) => Err(e),
-            None => self
-                .shared
-                .trees
-                .db
-                .flush()
-                .map(|_| ())
-                .map_err(|e| StoreError::sled("flushing on close", e)),
+            None => {
+                // sled now holds every logged write durably, so the log can go.
+                self.shared
+                    .trees
+                    .db
+                    .flush()
+                    .map_err(|e| StoreError::sled("flushing on close", e))?;
+                crate::wal::remove_through(&self.path, u64::MAX)
+            }
         }
     }
 }
@@ -544,21 +486,43 @@ fn check_schema(trees: &Trees) -> Result<()> {
     }
 }
 
-/// One committed batch on its way to the flusher.
-struct Committed {
-    batch_no: u64,
-    /// Whether the batch's transaction applied (a failed one is answered with the error).
-    applied: std::result::Result<(), StoreError>,
-    replies: Vec<Reply>,
+/// Replays the write-ahead log into sled, makes the result durable, and starts a new log.
+fn recover(path: &Path, trees: &Trees) -> Result<Wal> {
+    let recovered = crate::wal::recover(path, |w| apply_one(trees, w.tree, w.key, w.value))?;
+    if recovered.batches > 0 {
+        tracing::info!(
+            batches = recovered.batches,
+            "replayed the write-ahead log into the database"
+        );
+    }
+    let wal = Wal::create(path, recovered.next_generation())?;
+    if let Some(&last) = recovered.generations.last() {
+        trees
+            .db
+            .flush()
+            .map_err(|e| StoreError::sled("flushing the replayed log", e))?;
+        crate::wal::remove_through(path, last)?;
+    }
+    Ok(wal)
 }
 
-/// The writer loop: take a batch, run its jobs, commit it in one transaction, pass it on.
+fn apply_one(trees: &Trees, tree: TreeId, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+    let tree = trees.tree(tree);
+    match value {
+        Some(v) => tree.insert(key, v).map(|_| ()),
+        None => tree.remove(key).map(|_| ()),
+    }
+    .map_err(|e| StoreError::sled("applying a batch", e))
+}
+
+/// The writer loop: take a batch, run its jobs, log it durably, apply it, answer.
 ///
-/// The flush and the answers happen on the flusher thread, so the writer prepares and
-/// commits the next batch while the disk syncs the previous one.
-fn run_writer(shared: &Shared, receiver: &Receiver<Job>, flusher: &Sender<Committed>) {
+/// Jobs that arrive while a batch is being synced form the next batch: that is the group
+/// commit. When the log passes [`crate::wal::CHECKPOINT_BYTES`] the writer starts a new
+/// file and hands the old generation to the checkpointer.
+fn run_writer(shared: &Shared, receiver: &Receiver<Job>, mut wal: Wal, checkpoints: &Sender<u64>) {
     let mut carried: Option<Job> = None;
-    let mut batch_no = 0u64;
+    let mut mark: Option<crate::watermark::Mark> = None;
     loop {
         let first = match carried.take() {
             Some(job) => job,
@@ -581,8 +545,8 @@ fn run_writer(shared: &Shared, receiver: &Receiver<Job>, flusher: &Sender<Commit
         }
         if let Some(e) = shared.failure() {
             for job in jobs {
-                // The store stopped after a failed commit or flush: run the job against a
-                // throwaway overlay (nothing is written) and answer with the failure.
+                // The store stopped after a failed commit: run the job against a throwaway
+                // overlay (nothing is written) and answer with the failure.
                 let reply = (job.run)(&shared.trees, &mut Writes::default());
                 reply(Err(&e));
             }
@@ -593,101 +557,71 @@ fn run_writer(shared: &Shared, receiver: &Receiver<Job>, flusher: &Sender<Commit
             .into_iter()
             .map(|job| (job.run)(&shared.trees, &mut writes))
             .collect();
-        batch_no += 1;
-        let applied = commit(shared, batch_no, writes);
-        if let Err(e) = &applied {
-            shared.fail(e);
-        }
-        let committed = Committed {
-            batch_no,
-            applied,
-            replies,
-        };
-        if let Err(mpsc::SendError(lost)) = flusher.send(committed) {
-            // The flusher is gone (it only stops after the writer); answer here.
-            for reply in lost.replies {
-                reply(Err(&StoreError::Closed));
-            }
-        }
-    }
-}
-
-/// The flusher loop: one flush for every batch committed since the last one, then the answers.
-fn run_flusher(shared: &Shared, receiver: &Receiver<Committed>) {
-    let mut mark: Option<crate::watermark::Mark> = None;
-    while let Ok(first) = receiver.recv() {
-        let mut group = vec![first];
-        while let Ok(more) = receiver.try_recv() {
-            group.push(more);
-        }
-        let last = group.last().map_or(0, |c| c.batch_no);
-        // The head as of now is covered by the flush below, so the watermark never leads the data.
-        let head = audit_head(&shared.trees);
-        let flushed = match shared.failure() {
-            Some(e) => Err(e),
-            None => shared
-                .trees
-                .db
-                .flush()
-                .map(|_| ())
-                .map_err(|e| StoreError::sled("flushing a batch", e)),
-        };
-        match &flushed {
-            Ok(()) => {
-                if let Ok(Some(head)) = head {
-                    if let Err(e) =
-                        crate::watermark::Mark::write_kept(&mut mark, &shared.dir, &head)
-                    {
-                        tracing::warn!(error = %e, "cannot write the audit watermark");
-                    }
-                }
-                let _guard = shared.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
-                shared.flushed.store(last, Ordering::SeqCst);
-                shared.flushed_cv.notify_all();
-            }
+        let logged = !writes.nothing_to_store();
+        let committed = commit(shared, &mut wal, writes);
+        match &committed {
+            Ok(()) if logged => write_watermark(shared, &mut mark),
+            Ok(()) => {}
             Err(e) => shared.fail(e),
         }
-        for committed in group {
-            let status = match (&committed.applied, &flushed) {
-                (Err(e), _) | (Ok(()), Err(e)) => Err(e),
-                (Ok(()), Ok(())) => Ok(()),
-            };
-            for reply in committed.replies {
-                reply(status);
+        for reply in replies {
+            reply(committed.as_ref().map(|_| ()));
+        }
+        if committed.is_ok() && wal.len() >= crate::wal::CHECKPOINT_BYTES {
+            match wal.next() {
+                Ok(next) => {
+                    let _ = checkpoints.send(wal.generation());
+                    wal = next;
+                }
+                // The old file stays in use; the next batch tries again.
+                Err(e) => tracing::warn!(error = %e, "cannot start a new write-ahead log file"),
             }
         }
     }
 }
 
-/// Applies one batch's writes in one multi-tree transaction.
-fn commit(shared: &Shared, batch_no: u64, writes: Writes) -> Result<()> {
-    if !writes.nothing_to_store() {
-        for tree in writes.dirty_trees() {
-            shared.applied[tree.index()].store(batch_no, Ordering::SeqCst);
+/// Logs one batch's writes durably, then applies them to sled.
+fn commit(shared: &Shared, wal: &mut Wal, writes: Writes) -> Result<()> {
+    if writes.nothing_to_store() {
+        return Ok(());
+    }
+    let per_tree: Vec<(TreeId, RawWrites)> = writes.encode_per_tree();
+    wal.append(&per_tree)?;
+    // A failure from here on leaves a logged batch half applied: the store stops, and the
+    // next open replays the whole batch from the log.
+    for (tree, entries) in &per_tree {
+        for (key, value) in entries {
+            apply_one(&shared.trees, *tree, key, value.as_deref())?;
         }
-        let (ids, per_tree): (Vec<TreeId>, Vec<_>) = writes.encode_per_tree().into_iter().unzip();
-        let trees: Vec<sled::Tree> = ids
-            .iter()
-            .map(|id| shared.trees.tree(*id).clone())
-            .collect();
-        let applied: std::result::Result<(), TransactionError<()>> =
-            trees.as_slice().transaction(|views| {
-                for (view, entries) in views.iter().zip(&per_tree) {
-                    for (key, value) in entries {
-                        match value {
-                            Some(v) => view.insert(key.as_slice(), v.as_slice())?,
-                            None => view.remove(key.as_slice())?,
-                        };
-                    }
-                }
-                Ok::<(), ConflictableTransactionError<()>>(())
-            });
-        applied.map_err(|e| match e {
-            TransactionError::Storage(e) => StoreError::sled("committing a batch", e),
-            TransactionError::Abort(()) => {
-                StoreError::Internal("a batch transaction aborted".to_string())
-            }
-        })?;
     }
     Ok(())
+}
+
+/// Writes the audit chain's head, now durable in the log, as the watermark.
+fn write_watermark(shared: &Shared, mark: &mut Option<crate::watermark::Mark>) {
+    if let Ok(Some(head)) = audit_head(&shared.trees) {
+        if let Err(e) = crate::watermark::Mark::write_kept(mark, &shared.dir, &head) {
+            tracing::warn!(error = %e, "cannot write the audit watermark");
+        }
+    }
+}
+
+/// The checkpointer loop: for each finished log generation, flush sled (which then holds
+/// every write of that file durably) and delete the file.
+fn run_checkpointer(shared: &Shared, generations: &Receiver<u64>) {
+    while let Ok(mut generation) = generations.recv() {
+        while let Ok(newer) = generations.try_recv() {
+            generation = newer;
+        }
+        let checkpointed = shared
+            .trees
+            .db
+            .flush()
+            .map_err(|e| StoreError::sled("flushing a checkpoint", e))
+            .and_then(|_| crate::wal::remove_through(&shared.dir, generation));
+        if let Err(e) = checkpointed {
+            // The log files stay, so nothing is lost; they are replayed at the next open.
+            tracing::warn!(error = %e, "a checkpoint failed; the write-ahead log keeps growing");
+        }
+    }
 }
