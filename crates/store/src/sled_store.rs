@@ -227,6 +227,16 @@ impl SledStore {
 
     /// [`SledStore::open`] with sled's page cache bounded to `cache_bytes`.
     pub fn open_with_cache(path: impl AsRef<Path>, cache_bytes: u64) -> Result<SledStore> {
+        SledStore::open_with(path, cache_bytes, crate::wal::CHECKPOINT_BYTES)
+    }
+
+    /// [`SledStore::open_with_cache`], checkpointing the write-ahead log whenever it passes
+    /// `checkpoint_bytes` (tests use a small size to exercise checkpoints).
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        cache_bytes: u64,
+        checkpoint_bytes: u64,
+    ) -> Result<SledStore> {
         let path = path.as_ref().to_path_buf();
         if path.exists() && !path.is_dir() {
             return Err(StoreError::Open {
@@ -266,7 +276,15 @@ impl SledStore {
         let for_writer = std::sync::Arc::clone(&shared);
         let writer = std::thread::Builder::new()
             .name("liftlab-store-writer".to_string())
-            .spawn(move || run_writer(&for_writer, &receiver, wal, &to_checkpointer))
+            .spawn(move || {
+                run_writer(
+                    &for_writer,
+                    &receiver,
+                    wal,
+                    checkpoint_bytes,
+                    &to_checkpointer,
+                );
+            })
             .map_err(spawn_error)?;
         Ok(SledStore {
             shared,
@@ -518,9 +536,15 @@ fn apply_one(trees: &Trees, tree: TreeId, key: &[u8], value: Option<&[u8]>) -> R
 /// The writer loop: take a batch, run its jobs, log it durably, apply it, answer.
 ///
 /// Jobs that arrive while a batch is being synced form the next batch: that is the group
-/// commit. When the log passes [`crate::wal::CHECKPOINT_BYTES`] the writer starts a new
-/// file and hands the old generation to the checkpointer.
-fn run_writer(shared: &Shared, receiver: &Receiver<Job>, mut wal: Wal, checkpoints: &Sender<u64>) {
+/// commit. When the log passes `checkpoint_bytes` the writer starts a new file and hands
+/// the old generation to the checkpointer.
+fn run_writer(
+    shared: &Shared,
+    receiver: &Receiver<Job>,
+    mut wal: Wal,
+    checkpoint_bytes: u64,
+    checkpoints: &Sender<u64>,
+) {
     let mut carried: Option<Job> = None;
     let mut mark: Option<crate::watermark::Mark> = None;
     loop {
@@ -567,7 +591,7 @@ fn run_writer(shared: &Shared, receiver: &Receiver<Job>, mut wal: Wal, checkpoin
         for reply in replies {
             reply(committed.as_ref().map(|_| ()));
         }
-        if committed.is_ok() && wal.len() >= crate::wal::CHECKPOINT_BYTES {
+        if committed.is_ok() && wal.len() >= checkpoint_bytes {
             match wal.next() {
                 Ok(next) => {
                     let _ = checkpoints.send(wal.generation());

@@ -16,13 +16,23 @@ use liftlab_store::{RebuildMode, Recorded, SledStore, Store};
 
 const CHILD_ENV: &str = "LIFTLAB_STORE_CRASH_DIR";
 
+/// The write-ahead log size at which the child's store checkpoints.
+const CHECKPOINT_ENV: &str = "LIFTLAB_STORE_CRASH_CHECKPOINT";
+
 /// Acknowledgements the parent waits for before it kills the child.
 const KILL_AFTER: usize = 3_000;
 
 const WRITERS: u32 = 8;
 
 fn child(dir: &str) -> ! {
-    let store = Arc::new(SledStore::open(dir).expect("the child opens the store"));
+    let checkpoint: u64 = std::env::var(CHECKPOINT_ENV)
+        .expect("the parent sets the checkpoint size")
+        .parse()
+        .expect("a number");
+    let store = Arc::new(
+        SledStore::open_with(dir, liftlab_store::DEFAULT_CACHE_BYTES, checkpoint)
+            .expect("the child opens the store"),
+    );
     store
         .create_experiment(fixed_spec("crash"), 1)
         .expect("created");
@@ -90,18 +100,30 @@ fn ack(line: &str) {
 
 #[test]
 fn kill_9_loses_no_acknowledged_write() {
+    crash_and_check("kill_9_loses_no_acknowledged_write", 64 << 20);
+}
+
+/// With a 16 KiB log the child rotates and checkpoints it every few batches, so the kill
+/// lands amid checkpoints: between a sled flush and the deletion of the files it covered.
+#[test]
+fn kill_9_amid_log_checkpoints_loses_no_acknowledged_write() {
+    crash_and_check(
+        "kill_9_amid_log_checkpoints_loses_no_acknowledged_write",
+        16 << 10,
+    );
+}
+
+/// Runs the test `name` again as the child writer with a store checkpointing every
+/// `checkpoint` bytes, kills it, and checks what it acknowledged.
+fn crash_and_check(name: &str, checkpoint: u64) {
     if let Ok(dir) = std::env::var(CHILD_ENV) {
         child(&dir);
     }
     let dir = tempfile::tempdir().expect("a temporary directory");
     let mut proc = Command::new(std::env::current_exe().expect("the test binary"))
-        .args([
-            "--exact",
-            "kill_9_loses_no_acknowledged_write",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, dir.path())
+        .env(CHECKPOINT_ENV, checkpoint.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -149,6 +171,13 @@ fn kill_9_loses_no_acknowledged_write() {
         );
     }
 
+    let generations = log_generations(dir.path());
+    if checkpoint < 1 << 20 {
+        assert!(
+            generations.last().is_some_and(|g| *g > 3),
+            "the child never rotated its log: {generations:?}"
+        );
+    }
     let store = SledStore::open(dir.path()).expect("the store reopens after kill -9");
     for unit in &units {
         assert!(
@@ -185,4 +214,24 @@ fn kill_9_loses_no_acknowledged_write() {
         store.record_outcome(&spec, o).expect("recorded"),
         Recorded::Accepted
     );
+}
+
+/// The generation numbers of the write-ahead log files in the data directory `dir`.
+fn log_generations(dir: &std::path::Path) -> Vec<u64> {
+    let mut found: Vec<u64> = std::fs::read_dir(dir.join("wal"))
+        .map(|entries| {
+            entries
+                .filter_map(|e| {
+                    e.ok()?
+                        .file_name()
+                        .to_str()?
+                        .strip_suffix(".log")?
+                        .parse()
+                        .ok()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort_unstable();
+    found
 }

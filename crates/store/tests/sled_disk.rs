@@ -221,6 +221,37 @@ fn reopening_keeps_everything() {
 }
 
 #[test]
+fn a_store_checkpointing_its_log_often_keeps_everything_and_closes_with_no_log() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let written = {
+        let store = SledStore::open_with(dir.path(), liftlab_store::DEFAULT_CACHE_BYTES, 4 << 10)
+            .expect("opens");
+        let written = workload(&store);
+        let files = std::fs::read_dir(dir.path().join("wal"))
+            .expect("the log")
+            .count();
+        assert!(files <= 2, "checkpoints delete old log files: {files} left");
+        written
+    };
+    let files = std::fs::read_dir(dir.path().join("wal"))
+        .expect("the log")
+        .count();
+    assert_eq!(files, 0, "a clean close leaves no log to replay");
+    let store = SledStore::open(dir.path()).expect("reopens");
+    assert_eq!(store.verify().expect("verifies").records, written);
+    for i in 0..12 {
+        let unit = format!("u{i}");
+        assert!(
+            store.assignment("alpha", &unit).expect("reads").is_some(),
+            "{unit}"
+        );
+    }
+    assert_eq!(store.outcomes("alpha").expect("found").count(), 12);
+    let rebuilt = store.rebuild(RebuildMode::Check).expect("runs");
+    assert!(rebuilt.mismatches.is_empty(), "{:#?}", rebuilt.mismatches);
+}
+
+#[test]
 fn verify_passes_an_untouched_chain() {
     let (report, total) = verify_after(|_, _| {});
     assert!(report.ok, "{report:?}");
