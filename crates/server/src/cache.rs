@@ -161,13 +161,8 @@ impl Store for CachedStore {
         self.inner.record_assignment(assignment)
     }
 
-    fn assignment_by_task_if_durable(
-        &self,
-        experiment: &str,
-        task_id: &str,
-    ) -> Result<Option<Assignment>> {
-        self.inner
-            .assignment_by_task_if_durable(experiment, task_id)
+    fn assignment_if_durable(&self, experiment: &str, unit_id: &str) -> Result<Option<Assignment>> {
+        self.inner.assignment_if_durable(experiment, unit_id)
     }
 
     fn current_period_for_decision(&self, experiment: &str) -> Result<AllocationPeriod> {

@@ -55,14 +55,16 @@
 //! # Durability: "a 2xx means durable"
 //!
 //! [`SledStore`] has one writer thread that owns every mutation. A caller sends its operation
-//! and blocks (or, with [`Store::record_assignment_then`], leaves a callback for the answer); the writer takes up to [`MAX_BATCH`] pending operations, runs each one
-//! all-or-nothing, applies all their writes in ONE multi-tree sled transaction (so the audit
-//! chain is ordered and a crash leaves whole batches) and hands the batch to a flusher thread,
-//! which calls `flush` once for every batch committed since its last flush and only then
-//! answers their callers. The writer meanwhile prepares the next batch. Reads go straight to the sled trees from the caller's thread; a read
-//! that finds data written by a batch that is not flushed yet waits for that flush, so nothing
-//! unflushed is ever served. [`Store::flush`] forces a flush; [`Store::close`] (and `Drop`)
-//! drains the writer, flushes and stops it.
+//! and blocks (or, with [`Store::record_assignment_then`], leaves a callback for the answer);
+//! the writer takes up to [`MAX_BATCH`] pending operations, runs each one all-or-nothing,
+//! appends all their writes as ONE record to the store's write-ahead log (`wal/` in the data
+//! directory), syncs it once, applies the writes to sled, and only then answers their callers.
+//! Operations that arrive during the sync form the next batch. At open the log is replayed
+//! into sled, so a crash leaves whole batches and the audit chain in order; every 64 MiB the
+//! log is checkpointed (sled flushed, old files deleted). sled therefore only ever holds
+//! durable writes: reads go straight to the sled trees from the caller's thread and never
+//! wait. [`Store::flush`] waits for everything queued before it; [`Store::close`] (and `Drop`)
+//! drains the writer, flushes sled, deletes the log and stops.
 //!
 //! # Opening
 //!
@@ -120,7 +122,7 @@ pub type OutcomeIter = Box<dyn Iterator<Item = Result<Outcome>> + Send>;
 /// Receives the answer of a write started with [`Store::record_assignment_then`].
 ///
 /// It is called once the write is durable (or failed), on whichever thread finished it — the
-/// flusher thread for [`SledStore`]. If the store closes first, it is dropped without being
+/// writer thread for [`SledStore`]. If the store closes first, it is dropped without being
 /// called; a caller waiting on a channel inside it then sees the channel closed.
 pub type Done<R> = Box<dyn FnOnce(Result<R>) + Send>;
 
@@ -171,16 +173,12 @@ pub trait Store: Send + Sync {
     /// The stored assignment of the unit a task belongs to, if any.
     fn assignment_by_task(&self, experiment: &str, task_id: &str) -> Result<Option<Assignment>>;
 
-    /// [`Store::assignment_by_task`] without ever waiting: an assignment whose group commit
-    /// has not been flushed yet reads as `None`.
+    /// [`Store::assignment`] without ever waiting: an assignment whose group commit is not
+    /// durable yet reads as `None` (on [`SledStore`] no read waits, so this is the same).
     ///
     /// For a hot path that records a decision when it finds none: recording answers the stored
     /// assignment (first write wins), and only once it is durable.
-    fn assignment_by_task_if_durable(
-        &self,
-        experiment: &str,
-        task_id: &str,
-    ) -> Result<Option<Assignment>>;
+    fn assignment_if_durable(&self, experiment: &str, unit_id: &str) -> Result<Option<Assignment>>;
 
     /// The allocation period in force, without waiting for the group commit that opened it.
     ///
@@ -370,25 +368,21 @@ macro_rules! impl_store {
                 self.write_one(move |tx| $crate::ops::record_assignment(tx, assignment))
             }
 
-            fn assignment_by_task_if_durable(
+            fn assignment_if_durable(
                 &self,
                 experiment: &str,
-                task_id: &str,
+                unit_id: &str,
             ) -> $crate::Result<Option<liftlab_domain::Assignment>> {
-                self.read_if_durable(
-                    &[
-                        $crate::tree::TreeId::Tasks,
-                        $crate::tree::TreeId::Assignments,
-                    ],
-                    |src| $crate::ops::assignment_by_task(src, experiment, task_id),
-                )
+                self.read_if_durable(&[$crate::tree::TreeId::Assignments], |src| {
+                    $crate::ops::assignment(src, experiment, unit_id)
+                })
             }
 
             fn current_period_for_decision(
                 &self,
                 experiment: &str,
             ) -> $crate::Result<liftlab_domain::AllocationPeriod> {
-                self.peek(|src| $crate::ops::current_period(src, experiment))
+                self.period_for_decision(experiment)
             }
 
             fn record_assignment_then(

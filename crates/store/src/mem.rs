@@ -172,8 +172,12 @@ impl MemStore {
         self.read_opt(trees, f)
     }
 
-    pub(crate) fn peek<R>(&self, f: impl FnOnce(&dyn Scan) -> Result<R>) -> Result<R> {
-        self.read(&[], f)
+    /// `Store::current_period_for_decision`: a plain read, everything being in memory.
+    pub(crate) fn period_for_decision(
+        &self,
+        experiment: &str,
+    ) -> Result<liftlab_domain::AllocationPeriod> {
+        self.read(&[], |src| crate::ops::current_period(src, experiment))
     }
 
     pub(crate) fn read<R>(

@@ -302,13 +302,41 @@ pub(crate) fn rebaseline(tx: &mut Tx<'_>, key: &str, reason: String, now: Millis
     Ok(epoch)
 }
 
+/// The unit a task belongs to: its `tasks` entry, or else the unit of the same id whose
+/// assignment names the task as its own (such a task has no entry). `own_unit_checked`:
+/// the caller already knows the unit of the task's id does not name it.
+fn task_owner(
+    tx: &Tx<'_>,
+    exp: &str,
+    task_id: &str,
+    own_unit_checked: bool,
+) -> Result<Option<String>> {
+    let key = keys::exp_id(exp, task_id);
+    if let Some(unit) = tx.get_as::<String>(TreeId::Tasks, &key)? {
+        return Ok(Some(unit));
+    }
+    if own_unit_checked {
+        return Ok(None);
+    }
+    Ok(tx
+        .get_as::<Assignment>(TreeId::Assignments, &key)?
+        .filter(|a| a.task_id == task_id)
+        .map(|a| a.unit_id))
+}
+
 pub(crate) fn record_assignment(tx: &mut Tx<'_>, a: Assignment) -> Result<Assignment> {
     check_id("unit_id", &a.unit_id)?;
     check_id("task_id", &a.task_id)?;
     let exp = a.experiment.clone();
     let st = state(tx, &exp)?;
     let task_key = keys::exp_id(&exp, &a.task_id);
-    let bound: Option<String> = tx.get_as(TreeId::Tasks, &task_key)?;
+    let unit_key = keys::exp_id(&exp, &a.unit_id);
+    let stored = tx.get_as::<Assignment>(TreeId::Assignments, &unit_key)?;
+    let bound = if stored.as_ref().is_some_and(|s| s.task_id == a.task_id) {
+        Some(a.unit_id.clone())
+    } else {
+        task_owner(tx, &exp, &a.task_id, a.task_id == a.unit_id)?
+    };
     if let Some(unit) = &bound {
         if *unit != a.unit_id {
             return Err(StoreError::Conflict(format!(
@@ -317,8 +345,7 @@ pub(crate) fn record_assignment(tx: &mut Tx<'_>, a: Assignment) -> Result<Assign
             )));
         }
     }
-    let unit_key = keys::exp_id(&exp, &a.unit_id);
-    if let Some(stored) = tx.get_as::<Assignment>(TreeId::Assignments, &unit_key)? {
+    if let Some(stored) = stored {
         // First write wins; a returning unit may bring a new task id, which now points at it.
         // The binding goes into the audit chain too: it is the primary record the `tasks`
         // index is rebuilt from, beside each assignment's own task id.
@@ -374,7 +401,10 @@ pub(crate) fn record_assignment(tx: &mut Tx<'_>, a: Assignment) -> Result<Assign
         count.count += 1;
         tx.put(TreeId::AssignmentCounts, count_key, count);
     }
-    tx.put(TreeId::Tasks, task_key, a.unit_id.clone());
+    // A unit's own id as its task (the default) needs no index entry: the assignment names it.
+    if a.task_id != a.unit_id {
+        tx.put(TreeId::Tasks, task_key, a.unit_id.clone());
+    }
     tx.put(TreeId::Assignments, unit_key, a.clone());
     audit::append(tx, AuditKind::Assigned, &exp, &a, a.assigned_at)?;
     Ok(a)
@@ -554,6 +584,10 @@ pub(crate) fn assignment_by_task(
     exp: &str,
     task_id: &str,
 ) -> Result<Option<Assignment>> {
+    // Most tasks are their unit's own id (the default), which has no `tasks` entry.
+    if let Some(own) = assignment(src, exp, task_id)?.filter(|a| a.task_id == task_id) {
+        return Ok(Some(own));
+    }
     let Some(unit) = get_as::<String>(src.as_source(), TreeId::Tasks, &keys::exp_id(exp, task_id))?
     else {
         return Ok(None);

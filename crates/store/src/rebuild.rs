@@ -3,8 +3,9 @@
 //! Everything derived is a fold of the logs: replaying each experiment's outcomes in log order
 //! through `liftlab_domain::fold` (with its current spec) must give the live unit rows,
 //! aggregates and counters, and counting its assignments must give the live assignment
-//! counts. The `tasks` index (task id → unit id) is each assignment's own task id plus every
-//! task a returning unit brought later, which the audit chain records as `task_bound`; so
+//! counts. The `tasks` index (task id → unit id) is each assignment's own task id (unless it
+//! is the unit's own id, which needs no entry) plus every task a returning unit brought
+//! later, which the audit chain records as `task_bound`; so
 //! rebuild reads the chain's records (without verifying it: that is `verify()`'s job, and a
 //! chain that lost a `task_bound` record makes its task show up here as an extra entry).
 //! Bandit states and drift monitors are not rebuilt: they depend on when each recomputation
@@ -127,9 +128,12 @@ fn derive(
                 .count += 1;
         }
         // A task id is bound once (a second claim is a conflict), so first come is the owner.
-        out.tasks
-            .entry(keys::exp_id(exp, &a.task_id))
-            .or_insert_with(|| a.unit_id.clone());
+        // A unit's own id as its task needs no entry; one written by an older build is
+        // expected to be right, not reported as extra.
+        let key = keys::exp_id(exp, &a.task_id);
+        if a.task_id != a.unit_id || src.get(TreeId::Tasks, &key)?.is_some() {
+            out.tasks.entry(key).or_insert_with(|| a.unit_id.clone());
+        }
         by_unit.insert(a.unit_id.clone(), a);
     }
     for b in bindings {

@@ -8,6 +8,7 @@
 //! without ever waiting for a flush.
 
 use std::any::Any;
+use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -105,8 +106,49 @@ struct Job {
     exclusive: bool,
 }
 
+/// The allocation period in force per experiment, as the assign hot path reads it.
+///
+/// Only the writer changes what it is derived from (the `state` and `periods` tables), and it
+/// clears the cache after applying such a batch. A reader fills an entry only if no clearing
+/// happened since it started reading sled, so it never puts back a period older than sled's.
+#[derive(Default)]
+struct PeriodCache {
+    /// The number of clearings so far, and the cached periods.
+    inner: RwLock<(u64, HashMap<String, liftlab_domain::AllocationPeriod>)>,
+}
+
+impl PeriodCache {
+    fn get_or_read(
+        &self,
+        experiment: &str,
+        read: impl FnOnce() -> Result<liftlab_domain::AllocationPeriod>,
+    ) -> Result<liftlab_domain::AllocationPeriod> {
+        let generation = {
+            let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(period) = inner.1.get(experiment) {
+                return Ok(period.clone());
+            }
+            inner.0
+        };
+        let period = read()?;
+        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        if inner.0 == generation {
+            inner.1.insert(experiment.to_string(), period.clone());
+        }
+        Ok(period)
+    }
+
+    fn clear(&self) {
+        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        inner.0 += 1;
+        inner.1.clear();
+    }
+}
+
 /// What the writer and the readers share.
 struct Shared {
+    /// See [`PeriodCache`].
+    periods: PeriodCache,
     /// The data directory, where the writer keeps the audit watermark and the log.
     dir: PathBuf,
     trees: Trees,
@@ -261,6 +303,7 @@ impl SledStore {
             dir: path.clone(),
             trees,
             failure: Mutex::new(None),
+            periods: PeriodCache::default(),
         });
         let (sender, receiver) = mpsc::channel();
         let (to_checkpointer, checkpoints) = mpsc::channel();
@@ -396,12 +439,18 @@ impl SledStore {
         self.read(trees, f)
     }
 
-    /// A read that fails once the store has failed (see `Store::current_period_for_decision`).
-    pub(crate) fn peek<R>(&self, f: impl FnOnce(&dyn Scan) -> Result<R>) -> Result<R> {
+    /// `Store::current_period_for_decision`: from memory once read, and only while the store
+    /// has not failed.
+    pub(crate) fn period_for_decision(
+        &self,
+        experiment: &str,
+    ) -> Result<liftlab_domain::AllocationPeriod> {
         if let Some(e) = self.shared.failure() {
             return Err(e);
         }
-        f(&self.shared.trees)
+        self.shared.periods.get_or_read(experiment, || {
+            ops::current_period(&self.shared.trees, experiment)
+        })
     }
 
     /// [`SledStore::read`].
@@ -617,6 +666,12 @@ fn commit(shared: &Shared, wal: &mut Wal, writes: Writes) -> Result<()> {
         for (key, value) in entries {
             apply_one(&shared.trees, *tree, key, value.as_deref())?;
         }
+    }
+    if per_tree
+        .iter()
+        .any(|(tree, _)| matches!(tree, TreeId::State | TreeId::Periods))
+    {
+        shared.periods.clear();
     }
     Ok(())
 }

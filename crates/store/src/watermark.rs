@@ -2,10 +2,11 @@
 //!
 //! sled recovers a damaged log by rolling back to the last state it can read, which can be an
 //! older, or even empty, but valid database. Nothing inside the database can then tell that
-//! acknowledged writes vanished. So after every flush the store writes the audit chain's head
-//! (sequence and hash) as it was *before* that flush into `audit-head`, and at open it refuses a
-//! database whose chain is shorter than, or disagrees with, the head last written. The file may
-//! lag the database (a crash between the flush and the file write), never lead it.
+//! acknowledged writes vanished. So after every group commit is durable (its write-ahead log
+//! record synced, its writes applied to sled) the store writes the audit chain's head (sequence
+//! and hash) into `audit-head`, and at open — after replaying the log — it refuses a database
+//! whose chain is shorter than, or disagrees with, the head last written. The file may lag the
+//! database (a crash before the file write), never lead it.
 
 use std::path::{Path, PathBuf};
 

@@ -123,6 +123,14 @@ fn updating_checks_the_expected_version_and_opens_periods(store: &dyn Store) {
     store
         .create_experiment(fixed_spec("upd"), T0)
         .expect("created");
+    // The hot path's read of the period in force (cached on disk stores) follows changes.
+    assert_eq!(
+        store
+            .current_period_for_decision("upd")
+            .expect("found")
+            .period,
+        0
+    );
     let v2 = store
         .update_experiment(fixed_spec_weights("upd", 0.8), Some(1), T0 + 10)
         .expect("updated");
@@ -140,6 +148,10 @@ fn updating_checks_the_expected_version_and_opens_periods(store: &dyn Store) {
         vec![("human".to_string(), 1.0 - 0.8), ("ai".to_string(), 0.8)]
     );
     assert_eq!(store.current_period("upd").expect("found").period, 1);
+    assert_eq!(
+        store.current_period_for_decision("upd").expect("found"),
+        periods[1]
+    );
 
     // The same weights again: a new version, no new period.
     store
@@ -303,19 +315,40 @@ fn first_assignment_wins_and_tasks_are_indexed(store: &dyn Store) {
         Some(first.clone())
     );
 
-    // A task that belongs to u1 cannot be claimed by u3.
-    let mut thief = assignment("asg", "u3", "ai", 0.5);
-    thief.task_id = "t2".into();
-    let r = store.record_assignment(thief);
+    // A task that belongs to u1 cannot be claimed by u3: neither one it brought later, nor
+    // its own id, which it got as its task by default.
+    for task in ["t2", "u1"] {
+        let mut thief = assignment("asg", "u3", "ai", 0.5);
+        thief.task_id = task.into();
+        let r = store.record_assignment(thief);
+        assert!(matches!(r, Err(StoreError::Conflict(_))), "{task}: {r:?}");
+        assert_eq!(store.assignment("asg", "u3").expect("read"), None);
+    }
+
+    // A unit whose task was another id does not own the task of its own id: u5 may take it,
+    // and then u4 cannot bring it back as a new task.
+    let mut u4 = assignment("asg", "u4", "human", 0.5);
+    u4.task_id = "t4".into();
+    store.record_assignment(u4.clone()).expect("stored");
+    assert_eq!(store.assignment_by_task("asg", "u4").expect("read"), None);
+    let mut u5 = assignment("asg", "u5", "ai", 0.5);
+    u5.task_id = "u4".into();
+    assert_eq!(store.record_assignment(u5.clone()).expect("stored"), u5);
+    assert_eq!(
+        store.assignment_by_task("asg", "u4").expect("read"),
+        Some(u5.clone())
+    );
+    let mut back = u4.clone();
+    back.task_id = "u4".into();
+    let r = store.record_assignment(back);
     assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
-    assert_eq!(store.assignment("asg", "u3").expect("read"), None);
 
     let counts = store.assignment_counts("asg", 0).expect("found");
-    assert_eq!(counts.len(), 1);
-    assert_eq!(
-        (counts[0].period, counts[0].arm.as_str(), counts[0].count),
-        (0, "ai", 1)
-    );
+    let counts: Vec<_> = counts
+        .iter()
+        .map(|c| (c.period, c.arm.as_str(), c.count))
+        .collect();
+    assert_eq!(counts, vec![(0, "ai", 2), (0, "human", 1)]);
 }
 
 /// Records through `record_assignment_then` and waits on its callback.
@@ -340,18 +373,14 @@ fn the_hot_path_api_answers_as_the_blocking_one(store: &dyn Store) {
     assert!(not_found(store.current_period_for_decision("nope")));
 
     assert_eq!(
-        store
-            .assignment_by_task_if_durable("hot", "u1")
-            .expect("read"),
+        store.assignment_if_durable("hot", "u1").expect("read"),
         None
     );
     let first = assignment("hot", "u1", "ai", 0.5);
     assert_eq!(record_then(store, first.clone()).expect("stored"), first);
     // Once the callback has answered, the write is durable: the non-waiting read sees it.
     assert_eq!(
-        store
-            .assignment_by_task_if_durable("hot", "u1")
-            .expect("read"),
+        store.assignment_if_durable("hot", "u1").expect("read"),
         Some(first.clone())
     );
     let mut second = assignment("hot", "u1", "human", 0.5);
@@ -757,6 +786,11 @@ fn the_bandit_recomputes_and_opens_periods(store: &dyn Store) {
         );
         store.record_outcome(&spec, o).expect("recorded");
         rewards += 1;
+        assert_eq!(
+            store.current_period_for_decision("band").expect("in force"),
+            store.current_period("band").expect("in force"),
+            "after reward {rewards}"
+        );
     }
     let state = store
         .bandit_state("band")

@@ -632,10 +632,14 @@ fn rebuild_finds_and_restores_a_damaged_task_index() {
     {
         let store = SledStore::open(dir.path()).expect("opens");
         workload(&store);
-        // u2 comes back with a new task, which is bound to it.
+        // u2 comes back with a new task, which is bound to it; u20 arrives with a task id
+        // of its own. (A unit's own id as its task, the default, has no entry.)
         let mut back = assignment("alpha", "u2", "ai", 0.5);
         back.task_id = "t-back".into();
         store.record_assignment(back).expect("answered");
+        let mut own = assignment("alpha", "u20", "ai", 0.5);
+        own.task_id = "t-own".into();
+        store.record_assignment(own).expect("stored");
         assert!(store
             .rebuild(RebuildMode::Check)
             .expect("runs")
@@ -649,16 +653,17 @@ fn rebuild_finds_and_restores_a_damaged_task_index() {
         let unit = |u: &str| binary_encoded(&u.to_string());
         assert_eq!(
             tasks
-                .get(task_key("alpha", "u3"))
+                .get(task_key("alpha", "t-own"))
                 .expect("reads")
                 .map(|v| v.to_vec()),
-            Some(unit("u3")),
+            Some(unit("u20")),
             "the stored layout of a task entry"
         );
-        // Missing: the bound task and an assignment's own task. Wrong: u3's task names u5
-        // (the damage the fuzz run could not see). Extra: a task nobody brought.
+        assert_eq!(tasks.get(task_key("alpha", "u4")).expect("reads"), None);
+        // Missing: the bound task and an assignment's own task. Wrong: an entry for u3's own
+        // id names u5 (the damage the fuzz run could not see). Extra: a task nobody brought.
         tasks.remove(task_key("alpha", "t-back")).expect("removes");
-        tasks.remove(task_key("alpha", "u4")).expect("removes");
+        tasks.remove(task_key("alpha", "t-own")).expect("removes");
         tasks
             .insert(task_key("alpha", "u3"), unit("u5"))
             .expect("writes");
@@ -668,13 +673,17 @@ fn rebuild_finds_and_restores_a_damaged_task_index() {
         db.flush().expect("flushes");
     }
     let store = SledStore::open(dir.path()).expect("reopens");
-    // The damage is live: u3's outcomes would go to u5's arm.
+    // The damage is live for the removed tasks; u3's own assignment still wins for its task.
+    assert_eq!(
+        store.assignment_by_task("alpha", "t-own").expect("read"),
+        None
+    );
     assert_eq!(
         store
             .assignment_by_task("alpha", "u3")
             .expect("read")
             .map(|a| a.unit_id),
-        Some("u5".to_string())
+        Some("u3".to_string())
     );
     let check = store.rebuild(RebuildMode::Check).expect("runs");
     let mut found: Vec<(&str, &str, &str, &str)> = check
@@ -695,8 +704,8 @@ fn rebuild_finds_and_restores_a_damaged_task_index() {
         vec![
             ("tasks", "task \"ghost\"", "\"u7\"", "null"),
             ("tasks", "task \"t-back\"", "null", "\"u2\""),
+            ("tasks", "task \"t-own\"", "null", "\"u20\""),
             ("tasks", "task \"u3\"", "\"u5\"", "\"u3\""),
-            ("tasks", "task \"u4\"", "null", "\"u4\""),
         ],
         "{:#?}",
         check.mismatches
@@ -704,7 +713,7 @@ fn rebuild_finds_and_restores_a_damaged_task_index() {
     assert!(check.mismatches.iter().all(|m| m.experiment == "alpha"));
     assert!(!check.replaced);
     let store = repair_sticks(store, dir.path(), 4);
-    for (task, unit) in [("u3", "u3"), ("u4", "u4"), ("t-back", "u2")] {
+    for (task, unit) in [("u3", "u3"), ("t-own", "u20"), ("t-back", "u2")] {
         assert_eq!(
             store
                 .assignment_by_task("alpha", task)

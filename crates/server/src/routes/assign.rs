@@ -5,10 +5,12 @@
 //! stored arm) and answers only after the group commit has made it durable; a non-running one
 //! answers the baseline with `in_experiment: false` and stores nothing.
 //!
-//! The handler never blocks its worker: the reads it makes here do not wait for a group commit
-//! (a returning unit whose assignment is still being flushed is recorded again, and first write
-//! wins answers the stored one once durable), and the write hands its answer to a channel the
-//! handler awaits. Only an experiment missing from the cache is loaded on the blocking pool.
+//! The handler never blocks its worker: the one read it makes here — the unit's stored
+//! assignment — does not wait for a group commit, and the write hands its answer to a channel
+//! the handler awaits. A returning unit with the same task is answered from that read; every
+//! other case (a new unit, a new task, a task another unit holds, an assignment not durable
+//! yet) goes to the store's writer, whose first-write-wins answer is the stored assignment or a
+//! conflict. Only an experiment missing from the cache is loaded on the blocking pool.
 
 use std::time::Instant;
 
@@ -41,21 +43,13 @@ pub async fn assign(
     let current = &live.version;
     let running = current.status == Status::Running;
     let stored = if running {
-        state
-            .store
-            .assignment_by_task_if_durable(&key, request.task_id())?
+        state.store.assignment_if_durable(&key, request.unit_id())?
     } else {
         None
     };
     let answer = match stored {
-        Some(stored) if stored.unit_id == request.unit_id() => stored,
-        Some(_) => {
-            return Err(ApiError::Conflict(format!(
-                "task `{}` already belongs to another unit of experiment `{key}`",
-                request.task_id()
-            )))
-        }
-        None => {
+        Some(stored) if stored.task_id == request.task_id() => stored,
+        _ => {
             let period = state.store.current_period_for_decision(&key)?;
             let decision = decide(
                 &current.spec,
