@@ -339,8 +339,9 @@ pub(crate) fn record_assignment(tx: &mut Tx<'_>, a: Assignment) -> Result<Assign
     };
     if let Some(unit) = &bound {
         if *unit != a.unit_id {
+            // The other unit is not named: the answer goes to whoever asked for this one.
             return Err(StoreError::Conflict(format!(
-                "task {:?} already belongs to unit {unit:?}",
+                "task {:?} already belongs to another unit of experiment {exp:?}",
                 a.task_id
             )));
         }

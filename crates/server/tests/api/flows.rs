@@ -384,7 +384,12 @@ async fn assignment_requests_are_validated() {
         Body::Json(json!({"unit_id": "u2", "task_id": "t1"})),
     )
     .await;
-    r.problem(409);
+    let detail = r.problem(409)["detail"]
+        .as_str()
+        .expect("a detail")
+        .to_string();
+    assert!(detail.contains("another unit"), "{detail}");
+    assert!(!detail.contains("u1"), "the holder is not named: {detail}");
 }
 
 fn event(id: &str, experiment: &str, task: &str, metrics: Value) -> Value {
