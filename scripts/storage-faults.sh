@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Storage faults against the real binary: a read-only data directory, a full disk, bytes
-# overwritten in the database file, a database file cut short, and a garbled audit watermark.
+# overwritten in the database file, a database file cut short, a write-ahead log left by
+# kill -9 (replayed intact, refused when damaged before its end), and a garbled watermark.
 # Each must give a clear error at start or a 503 problem at run time, never a panic, never a
 # 2xx for a write that did not reach the disk, and never a server that starts on less (or
 # other) data than was acknowledged as if nothing happened.
@@ -183,6 +184,30 @@ for keep in 90 50 10; do
   echo "  db file cut to $keep% of its length:"
   judge "cut-$keep"
 done
+
+echo "== the write-ahead log after kill -9"
+k="$work/killed"; cp -a "$golden" "$k"
+start "$k" killed
+for i in $(seq 1 50); do post /v1/experiments/faults/assign "{\"unit_id\":\"k$i\"}" >/dev/null; done
+kill -9 "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
+log="$(ls "$k"/wal/*.log | head -n1)"
+echo "  the kill left a $(stat -c %s "$log")-byte log"
+c="$work/wal-intact"; cp -a "$k" "$c"
+start "$c" wal-intact
+records="$(curl -s "$base/v1/audit/verify" | jq -r .records)"
+stop
+echo "  intact log: started and replayed it; $records audit records (expected $((golden_records + 50)))"
+[ "$records" = $((golden_records + 50)) ] || { echo "  FAIL: the replay lost acknowledged writes"; exit 1; }
+c="$work/wal-damaged"; cp -a "$k" "$c"
+damaged="$c/wal/$(basename "$log")"
+orig="$(od -An -tu1 -j20 -N1 "$damaged" | tr -d ' ')"
+printf '%b' "\\0$(printf '%03o' $((255 - orig)))" | dd of="$damaged" bs=1 seek=20 conv=notrunc status=none
+if start "$c" wal-damaged; then
+  stop; echo "  FAIL: a log damaged before its end was replayed without a word"; exit 1
+fi
+echo "  byte 20 of the log changed: refused at start: $(grep -A3 '^Error' "$work/wal-damaged.err" | tr '\n' ' ')"
+echo "    panics: $(panics wal-damaged)"
+
 c="$work/garbled-mark"; rm -rf "$c"; cp -a "$golden" "$c"
 echo "seven beef" >"$c/audit-head"
 echo "  audit watermark garbled:"
