@@ -225,7 +225,7 @@ pub(crate) fn recover(
         while at < bytes.len() {
             match record_at(&bytes, at) {
                 Record::Whole(payload) => {
-                    for write in parse(payload).ok_or_else(|| damaged(&path, at))? {
+                    for write in parse(payload).ok_or_else(|| damaged(data, generation, at))? {
                         apply(write)?;
                     }
                     recovered.batches += 1;
@@ -238,7 +238,7 @@ pub(crate) fn recover(
                         && !(at + 1..bytes.len())
                             .any(|o| matches!(record_at(&bytes, o), Record::Whole(_)));
                     if !torn {
-                        return Err(damaged(&path, at));
+                        return Err(damaged(data, generation, at));
                     }
                     recovered.torn_bytes = (bytes.len() - at) as u64;
                     tracing::warn!(
@@ -255,12 +255,12 @@ pub(crate) fn recover(
     Ok(recovered)
 }
 
-fn damaged(path: &Path, at: usize) -> StoreError {
+fn damaged(data: &Path, generation: u64, at: usize) -> StoreError {
     StoreError::Open {
-        path: path.to_path_buf(),
+        path: data.to_path_buf(),
         reason: format!(
-            "the write-ahead log is damaged at byte {at}, before its end, so acknowledged writes \
-             would be lost (restore the data directory from a backup)"
+            "its write-ahead log {DIR}/{generation:020}.log is damaged at byte {at}, before its \
+             end, so acknowledged writes would be lost (restore the data directory from a backup)"
         ),
     }
 }
@@ -405,7 +405,8 @@ mod tests {
         std::fs::write(&path, &bytes).expect("writes");
         let err = replay(dir.path()).expect_err("refused");
         assert!(
-            err.to_string().contains("write-ahead log is damaged"),
+            err.to_string()
+                .contains("00000000000000000001.log is damaged at byte 0"),
             "{err}"
         );
     }
