@@ -3,7 +3,7 @@
 //! Run with `cargo run --release -p liftlab-store --example bench_cpu_time`. Each workload
 //! runs a fixed count of durable writes against a fresh `SledStore` in a temporary directory
 //! and prints wall time, process CPU time (user + system, from /proc/self/stat) and both
-//! rates. CPU time counts every thread of the process: callers, writer, flusher and sled's
+//! rates. CPU time counts every thread of the process: callers, writer, checkpointer and sled's
 //! I/O threads.
 
 #[path = "../benches/workload/mod.rs"]

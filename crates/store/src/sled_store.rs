@@ -430,7 +430,7 @@ impl SledStore {
         f(&self.shared.trees)
     }
 
-    /// [`SledStore::read`]: no value it finds can be an unflushed one.
+    /// [`SledStore::read`]: no value it finds can be one that is not durable yet.
     pub(crate) fn read_if_durable<R>(
         &self,
         trees: &[TreeId],

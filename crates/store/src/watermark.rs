@@ -20,11 +20,11 @@ fn file(dir: &Path) -> PathBuf {
     dir.join(FILE)
 }
 
-/// The watermark file, kept open by the flusher and overwritten in place after every flush.
+/// The watermark file, kept open by the writer and overwritten in place after every group commit.
 ///
 /// Each write puts one fixed-width line (a zero-padded 20-digit sequence number, a space, 64
 /// hex digits, a newline: 86 bytes) at offset 0, so a newer line always covers an older one
-/// completely and no file is created or renamed per flush (which cost the flusher an inode
+/// completely and no file is created or renamed per commit (which cost the old flusher thread an inode
 /// allocation and a forced writeback every time).
 pub(crate) struct Mark {
     file: std::fs::File,
