@@ -32,7 +32,14 @@ pub const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
 /// The schema version this build writes and reads.
 ///
 /// 2: the audit chain is stored in blocks of one batch's records (1 stored one per key).
-const SCHEMA_VERSION: u64 = 2;
+/// 3: writes go through the write-ahead log in `wal/`, and a unit's own id as its task has no
+///    `tasks` entry. A version-2 directory is upgraded at open (its data reads the same); the
+///    number changes so that an older build, which would neither replay the log nor find
+///    those tasks, refuses the directory instead of serving it wrong.
+const SCHEMA_VERSION: u64 = 3;
+
+/// The oldest schema version this build upgrades at open.
+const UPGRADES_FROM: u64 = 2;
 
 /// The meta key of the schema version.
 const SCHEMA_KEY: &[u8] = b"schema";
@@ -531,12 +538,24 @@ fn check_schema(trees: &Trees) -> Result<()> {
     let found: Option<u64> = get_as(trees, TreeId::Meta, SCHEMA_KEY)?;
     match found {
         Some(SCHEMA_VERSION) => Ok(()),
-        Some(other) => Err(StoreError::corrupt(
-            TreeId::Meta.name(),
-            SCHEMA_KEY,
-            format!("schema version {other} is not supported (this build reads {SCHEMA_VERSION})"),
-        )),
-        None => {
+        Some(other) if !(UPGRADES_FROM..SCHEMA_VERSION).contains(&other) => {
+            Err(StoreError::corrupt(
+                TreeId::Meta.name(),
+                SCHEMA_KEY,
+                format!(
+                    "schema version {other} is not supported (this build reads \
+                     {UPGRADES_FROM} to {SCHEMA_VERSION})"
+                ),
+            ))
+        }
+        Some(_) | None => {
+            if let Some(old) = found {
+                tracing::info!(
+                    from = old,
+                    to = SCHEMA_VERSION,
+                    "upgrading the data directory"
+                );
+            }
             trees
                 .tree(TreeId::Meta)
                 .insert(

@@ -454,6 +454,45 @@ fn open_refuses_garbage_database_files() {
     assert!(err.is_internal(), "{err:?}");
 }
 
+/// Writes `version` as the schema version of the closed store in `dir`.
+fn set_schema(dir: &Path, version: u64) {
+    let db = raw(dir);
+    db.open_tree("meta")
+        .expect("tree")
+        .insert(b"schema", encoded(&Value::from(version)))
+        .expect("writes");
+    db.flush().expect("flushes");
+}
+
+#[test]
+fn a_version_2_directory_is_upgraded_and_version_1_refused() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let written = {
+        let store = SledStore::open(dir.path()).expect("opens");
+        let written = workload(&store);
+        store.close().expect("closes");
+        written
+    };
+    set_schema(dir.path(), 2);
+    {
+        let store = SledStore::open(dir.path()).expect("a version-2 directory opens");
+        assert_eq!(store.verify().expect("verifies").records, written);
+        store.close().expect("closes");
+    }
+    let db = raw(dir.path());
+    let stored = db
+        .open_tree("meta")
+        .expect("tree")
+        .get(b"schema")
+        .expect("reads")
+        .expect("a version");
+    assert_eq!(binary::<u64>(&stored), 3, "upgraded to 3");
+    drop(db);
+    set_schema(dir.path(), 1);
+    let err = SledStore::open(dir.path()).expect_err("version 1 is refused");
+    assert!(err.to_string().contains("schema version 1"), "{err}");
+}
+
 #[test]
 fn open_refuses_an_unknown_schema_version() {
     let dir = tempfile::tempdir().expect("a temporary directory");
