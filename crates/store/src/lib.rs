@@ -290,9 +290,7 @@ macro_rules! impl_store {
             }
 
             fn experiment(&self, key: &str) -> $crate::Result<liftlab_domain::ExperimentVersion> {
-                self.read(&[$crate::tree::TreeId::Experiments], |src| {
-                    $crate::ops::experiment(src, key)
-                })
+                self.read(|src| $crate::ops::experiment(src, key))
             }
 
             fn experiment_version(
@@ -300,24 +298,18 @@ macro_rules! impl_store {
                 key: &str,
                 version: u64,
             ) -> $crate::Result<liftlab_domain::ExperimentVersion> {
-                self.read(&[$crate::tree::TreeId::Versions], |src| {
-                    $crate::ops::experiment_version(src, key, version)
-                })
+                self.read(|src| $crate::ops::experiment_version(src, key, version))
             }
 
             fn versions(
                 &self,
                 key: &str,
             ) -> $crate::Result<Vec<liftlab_domain::ExperimentVersion>> {
-                self.read(&[$crate::tree::TreeId::Versions], |src| {
-                    $crate::ops::versions(src, key)
-                })
+                self.read(|src| $crate::ops::versions(src, key))
             }
 
             fn experiments(&self) -> $crate::Result<Vec<liftlab_domain::ExperimentVersion>> {
-                self.read(&[$crate::tree::TreeId::Experiments], |src| {
-                    $crate::ops::experiments(src)
-                })
+                self.read(|src| $crate::ops::experiments(src))
             }
 
             fn rebaseline(
@@ -332,9 +324,7 @@ macro_rules! impl_store {
             }
 
             fn epochs(&self, key: &str) -> $crate::Result<Vec<$crate::Epoch>> {
-                self.read(&[$crate::tree::TreeId::Epochs], |src| {
-                    $crate::ops::epochs(src, key)
-                })
+                self.read(|src| $crate::ops::epochs(src, key))
             }
 
             fn assignment(
@@ -342,9 +332,7 @@ macro_rules! impl_store {
                 experiment: &str,
                 unit_id: &str,
             ) -> $crate::Result<Option<liftlab_domain::Assignment>> {
-                self.read_opt(&[$crate::tree::TreeId::Assignments], |src| {
-                    $crate::ops::assignment(src, experiment, unit_id)
-                })
+                self.read(|src| $crate::ops::assignment(src, experiment, unit_id))
             }
 
             fn assignment_by_task(
@@ -352,13 +340,7 @@ macro_rules! impl_store {
                 experiment: &str,
                 task_id: &str,
             ) -> $crate::Result<Option<liftlab_domain::Assignment>> {
-                self.read_opt(
-                    &[
-                        $crate::tree::TreeId::Tasks,
-                        $crate::tree::TreeId::Assignments,
-                    ],
-                    |src| $crate::ops::assignment_by_task(src, experiment, task_id),
-                )
+                self.read(|src| $crate::ops::assignment_by_task(src, experiment, task_id))
             }
 
             fn record_assignment(
@@ -373,9 +355,7 @@ macro_rules! impl_store {
                 experiment: &str,
                 unit_id: &str,
             ) -> $crate::Result<Option<liftlab_domain::Assignment>> {
-                self.read_if_durable(&[$crate::tree::TreeId::Assignments], |src| {
-                    $crate::ops::assignment(src, experiment, unit_id)
-                })
+                self.read(|src| $crate::ops::assignment(src, experiment, unit_id))
             }
 
             fn current_period_for_decision(
@@ -407,19 +387,14 @@ macro_rules! impl_store {
                 &self,
                 experiment: &str,
             ) -> $crate::Result<liftlab_domain::AllocationPeriod> {
-                self.read(
-                    &[$crate::tree::TreeId::State, $crate::tree::TreeId::Periods],
-                    |src| $crate::ops::current_period(src, experiment),
-                )
+                self.read(|src| $crate::ops::current_period(src, experiment))
             }
 
             fn periods(
                 &self,
                 experiment: &str,
             ) -> $crate::Result<Vec<liftlab_domain::AllocationPeriod>> {
-                self.read(&[$crate::tree::TreeId::Periods], |src| {
-                    $crate::ops::periods(src, experiment)
-                })
+                self.read(|src| $crate::ops::periods(src, experiment))
             }
 
             fn record_outcome(
@@ -448,9 +423,7 @@ macro_rules! impl_store {
                 epoch: u64,
             ) -> $crate::Result<Vec<(liftlab_domain::AggKey, liftlab_domain::MetricAggregate)>>
             {
-                self.read(&[$crate::tree::TreeId::Aggregates], |src| {
-                    $crate::ops::aggregates(src, experiment, epoch)
-                })
+                self.read(|src| $crate::ops::aggregates(src, experiment, epoch))
             }
 
             fn arm_counters(
@@ -458,9 +431,7 @@ macro_rules! impl_store {
                 experiment: &str,
                 epoch: u64,
             ) -> $crate::Result<Vec<$crate::ArmCounters>> {
-                self.read(&[$crate::tree::TreeId::Counters], |src| {
-                    $crate::ops::arm_counters(src, experiment, epoch)
-                })
+                self.read(|src| $crate::ops::arm_counters(src, experiment, epoch))
             }
 
             fn assignment_counts(
@@ -468,9 +439,7 @@ macro_rules! impl_store {
                 experiment: &str,
                 epoch: u64,
             ) -> $crate::Result<Vec<$crate::AssignmentCount>> {
-                self.read(&[$crate::tree::TreeId::AssignmentCounts], |src| {
-                    $crate::ops::assignment_counts(src, experiment, epoch)
-                })
+                self.read(|src| $crate::ops::assignment_counts(src, experiment, epoch))
             }
 
             fn unit_rows(
@@ -478,18 +447,14 @@ macro_rules! impl_store {
                 experiment: &str,
                 epoch: u64,
             ) -> $crate::Result<Vec<liftlab_domain::UnitRow>> {
-                self.read(&[$crate::tree::TreeId::Units], |src| {
-                    $crate::ops::unit_rows(src, experiment, epoch)
-                })
+                self.read(|src| $crate::ops::unit_rows(src, experiment, epoch))
             }
 
             fn bandit_state(
                 &self,
                 experiment: &str,
             ) -> $crate::Result<Option<liftlab_domain::thompson::BanditState>> {
-                self.read(&[$crate::tree::TreeId::Bandits], |src| {
-                    $crate::ops::bandit_state(src, experiment)
-                })
+                self.read(|src| $crate::ops::bandit_state(src, experiment))
             }
 
             fn drift_monitor(
@@ -497,9 +462,7 @@ macro_rules! impl_store {
                 experiment: &str,
                 epoch: u64,
             ) -> $crate::Result<Option<$crate::DriftMonitor>> {
-                self.read(&[$crate::tree::TreeId::Drift], |src| {
-                    $crate::drift::monitor(src, experiment, epoch)
-                })
+                self.read(|src| $crate::drift::monitor(src, experiment, epoch))
             }
 
             fn outcomes(&self, experiment: &str) -> $crate::Result<$crate::OutcomeIter> {
@@ -513,20 +476,11 @@ macro_rules! impl_store {
                 limit: usize,
             ) -> $crate::Result<Vec<$crate::AuditRecord>> {
                 let limit = limit.min($crate::MAX_AUDIT_PAGE);
-                self.read(
-                    &[
-                        $crate::tree::TreeId::Audit,
-                        $crate::tree::TreeId::AuditIndex,
-                    ],
-                    |src| $crate::ops::audit(src, experiment, after, limit),
-                )
+                self.read(|src| $crate::ops::audit(src, experiment, after, limit))
             }
 
             fn verify(&self) -> $crate::Result<$crate::VerifyReport> {
-                self.read(
-                    &[$crate::tree::TreeId::Audit, $crate::tree::TreeId::Meta],
-                    |src| $crate::audit::verify(src),
-                )
+                self.read(|src| $crate::audit::verify(src))
             }
 
             fn rebuild(&self, mode: $crate::RebuildMode) -> $crate::Result<$crate::RebuildReport> {

@@ -163,42 +163,22 @@ impl MemStore {
         done(self.write_one(op));
     }
 
-    /// Every write is visible and final at once, so this is [`MemStore::read_opt`].
-    pub(crate) fn read_if_durable<R>(
-        &self,
-        trees: &[TreeId],
-        f: impl FnOnce(&dyn Scan) -> Result<Option<R>>,
-    ) -> Result<Option<R>> {
-        self.read_opt(trees, f)
-    }
-
     /// `Store::current_period_for_decision`: a plain read, everything being in memory.
     pub(crate) fn period_for_decision(
         &self,
         experiment: &str,
     ) -> Result<liftlab_domain::AllocationPeriod> {
-        self.read(&[], |src| crate::ops::current_period(src, experiment))
+        self.read(|src| crate::ops::current_period(src, experiment))
     }
 
-    pub(crate) fn read<R>(
-        &self,
-        _trees: &[TreeId],
-        f: impl FnOnce(&dyn Scan) -> Result<R>,
-    ) -> Result<R> {
+    /// A read of the tables: every write is visible and final at once.
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&dyn Scan) -> Result<R>) -> Result<R> {
         let tables = self.tables.read().unwrap_or_else(|p| p.into_inner());
         f(&*tables)
     }
 
-    pub(crate) fn read_opt<R>(
-        &self,
-        trees: &[TreeId],
-        f: impl FnOnce(&dyn Scan) -> Result<Option<R>>,
-    ) -> Result<Option<R>> {
-        self.read(trees, f)
-    }
-
     pub(crate) fn outcome_iter(&self, experiment: &str) -> Result<OutcomeIter> {
-        let outcomes = self.read(&[TreeId::Outcomes], |src| {
+        let outcomes = self.read(|src| {
             ops::require_experiment(src, experiment)?;
             let chunks: Vec<_> = src
                 .scan_prefix(TreeId::Outcomes, &ops::keys::exp(experiment))

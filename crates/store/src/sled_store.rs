@@ -429,21 +429,8 @@ impl SledStore {
     }
 
     /// A read of committed state: sled holds durable writes only, so it never waits.
-    pub(crate) fn read<R>(
-        &self,
-        _trees: &[TreeId],
-        f: impl FnOnce(&dyn Scan) -> Result<R>,
-    ) -> Result<R> {
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&dyn Scan) -> Result<R>) -> Result<R> {
         f(&self.shared.trees)
-    }
-
-    /// [`SledStore::read`]: no value it finds can be one that is not durable yet.
-    pub(crate) fn read_if_durable<R>(
-        &self,
-        trees: &[TreeId],
-        f: impl FnOnce(&dyn Scan) -> Result<Option<R>>,
-    ) -> Result<Option<R>> {
-        self.read(trees, f)
     }
 
     /// `Store::current_period_for_decision`: from memory once read, and only while the store
@@ -458,15 +445,6 @@ impl SledStore {
         self.shared.periods.get_or_read(experiment, || {
             ops::current_period(&self.shared.trees, experiment)
         })
-    }
-
-    /// [`SledStore::read`].
-    pub(crate) fn read_opt<R>(
-        &self,
-        trees: &[TreeId],
-        f: impl FnOnce(&dyn Scan) -> Result<Option<R>>,
-    ) -> Result<Option<R>> {
-        self.read(trees, f)
     }
 
     pub(crate) fn outcome_iter(&self, experiment: &str) -> Result<OutcomeIter> {
