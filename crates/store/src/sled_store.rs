@@ -627,11 +627,10 @@ fn run_writer(
             .into_iter()
             .map(|job| (job.run)(&shared.trees, &mut writes))
             .collect();
-        let logged = !writes.nothing_to_store();
         let committed = commit(shared, &mut wal, writes);
         match &committed {
-            Ok(()) if logged => write_watermark(shared, &mut mark),
-            Ok(()) => {}
+            Ok(true) => write_watermark(shared, &mut mark),
+            Ok(false) => {}
             Err(e) => shared.fail(e),
         }
         for reply in replies {
@@ -650,10 +649,11 @@ fn run_writer(
     }
 }
 
-/// Logs one batch's writes durably, then applies them to sled.
-fn commit(shared: &Shared, wal: &mut Wal, writes: Writes) -> Result<()> {
+/// Logs one batch's writes durably, then applies them to sled; `Ok(false)` if the batch
+/// wrote nothing (so nothing was logged).
+fn commit(shared: &Shared, wal: &mut Wal, writes: Writes) -> Result<bool> {
     if writes.nothing_to_store() {
-        return Ok(());
+        return Ok(false);
     }
     let per_tree: Vec<(TreeId, RawWrites)> = writes.encode_per_tree();
     wal.append(&per_tree)?;
@@ -670,7 +670,7 @@ fn commit(shared: &Shared, wal: &mut Wal, writes: Writes) -> Result<()> {
     {
         shared.periods.clear();
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Writes the audit chain's head, now durable in the log, as the watermark.
