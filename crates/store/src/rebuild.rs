@@ -11,7 +11,7 @@
 //! Bandit states and drift monitors are not rebuilt: they depend on when each recomputation
 //! happened, which the audit chain records.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use liftlab_domain::{fold, Assignment, MetricAggregate, UnitRow};
 use serde::de::DeserializeOwned;
@@ -114,6 +114,11 @@ fn derive(
     let spec = &current.spec;
     let mut out = Derived::default();
     let assignments: Vec<Assignment> = scan_as(src, TreeId::Assignments, &keys::exp(exp))?;
+    // The live index's keys, read once: an older build's entry for a unit's own id is kept.
+    let mut live_tasks = HashSet::new();
+    for entry in src.scan_prefix(TreeId::Tasks, &keys::exp(exp)) {
+        live_tasks.insert(entry?.0);
+    }
     let mut by_unit = HashMap::with_capacity(assignments.len());
     for a in assignments {
         report.assignments += 1;
@@ -131,7 +136,7 @@ fn derive(
         // A unit's own id as its task needs no entry; one written by an older build is
         // expected to be right, not reported as extra.
         let key = keys::exp_id(exp, &a.task_id);
-        if a.task_id != a.unit_id || src.get(TreeId::Tasks, &key)?.is_some() {
+        if a.task_id != a.unit_id || live_tasks.contains(&key) {
             out.tasks.entry(key).or_insert_with(|| a.unit_id.clone());
         }
         by_unit.insert(a.unit_id.clone(), a);
