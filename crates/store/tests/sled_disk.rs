@@ -48,6 +48,14 @@ fn workload(store: &dyn Store) -> u64 {
     store.verify().expect("verifies").records
 }
 
+/// Runs [`workload`] on a fresh store in `dir` and closes it; returns the audit records written.
+fn closed_workload(dir: &Path) -> u64 {
+    let store = SledStore::open(dir).expect("opens");
+    let written = workload(&store);
+    store.close().expect("closes");
+    written
+}
+
 /// Opens the raw sled database of a closed store.
 ///
 /// sled lets go of its lock file a moment after the last handle is dropped, so a closed
@@ -161,12 +169,7 @@ fn repair_sticks(store: SledStore, dir: &std::path::Path, mismatches: usize) -> 
 /// Builds the workload in a fresh directory, applies `tamper` to the raw trees, and verifies.
 fn verify_after(tamper: impl FnOnce(&sled::Db, u64)) -> (liftlab_store::VerifyReport, u64) {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let total = {
-        let store = SledStore::open(dir.path()).expect("opens");
-        let total = workload(&store);
-        store.close().expect("closes");
-        total
-    };
+    let total = closed_workload(dir.path());
     {
         let db = raw(dir.path());
         tamper(&db, total);
@@ -378,11 +381,7 @@ fn corrupt_records_are_errors_that_name_tree_and_key() {
         &b"\x01[1,2]"[..],
     ] {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        {
-            let store = SledStore::open(dir.path()).expect("opens");
-            workload(&store);
-            store.close().expect("closes");
-        }
+        closed_workload(dir.path());
         {
             let db = raw(dir.path());
             db.open_tree("experiments")
@@ -444,11 +443,7 @@ fn open_refuses_a_directory_below_a_file() {
 #[test]
 fn open_refuses_garbage_database_files() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    {
-        let store = SledStore::open(dir.path()).expect("opens");
-        workload(&store);
-        store.close().expect("closes");
-    }
+    closed_workload(dir.path());
     std::fs::write(dir.path().join("conf"), b"\xff\xfe garbage").expect("writes");
     let err = SledStore::open(dir.path()).expect_err("refused");
     assert!(err.is_internal(), "{err:?}");
@@ -467,12 +462,7 @@ fn set_schema(dir: &Path, version: u64) {
 #[test]
 fn a_version_2_directory_is_upgraded_and_version_1_refused() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let written = {
-        let store = SledStore::open(dir.path()).expect("opens");
-        let written = workload(&store);
-        store.close().expect("closes");
-        written
-    };
+    let written = closed_workload(dir.path());
     set_schema(dir.path(), 2);
     {
         let store = SledStore::open(dir.path()).expect("a version-2 directory opens");
@@ -521,11 +511,7 @@ fn open_refuses_an_unknown_schema_version() {
 #[test]
 fn rebuild_finds_and_repairs_a_tampered_aggregate() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    {
-        let store = SledStore::open(dir.path()).expect("opens");
-        workload(&store);
-        store.close().expect("closes");
-    }
+    closed_workload(dir.path());
     {
         let db = raw(dir.path());
         let aggs = db.open_tree("aggregates").expect("tree");
@@ -775,11 +761,7 @@ fn rebuild_finds_and_restores_a_damaged_task_index() {
 #[test]
 fn a_damaged_database_file_is_refused_at_open_never_served() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    {
-        let store = SledStore::open(dir.path()).expect("opens");
-        workload(&store);
-        store.close().expect("closes");
-    }
+    closed_workload(dir.path());
     let db_file = dir.path().join("db");
     let mut bytes = std::fs::read(&db_file).expect("the db file");
     // A fixed pattern: 16 bytes of 0xA5 every 4 KiB.
