@@ -88,6 +88,7 @@ mod audit;
 mod codec;
 mod drift;
 mod error;
+mod filter;
 mod kv;
 mod mem;
 mod ops;

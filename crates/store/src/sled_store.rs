@@ -17,6 +17,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::error::{Result, StoreError};
+use crate::filter::KeyFilter;
 use crate::kv::{atomically, get_as, Entries, RawWrites, Scan, Source, Tx, Writes};
 use crate::ops;
 use crate::tree::TreeId;
@@ -48,6 +49,8 @@ const SCHEMA_KEY: &[u8] = b"schema";
 struct Trees {
     db: sled::Db,
     trees: Vec<sled::Tree>,
+    /// The keys of the tables that new units miss in; see [`KeyFilter`].
+    filter: KeyFilter,
 }
 
 impl Trees {
@@ -58,6 +61,9 @@ impl Trees {
 
 impl Source for Trees {
     fn get(&self, tree: TreeId, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if !self.filter.may_contain(tree, key) {
+            return Ok(None);
+        }
         self.tree(tree)
             .get(key)
             .map(|v| v.map(|v| v.to_vec()))
@@ -299,9 +305,14 @@ impl SledStore {
             .map(|t| db.open_tree(t.name()))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| open_error(&path, e))?;
-        let trees = Trees { db, trees };
+        let trees = Trees {
+            db,
+            trees,
+            filter: KeyFilter::new(),
+        };
         check_schema(&trees)?;
         let wal = recover(&path, &trees)?;
+        fill_filter(&trees)?;
         // An unreadable head is left to `verify()`, which names it.
         if let Ok(head) = audit_head(&trees) {
             crate::watermark::check(&path, head.as_ref())?;
@@ -570,10 +581,29 @@ fn recover(path: &Path, trees: &Trees) -> Result<Wal> {
     Ok(wal)
 }
 
-fn apply_one(trees: &Trees, tree: TreeId, key: &[u8], value: Option<&[u8]>) -> Result<()> {
-    let tree = trees.tree(tree);
+/// Adds the keys sled holds to the key filter, which then starts answering "absent".
+fn fill_filter(trees: &Trees) -> Result<()> {
+    for id in TreeId::ALL
+        .into_iter()
+        .filter(|t| crate::filter::filtered(*t))
+    {
+        for key in trees.tree(id).iter().keys() {
+            let key = key.map_err(|e| StoreError::sled("reading the keys of a table", e))?;
+            trees.filter.insert(id, &key);
+        }
+    }
+    trees.filter.complete();
+    Ok(())
+}
+
+/// Applies one logged write to sled; a key goes into the key filter before sled has it.
+fn apply_one(trees: &Trees, id: TreeId, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+    let tree = trees.tree(id);
     match value {
-        Some(v) => tree.insert(key, v).map(|_| ()),
+        Some(v) => {
+            trees.filter.insert(id, key);
+            tree.insert(key, v).map(|_| ())
+        }
         None => tree.remove(key).map(|_| ()),
     }
     .map_err(|e| StoreError::sled("applying a batch", e))
