@@ -179,9 +179,10 @@ pub(crate) struct Wal {
     len: u64,
     /// The record being built, kept to reuse its allocation.
     buf: Vec<u8>,
-    /// The size at which a new file is started, and that files are prepared at.
+    /// The size at which a new file is started, and that files are prepared at (up to
+    /// [`CHECKPOINT_BYTES`]).
     capacity: u64,
-    /// Whether this file was prepared (zero-filled to `capacity`).
+    /// Whether this file was prepared (zero-filled).
     prepared: bool,
     preparing: Option<Preparing>,
 }
@@ -289,7 +290,10 @@ impl Wal {
     fn prepare_ahead(&mut self) {
         let threshold = PREPARE_AFTER.min(self.capacity / 2);
         if self.preparing.is_none() && self.len >= threshold {
-            self.preparing = Preparing::start(&self.data, self.capacity);
+            // A larger file than the default would only cost more zeros up front; a batch
+            // past the prepared end simply extends the file.
+            let size = self.capacity.min(CHECKPOINT_BYTES);
+            self.preparing = Preparing::start(&self.data, size);
         }
     }
 
