@@ -656,9 +656,10 @@ fn run_writer(shared: &Shared, receiver: &Receiver<Job>, mut wal: Wal, checkpoin
         }
         if committed.is_ok() && wal.due() {
             match wal.rotate() {
-                Ok(finished) => {
+                Ok(Some(finished)) => {
                     let _ = checkpoints.send(finished);
                 }
+                Ok(None) => {}
                 // The old file stays in use; the next batch tries again.
                 Err(e) => tracing::warn!(error = %e, "cannot start a new write-ahead log file"),
             }

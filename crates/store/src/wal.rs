@@ -66,6 +66,9 @@ const LINK_PAYLOAD: usize = 17;
 /// The file the next generation is prepared in, before it takes its number.
 const PREPARED: &str = "next.prep";
 
+/// The file a next generation that was not prepared is started in, before it takes its number.
+const STAGED: &str = "next.new";
+
 /// The zeros a prepared file is written in, each chunk synced before the next.
 const PREPARE_CHUNK: usize = 256 << 10;
 
@@ -159,6 +162,15 @@ impl Preparing {
 /// Syncing as it goes keeps at most one chunk of zeros queued at the disk: a whole file's
 /// worth queued at once made the writer's own syncs wait behind it (p99 over 100 ms).
 fn zero_filled(path: &Path, size: u64, cancel: &AtomicBool) -> std::io::Result<()> {
+    let written = write_zeros(path, size, cancel);
+    if written.is_err() {
+        // A partial file would only hold on to disk space (it may be what filled the disk).
+        let _ = std::fs::remove_file(path);
+    }
+    written
+}
+
+fn write_zeros(path: &Path, size: u64, cancel: &AtomicBool) -> std::io::Result<()> {
     let mut file = OpenOptions::new()
         .create(true)
         .truncate(true)
@@ -192,6 +204,11 @@ pub(crate) struct Wal {
     /// Whether this file was prepared (zero-filled).
     prepared: bool,
     preparing: Option<Preparing>,
+    /// The length of this file at which preparing the next one starts.
+    prepare_from: u64,
+    /// False after a new file's name could not be synced into the directory: the next
+    /// append syncs it before it counts as durable.
+    dir_synced: bool,
 }
 
 impl Drop for Wal {
@@ -209,8 +226,10 @@ impl Wal {
     /// moves to a new file whenever it passes `capacity` bytes.
     pub(crate) fn create(data: &Path, generation: u64, capacity: u64) -> Result<Wal> {
         std::fs::create_dir_all(dir(data)).map_err(io("creating the write-ahead log"))?;
-        // A file left half prepared by an earlier run is of no use.
-        let _ = std::fs::remove_file(dir(data).join(PREPARED));
+        // A file left half prepared or half started by an earlier run is of no use.
+        for stale in [PREPARED, STAGED] {
+            let _ = std::fs::remove_file(dir(data).join(stale));
+        }
         let file = OpenOptions::new()
             .create(true)
             .truncate(true)
@@ -229,6 +248,8 @@ impl Wal {
             capacity,
             prepared: false,
             preparing: None,
+            prepare_from: PREPARE_AFTER.min(capacity / 2),
+            dir_synced: true,
         })
     }
 
@@ -244,7 +265,7 @@ impl Wal {
     }
 
     /// Whether the log should move to a new file: this one is full, or it was not prepared
-    /// and a prepared one is ready.
+    /// and a preparation has finished (see [`Wal::rotate`]).
     pub(crate) fn due(&self) -> bool {
         self.len >= self.capacity
             || (!self.prepared
@@ -255,48 +276,67 @@ impl Wal {
     }
 
     /// Moves to the next generation, in a prepared file if one is ready; returns the
-    /// generation just finished. The new file starts with a link to this one. On an error
+    /// generation just finished, or `None` (staying put) if a preparation has just failed and
+    /// this file is not full.
+    ///
+    /// The new file is complete — its link to this one written and synced — before it takes
+    /// its name, so a failure (or a crash) at any step leaves the log as it was. On an error
     /// the log stays in this file.
-    pub(crate) fn rotate(&mut self) -> Result<u64> {
-        let next = self.generation + 1;
-        let ready = match self.preparing.take() {
-            Some(p) if p.thread.is_finished() => p.finish(),
+    pub(crate) fn rotate(&mut self) -> Result<Option<u64>> {
+        let prepared = match self.preparing.take() {
+            Some(p) if p.thread.is_finished() => Some(p.finish()),
             not_yet => {
                 self.preparing = not_yet;
-                false
+                None
             }
         };
+        if prepared == Some(false) && self.len < self.capacity {
+            // The preparation failed (a full disk, say): try again further on.
+            self.prepare_from = self.len + self.prepare_threshold();
+            return Ok(None);
+        }
+        let ready = prepared == Some(true);
         let link = link_record(self.generation, self.len);
-        let path = file(&self.data, next);
-        let opened = if ready {
-            let prepared = dir(&self.data).join(PREPARED);
-            OpenOptions::new()
-                .write(true)
-                .open(&prepared)
-                .and_then(|mut f| f.write_all(&link).and_then(|()| f.sync_data()).map(|()| f))
-                .and_then(|f| std::fs::rename(&prepared, &path).map(|()| f))
+        let next = self.generation + 1;
+        let staged = dir(&self.data).join(if ready { PREPARED } else { STAGED });
+        let mut open = OpenOptions::new();
+        if ready {
+            open.write(true);
         } else {
-            OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .open(&path)
-                .and_then(|mut f| f.write_all(&link).and_then(|()| f.sync_all()).map(|()| f))
+            open.create(true).truncate(true).write(true);
+        }
+        let file = open
+            .open(&staged)
+            .and_then(|mut f| f.write_all(&link).map(|()| f))
+            .and_then(|f| f.sync_all().map(|()| f))
+            .and_then(|f| std::fs::rename(&staged, file(&self.data, next)).map(|()| f));
+        let file = match file {
+            Ok(file) => file,
+            Err(e) => {
+                let _ = std::fs::remove_file(&staged);
+                return Err(io("starting a new write-ahead log file")(e));
+            }
         };
-        let file = opened.map_err(io("starting a new write-ahead log file"))?;
-        sync_dir(&self.data)?;
+        // The new file has its name: from here on the log is in it. Its name is made durable
+        // before the next append is acknowledged.
         let finished = self.generation;
         self.file = file;
         self.generation = next;
         self.len = link.len() as u64;
         self.prepared = ready;
-        Ok(finished)
+        self.prepare_from = self.prepare_threshold();
+        self.dir_synced = sync_dir(&self.data).is_ok();
+        Ok(Some(finished))
+    }
+
+    /// Bytes into a file at which the next one starts being prepared.
+    fn prepare_threshold(&self) -> u64 {
+        PREPARE_AFTER.min(self.capacity / 2)
     }
 
     /// Starts preparing the next file once this one is far enough along.
     fn prepare_ahead(&mut self) {
-        let threshold = PREPARE_AFTER.min(self.capacity / 2);
-        if self.preparing.is_none() && self.len >= threshold {
+        if self.preparing.is_none() && self.len >= self.prepare_from {
             // A larger file than the default would only cost more zeros up front; a batch
             // past the prepared end simply extends the file.
             let size = self.capacity.min(CHECKPOINT_BYTES);
@@ -330,6 +370,10 @@ impl Wal {
         self.file
             .sync_data()
             .map_err(io("syncing the write-ahead log"))?;
+        if !self.dir_synced {
+            sync_dir(&self.data)?;
+            self.dir_synced = true;
+        }
         self.len += self.buf.len() as u64;
         // A huge batch (a rebuild) should not keep its buffer for the life of the store.
         if self.buf.capacity() > 1 << 20 {
@@ -584,7 +628,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let mut wal = Wal::create(dir.path(), 1, BIG).expect("creates");
         wal.append(&batch(1)).expect("appends");
-        wal.rotate().expect("rotates");
+        wal.rotate().expect("rotates").expect("moved on");
         wal.append(&batch(2)).expect("appends");
         wal.append(&batch(3)).expect("appends");
         let (recovered, seen) = replay(dir.path()).expect("replays");
@@ -637,7 +681,7 @@ mod tests {
         let mut wal = Wal::create(dir.path(), 1, BIG).expect("creates");
         wal.append(&batch(1)).expect("appends");
         let len = wal.len();
-        wal.rotate().expect("rotates");
+        wal.rotate().expect("rotates").expect("moved on");
         let f = OpenOptions::new()
             .write(true)
             .open(file(dir.path(), 1))
@@ -650,8 +694,8 @@ mod tests {
     fn removal_keeps_newer_generations() {
         let dir = tempfile::tempdir().expect("dir");
         let mut wal = Wal::create(dir.path(), 4, BIG).expect("creates");
-        wal.rotate().expect("rotates");
-        wal.rotate().expect("rotates");
+        wal.rotate().expect("rotates").expect("moved on");
+        wal.rotate().expect("rotates").expect("moved on");
         assert_eq!(wal.generation(), 6);
         remove_through(dir.path(), 5).expect("removes");
         assert_eq!(generations(dir.path()).expect("lists"), vec![6]);
@@ -669,7 +713,7 @@ mod tests {
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
         }
-        wal.rotate().expect("rotates");
+        wal.rotate().expect("rotates").expect("moved on");
         assert!(wal.prepared, "the new file is the prepared one");
         n
     }
@@ -763,8 +807,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let mut wal = Wal::create(dir.path(), 1, BIG).expect("creates");
         wal.append(&batch(1)).expect("appends");
-        wal.rotate().expect("rotates");
-        wal.rotate().expect("rotates");
+        wal.rotate().expect("rotates").expect("moved on");
+        wal.rotate().expect("rotates").expect("moved on");
         std::fs::remove_file(file(dir.path(), 2)).expect("removes");
         let err = replay(dir.path()).expect_err("refused");
         assert!(
@@ -785,5 +829,49 @@ mod tests {
         drop(wal);
         Wal::create(dir.path(), 2, BIG).expect("creates");
         assert!(!dir.path().join(DIR).join(PREPARED).exists());
+    }
+
+    #[test]
+    fn a_failed_preparation_leaves_the_log_in_its_file_and_frees_its_space() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut wal = Wal::create(dir.path(), 1, 16 << 10).expect("creates");
+        // A directory where the prepared file would go: preparing it fails.
+        std::fs::create_dir(dir.path().join(DIR).join(PREPARED)).expect("blocks");
+        let mut n = 1;
+        while !wal.due() {
+            wal.append(&batch(n)).expect("appends");
+            n += 1;
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(
+            wal.len() < wal.capacity,
+            "due because the preparation ended"
+        );
+        assert_eq!(wal.rotate().expect("no error"), None);
+        assert_eq!(wal.generation(), 1);
+        assert!(!wal.due(), "not due again until it is full");
+        wal.append(&batch(n)).expect("appends");
+        assert_eq!(generations(dir.path()).expect("lists"), vec![1]);
+        let (recovered, seen) = replay(dir.path()).expect("replays");
+        assert_eq!(recovered.batches, u64::from(n));
+        let all: Vec<_> = (1..=n).map(batch).collect();
+        assert_eq!(seen, flat(&all));
+    }
+
+    #[test]
+    fn a_failed_start_of_a_new_file_leaves_no_generation_behind() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut wal = Wal::create(dir.path(), 1, BIG).expect("creates");
+        wal.append(&batch(1)).expect("appends");
+        // Generation 2's name is taken by a directory: the rename fails.
+        std::fs::create_dir(file(dir.path(), 2)).expect("blocks");
+        assert!(wal.rotate().is_err());
+        std::fs::remove_dir(file(dir.path(), 2)).expect("unblocks");
+        assert!(!dir.path().join(DIR).join(STAGED).exists());
+        wal.append(&batch(2)).expect("appends in the same file");
+        assert_eq!(wal.generation(), 1);
+        let (recovered, seen) = replay(dir.path()).expect("replays");
+        assert_eq!(recovered.generations, vec![1]);
+        assert_eq!(seen, flat(&[batch(1), batch(2)]));
     }
 }
