@@ -311,7 +311,7 @@ impl SledStore {
             filter: KeyFilter::new(),
         };
         check_schema(&trees)?;
-        let wal = recover(&path, &trees, checkpoint_bytes)?;
+        let wal = recover(&path, &trees)?;
         fill_filter(&trees)?;
         // An unreadable head is left to `verify()`, which names it.
         if let Ok(head) = audit_head(&trees) {
@@ -338,7 +338,13 @@ impl SledStore {
         let writer = std::thread::Builder::new()
             .name("liftlab-store-writer".to_string())
             .spawn(move || {
-                run_writer(&for_writer, &receiver, wal, &to_checkpointer);
+                run_writer(
+                    &for_writer,
+                    &receiver,
+                    wal,
+                    checkpoint_bytes,
+                    &to_checkpointer,
+                );
             })
             .map_err(spawn_error)?;
         Ok(SledStore {
@@ -556,7 +562,7 @@ fn check_schema(trees: &Trees) -> Result<()> {
 }
 
 /// Replays the write-ahead log into sled, makes the result durable, and starts a new log.
-fn recover(path: &Path, trees: &Trees, checkpoint_bytes: u64) -> Result<Wal> {
+fn recover(path: &Path, trees: &Trees) -> Result<Wal> {
     let recovered = crate::wal::recover(path, |w| apply_one(trees, w.tree, w.key, w.value))?;
     if recovered.batches > 0 {
         tracing::info!(
@@ -564,7 +570,7 @@ fn recover(path: &Path, trees: &Trees, checkpoint_bytes: u64) -> Result<Wal> {
             "replayed the write-ahead log into the database"
         );
     }
-    let wal = Wal::create(path, recovered.next_generation(), checkpoint_bytes)?;
+    let wal = Wal::create(path, recovered.next_generation())?;
     if let Some(&last) = recovered.generations.last() {
         trees
             .db
@@ -606,9 +612,15 @@ fn apply_one(trees: &Trees, id: TreeId, key: &[u8], value: Option<&[u8]>) -> Res
 /// The writer loop: take a batch, run its jobs, log it durably, apply it, answer.
 ///
 /// Jobs that arrive while a batch is being synced form the next batch: that is the group
-/// commit. When the log is due for a new file (see [`Wal::due`]) the writer starts one and
-/// hands the old generation to the checkpointer.
-fn run_writer(shared: &Shared, receiver: &Receiver<Job>, mut wal: Wal, checkpoints: &Sender<u64>) {
+/// commit. When the log passes `checkpoint_bytes` the writer starts a new file and hands
+/// the old generation to the checkpointer.
+fn run_writer(
+    shared: &Shared,
+    receiver: &Receiver<Job>,
+    mut wal: Wal,
+    checkpoint_bytes: u64,
+    checkpoints: &Sender<u64>,
+) {
     let mut carried: Option<Job> = None;
     let mut mark: Option<crate::watermark::Mark> = None;
     loop {
@@ -654,12 +666,12 @@ fn run_writer(shared: &Shared, receiver: &Receiver<Job>, mut wal: Wal, checkpoin
         for reply in replies {
             reply(committed.as_ref().map(|_| ()));
         }
-        if committed.is_ok() && wal.due() {
-            match wal.rotate() {
-                Ok(Some(finished)) => {
-                    let _ = checkpoints.send(finished);
+        if committed.is_ok() && wal.len() >= checkpoint_bytes {
+            match wal.next() {
+                Ok(next) => {
+                    let _ = checkpoints.send(wal.generation());
+                    wal = next;
                 }
-                Ok(None) => {}
                 // The old file stays in use; the next batch tries again.
                 Err(e) => tracing::warn!(error = %e, "cannot start a new write-ahead log file"),
             }
