@@ -1,10 +1,10 @@
-//! A Bloom filter over the keys of the `assignments` and `tasks` tables, so that the lookups a
-//! new unit makes (all of them misses) cost no sled read.
+//! A Bloom filter over the keys of the `tasks` table, so that the task lookup a new unit makes
+//! (a miss) costs no sled read.
 //!
-//! Every new unit's assign looks for the unit's stored assignment twice (once in the request
-//! handler, once in the writer) and for an index entry of its task id once. In sled 0.34 a
-//! miss walks the tree like a hit. The filter answers "certainly absent" for almost all of
-//! them from memory instead.
+//! Every new unit's assign looks for an index entry of its task id. In sled 0.34 a miss walks
+//! the tree like a hit. The filter answers "certainly absent" for almost all of them from
+//! memory instead. (The unit's own stored assignment is looked up in the `assignments` index
+//! in memory, [`crate::chunks`].)
 //!
 //! Keys are only ever added, so a removal leaves a false positive, never a false negative.
 //! [`apply_one`](crate::sled_store) adds a key before sled gets it, so a reader that is
@@ -32,7 +32,7 @@ const FALSE_POSITIVES: f64 = 0.005;
 
 /// The tables whose keys the filter holds.
 pub(crate) fn filtered(tree: TreeId) -> bool {
-    matches!(tree, TreeId::Assignments | TreeId::Tasks)
+    matches!(tree, TreeId::Tasks)
 }
 
 /// See the module docs.
@@ -136,21 +136,20 @@ mod tests {
     #[test]
     fn says_maybe_until_complete() {
         let filter = KeyFilter::new();
-        assert!(filter.may_contain(TreeId::Assignments, &key(1)));
+        assert!(filter.may_contain(TreeId::Tasks, &key(1)));
         filter.complete();
-        assert!(!filter.may_contain(TreeId::Assignments, &key(1)));
-        filter.insert(TreeId::Assignments, &key(1));
-        assert!(filter.may_contain(TreeId::Assignments, &key(1)));
+        assert!(!filter.may_contain(TreeId::Tasks, &key(1)));
+        filter.insert(TreeId::Tasks, &key(1));
+        assert!(filter.may_contain(TreeId::Tasks, &key(1)));
     }
 
     #[test]
-    fn other_tables_are_always_maybe_and_tables_do_not_share_keys() {
+    fn other_tables_are_always_maybe() {
         let filter = KeyFilter::new();
         filter.complete();
         assert!(filter.may_contain(TreeId::Events, &key(1)));
-        filter.insert(TreeId::Tasks, &key(1));
-        assert!(filter.may_contain(TreeId::Tasks, &key(1)));
-        assert!(!filter.may_contain(TreeId::Assignments, &key(1)));
+        filter.insert(TreeId::Events, &key(2));
+        assert!(!filter.may_contain(TreeId::Tasks, &key(2)));
     }
 
     #[test]
@@ -159,14 +158,14 @@ mod tests {
         filter.complete();
         let n = FIRST_LAYER_ITEMS * 4;
         for i in 0..n {
-            filter.insert(TreeId::Assignments, &key(i));
+            filter.insert(TreeId::Tasks, &key(i));
         }
         // 65,536 + 131,072 fill two layers; the rest goes into the third.
         assert_eq!(filter.layer_count(), 3);
-        assert!((0..n).all(|i| filter.may_contain(TreeId::Assignments, &key(i))));
+        assert!((0..n).all(|i| filter.may_contain(TreeId::Tasks, &key(i))));
         let probes = 100_000;
         let false_positives = (n..n + probes)
-            .filter(|&i| filter.may_contain(TreeId::Assignments, &key(i)))
+            .filter(|&i| filter.may_contain(TreeId::Tasks, &key(i)))
             .count();
         // Three layers at 0.5 % each at capacity: well under 2 % together.
         assert!(

@@ -85,6 +85,7 @@
 //! (small enough that sled never stores a leaf of them as a blob file).
 
 mod audit;
+mod chunks;
 mod codec;
 mod drift;
 mod error;

@@ -16,6 +16,7 @@ use std::sync::{Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::chunks::ChunkedTable;
 use crate::error::{Result, StoreError};
 use crate::filter::KeyFilter;
 use crate::kv::{atomically, get_as, Entries, RawWrites, Scan, Source, Tx, Writes};
@@ -37,7 +38,9 @@ pub const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
 ///    `tasks` entry. A version-2 directory is upgraded at open (its data reads the same); the
 ///    number changes so that an older build, which would neither replay the log nor find
 ///    those tasks, refuses the directory instead of serving it wrong.
-const SCHEMA_VERSION: u64 = 3;
+/// 4: the `assignments` table is kept in chunks ([`ChunkedTable`]), no longer one sled key per
+///    unit. Versions 2 and 3 are upgraded at open; an older build would find no assignment.
+const SCHEMA_VERSION: u64 = 4;
 
 /// The oldest schema version this build upgrades at open.
 const UPGRADES_FROM: u64 = 2;
@@ -48,7 +51,10 @@ const SCHEMA_KEY: &[u8] = b"schema";
 /// The store's sled trees, indexed by [`TreeId`].
 struct Trees {
     db: sled::Db,
+    /// One sled tree per table; the `assignments` one is only read to upgrade old directories.
     trees: Vec<sled::Tree>,
+    /// The `assignments` table: see [`ChunkedTable`].
+    assignments: ChunkedTable,
     /// The keys of the tables that new units miss in; see [`KeyFilter`].
     filter: KeyFilter,
 }
@@ -61,6 +67,9 @@ impl Trees {
 
 impl Source for Trees {
     fn get(&self, tree: TreeId, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if tree == TreeId::Assignments {
+            return self.assignments.get(key);
+        }
         if !self.filter.may_contain(tree, key) {
             return Ok(None);
         }
@@ -73,6 +82,9 @@ impl Source for Trees {
 
 impl Scan for Trees {
     fn scan_from(&self, tree: TreeId, prefix: &[u8], start: &[u8]) -> Entries<'_> {
+        if tree == TreeId::Assignments {
+            return self.assignments.scan_from(prefix, start);
+        }
         let prefix = prefix.to_vec();
         Box::new(
             self.tree(tree)
@@ -95,6 +107,9 @@ impl Scan for Trees {
         prefix: &[u8],
         key: &[u8],
     ) -> Result<Option<Vec<u8>>> {
+        if tree == TreeId::Assignments {
+            return self.assignments.last_at_or_before(prefix, key);
+        }
         match self.tree(tree).range(..=key.to_vec()).next_back() {
             None => Ok(None),
             Some(Ok((k, _))) => Ok(Some(k.to_vec()).filter(|k| k.starts_with(prefix))),
@@ -305,12 +320,15 @@ impl SledStore {
             .map(|t| db.open_tree(t.name()))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| open_error(&path, e))?;
+        let assignments = ChunkedTable::open(&db)?;
         let trees = Trees {
             db,
             trees,
+            assignments,
             filter: KeyFilter::new(),
         };
         check_schema(&trees)?;
+        upgrade_assignments(&trees)?;
         let wal = recover(&path, &trees)?;
         fill_filter(&trees)?;
         // An unreadable head is left to `verify()`, which names it.
@@ -563,7 +581,17 @@ fn check_schema(trees: &Trees) -> Result<()> {
 
 /// Replays the write-ahead log into sled, makes the result durable, and starts a new log.
 fn recover(path: &Path, trees: &Trees) -> Result<Wal> {
-    let recovered = crate::wal::recover(path, |w| apply_one(trees, w.tree, w.key, w.value))?;
+    // Replayed assignments are appended as chunks once the whole log has been read.
+    let mut assignments = RawWrites::new();
+    let recovered = crate::wal::recover(path, |w| {
+        if w.tree == TreeId::Assignments {
+            assignments.push((w.key.to_vec(), w.value.map(<[u8]>::to_vec)));
+            Ok(())
+        } else {
+            apply_one(trees, w.tree, w.key, w.value)
+        }
+    })?;
+    trees.assignments.append(&assignments)?;
     if recovered.batches > 0 {
         tracing::info!(
             batches = recovered.batches,
@@ -593,6 +621,37 @@ fn fill_filter(trees: &Trees) -> Result<()> {
         }
     }
     trees.filter.complete();
+    Ok(())
+}
+
+/// Moves the `assignments` tree of a schema 2 or 3 directory, which held one sled key per
+/// unit, into chunks ([`ChunkedTable`]). The tree is emptied only once the chunks are durable,
+/// and this runs at every open, so an upgrade cut short is finished by the next one.
+fn upgrade_assignments(trees: &Trees) -> Result<()> {
+    let old = trees.tree(TreeId::Assignments);
+    if old.is_empty() {
+        return Ok(());
+    }
+    let entries = old
+        .iter()
+        .map(|e| e.map(|(k, v)| (k.to_vec(), Some(v.to_vec()))))
+        .collect::<std::result::Result<RawWrites, _>>()
+        .map_err(|e| StoreError::sled("reading the assignments to upgrade", e))?;
+    trees.assignments.append(&entries)?;
+    trees
+        .db
+        .flush()
+        .map_err(|e| StoreError::sled("flushing the upgraded assignments", e))?;
+    old.clear()
+        .map_err(|e| StoreError::sled("clearing the upgraded assignments", e))?;
+    trees
+        .db
+        .flush()
+        .map_err(|e| StoreError::sled("flushing the upgraded assignments", e))?;
+    tracing::info!(
+        units = entries.len(),
+        "moved the stored assignments into chunks"
+    );
     Ok(())
 }
 
@@ -690,6 +749,10 @@ fn commit(shared: &Shared, wal: &mut Wal, writes: Writes) -> Result<bool> {
     // A failure from here on leaves a logged batch half applied: the store stops, and the
     // next open replays the whole batch from the log.
     for (tree, entries) in &per_tree {
+        if *tree == TreeId::Assignments {
+            shared.trees.assignments.append(entries)?;
+            continue;
+        }
         for (key, value) in entries {
             apply_one(&shared.trees, *tree, key, value.as_deref())?;
         }

@@ -476,11 +476,102 @@ fn a_version_2_directory_is_upgraded_and_version_1_refused() {
         .get(b"schema")
         .expect("reads")
         .expect("a version");
-    assert_eq!(binary::<u64>(&stored), 3, "upgraded to 3");
+    assert_eq!(binary::<u64>(&stored), 4, "upgraded to 4");
     drop(db);
     set_schema(dir.path(), 1);
     let err = SledStore::open(dir.path()).expect_err("version 1 is refused");
     assert!(err.to_string().contains("schema version 1"), "{err}");
+}
+
+/// The entries of an `assignment_chunks` value, in the layout documented in `chunks`: a format
+/// byte (1), the entry count (`u16` LE), then per entry a presence byte and the key and value,
+/// each after its `u32` LE length.
+fn chunk_entries(mut chunk: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    fn take<'a>(rest: &mut &'a [u8], n: usize) -> &'a [u8] {
+        let (head, tail) = rest.split_at(n);
+        *rest = tail;
+        head
+    }
+    fn bytes(rest: &mut &[u8]) -> Vec<u8> {
+        let len = u32::from_le_bytes(take(rest, 4).try_into().expect("4 bytes"));
+        take(rest, len as usize).to_vec()
+    }
+    assert_eq!(take(&mut chunk, 1), [1], "the chunk format");
+    let count = u16::from_le_bytes(take(&mut chunk, 2).try_into().expect("2 bytes"));
+    let entries = (0..count)
+        .map(|_| {
+            assert_eq!(take(&mut chunk, 1), [1], "an assignment, not a removal");
+            (bytes(&mut chunk), bytes(&mut chunk))
+        })
+        .collect();
+    assert!(chunk.is_empty(), "nothing after the last entry");
+    entries
+}
+
+#[test]
+fn a_version_3_directory_has_its_assignments_moved_into_chunks() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let written = closed_workload(dir.path());
+    let units: Vec<String> = (0..12).map(|i| format!("u{i}")).collect();
+    let before: Vec<_> = {
+        let store = SledStore::open(dir.path()).expect("opens");
+        let all = units
+            .iter()
+            .map(|u| store.assignment("alpha", u).expect("reads").expect("assigned"))
+            .collect();
+        store.close().expect("closes");
+        all
+    };
+    // Lay the directory out as schema 3 did: one `assignments` key per unit, no chunks.
+    {
+        let db = raw(dir.path());
+        let chunks = db.open_tree("assignment_chunks").expect("tree");
+        let old = db.open_tree("assignments").expect("tree");
+        let mut moved = 0;
+        for chunk in chunks.iter() {
+            let (_, value) = chunk.expect("reads");
+            for (k, v) in chunk_entries(&value) {
+                old.insert(k, v).expect("writes");
+                moved += 1;
+            }
+        }
+        assert_eq!(moved, 12, "the workload's assignments, each once");
+        chunks.clear().expect("clears");
+        db.flush().expect("flushes");
+    }
+    set_schema(dir.path(), 3);
+    let store = SledStore::open(dir.path()).expect("a version-3 directory opens");
+    let after: Vec<_> = units
+        .iter()
+        .map(|u| store.assignment("alpha", u).expect("reads").expect("still assigned"))
+        .collect();
+    assert_eq!(after, before);
+    assert_eq!(store.verify().expect("verifies").records, written);
+    let check = store.rebuild(RebuildMode::Check).expect("checks");
+    assert!(check.mismatches.is_empty(), "{:?}", check.mismatches);
+    // A returning unit keeps its arm; a new one is stored beside the moved ones.
+    let again = store
+        .record_assignment(assignment("alpha", "u3", "ai", 0.5))
+        .expect("returns");
+    assert_eq!(again, before[3]);
+    store
+        .record_assignment(assignment("alpha", "u99", "ai", 0.5))
+        .expect("assigned");
+    store.close().expect("closes");
+    drop(store);
+    let db = raw(dir.path());
+    assert!(
+        db.open_tree("assignments").expect("tree").is_empty(),
+        "the old layout is emptied once its entries are in chunks"
+    );
+    drop(db);
+    let store = SledStore::open(dir.path()).expect("reopens");
+    assert!(store.assignment("alpha", "u99").expect("reads").is_some());
+    assert_eq!(
+        store.assignment("alpha", "u5").expect("reads").as_ref(),
+        Some(&before[5])
+    );
+    store.close().expect("closes");
 }
 
 #[test]
