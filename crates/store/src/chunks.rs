@@ -151,7 +151,10 @@ impl ChunkedTable {
         let tree = db
             .open_tree(TREE_NAME)
             .map_err(sled_error("opening the assignment chunks"))?;
-        let next = match tree.last().map_err(sled_error("reading the assignment chunks"))? {
+        let next = match tree
+            .last()
+            .map_err(sled_error("reading the assignment chunks"))?
+        {
             Some((k, _)) => seq_of(&k)? + 1,
             None => 0,
         };
@@ -163,8 +166,9 @@ impl ChunkedTable {
         };
         {
             let mut index = table.index.write().unwrap_or_else(|p| p.into_inner());
-            // Room for a million keys up front, so the first growths do not stall the writer.
-            index.one.reserve((1 << 20).max(table.tree.len() * CHUNK_ENTRIES));
+            // Room for a million keys up front, so the first growths do not stall the writer
+            // (each growth rehashes the whole index under its lock).
+            index.one.reserve(1 << 20);
             for chunk in table.tree.iter() {
                 let (k, bytes) = chunk.map_err(sled_error("reading the assignment chunks"))?;
                 let seq = seq_of(&k)?;
@@ -246,11 +250,7 @@ impl ChunkedTable {
                 .map_err(sled_error("appending an assignment chunk"))?;
             *next += 1;
             for (pos, (key, value)) in chunk.iter().enumerate() {
-                placed.push((
-                    self.hash(key),
-                    key,
-                    value.as_ref().map(|_| place(seq, pos)),
-                ));
+                placed.push((self.hash(key), key, value.as_ref().map(|_| place(seq, pos))));
             }
         }
         let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());

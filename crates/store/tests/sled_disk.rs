@@ -517,7 +517,12 @@ fn a_version_3_directory_has_its_assignments_moved_into_chunks() {
         let store = SledStore::open(dir.path()).expect("opens");
         let all = units
             .iter()
-            .map(|u| store.assignment("alpha", u).expect("reads").expect("assigned"))
+            .map(|u| {
+                store
+                    .assignment("alpha", u)
+                    .expect("reads")
+                    .expect("assigned")
+            })
             .collect();
         store.close().expect("closes");
         all
@@ -543,7 +548,12 @@ fn a_version_3_directory_has_its_assignments_moved_into_chunks() {
     let store = SledStore::open(dir.path()).expect("a version-3 directory opens");
     let after: Vec<_> = units
         .iter()
-        .map(|u| store.assignment("alpha", u).expect("reads").expect("still assigned"))
+        .map(|u| {
+            store
+                .assignment("alpha", u)
+                .expect("reads")
+                .expect("still assigned")
+        })
         .collect();
     assert_eq!(after, before);
     assert_eq!(store.verify().expect("verifies").records, written);
