@@ -13,7 +13,9 @@ pub(crate) enum TreeId {
     Epochs,
     /// `(key, period)` → [`liftlab_domain::AllocationPeriod`].
     Periods,
-    /// `(key, unit_id)` → [`liftlab_domain::Assignment`].
+    /// `(key, unit_id)` → [`liftlab_domain::Assignment`]. `SledStore` keeps this table in
+    /// append-only chunks with an index in memory ([`crate::chunks`]); its sled tree of this
+    /// name is only read to upgrade a directory of schema 2 or 3.
     Assignments,
     /// `(key, task_id)` → the unit id the task belongs to.
     Tasks,
