@@ -316,8 +316,9 @@ fn missing_entry(seq: u64) -> StoreError {
     )
 }
 
-/// A chunk: the format byte, the entry count (`u16` LE), then each entry as a presence byte,
-/// the key and, if present, the value, both prefixed with their `u32` LE length.
+/// A chunk: the format byte, the entry count (`u16` LE), then each entry in the write-ahead
+/// log's layout ([`crate::wal::put_entry`]): a presence byte, the key and, if present, the
+/// value, both after their `u32` LE length.
 fn encode(entries: &[(Vec<u8>, Option<Vec<u8>>)]) -> Vec<u8> {
     let size: usize = entries
         .iter()
@@ -328,32 +329,14 @@ fn encode(entries: &[(Vec<u8>, Option<Vec<u8>>)]) -> Vec<u8> {
     let count = u16::try_from(entries.len()).expect("a chunk holds at most CHUNK_ENTRIES");
     out.extend_from_slice(&count.to_le_bytes());
     for (key, value) in entries {
-        out.push(u8::from(value.is_some()));
-        put_bytes(&mut out, key);
-        if let Some(value) = value {
-            put_bytes(&mut out, value);
-        }
+        crate::wal::put_entry(&mut out, key, value.as_deref());
     }
     out
 }
 
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    let len = u32::try_from(bytes.len()).expect("keys and values are far below 4 GiB");
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(bytes);
-}
-
 /// The entries of chunk `seq`, or `Corrupt` if its bytes are not a whole chunk.
 fn parse(seq: u64, chunk: &[u8]) -> Result<Vec<Entry<'_>>> {
-    fn take<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-        let (head, tail) = (rest.get(..n)?, rest.get(n..)?);
-        *rest = tail;
-        Some(head)
-    }
-    fn bytes<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
-        let len = u32::from_le_bytes(take(rest, 4)?.try_into().ok()?) as usize;
-        take(rest, len)
-    }
+    use crate::wal::{take, take_entry};
     let entries = (|| {
         let mut rest = chunk;
         if take(&mut rest, 1)? != [FORMAT] {
@@ -363,21 +346,9 @@ fn parse(seq: u64, chunk: &[u8]) -> Result<Vec<Entry<'_>>> {
         if count == 0 || count > CHUNK_ENTRIES {
             return None;
         }
-        let mut entries = Vec::with_capacity(count);
-        for _ in 0..count {
-            let present = match take(&mut rest, 1)? {
-                [0] => false,
-                [1] => true,
-                _ => return None,
-            };
-            let key = bytes(&mut rest)?;
-            let value = if present {
-                Some(bytes(&mut rest)?)
-            } else {
-                None
-            };
-            entries.push((key, value));
-        }
+        let entries = (0..count)
+            .map(|_| take_entry(&mut rest))
+            .collect::<Option<Vec<_>>>()?;
         rest.is_empty().then_some(entries)
     })();
     entries.ok_or_else(|| {

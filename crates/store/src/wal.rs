@@ -145,11 +145,7 @@ impl Wal {
         for (tree, entries) in writes {
             for (key, value) in entries {
                 self.buf.push(tree_byte(*tree));
-                self.buf.push(u8::from(value.is_some()));
-                put_bytes(&mut self.buf, key);
-                if let Some(value) = value {
-                    put_bytes(&mut self.buf, value);
-                }
+                put_entry(&mut self.buf, key, value.as_deref());
             }
         }
         let payload_len = u32::try_from(self.buf.len() - HEADER)
@@ -176,10 +172,42 @@ fn tree_byte(tree: TreeId) -> u8 {
     u8::try_from(tree.index()).expect("fewer than 256 tables")
 }
 
+/// Appends one write: `1` for a put or `0` for a removal, the key (`u32` LE length, bytes)
+/// and, for a put, the value (the same). The assignment chunks use this layout too.
+pub(crate) fn put_entry(buf: &mut Vec<u8>, key: &[u8], value: Option<&[u8]>) {
+    buf.push(u8::from(value.is_some()));
+    put_bytes(buf, key);
+    if let Some(value) = value {
+        put_bytes(buf, value);
+    }
+}
+
 fn put_bytes(buf: &mut Vec<u8>, bytes: &[u8]) {
     let len = u32::try_from(bytes.len()).expect("keys and values are far below 4 GiB");
     buf.extend_from_slice(&len.to_le_bytes());
     buf.extend_from_slice(bytes);
+}
+
+/// Takes the first `n` bytes off `rest`, if it has them.
+pub(crate) fn take<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    let (head, tail) = (rest.get(..n)?, rest.get(n..)?);
+    *rest = tail;
+    Some(head)
+}
+
+/// Takes one write written by [`put_entry`] off `rest`: the key, and the value of a put.
+pub(crate) fn take_entry<'a>(rest: &mut &'a [u8]) -> Option<(&'a [u8], Option<&'a [u8]>)> {
+    fn bytes<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+        let len = u32::from_le_bytes(take(rest, 4)?.try_into().ok()?) as usize;
+        take(rest, len)
+    }
+    let present = take(rest, 1)?[0];
+    let key = bytes(rest)?;
+    match present {
+        0 => Some((key, None)),
+        1 => Some((key, Some(bytes(rest)?))),
+        _ => None,
+    }
 }
 
 /// What [`recover`] found.
@@ -288,25 +316,10 @@ fn record_at(bytes: &[u8], at: usize) -> Record<'_> {
 
 /// The writes of one record's payload, or `None` if it does not parse.
 fn parse(mut payload: &[u8]) -> Option<Vec<Replayed<'_>>> {
-    fn take<'a>(payload: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-        let (head, rest) = (payload.get(..n)?, payload.get(n..)?);
-        *payload = rest;
-        Some(head)
-    }
-    fn bytes<'a>(payload: &mut &'a [u8]) -> Option<&'a [u8]> {
-        let len = u32::from_le_bytes(take(payload, 4)?.try_into().ok()?) as usize;
-        take(payload, len)
-    }
     let mut writes = Vec::new();
     while !payload.is_empty() {
-        let head = take(&mut payload, 2)?;
-        let tree = *TreeId::ALL.get(usize::from(head[0]))?;
-        let key = bytes(&mut payload)?;
-        let value = match head[1] {
-            0 => None,
-            1 => Some(bytes(&mut payload)?),
-            _ => return None,
-        };
+        let tree = *TreeId::ALL.get(usize::from(take(&mut payload, 1)?[0]))?;
+        let (key, value) = take_entry(&mut payload)?;
         writes.push(Replayed { tree, key, value });
     }
     Some(writes)
