@@ -34,6 +34,9 @@ pub(crate) const TREE_NAME: &str = "assignment_chunks";
 /// below the size at which sled moves a value out of its leaf).
 pub(crate) const CHUNK_ENTRIES: usize = 32;
 
+/// The keys the index has room for at open (it holds about 1.8 million before it first grows).
+const INITIAL_ROOM: usize = 1 << 20;
+
 /// The first byte of every chunk: its format.
 const FORMAT: u8 = 1;
 
@@ -148,6 +151,11 @@ impl ChunkedTable {
     ///
     /// Errors: [`StoreError::Corrupt`] if a chunk does not parse.
     pub(crate) fn open(db: &sled::Db) -> Result<ChunkedTable> {
+        ChunkedTable::open_with_room(db, INITIAL_ROOM)
+    }
+
+    /// [`ChunkedTable::open`] with room for `room` keys before the index first grows.
+    fn open_with_room(db: &sled::Db, room: usize) -> Result<ChunkedTable> {
         let tree = db
             .open_tree(TREE_NAME)
             .map_err(sled_error("opening the assignment chunks"))?;
@@ -166,9 +174,7 @@ impl ChunkedTable {
         };
         {
             let mut index = table.index.write().unwrap_or_else(|p| p.into_inner());
-            // Room for a million keys up front, so the first growths do not stall the writer
-            // (each growth rehashes the whole index under its lock).
-            index.one.reserve(1 << 20);
+            index.one.reserve(room);
             for chunk in table.tree.iter() {
                 let (k, bytes) = chunk.map_err(sled_error("reading the assignment chunks"))?;
                 let seq = seq_of(&k)?;
@@ -253,11 +259,30 @@ impl ChunkedTable {
                 placed.push((self.hash(key), key, value.as_ref().map(|_| place(seq, pos))));
             }
         }
+        self.make_room(placed.len());
         let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
         for (h, key, at) in placed {
             index.set(h, key, at, |p| self.key_at(p))?;
         }
         Ok(())
+    }
+
+    /// Grows the index, if `more` new keys might not fit, without holding readers up.
+    ///
+    /// A growing `HashMap` rehashes every entry where it stands (tens of milliseconds per
+    /// million keys). Instead the bigger copy is built under the read lock, which readers
+    /// share, and swapped in under the write lock. Only [`ChunkedTable::append`] changes the
+    /// index, under the `next` lock its caller holds, so nothing is added meanwhile.
+    fn make_room(&self, more: usize) {
+        let index = self.read_index();
+        let wanted = index.one.len() + more;
+        if wanted <= index.one.capacity() {
+            return;
+        }
+        let mut bigger = ByHash::with_capacity_and_hasher(wanted * 2, Default::default());
+        bigger.extend(index.one.iter().map(|(h, at)| (*h, *at)));
+        drop(index);
+        self.index.write().unwrap_or_else(|p| p.into_inner()).one = bigger;
     }
 
     /// Every live entry whose key starts with `prefix` and is at least `start`, in key order.
@@ -436,6 +461,28 @@ mod tests {
         // New chunks continue after the stored ones.
         table.append(&vec![put("k006", "v3")]).expect("appends");
         assert_eq!(table.get(b"k006").unwrap().as_deref(), Some(&b"v3"[..]));
+    }
+
+    #[test]
+    fn the_index_grows_by_copy_and_keeps_every_key() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let db = sled::open(dir.path()).expect("sled opens");
+        let table = ChunkedTable::open_with_room(&db, 8).expect("opens");
+        let room = table.read_index().one.capacity();
+        for batch in 0..10 {
+            let writes: RawWrites = (0..40)
+                .map(|i| put(&format!("b{batch}-k{i}"), &format!("{batch}/{i}")))
+                .collect();
+            table.append(&writes).expect("appends");
+        }
+        assert!(table.read_index().one.capacity() >= 400 && room < 400);
+        assert_eq!(table.len(), 400);
+        for batch in 0..10 {
+            for i in 0..40 {
+                let got = table.get(format!("b{batch}-k{i}").as_bytes()).unwrap();
+                assert_eq!(got, Some(format!("{batch}/{i}").into_bytes()));
+            }
+        }
     }
 
     #[test]
