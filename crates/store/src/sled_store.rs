@@ -658,7 +658,10 @@ fn upgrade_assignments(trees: &Trees) -> Result<()> {
 /// Applies one logged write to sled; a key goes into the key filter before sled has it.
 /// (Assignment writes go to [`ChunkedTable::append`] instead, a batch at a time.)
 fn apply_one(trees: &Trees, id: TreeId, key: &[u8], value: Option<&[u8]>) -> Result<()> {
-    debug_assert!(id != TreeId::Assignments, "assignments are appended as chunks");
+    debug_assert!(
+        id != TreeId::Assignments,
+        "assignments are appended as chunks"
+    );
     let tree = trees.tree(id);
     match value {
         Some(v) => {
