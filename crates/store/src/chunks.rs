@@ -28,11 +28,11 @@ use crate::error::{Result, StoreError};
 use crate::kv::{Entries, RawWrites};
 
 /// The sled tree that holds the chunks.
-pub(crate) const TREE_NAME: &str = "assignment_chunks";
+const TREE_NAME: &str = "assignment_chunks";
 
 /// The most entries one chunk holds (a chunk of new units' assignments is about 6 KiB, well
 /// below the size at which sled moves a value out of its leaf).
-pub(crate) const CHUNK_ENTRIES: usize = 32;
+const CHUNK_ENTRIES: usize = 32;
 
 /// The keys the index has room for at open (it holds about 1.8 million before it first grows).
 const INITIAL_ROOM: usize = 1 << 20;
@@ -96,9 +96,16 @@ impl Index {
         at: Option<Place>,
         key_at: impl Fn(Place) -> Result<Vec<u8>>,
     ) -> Result<()> {
-        let mut places = self.places(h);
+        let places = self.places(h);
+        if places.is_empty() {
+            // No live key has this hash: the usual case, a new unit.
+            if let Some(at) = at {
+                self.one.insert(h, at);
+            }
+            return Ok(());
+        }
         let mut kept = Vec::with_capacity(places.len() + 1);
-        for p in places.drain(..) {
+        for p in places {
             if key_at(p)? != key {
                 kept.push(p);
             }
@@ -106,10 +113,10 @@ impl Index {
         kept.extend(at);
         self.one.remove(&h);
         self.many.remove(&h);
-        match kept.len() {
-            0 => {}
-            1 => {
-                self.one.insert(h, kept[0]);
+        match kept[..] {
+            [] => {}
+            [only] => {
+                self.one.insert(h, only);
             }
             _ => {
                 self.many.insert(h, kept);
@@ -180,7 +187,7 @@ impl ChunkedTable {
                 let seq = seq_of(&k)?;
                 for (pos, (key, value)) in parse(seq, &bytes)?.into_iter().enumerate() {
                     let at = value.map(|_| place(seq, pos));
-                    index.set(hash_key(&table.hasher, key), key, at, |p| table.key_at(p))?;
+                    index.set(table.hash(key), key, at, |p| table.key_at(p))?;
                 }
             }
         }
@@ -198,7 +205,7 @@ impl ChunkedTable {
     }
 
     fn hash(&self, key: &[u8]) -> u64 {
-        hash_key(&self.hasher, key)
+        self.hasher.hash_one(key)
     }
 
     /// The chunk with sequence number `seq`.
@@ -321,10 +328,6 @@ impl ChunkedTable {
             .filter_map(|(k, v)| v.map(|v| (k, v)))
             .collect())
     }
-}
-
-fn hash_key(hasher: &RandomState, key: &[u8]) -> u64 {
-    hasher.hash_one(key)
 }
 
 fn seq_of(key: &[u8]) -> Result<u64> {

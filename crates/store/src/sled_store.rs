@@ -55,7 +55,7 @@ struct Trees {
     trees: Vec<sled::Tree>,
     /// The `assignments` table: see [`ChunkedTable`].
     assignments: ChunkedTable,
-    /// The keys of the tables that new units miss in; see [`KeyFilter`].
+    /// The keys of the `tasks` table, which new units miss in; see [`KeyFilter`].
     filter: KeyFilter,
 }
 
