@@ -30,18 +30,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cat >"$work/assign.lua" <<'LUA'
-local n = 0
-function setup(thread) n = n + 1; thread:set("tid", n) end
-local counter = 0
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-request = function()
-  counter = counter + 1
-  return wrk.format(nil, wrk.path, nil, '{"unit_id":"w-' .. tid .. '-' .. counter .. '"}')
-end
-LUA
-
 ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 hz="$(getconf CLK_TCK)"
 echo "cores: $(nproc); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -70,7 +58,7 @@ for round in $(seq 1 "$rounds"); do
     fi
     healthz="$(wrk -t2 -c64 -d"${duration}s" "$base/healthz" | sed -n 's/^Requests\/sec: *//p')"
     before="$(ticks)"
-    wrk --latency -t2 -c64 -d"${duration}s" -s "$work/assign.lua" "$base$path" >"$work/assign.txt"
+    wrk --latency -t2 -c64 -d"${duration}s" -s scripts/new-units.lua "$base$path" >"$work/assign.txt"
     after="$(ticks)"
     grep -q "Non-2xx" "$work/assign.txt" && { echo "$kind answered non-2xx:"; cat "$work/assign.txt"; exit 1; }
     rate="$(sed -n 's/^Requests\/sec: *//p' "$work/assign.txt")"

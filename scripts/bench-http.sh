@@ -69,19 +69,6 @@ with ThreadPoolExecutor(16) as pool:
     list(pool.map(assign, range(units)))
 PY
 
-# setup() runs in the main Lua state and numbers the threads, so ids never repeat across threads.
-cat >"$work/assign.lua" <<'LUA'
-local n = 0
-function setup(thread) n = n + 1; thread:set("tid", n) end
-local counter = 0
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-request = function()
-  counter = counter + 1
-  return wrk.format(nil, wrk.path, nil, '{"unit_id":"w-' .. tid .. '-' .. counter .. '"}')
-end
-LUA
-
 # Returning units: the 2,000 units assigned above, answered from their stored assignment.
 cat >"$work/returning.lua" <<LUA
 local counter = 0
@@ -132,8 +119,8 @@ hz="$(getconf CLK_TCK)"
 
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg); cores: $(nproc)"
 run healthz -c"$conns" "$base/healthz"
-run assign-fixed -c"$conns" -s "$work/assign.lua" "$base/v1/experiments/bench-fixed/assign"
-run assign-thompson -c"$conns" -s "$work/assign.lua" "$base/v1/experiments/bench-bandit/assign"
+run assign-fixed -c"$conns" -s scripts/new-units.lua "$base/v1/experiments/bench-fixed/assign"
+run assign-thompson -c"$conns" -s scripts/new-units.lua "$base/v1/experiments/bench-bandit/assign"
 run assign-returning -c"$conns" -s "$work/returning.lua" "$base/v1/experiments/bench-fixed/assign"
 BENCH_RUN=json run outcomes-json -c"$batch_conns" -s "$work/batch.lua" "$base/v1/outcomes"
 BENCH_RUN=ndjson BENCH_NDJSON=1 run outcomes-ndjson -c"$batch_conns" -s "$work/batch.lua" "$base/v1/outcomes"
