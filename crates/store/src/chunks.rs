@@ -13,7 +13,9 @@
 //! a removal, written as an entry without a value) supersedes the earlier one, in the index
 //! and in scans alike. The index is rebuilt at open by reading every chunk in order. It holds
 //! about 20–40 bytes per key: the 64-bit hash (random per process) and the place. Two keys
-//! with one hash are told apart by reading the key stored at each place.
+//! with one hash are told apart by reading the key stored at each place. It is split into
+//! [`SHARDS`] maps by hash, each behind its own lock, so that growing one (a copy of its
+//! entries) holds the writer up for a sixty-fourth of what growing one map of every key would.
 //!
 //! The chunks are sled writes like any other: the write-ahead log in front of sled makes them
 //! durable, and replaying it appends any batch sled had not flushed again (an entry written
@@ -36,6 +38,16 @@ const CHUNK_ENTRIES: usize = 32;
 
 /// The keys the index has room for at open (it holds about 1.8 million before it first grows).
 const INITIAL_ROOM: usize = 1 << 20;
+
+/// The number of maps the index is split into, by bits 32–37 of the hash. (A map finds its
+/// slot by the hash's lowest bits and tags it with the highest seven, so a shard chosen by
+/// either would crowd one map's slots or tags.)
+const SHARDS: usize = 64;
+
+/// The shard of hash `h`.
+fn shard_of(h: u64) -> usize {
+    (h >> 32) as usize % SHARDS
+}
 
 /// The first byte of every chunk: its format.
 const FORMAT: u8 = 1;
@@ -70,7 +82,8 @@ impl Hasher for Prehashed {
 
 type ByHash<V> = HashMap<u64, V, BuildHasherDefault<Prehashed>>;
 
-/// Hash → place. A hash is in `one` while a single live key has it, in `many` once two do.
+/// One shard of the index: hash → place. A hash is in `one` while a single live key has it,
+/// in `many` once two do.
 #[derive(Default)]
 struct Index {
     one: ByHash<Place>,
@@ -137,7 +150,8 @@ type Entry<'a> = (&'a [u8], Option<&'a [u8]>);
 /// See the module docs.
 pub(crate) struct ChunkedTable {
     tree: sled::Tree,
-    index: RwLock<Index>,
+    /// The index's [`SHARDS`] shards; the shard of hash `h` is `shard_of(h)`.
+    index: Vec<RwLock<Index>>,
     /// The next chunk's sequence number; held while appending, so appends never interleave.
     next: Mutex<u64>,
     hasher: RandomState,
@@ -175,20 +189,25 @@ impl ChunkedTable {
         };
         let table = ChunkedTable {
             tree,
-            index: RwLock::new(Index::default()),
+            index: (0..SHARDS)
+                .map(|_| {
+                    let mut shard = Index::default();
+                    shard.one.reserve(room.div_ceil(SHARDS));
+                    RwLock::new(shard)
+                })
+                .collect(),
             next: Mutex::new(next),
             hasher: RandomState::new(),
         };
-        {
-            let mut index = table.index.write().unwrap_or_else(|p| p.into_inner());
-            index.one.reserve(room);
-            for chunk in table.tree.iter() {
-                let (k, bytes) = chunk.map_err(sled_error("reading the assignment chunks"))?;
-                let seq = seq_of(&k)?;
-                for (pos, (key, value)) in parse(seq, &bytes)?.into_iter().enumerate() {
-                    let at = value.map(|_| place(seq, pos));
-                    index.set(table.hash(key), key, at, |p| table.key_at(p))?;
-                }
+        for chunk in table.tree.iter() {
+            let (k, bytes) = chunk.map_err(sled_error("reading the assignment chunks"))?;
+            let seq = seq_of(&k)?;
+            let entries = parse(seq, &bytes)?;
+            table.make_room(entries.iter().map(|(key, _)| table.hash(key)));
+            for (pos, (key, value)) in entries.into_iter().enumerate() {
+                let h = table.hash(key);
+                let at = value.map(|_| place(seq, pos));
+                table.write_shard(h).set(h, key, at, |p| table.key_at(p))?;
             }
         }
         Ok(table)
@@ -197,11 +216,19 @@ impl ChunkedTable {
     /// The number of keys with a value.
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.read_index().len()
+        (0..SHARDS).map(|s| self.read_shard(s).len()).sum()
     }
 
-    fn read_index(&self) -> std::sync::RwLockReadGuard<'_, Index> {
-        self.index.read().unwrap_or_else(|p| p.into_inner())
+    /// The shard with number `shard`, for reading.
+    fn read_shard(&self, shard: usize) -> std::sync::RwLockReadGuard<'_, Index> {
+        self.index[shard].read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The shard of hash `h`, for writing.
+    fn write_shard(&self, h: u64) -> std::sync::RwLockWriteGuard<'_, Index> {
+        self.index[shard_of(h)]
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     fn hash(&self, key: &[u8]) -> u64 {
@@ -233,7 +260,8 @@ impl ChunkedTable {
 
     /// The value at `key`, if the table holds one.
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let places = self.read_index().places(self.hash(key));
+        let h = self.hash(key);
+        let places = self.read_shard(shard_of(h)).places(h);
         for at in places {
             let (seq, pos) = (at >> 8, (at & 0xff) as usize);
             let bytes = self.chunk(seq)?;
@@ -266,30 +294,40 @@ impl ChunkedTable {
                 placed.push((self.hash(key), key, value.as_ref().map(|_| place(seq, pos))));
             }
         }
-        self.make_room(placed.len());
-        let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
+        self.make_room(placed.iter().map(|(h, _, _)| *h));
         for (h, key, at) in placed {
-            index.set(h, key, at, |p| self.key_at(p))?;
+            self.write_shard(h).set(h, key, at, |p| self.key_at(p))?;
         }
         Ok(())
     }
 
-    /// Grows the index, if `more` new keys might not fit, without holding readers up.
+    /// Grows each shard that the keys with hashes `coming` might not fit in, without holding
+    /// readers up.
     ///
     /// A growing `HashMap` rehashes every entry where it stands (tens of milliseconds per
-    /// million keys). Instead the bigger copy is built under the read lock, which readers
-    /// share, and swapped in under the write lock. Only [`ChunkedTable::append`] changes the
-    /// index, under the `next` lock its caller holds, so nothing is added meanwhile.
-    fn make_room(&self, more: usize) {
-        let index = self.read_index();
-        let wanted = index.one.len() + more;
-        if wanted <= index.one.capacity() {
-            return;
+    /// million keys, with readers locked out). Instead the bigger copy is built under the
+    /// shard's read lock, which readers share, and swapped in under its write lock. Only the
+    /// writer changes the index (in [`ChunkedTable::append`], under the `next` lock, or in
+    /// `open`), so nothing is added meanwhile.
+    fn make_room(&self, coming: impl Iterator<Item = u64>) {
+        let mut more = [0usize; SHARDS];
+        for h in coming {
+            more[shard_of(h)] += 1;
         }
-        let mut bigger = ByHash::with_capacity_and_hasher(wanted * 2, Default::default());
-        bigger.extend(index.one.iter().map(|(h, at)| (*h, *at)));
-        drop(index);
-        self.index.write().unwrap_or_else(|p| p.into_inner()).one = bigger;
+        for (shard, more) in more.into_iter().enumerate().filter(|(_, n)| *n > 0) {
+            let index = self.read_shard(shard);
+            let wanted = index.one.len() + more;
+            if wanted <= index.one.capacity() {
+                continue;
+            }
+            let mut bigger = ByHash::with_capacity_and_hasher(wanted * 2, Default::default());
+            bigger.extend(index.one.iter().map(|(h, at)| (*h, *at)));
+            drop(index);
+            self.index[shard]
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .one = bigger;
+        }
     }
 
     /// Every live entry whose key starts with `prefix` and is at least `start`, in key order.
@@ -471,14 +509,21 @@ mod tests {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let db = sled::open(dir.path()).expect("sled opens");
         let table = ChunkedTable::open_with_room(&db, 8).expect("opens");
-        let room = table.read_index().one.capacity();
+        let room = |t: &ChunkedTable| -> usize {
+            (0..SHARDS).map(|s| t.read_shard(s).one.capacity()).sum()
+        };
+        let before = room(&table);
         for batch in 0..10 {
             let writes: RawWrites = (0..40)
                 .map(|i| put(&format!("b{batch}-k{i}"), &format!("{batch}/{i}")))
                 .collect();
             table.append(&writes).expect("appends");
         }
-        assert!(table.read_index().one.capacity() >= 400 && room < 400);
+        assert!(
+            room(&table) >= 400 && before < 400,
+            "{before} then {}",
+            room(&table)
+        );
         assert_eq!(table.len(), 400);
         for batch in 0..10 {
             for i in 0..40 {
@@ -496,11 +541,10 @@ mod tests {
             .expect("appends");
         // Force a shared hash: point the index at both places under one made-up hash.
         {
-            let mut index = table.index.write().unwrap();
             let (hx, hy) = (table.hash(b"x"), table.hash(b"y"));
-            let (px, py) = (index.one[&hx], index.one[&hy]);
-            index.one.remove(&hx);
-            index.one.remove(&hy);
+            let px = table.write_shard(hx).one.remove(&hx).unwrap();
+            let py = table.write_shard(hy).one.remove(&hy).unwrap();
+            let mut index = table.write_shard(7);
             index.many.insert(7, vec![px, py]);
             index.set(7, b"x", Some(px), |p| table.key_at(p)).unwrap();
             assert_eq!(index.places(7), vec![py, px]);
