@@ -534,6 +534,41 @@ mod tests {
     }
 
     #[test]
+    fn keys_spread_over_the_shards_and_a_shard_grows_alone() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let db = sled::open(dir.path()).expect("sled opens");
+        let table = ChunkedTable::open_with_room(&db, SHARDS * 4).expect("opens");
+        let capacities = |t: &ChunkedTable| -> Vec<usize> {
+            (0..SHARDS)
+                .map(|s| t.read_shard(s).one.capacity())
+                .collect()
+        };
+        let mut grown = None;
+        for i in 0..2_000 {
+            let before = capacities(&table);
+            table
+                .append(&vec![put(&format!("k{i}"), "v")])
+                .expect("appends");
+            let changed = before
+                .iter()
+                .zip(capacities(&table))
+                .filter(|(a, b)| **a != *b)
+                .count();
+            assert!(changed <= 1, "one key grew {changed} shards");
+            if changed == 1 && grown.is_none() {
+                grown = Some(i);
+            }
+        }
+        assert!(grown.is_some(), "no shard grew");
+        let sizes: Vec<usize> = (0..SHARDS).map(|s| table.read_shard(s).len()).collect();
+        assert!(
+            sizes.iter().all(|n| *n > 0),
+            "a shard got no key: {sizes:?}"
+        );
+        assert_eq!(sizes.iter().sum::<usize>(), 2_000);
+    }
+
+    #[test]
     fn keys_that_share_a_hash_are_told_apart() {
         let (_dir, _db, table) = table();
         table
