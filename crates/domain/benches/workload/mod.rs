@@ -1,5 +1,5 @@
 //! The assignment workload shared by the criterion benches (`benches/assign.rs`) and the
-//! CPU-time probe (`examples/bench_cpu_time.rs`): a 4-arm spec and a set of requests.
+//! CPU-time probe (`examples/domain_cpu_time.rs`): a 4-arm spec and a set of requests.
 
 use liftlab_domain::assign::AssignRequest;
 use liftlab_domain::ExperimentSpec;

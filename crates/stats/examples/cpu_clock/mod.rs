@@ -1,5 +1,5 @@
 //! The thread's own CPU clock, for the CPU-time probes of the stats and domain crates
-//! (`examples/bench_cpu_time.rs` in each), which stay fair when other jobs share the cores.
+//! (`examples/<crate>_cpu_time.rs` in each), which stay fair when other jobs share the cores.
 
 /// The thread's user + system CPU time in clock ticks, if the platform exposes it.
 fn cpu_ticks() -> Option<u64> {

@@ -1,5 +1,5 @@
 //! The store workload shared by the criterion benches (`benches/store.rs`) and the CPU-time
-//! probe (`examples/bench_cpu_time.rs`): one spec, and the assignments and outcomes both write.
+//! probe (`examples/store_cpu_time.rs`): one spec, and the assignments and outcomes both write.
 
 use std::collections::BTreeMap;
 

@@ -3,7 +3,7 @@
 //! Criterion measures wall-clock time, which a loaded machine inflates by
 //! the oversubscription factor. This reads the thread's user + system
 //! time from /proc/thread-self/stat (Linux, 10 ms ticks) over many calls.
-//! Run it with `cargo run --release -p liftlab-stats --example bench_cpu_time`.
+//! Run it with `cargo run --release -p liftlab-stats --example stats_cpu_time`.
 
 mod cpu_clock;
 

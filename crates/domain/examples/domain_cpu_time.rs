@@ -3,7 +3,7 @@
 //! Criterion (`benches/assign.rs`) measures wall-clock time, which a loaded machine inflates
 //! by its oversubscription factor. This reads the thread's user + system time from
 //! /proc/thread-self/stat (Linux, 10 ms ticks) over many calls of the same paths.
-//! Run it with `cargo run --release -p liftlab-domain --example bench_cpu_time`.
+//! Run it with `cargo run --release -p liftlab-domain --example domain_cpu_time`.
 
 #[path = "../../stats/examples/cpu_clock/mod.rs"]
 mod cpu_clock;

@@ -1,6 +1,6 @@
 //! Durable write throughput by wall clock and by the process's CPU time, so figures stay meaningful on a loaded machine.
 //!
-//! Run with `cargo run --release -p liftlab-store --example bench_cpu_time`. Each workload
+//! Run with `cargo run --release -p liftlab-store --example store_cpu_time`. Each workload
 //! runs a fixed count of durable writes against a fresh `SledStore` in a temporary directory
 //! and prints wall time, process CPU time (user + system, from /proc/self/stat) and both
 //! rates. CPU time counts every thread of the process: callers, writer, checkpointer and sled's
