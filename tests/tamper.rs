@@ -6,6 +6,10 @@ use serde_json::json;
 
 use crate::harness::{create_running, fixed_spec, liftlab, Server};
 
+#[path = "../crates/store/tests/common/raw_audit.rs"]
+mod raw_audit;
+use raw_audit::{blocks, edit_block as edit, locate, records};
+
 /// Runs `liftlab audit verify --data DIR`: (success, stdout + stderr).
 fn cli_verify(data: &Path) -> (bool, String) {
     let out = liftlab()
@@ -53,69 +57,6 @@ fn history(data: &Path) -> u64 {
     assert!(ok, "an untouched chain verifies: {text}");
     assert!(text.contains(&records.to_string()), "{text}");
     records
-}
-
-/// An audit record as stored (postcard), the layout `liftlab-store` documents.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct RawAudit {
-    seq: u64,
-    prev_hash: [u8; 32],
-    kind: liftlab_store::AuditKind,
-    experiment: String,
-    payload: String,
-    ts: i64,
-    hash: [u8; 32],
-}
-
-/// The stored audit chain: blocks of records under the big-endian sequence number of the
-/// first, each a tag byte (2) and the postcard list of its records, in key order.
-fn blocks(audit: &sled::Tree) -> Vec<(u64, Vec<u8>)> {
-    audit
-        .iter()
-        .map(|entry| {
-            let (k, v) = entry.expect("reads");
-            let first = u64::from_be_bytes(k.as_ref().try_into().expect("an 8-byte key"));
-            (first, v.to_vec())
-        })
-        .collect()
-}
-
-/// Decodes a stored block into its records.
-fn records(bytes: &[u8]) -> Vec<RawAudit> {
-    assert_eq!(bytes[0], 2, "the binary tag");
-    postcard::from_bytes(&bytes[1..]).expect("a list of records")
-}
-
-/// Encodes records as a stored block.
-fn block(records: &[RawAudit]) -> Vec<u8> {
-    let mut out = vec![2u8];
-    out.extend(postcard::to_allocvec(records).expect("encodes"));
-    out
-}
-
-/// The key of the block holding record `seq` and the record's index in it.
-fn locate(audit: &sled::Tree, seq: u64) -> (u64, usize) {
-    let (first, bytes) = blocks(audit)
-        .into_iter()
-        .rev()
-        .find(|(first, _)| *first <= seq)
-        .expect("a block at or before the record");
-    let i = usize::try_from(seq - first).expect("small");
-    assert_eq!(records(&bytes)[i].seq, seq, "the block holds the record");
-    (first, i)
-}
-
-/// Applies `change` to the records of the block holding record `seq`; an emptied block is removed.
-fn edit(audit: &sled::Tree, seq: u64, change: impl FnOnce(&mut Vec<RawAudit>, usize)) {
-    let (first, i) = locate(audit, seq);
-    let key = first.to_be_bytes();
-    let mut list = records(&audit.get(key).expect("reads").expect("exists"));
-    change(&mut list, i);
-    if list.is_empty() {
-        audit.remove(key).expect("removes");
-    } else {
-        audit.insert(key, block(&list)).expect("writes");
-    }
 }
 
 /// Builds a history, applies `tamper` to the raw audit tree, and checks that both the CLI and

@@ -5,6 +5,7 @@ mod common;
 use std::path::Path;
 use std::sync::Arc;
 
+use common::raw_audit::*;
 use common::*;
 use liftlab_domain::Transition;
 use liftlab_store::{RebuildMode, SledStore, Store, StoreError};
@@ -74,71 +75,10 @@ fn raw(dir: &Path) -> sled::Db {
     }
 }
 
-/// The audit chain as stored: blocks of records, each under the big-endian sequence number of
-/// its first record, holding the postcard list of the records (tag 2), as documented in `audit`.
-fn blocks(audit: &sled::Tree) -> Vec<(u64, Vec<RawAudit>)> {
-    audit
-        .iter()
-        .map(|entry| {
-            let (k, v) = entry.expect("reads");
-            let first = u64::from_be_bytes(k.as_ref().try_into().expect("an 8-byte key"));
-            (first, binary(&v))
-        })
-        .collect()
-}
-
-/// The first sequence number of the block holding record `seq`, and the record's index in it.
-fn locate(audit: &sled::Tree, seq: u64) -> (u64, usize) {
-    let (first, records) = blocks(audit)
-        .into_iter()
-        .rev()
-        .find(|(first, _)| *first <= seq)
-        .expect("a block at or before the record");
-    let i = usize::try_from(seq - first).expect("small");
-    assert_eq!(records[i].seq, seq, "the block holds the record");
-    (first, i)
-}
-
-/// Applies `change` to the records of the block holding record `seq` (and its index there).
-fn edit_block(audit: &sled::Tree, seq: u64, change: impl FnOnce(&mut Vec<RawAudit>, usize)) {
-    let (first, i) = locate(audit, seq);
-    let key = first.to_be_bytes();
-    let mut records: Vec<RawAudit> = binary(&audit.get(key).expect("reads").expect("exists"));
-    change(&mut records, i);
-    if records.is_empty() {
-        audit.remove(key).expect("removes");
-    } else {
-        audit.insert(key, binary_encoded(&records)).expect("writes");
-    }
-}
-
 /// A stored JSON value (tag 1).
 fn encoded(v: &Value) -> Vec<u8> {
     let mut out = vec![1u8];
     out.extend(serde_json::to_vec(v).expect("serializes"));
-    out
-}
-
-/// The stored layout of an audit record (tag 2, postcard), as documented in `codec`.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct RawAudit {
-    seq: u64,
-    prev_hash: [u8; 32],
-    kind: liftlab_store::AuditKind,
-    experiment: String,
-    payload: String,
-    ts: i64,
-    hash: [u8; 32],
-}
-
-fn binary<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> T {
-    assert_eq!(bytes[0], 2, "the binary tag");
-    postcard::from_bytes(&bytes[1..]).expect("a postcard body")
-}
-
-fn binary_encoded<T: serde::Serialize>(v: &T) -> Vec<u8> {
-    let mut out = vec![2u8];
-    out.extend(postcard::to_allocvec(v).expect("serializes"));
     out
 }
 

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod raw_audit;
+
 use std::collections::BTreeMap;
 
 use liftlab_domain::{Assignment, ExperimentSpec, HandledBy, Millis, Outcome};
