@@ -6,10 +6,9 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use liftlab_domain::assign::{choose_arm, decide, initial_period};
-use liftlab_domain::thompson::BanditState;
 use liftlab_domain::{AllocationPeriod, ExperimentSpec, Status};
 use serde_json::json;
-use workload::{requests, spec};
+use workload::{requests, spec, warmed_state};
 
 /// Benchmarks the decision alone (`<name>_decision`: targeting, hashing, choosing the bucket)
 /// and the decision plus the owned record to store (`<name>_record`).
@@ -67,24 +66,6 @@ fn thompson_decision(c: &mut Criterion) {
         ..initial_period(&spec, 0)
     };
     bench_decide(c, "assign/thompson", &spec, &period);
-}
-
-/// A 4-arm bandit state after `per_arm` rewards per arm with distinct arm means.
-fn warmed_state(spec: &ExperimentSpec, binary: bool, per_arm: u32) -> BanditState {
-    let mut state = BanditState::new(spec).expect("a Thompson spec");
-    let arms = ["human", "ai-assist", "ai-auto", "ai-hybrid"];
-    for i in 0..4 * per_arm {
-        let k = usize::try_from(i % 4).expect("small");
-        let reward = if binary {
-            // Success rates 0.30, 0.34, 0.32, 0.31 by a deterministic pattern.
-            let rate = [30, 34, 32, 31][k];
-            f64::from(u8::from((i / 4) % 100 < rate))
-        } else {
-            12.0 + f64::from(u8::try_from(k).expect("small")) * 0.1 + f64::from(i % 13) - 6.0
-        };
-        state.observe(arms[k], reward).expect("valid reward");
-    }
-    state
 }
 
 fn recompute_weights(c: &mut Criterion) {

@@ -14,10 +14,9 @@ use std::hint::black_box;
 
 use liftlab_domain::assign::{choose_arm, decide, initial_period};
 use liftlab_domain::hash::hash_v2;
-use liftlab_domain::thompson::BanditState;
 use liftlab_domain::{AllocationPeriod, ExperimentSpec, Status};
 use serde_json::json;
-use workload::{requests, spec};
+use workload::{requests, spec, warmed_state};
 
 fn time(name: &str, calls: u32, f: impl FnMut()) {
     let Some((per_call, ticks)) = cpu_clock::micros_per_call(calls, f) else {
@@ -61,23 +60,6 @@ fn time_decide(name: &str, spec: &ExperimentSpec, period: &AllocationPeriod) {
             1_700_000_000_000,
         ));
     });
-}
-
-/// A 4-arm bandit after `per_arm` rewards per arm with distinct arm means.
-fn warmed_state(spec: &ExperimentSpec, binary: bool, per_arm: u32) -> BanditState {
-    let mut state = BanditState::new(spec).expect("a Thompson spec");
-    let arms = ["human", "ai-assist", "ai-auto", "ai-hybrid"];
-    for i in 0..4 * per_arm {
-        let k = usize::try_from(i % 4).expect("small");
-        let reward = if binary {
-            let rate = [30, 34, 32, 31][k];
-            f64::from(u8::from((i / 4) % 100 < rate))
-        } else {
-            12.0 + f64::from(u8::try_from(k).expect("small")) * 0.1 + f64::from(i % 13) - 6.0
-        };
-        state.observe(arms[k], reward).expect("valid reward");
-    }
-    state
 }
 
 fn main() {

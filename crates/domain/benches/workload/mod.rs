@@ -1,7 +1,8 @@
 //! The assignment workload shared by the criterion benches (`benches/assign.rs`) and the
-//! CPU-time probe (`examples/domain_cpu_time.rs`): a 4-arm spec and a set of requests.
+//! CPU-time probe (`examples/domain_cpu_time.rs`): a 4-arm spec, a set of requests and a warmed bandit.
 
 use liftlab_domain::assign::AssignRequest;
+use liftlab_domain::thompson::BanditState;
 use liftlab_domain::ExperimentSpec;
 use serde_json::json;
 
@@ -43,4 +44,22 @@ pub fn requests() -> Vec<AssignRequest> {
             .expect("valid request")
         })
         .collect()
+}
+
+/// A 4-arm bandit state after `per_arm` rewards per arm with distinct arm means.
+pub fn warmed_state(spec: &ExperimentSpec, binary: bool, per_arm: u32) -> BanditState {
+    let mut state = BanditState::new(spec).expect("a Thompson spec");
+    let arms = ["human", "ai-assist", "ai-auto", "ai-hybrid"];
+    for i in 0..4 * per_arm {
+        let k = usize::try_from(i % 4).expect("small");
+        let reward = if binary {
+            // Success rates 0.30, 0.34, 0.32, 0.31 by a deterministic pattern.
+            let rate = [30, 34, 32, 31][k];
+            f64::from(u8::from((i / 4) % 100 < rate))
+        } else {
+            12.0 + f64::from(u8::try_from(k).expect("small")) * 0.1 + f64::from(i % 13) - 6.0
+        };
+        state.observe(arms[k], reward).expect("valid reward");
+    }
+    state
 }
