@@ -5,10 +5,10 @@ mod workload;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use liftlab_domain::assign::{choose_arm, decide, initial_period};
-use liftlab_domain::{AllocationPeriod, ExperimentSpec, Status};
+use liftlab_domain::assign::initial_period;
+use liftlab_domain::{AllocationPeriod, ExperimentSpec};
 use serde_json::json;
-use workload::{requests, spec, warmed_state};
+use workload::{decision, record, requests, spec, warmed_state};
 
 /// Benchmarks the decision alone (`<name>_decision`: targeting, hashing, choosing the bucket)
 /// and the decision plus the owned record to store (`<name>_record`).
@@ -18,28 +18,13 @@ fn bench_decide(c: &mut Criterion, name: &str, spec: &ExperimentSpec, period: &A
     c.bench_function(&format!("{name}_decision"), |b| {
         b.iter(|| {
             i = (i + 1) % reqs.len();
-            black_box(choose_arm(
-                black_box(spec),
-                Status::Running,
-                period,
-                reqs[i].unit_id(),
-                reqs[i].attributes(),
-            ))
+            black_box(decision(black_box(spec), period, &reqs[i]))
         })
     });
     c.bench_function(&format!("{name}_record"), |b| {
         b.iter(|| {
             i = (i + 1) % reqs.len();
-            black_box(decide(
-                black_box(spec),
-                Status::Running,
-                3,
-                0,
-                period,
-                &reqs[i],
-                String::from("as-0000000000000001"),
-                1_700_000_000_000,
-            ))
+            black_box(record(black_box(spec), period, &reqs[i]))
         })
     });
 }

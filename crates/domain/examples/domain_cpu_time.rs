@@ -12,11 +12,11 @@ mod workload;
 
 use std::hint::black_box;
 
-use liftlab_domain::assign::{choose_arm, decide, initial_period};
+use liftlab_domain::assign::initial_period;
 use liftlab_domain::hash::hash_v2;
-use liftlab_domain::{AllocationPeriod, ExperimentSpec, Status};
+use liftlab_domain::{AllocationPeriod, ExperimentSpec};
 use serde_json::json;
-use workload::{requests, spec, warmed_state};
+use workload::{decision, record, requests, spec, warmed_state};
 
 fn time(name: &str, calls: u32, f: impl FnMut()) {
     let Some((per_call, ticks)) = cpu_clock::micros_per_call(calls, f) else {
@@ -39,26 +39,11 @@ fn time_decide(name: &str, spec: &ExperimentSpec, period: &AllocationPeriod) {
     let mut i = 0usize;
     time(&format!("{name}_decision"), 4_000_000, || {
         i = (i + 1) % reqs.len();
-        black_box(choose_arm(
-            black_box(spec),
-            Status::Running,
-            period,
-            reqs[i].unit_id(),
-            reqs[i].attributes(),
-        ));
+        black_box(decision(black_box(spec), period, &reqs[i]));
     });
     time(&format!("{name}_record"), 4_000_000, || {
         i = (i + 1) % reqs.len();
-        black_box(decide(
-            black_box(spec),
-            Status::Running,
-            3,
-            0,
-            period,
-            &reqs[i],
-            String::from("as-0000000000000001"),
-            1_700_000_000_000,
-        ));
+        black_box(record(black_box(spec), period, &reqs[i]));
     });
 }
 

@@ -1,9 +1,9 @@
 //! The assignment workload shared by the criterion benches (`benches/assign.rs`) and the
 //! CPU-time probe (`examples/domain_cpu_time.rs`): a 4-arm spec, a set of requests and a warmed bandit.
 
-use liftlab_domain::assign::AssignRequest;
+use liftlab_domain::assign::{choose_arm, decide, AssignRequest, Decision};
 use liftlab_domain::thompson::BanditState;
-use liftlab_domain::ExperimentSpec;
+use liftlab_domain::{AllocationPeriod, Assignment, ExperimentSpec, Status};
 use serde_json::json;
 
 /// The 4-arm spec (coverage 0.9, one targeting rule, one segment) under `allocation`.
@@ -62,4 +62,29 @@ pub fn warmed_state(spec: &ExperimentSpec, binary: bool, per_arm: u32) -> Bandit
         state.observe(arms[k], reward).expect("valid reward");
     }
     state
+}
+
+/// The decision alone for `req`, as both timers measure it (`<name>_decision`).
+pub fn decision(spec: &ExperimentSpec, period: &AllocationPeriod, req: &AssignRequest) -> Decision {
+    choose_arm(
+        spec,
+        Status::Running,
+        period,
+        req.unit_id(),
+        req.attributes(),
+    )
+}
+
+/// The decision plus the owned record to store, as both timers measure it (`<name>_record`).
+pub fn record(spec: &ExperimentSpec, period: &AllocationPeriod, req: &AssignRequest) -> Assignment {
+    decide(
+        spec,
+        Status::Running,
+        3,
+        0,
+        period,
+        req,
+        String::from("as-0000000000000001"),
+        1_700_000_000_000,
+    )
 }
