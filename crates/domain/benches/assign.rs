@@ -8,7 +8,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use liftlab_domain::assign::initial_period;
 use liftlab_domain::{AllocationPeriod, ExperimentSpec};
 use serde_json::json;
-use workload::{decision, record, requests, spec, warmed_state};
+use workload::{decision, record, requests, spec, thompson_period, warmed_state};
 
 /// Benchmarks the decision alone (`<name>_decision`: targeting, hashing, choosing the bucket)
 /// and the decision plus the owned record to store (`<name>_record`).
@@ -40,17 +40,7 @@ fn fixed_decision(c: &mut Criterion) {
 
 fn thompson_decision(c: &mut Criterion) {
     let spec = spec(json!({"policy": "thompson", "reward": "reward"}), "binary");
-    let period = AllocationPeriod {
-        period: 17,
-        weights: vec![
-            ("human".into(), 0.05),
-            ("ai-assist".into(), 0.61),
-            ("ai-auto".into(), 0.29),
-            ("ai-hybrid".into(), 0.05),
-        ],
-        ..initial_period(&spec, 0)
-    };
-    bench_decide(c, "assign/thompson", &spec, &period);
+    bench_decide(c, "assign/thompson", &spec, &thompson_period(&spec));
 }
 
 fn recompute_weights(c: &mut Criterion) {

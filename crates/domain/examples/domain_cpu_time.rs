@@ -16,7 +16,7 @@ use liftlab_domain::assign::initial_period;
 use liftlab_domain::hash::hash_v2;
 use liftlab_domain::{AllocationPeriod, ExperimentSpec};
 use serde_json::json;
-use workload::{decision, record, requests, spec, warmed_state};
+use workload::{decision, record, requests, spec, thompson_period, warmed_state};
 
 fn time(name: &str, calls: u32, f: impl FnMut()) {
     let Some((per_call, ticks)) = cpu_clock::micros_per_call(calls, f) else {
@@ -62,17 +62,7 @@ fn main() {
     time_decide("assign/fixed", &fixed, &initial_period(&fixed, 0));
 
     let thompson = spec(json!({"policy": "thompson", "reward": "reward"}), "binary");
-    let period = AllocationPeriod {
-        period: 17,
-        weights: vec![
-            ("human".into(), 0.05),
-            ("ai-assist".into(), 0.61),
-            ("ai-auto".into(), 0.29),
-            ("ai-hybrid".into(), 0.05),
-        ],
-        ..initial_period(&thompson, 0)
-    };
-    time_decide("assign/thompson", &thompson, &period);
+    time_decide("assign/thompson", &thompson, &thompson_period(&thompson));
 
     for (name, kind, binary, per_arm, calls) in [
         (

@@ -1,7 +1,7 @@
 //! The assignment workload shared by the criterion benches (`benches/assign.rs`) and the
 //! CPU-time probe (`examples/domain_cpu_time.rs`): a 4-arm spec, a set of requests and a warmed bandit.
 
-use liftlab_domain::assign::{choose_arm, decide, AssignRequest, Decision};
+use liftlab_domain::assign::{choose_arm, decide, initial_period, AssignRequest, Decision};
 use liftlab_domain::thompson::BanditState;
 use liftlab_domain::{AllocationPeriod, Assignment, ExperimentSpec, Status};
 use serde_json::json;
@@ -87,4 +87,18 @@ pub fn record(spec: &ExperimentSpec, period: &AllocationPeriod, req: &AssignRequ
         String::from("as-0000000000000001"),
         1_700_000_000_000,
     )
+}
+
+/// A later allocation period of the Thompson `spec`: period 17, its weights far from even.
+pub fn thompson_period(spec: &ExperimentSpec) -> AllocationPeriod {
+    AllocationPeriod {
+        period: 17,
+        weights: vec![
+            ("human".into(), 0.05),
+            ("ai-assist".into(), 0.61),
+            ("ai-auto".into(), 0.29),
+            ("ai-hybrid".into(), 0.05),
+        ],
+        ..initial_period(spec, 0)
+    }
 }
