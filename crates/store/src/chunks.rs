@@ -203,9 +203,9 @@ impl ChunkedTable {
             let (k, bytes) = chunk.map_err(sled_error("reading the assignment chunks"))?;
             let seq = seq_of(&k)?;
             let entries = parse(seq, &bytes)?;
-            table.make_room(entries.iter().map(|(key, _)| table.hash(key)));
-            for (pos, (key, value)) in entries.into_iter().enumerate() {
-                let h = table.hash(key);
+            let hashes: Vec<u64> = entries.iter().map(|(key, _)| table.hash(key)).collect();
+            table.make_room(hashes.iter().copied());
+            for (pos, ((key, value), h)) in entries.into_iter().zip(hashes).enumerate() {
                 let at = value.map(|_| place(seq, pos));
                 table.write_shard(h).set(h, key, at, |p| table.key_at(p))?;
             }
