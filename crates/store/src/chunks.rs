@@ -59,6 +59,11 @@ fn place(seq: u64, pos: usize) -> Place {
     (seq << 8) | pos as u64
 }
 
+/// The chunk's sequence number and the entry's position of a [`Place`].
+fn unplace(at: Place) -> (u64, usize) {
+    (at >> 8, (at & 0xff) as usize)
+}
+
 /// A hasher for keys that are already hashes.
 #[derive(Default)]
 struct Prehashed(u64);
@@ -202,13 +207,12 @@ impl ChunkedTable {
         for chunk in table.tree.iter() {
             let (k, bytes) = chunk.map_err(sled_error("reading the assignment chunks"))?;
             let seq = seq_of(&k)?;
-            let entries = parse(seq, &bytes)?;
-            let hashes: Vec<u64> = entries.iter().map(|(key, _)| table.hash(key)).collect();
-            table.make_room(hashes.iter().copied());
-            for (pos, ((key, value), h)) in entries.into_iter().zip(hashes).enumerate() {
-                let at = value.map(|_| place(seq, pos));
-                table.write_shard(h).set(h, key, at, |p| table.key_at(p))?;
-            }
+            let placed = parse(seq, &bytes)?
+                .into_iter()
+                .enumerate()
+                .map(|(pos, (key, value))| (table.hash(key), key, value.map(|_| place(seq, pos))))
+                .collect();
+            table.point(placed)?;
         }
         Ok(table)
     }
@@ -251,7 +255,7 @@ impl ChunkedTable {
 
     /// The key stored at `at`.
     fn key_at(&self, at: Place) -> Result<Vec<u8>> {
-        let (seq, pos) = (at >> 8, (at & 0xff) as usize);
+        let (seq, pos) = unplace(at);
         let bytes = self.chunk(seq)?;
         let entries = parse(seq, &bytes)?;
         let (key, _) = entries.get(pos).ok_or_else(|| missing_entry(seq))?;
@@ -263,7 +267,7 @@ impl ChunkedTable {
         let h = self.hash(key);
         let places = self.read_shard(shard_of(h)).places(h);
         for at in places {
-            let (seq, pos) = (at >> 8, (at & 0xff) as usize);
+            let (seq, pos) = unplace(at);
             let bytes = self.chunk(seq)?;
             let entries = parse(seq, &bytes)?;
             match entries.get(pos) {
@@ -291,9 +295,16 @@ impl ChunkedTable {
                 .map_err(sled_error("appending an assignment chunk"))?;
             *next += 1;
             for (pos, (key, value)) in chunk.iter().enumerate() {
-                placed.push((self.hash(key), key, value.as_ref().map(|_| place(seq, pos))));
+                let at = value.as_ref().map(|_| place(seq, pos));
+                placed.push((self.hash(key), key.as_slice(), at));
             }
         }
+        self.point(placed)
+    }
+
+    /// Points the index at each `(hash, key, place)` in order (no place: the key was removed),
+    /// growing the shards they go to first.
+    fn point(&self, placed: Vec<(u64, &[u8], Option<Place>)>) -> Result<()> {
         self.make_room(placed.iter().map(|(h, _, _)| *h));
         for (h, key, at) in placed {
             self.write_shard(h).set(h, key, at, |p| self.key_at(p))?;
