@@ -441,9 +441,15 @@ fn parse(seq: u64, chunk: &[u8]) -> Result<Vec<Entry<'_>>> {
 mod tests {
     use super::*;
 
+    /// Opens sled in `dir` as the store does: a directory closed a moment ago may still be
+    /// locked by sled's I/O threads, and the store waits for that.
+    fn sled_in(dir: &std::path::Path) -> sled::Db {
+        crate::sled_store::open_db(dir, 64 << 20).expect("sled opens")
+    }
+
     fn table() -> (tempfile::TempDir, sled::Db, ChunkedTable) {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let db = sled::open(dir.path()).expect("sled opens");
+        let db = sled_in(dir.path());
         let table = ChunkedTable::open(&db).expect("the table opens");
         (dir, db, table)
     }
@@ -478,7 +484,7 @@ mod tests {
     fn later_entries_supersede_earlier_ones_and_survive_reopening() {
         let dir = tempfile::tempdir().expect("a temporary directory");
         {
-            let db = sled::open(dir.path()).expect("sled opens");
+            let db = sled_in(dir.path());
             let table = ChunkedTable::open(&db).expect("opens");
             let many: RawWrites = (0..70).map(|i| put(&format!("k{i:03}"), "v1")).collect();
             table.append(&many).expect("appends three chunks");
@@ -492,7 +498,7 @@ mod tests {
             assert_eq!(table.len(), 69);
             db.flush().expect("flushes");
         }
-        let db = sled::open(dir.path()).expect("sled reopens");
+        let db = sled_in(dir.path());
         let table = ChunkedTable::open(&db).expect("reopens");
         assert_eq!(table.len(), 69);
         assert_eq!(table.get(b"k005").unwrap().as_deref(), Some(&b"v2"[..]));
@@ -518,7 +524,7 @@ mod tests {
     #[test]
     fn the_index_grows_by_copy_and_keeps_every_key() {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let db = sled::open(dir.path()).expect("sled opens");
+        let db = sled_in(dir.path());
         let table = ChunkedTable::open_with_room(&db, 8).expect("opens");
         let room = |t: &ChunkedTable| -> usize {
             (0..SHARDS).map(|s| t.read_shard(s).one.capacity()).sum()
@@ -547,7 +553,7 @@ mod tests {
     #[test]
     fn keys_spread_over_the_shards_and_a_shard_grows_alone() {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let db = sled::open(dir.path()).expect("sled opens");
+        let db = sled_in(dir.path());
         let table = ChunkedTable::open_with_room(&db, SHARDS * 4).expect("opens");
         let capacities = |t: &ChunkedTable| -> Vec<usize> {
             (0..SHARDS)

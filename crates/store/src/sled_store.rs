@@ -249,7 +249,7 @@ const LOCK_PATIENCE: Duration = Duration::from_secs(2);
 ///
 /// sled counts the cache in on-disk bytes of the pages it keeps; the process also holds
 /// per-page bookkeeping outside it, so resident memory is larger than the cache alone.
-fn open_db(path: &Path, cache_bytes: u64) -> Result<sled::Db> {
+pub(crate) fn open_db(path: &Path, cache_bytes: u64) -> Result<sled::Db> {
     let started = Instant::now();
     loop {
         let opened = catch_unwind(|| {
