@@ -25,11 +25,18 @@
 //!   (pooled θ; `Cuped::absolute`, `Cuped::relative`; [`cuped_binary`] for
 //!   0/1 metrics with ddof 0).
 //! - [`sequential()`]`(estimate, se, n_total, alpha, tau, Alternative) ->
-//!   Result<SequentialEstimate>`, [`DEFAULT_TAU`].
+//!   Result<SequentialEstimate>`, [`DEFAULT_TAU`]; [`sequential_with_rho`]
+//!   takes the mixture's ρ instead of τ (adjusted intervals keep the
+//!   family's ρ).
 //! - [`bayesian`]`(estimate, se, Option<NormalPrior>, alpha, inverse) ->
 //!   Result<Bayes>` and [`get_risk`]`(mu, sigma) -> [f64; 2]`.
 //! - [`compare()`]`(control, treatment, &CompareSettings) -> Result<Comparison>`:
 //!   all of the above in one call.
+//!
+//! Every test here inverts its interval: p < alpha exactly when the interval
+//! at alpha excludes 0 (one-sided: when its finite bound lies beyond 0), up
+//! to rounding. The property tests check it for Welch, the relative lift and
+//! both sequential forms.
 //!
 //! Experiment health and reporting:
 //! - [`srm()`]`(observed, expected_weights) -> Srm` (GrowthBook TS semantics).
@@ -104,6 +111,7 @@ pub use power::{
     MidExperimentSettings, PowerSettings,
 };
 pub use sequential::{
-    sequential, SequentialEstimate, DEFAULT_TAU, ONE_SIDED_MAX_P, ONE_SIDED_MIN_P,
+    sequential, sequential_with_rho, SequentialEstimate, DEFAULT_TAU, ONE_SIDED_MAX_P,
+    ONE_SIDED_MIN_P,
 };
 pub use srm::{srm, Srm, SRM_THRESHOLD};

@@ -4,7 +4,10 @@ use proptest::prelude::*;
 
 use liftlab_stats::{
     bayesian, benjamini_hochberg, effect_sizes, floor_weights, holm, prob_best, relative_lift,
-    sequential, srm, welch_absolute, Alternative, CoMoments, Moments, SampleStats, DEFAULT_TAU,
+    sequential,
+    sequential::{halfwidth_factor, rho},
+    srm, t_test, welch_absolute, Alternative, CoMoments, Moments, SampleStats, DEFAULT_TAU,
+    ONE_SIDED_MAX_P,
 };
 
 /// Agreement expected between two orders of the same floating-point sums.
@@ -201,5 +204,128 @@ proptest! {
         prop_assert!((0.0..=1.0).contains(&s.p_value));
         prop_assert!(s.chi2 >= 0.0);
         prop_assert_eq!(s.ok, s.p_value >= 0.001);
+    }
+}
+
+/// The relative width of the band around p = alpha, and around a bound at 0
+/// (relative to the estimate's scale), inside which rounding may put the
+/// p-value and the interval on different sides of their thresholds.
+const AT_THRESHOLD: f64 = 1e-9;
+
+/// The absolute rounding of alpha inside a quantile's argument: 1 − α/2 is
+/// a number near 1, so α/2 itself is only known to half an ulp of 1 there.
+const QUANTILE_ARGUMENT: f64 = f64::EPSILON;
+
+/// Checks test inversion: p < alpha exactly when the interval excludes 0
+/// (for a one-sided interval, when its finite bound lies beyond 0), except
+/// within rounding of either threshold.
+fn inverts(
+    p: f64,
+    alpha: f64,
+    estimate: f64,
+    se: f64,
+    ci_low: f64,
+    ci_high: f64,
+) -> Result<(), TestCaseError> {
+    let scale = se + estimate.abs();
+    let at_threshold = (p - alpha).abs() <= AT_THRESHOLD * alpha + QUANTILE_ARGUMENT
+        || ci_low.abs() <= AT_THRESHOLD * scale
+        || ci_high.abs() <= AT_THRESHOLD * scale;
+    let excludes = ci_low > 0.0 || ci_high < 0.0;
+    prop_assert!(
+        at_threshold || (p < alpha) == excludes,
+        "p {p:e} against alpha {alpha:e}, interval [{ci_low:e}, {ci_high:e}]"
+    );
+    Ok(())
+}
+
+/// 10^e for e uniform in [lo, hi).
+fn log_uniform(lo: f64, hi: f64) -> impl Strategy<Value = f64> {
+    (lo..hi).prop_map(|e| 10f64.powf(e))
+}
+
+/// A relative offset from a threshold: tiny to moderate, either sign.
+fn offset() -> impl Strategy<Value = f64> {
+    (log_uniform(-12.0, -1.0), any::<bool>()).prop_map(|(d, up)| if up { d } else { -d })
+}
+
+/// Levels for one-sided sequential tests, which take alpha up to
+/// ONE_SIDED_MAX_P, including both edges of gbstats' p-value range.
+fn one_sided_alpha() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        Just(0.05),
+        Just(ONE_SIDED_MAX_P),
+        log_uniform(-8.0, ONE_SIDED_MAX_P.log10()).prop_map(|a| a.min(ONE_SIDED_MAX_P)),
+        0.4998f64..ONE_SIDED_MAX_P,
+    ]
+}
+
+/// Tuning of the confidence sequence: gbstats' default or anything from 10 to 1e7.
+fn tau() -> impl Strategy<Value = f64> {
+    prop_oneof![Just(DEFAULT_TAU), log_uniform(1.0, 7.0)]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn welch_and_relative_p_values_invert_their_intervals(
+        a in arm(), b in arm(), alpha in alpha(), alt in alternative()
+    ) {
+        let r = welch_absolute(&a, &b, alpha, alt).unwrap();
+        inverts(r.p_value, alpha, r.estimate, r.se, r.ci_low, r.ci_high)?;
+        if a.mean != 0.0 {
+            let rel = relative_lift(&a, &b, alpha, alt).unwrap();
+            inverts(rel.p_value, alpha, rel.estimate, rel.se, rel.ci_low, rel.ci_high)?;
+        }
+    }
+
+    #[test]
+    fn t_test_p_values_invert_their_intervals_at_the_threshold(
+        se in log_uniform(-6.0, 6.0), dof in log_uniform(0.0, 8.0),
+        alpha in log_uniform(-8.0, -1e-3), alt in alternative(), d in offset(),
+    ) {
+        // The estimate sits a relative d away from the interval's critical value.
+        let q = match alt {
+            Alternative::TwoSided => liftlab_stats::dist::t_ppf(1.0 - alpha / 2.0, dof),
+            Alternative::Greater => liftlab_stats::dist::t_ppf(1.0 - alpha, dof),
+            Alternative::Less => -liftlab_stats::dist::t_ppf(1.0 - alpha, dof),
+        };
+        let r = t_test(q * se * (1.0 + d), se, dof, alpha, alt).unwrap();
+        inverts(r.p_value, alpha, r.estimate, r.se, r.ci_low, r.ci_high)?;
+    }
+
+    #[test]
+    fn two_sided_sequential_p_values_invert_their_intervals(
+        z in -10.0f64..10.0, se in log_uniform(-6.0, 6.0), n in log_uniform(0.3, 8.0),
+        alpha in log_uniform(-8.0, -1e-3), tau in tau(), near in any::<bool>(), d in offset(),
+    ) {
+        // Near: the estimate sits a relative d away from the half-width.
+        let estimate = if near {
+            let r = rho(alpha, tau, true);
+            z.signum() * se * halfwidth_factor(n, alpha, r, true) * (1.0 + d)
+        } else {
+            z * se
+        };
+        let s = sequential(estimate, se, n, alpha, tau, Alternative::TwoSided).unwrap();
+        inverts(s.p_value, alpha, estimate, se, s.ci_low, s.ci_high)?;
+    }
+
+    #[test]
+    fn one_sided_sequential_p_values_invert_their_intervals(
+        z in -10.0f64..10.0, se in log_uniform(-6.0, 6.0), n in log_uniform(0.3, 8.0),
+        alpha in one_sided_alpha(), tau in tau(), greater in any::<bool>(),
+        near in any::<bool>(), d in offset(),
+    ) {
+        let (alt, sign) = if greater { (Alternative::Greater, 1.0) } else { (Alternative::Less, -1.0) };
+        // Near: the estimate sits a relative d away from the half-width.
+        let estimate = if near {
+            let r = rho(alpha, tau, false);
+            sign * se * halfwidth_factor(n, alpha, r, false) * (1.0 + d)
+        } else {
+            z * se
+        };
+        let s = sequential(estimate, se, n, alpha, tau, alt).unwrap();
+        inverts(s.p_value, alpha, estimate, se, s.ci_low, s.ci_high)?;
     }
 }
