@@ -36,11 +36,13 @@
 //! Every test here inverts its interval: p < alpha exactly when the interval
 //! at alpha excludes 0 (one-sided: when its finite bound lies beyond 0), up
 //! to rounding. The property tests check it for Welch, the relative lift and
-//! both sequential forms.
+//! both sequential forms, and for adjusted intervals against adjusted p.
 //!
 //! Experiment health and reporting:
 //! - [`srm()`]`(observed, expected_weights) -> Srm` (GrowthBook TS semantics).
-//! - [`holm`], [`benjamini_hochberg`] `(&[f64]) -> Result<Vec<f64>>`, [`adjusted_ci`].
+//! - [`holm`], [`benjamini_hochberg`] `(&[f64]) -> Result<Vec<f64>>`, [`adjusted_ci`],
+//!   and [`adjusted_alpha`]`(alpha, p, p_adjusted) -> f64`: the level at which
+//!   a test's own interval agrees with its adjusted p-value.
 //! - [`achieved_power`], [`mde_at`], [`sample_size_per_arm`] with
 //!   [`PowerSettings`] (fixed or sequential [`Design`]), [`frequentist_variance`],
 //!   and [`mid_experiment_power`] / [`mid_experiment_power_from_se`] (gbstats'
@@ -104,7 +106,7 @@ pub use heterogeneity::{
     cochran_q, disparate_impact, disparate_impact_min, CochranQ, DisparateImpact,
 };
 pub use moments::{CoMoments, Moments, SampleStats};
-pub use multiple::{adjusted_ci, benjamini_hochberg, holm};
+pub use multiple::{adjusted_alpha, adjusted_ci, benjamini_hochberg, holm};
 pub use power::{
     achieved_power, frequentist_variance, mde_at, mid_experiment_power,
     mid_experiment_power_from_se, sample_size_per_arm, Baseline, Design, MidExperimentPower,

@@ -1,4 +1,4 @@
-//! Multiple-testing corrections: Holm–Bonferroni, Benjamini–Hochberg and GrowthBook's adjusted intervals.
+//! Multiple-testing corrections: Holm–Bonferroni, Benjamini–Hochberg, and the intervals that agree with their adjusted p-values.
 
 use crate::dist::norm_ppf;
 use crate::error::{check_alpha, finite, StatsError};
@@ -70,6 +70,33 @@ pub fn adjusted_ci(p_adjusted: f64, lift: f64, alpha: f64) -> Result<(f64, f64),
     Ok((lift - half, lift + half))
 }
 
+/// The level α·p/p_adjusted at which the unadjusted interval of the same
+/// test excludes 0 exactly when p_adjusted < α.
+///
+/// A test's interval at level a excludes 0 exactly when its p-value is
+/// below a, and for p > 0, p < α·p/p_adj ⟺ p_adj < α; so the interval at
+/// this level is the adjusted interval that agrees with the adjusted
+/// p-value. Call the test again with this level and the same statistics
+/// (for a sequential test, with the family's ρ held fixed: see
+/// [`sequential_with_rho`](crate::sequential_with_rho)). Where p_adjusted
+/// is 0 or equals p there is nothing to adjust and the level is α. Holm and
+/// Benjamini–Hochberg never lower a p-value nor raise it more than m-fold,
+/// so for them the level lies in [α/m, α]; whatever the inputs, it is
+/// clamped into (0, α], and a p-value that is not a number leaves α.
+///
+/// GrowthBook's [`adjusted_ci`] reaches the same agreement differently: it
+/// keeps α and replaces the standard error by |lift|/Φ⁻¹(1 − p_adj/2) in a
+/// normal interval. This keeps the test's own standard error and
+/// distribution (Student-t, confidence sequence) and changes the level.
+pub fn adjusted_alpha(alpha: f64, p: f64, p_adjusted: f64) -> f64 {
+    let ratio = p / p_adjusted;
+    if p_adjusted > 0.0 && ratio < 1.0 {
+        (alpha * ratio).clamp(f64::MIN_POSITIVE, alpha)
+    } else {
+        alpha
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +112,16 @@ mod tests {
             (f64::NEG_INFINITY, f64::INFINITY)
         );
         assert_eq!(adjusted_ci(0.0, 0.1, 0.05).unwrap(), (0.1, 0.1));
+    }
+
+    #[test]
+    fn adjusted_alpha_scales_the_level_by_p_over_p_adjusted() {
+        assert_eq!(adjusted_alpha(0.05, 0.01, 0.04), 0.05 * 0.25);
+        assert_eq!(adjusted_alpha(0.05, 0.0, 0.0), 0.05);
+        assert_eq!(adjusted_alpha(0.05, 0.3, 0.3), 0.05);
+        // Not from a correction: a level never exceeds alpha nor reaches 0.
+        assert_eq!(adjusted_alpha(0.05, 0.4, 0.2), 0.05);
+        assert_eq!(adjusted_alpha(0.05, 0.0, 0.5), f64::MIN_POSITIVE);
+        assert_eq!(adjusted_alpha(0.05, f64::NAN, 0.5), 0.05);
     }
 }

@@ -91,7 +91,8 @@ pub fn sequential(
 /// exceeds the half-width exactly when ln E > ln(1/α); one-sided, the bound
 /// crosses 0 exactly at the α that the p-value solves for. So an interval
 /// at another level that must agree with this p-value (a multiple-testing
-/// adjusted interval) keeps the family's ρ; with ρ re-tuned to the new level the interval answers a
+/// adjusted interval at [`adjusted_alpha`](crate::adjusted_alpha)) keeps
+/// the family's ρ; with ρ re-tuned to the new level the interval answers a
 /// different test. gbstats holds ρ fixed in the same way when it searches
 /// for the one-sided p-value.
 ///

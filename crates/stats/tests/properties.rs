@@ -3,11 +3,11 @@
 use proptest::prelude::*;
 
 use liftlab_stats::{
-    bayesian, benjamini_hochberg, effect_sizes, floor_weights, holm, prob_best, relative_lift,
-    sequential,
+    adjusted_alpha, bayesian, benjamini_hochberg, effect_sizes, floor_weights, holm, prob_best,
+    relative_lift, sequential,
     sequential::{halfwidth_factor, rho},
-    srm, t_test, welch_absolute, Alternative, CoMoments, Moments, SampleStats, DEFAULT_TAU,
-    ONE_SIDED_MAX_P,
+    sequential_with_rho, srm, t_test, welch_absolute, Alternative, CoMoments, Moments, SampleStats,
+    DEFAULT_TAU, ONE_SIDED_MAX_P,
 };
 
 /// Agreement expected between two orders of the same floating-point sums.
@@ -327,5 +327,85 @@ proptest! {
         };
         let s = sequential(estimate, se, n, alpha, tau, alt).unwrap();
         inverts(s.p_value, alpha, estimate, se, s.ci_low, s.ci_high)?;
+    }
+}
+
+/// A family of 2 to 6 comparisons, each as (t statistic, se, dof, n_total),
+/// with t statistics spread so that some adjusted p-values fall near alpha.
+fn family() -> impl Strategy<Value = Vec<(f64, f64, f64, f64)>> {
+    prop::collection::vec(
+        (
+            -6.0f64..6.0,
+            log_uniform(-4.0, 3.0),
+            log_uniform(0.3, 6.0),
+            log_uniform(1.0, 7.0),
+        ),
+        2..=6,
+    )
+}
+
+/// Checks that the interval at the adjusted level excludes 0 exactly when
+/// the adjusted p-value is below alpha: the interval inverts p at that
+/// level, and p < α·p/p_adj ⟺ p_adj < α away from the threshold.
+fn adjusted_agrees(
+    p: f64,
+    p_adjusted: f64,
+    alpha: f64,
+    estimate: f64,
+    se: f64,
+    ci: (f64, f64),
+) -> Result<(), TestCaseError> {
+    let level = adjusted_alpha(alpha, p, p_adjusted);
+    inverts(p, level, estimate, se, ci.0, ci.1)?;
+    prop_assert!(
+        (p_adjusted - alpha).abs() <= AT_THRESHOLD * alpha || (p < level) == (p_adjusted < alpha),
+        "p {p:e}, adjusted {p_adjusted:e}, level {level:e}, alpha {alpha:e}"
+    );
+    Ok(())
+}
+
+/// Holm or Benjamini–Hochberg, as the case picks.
+fn correct(p: &[f64], use_holm: bool) -> Vec<f64> {
+    if use_holm {
+        holm(p).unwrap()
+    } else {
+        benjamini_hochberg(p).unwrap()
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    #[test]
+    fn adjusted_fixed_intervals_agree_with_adjusted_p_values(
+        family in family(), alpha in alpha(), alt in alternative(), use_holm in any::<bool>()
+    ) {
+        let at = |level: f64, &(t, se, dof, _): &(f64, f64, f64, f64)| {
+            t_test(t * se, se, dof, level, alt).unwrap()
+        };
+        let p: Vec<f64> = family.iter().map(|c| at(alpha, c).p_value).collect();
+        for ((c, &p), &p_adj) in family.iter().zip(&p).zip(&correct(&p, use_holm)) {
+            let r = at(adjusted_alpha(alpha, p, p_adj), c);
+            prop_assert_eq!(r.p_value, p);
+            adjusted_agrees(p, p_adj, alpha, r.estimate, r.se, (r.ci_low, r.ci_high))?;
+        }
+    }
+
+    #[test]
+    fn adjusted_sequential_intervals_agree_with_adjusted_p_values(
+        family in family(), alpha in alpha(), alt in alternative(), tau in tau(),
+        use_holm in any::<bool>()
+    ) {
+        // The family's ρ stays fixed across levels, so p does not move with the level.
+        let r = rho(alpha, tau, alt == Alternative::TwoSided);
+        let at = |level: f64, &(t, se, _, n): &(f64, f64, f64, f64)| {
+            sequential_with_rho(t * se, se, n, level, r, alt).unwrap()
+        };
+        let p: Vec<f64> = family.iter().map(|c| at(alpha, c).p_value).collect();
+        for ((c, &p), &p_adj) in family.iter().zip(&p).zip(&correct(&p, use_holm)) {
+            let s = at(adjusted_alpha(alpha, p, p_adj), c);
+            prop_assert_eq!(s.p_value, p);
+            adjusted_agrees(p, p_adj, alpha, c.0 * c.1, c.1, (s.ci_low, s.ci_high))?;
+        }
     }
 }
