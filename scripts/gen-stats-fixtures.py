@@ -6,7 +6,12 @@ fixed numpy seed, so the files are reproducible and CI (which has no Python)
 can compare the Rust implementation against independent references.
 
 Usage (from the repository root):
-    python3 scripts/gen-stats-fixtures.py
+    python3 scripts/gen-stats-fixtures.py              # every fixture
+    python3 scripts/gen-stats-fixtures.py NAME.json    # only the named ones
+
+The first fixtures share one random stream, so they are written together;
+those listed in INDEPENDENT draw from streams of their own and can be
+written alone (by file name), leaving every other file untouched.
 
 Every expected value here comes from scipy or statsmodels (or, where they
 have no function, from a formula written out below and documented in the
@@ -16,6 +21,7 @@ fixture's "method" field), never from liftlab's own code.
 import json
 import math
 import pathlib
+import sys
 
 import numpy as np
 import scipy
@@ -31,10 +37,10 @@ rng = np.random.default_rng(SEED)
 ALTERNATIVES = {"two-sided": "TwoSided", "greater": "Greater", "less": "Less"}
 
 
-def header(method):
+def header(method, seed=SEED):
     return {
         "generator": "scripts/gen-stats-fixtures.py",
-        "seed": SEED,
+        "seed": seed,
         "scipy": scipy.__version__,
         "statsmodels": statsmodels.__version__,
         "numpy": np.__version__,
@@ -42,21 +48,21 @@ def header(method):
     }
 
 
-def write(name, method, cases):
+def write(name, method, cases, seed=SEED):
     OUT.mkdir(parents=True, exist_ok=True)
-    doc = header(method)
+    doc = header(method, seed)
     doc["cases"] = cases
     path = OUT / name
     path.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
     print(f"wrote {path.relative_to(OUT.parent.parent.parent.parent)} ({len(cases)} cases)")
 
 
-def random_arm():
+def random_arm(gen=rng):
     """A random arm: sample size, mean and sample variance on varied scales."""
-    n = int(rng.choice([2, 3, 5, 10, 30, 100, 1000, 20000, 500000])) + int(rng.integers(0, 7))
-    scale = 10.0 ** rng.uniform(-3, 4)
-    mean = rng.normal(0.0, 3.0) * scale
-    sd = scale * 10.0 ** rng.uniform(-1.5, 1.0)
+    n = int(gen.choice([2, 3, 5, 10, 30, 100, 1000, 20000, 500000])) + int(gen.integers(0, 7))
+    scale = 10.0 ** gen.uniform(-3, 4)
+    mean = gen.normal(0.0, 3.0) * scale
+    sd = scale * 10.0 ** gen.uniform(-1.5, 1.0)
     return n, mean, sd * sd
 
 
@@ -387,16 +393,172 @@ def cochran_cases(count=60):
     )
 
 
-def main():
-    welch_cases()
-    chisquare_cases()
-    multitest_cases()
-    quantile_cases()
-    power_cases()
-    effect_size_cases()
-    prob_best_cases()
-    cochran_cases()
+def arm_pair(gen):
+    """A control and a treatment arm as dicts: numeric on varied scales, or
+    binary proportions (variance p(1-p), ddof 0, with the successes given,
+    never 0 or n so that the relative lift has a standard error).
+    Half of the pairs differ by a few standard errors, so p-values spread
+    over (0, 1) instead of piling up at 0 and 1. The control mean is never 0.
+    """
+    if gen.uniform() < 0.35:
+        n_a = int(gen.choice([20, 100, 1000, 8000, 100000])) + int(gen.integers(0, 50))
+        n_b = n_a + int(gen.integers(-10, 50))
+        rate = float(gen.uniform(0.02, 0.6))
+        lift = float(gen.normal(0.0, 3.0)) * math.sqrt(2 * rate * (1 - rate) / n_a) / rate
+        s_a = min(max(int(gen.binomial(n_a, rate)), 1), n_a - 1)
+        s_b = int(gen.binomial(n_b, min(max(rate * (1 + lift), 0.0), 1.0)))
+        s_b = min(max(s_b, 1), n_b - 1)
+        return (
+            {"n": n_a, "successes": s_a, "mean": s_a / n_a, "variance": s_a / n_a * (1 - s_a / n_a)},
+            {"n": n_b, "successes": s_b, "mean": s_b / n_b, "variance": s_b / n_b * (1 - s_b / n_b)},
+        )
+    while True:
+        na, ma, va = random_arm(gen)
+        nb, mb, vb = random_arm(gen)
+        if gen.uniform() < 0.5:
+            nb, vb = na + int(gen.integers(0, 50)), va * gen.uniform(0.5, 2.0)
+            mb = ma + gen.normal(0.0, 3.0) * math.sqrt(va / na + vb / nb)
+        if ma != 0.0:
+            return {"n": na, "mean": ma, "variance": va}, {"n": nb, "mean": mb, "variance": vb}
+
+
+def relative_moments(control, treatment):
+    """The delta-method relative lift as liftlab's relative_lift documents it
+    (gbstats' convention): estimate (m_t - m_b)/|m_b|, variance
+    v_t/(n_t m_b^2) + v_b m_t^2/(n_b m_b^4), Welch-Satterthwaite dof."""
+    nb, mb, vb = control["n"], control["mean"], control["variance"]
+    nt, mt, vt = treatment["n"], treatment["mean"], treatment["variance"]
+    estimate = (mt - mb) / abs(mb)
+    se = math.sqrt(vt / (nt * mb**2) + vb * mt**2 / (nb * mb**4))
+    dof = (vb / nb + vt / nt) ** 2 / ((vb / nb) ** 2 / (nb - 1) + (vt / nt) ** 2 / (nt - 1))
+    return estimate, se, dof
+
+
+def t_interval(estimate, se, dof, alpha, alt):
+    """The p-value by scipy.stats.t.sf and the interval by scipy.stats.t.ppf;
+    None marks the open end of a one-sided interval."""
+    t = estimate / se
+    if alt == "two-sided":
+        q = stats.t.ppf(1 - alpha / 2, dof)
+        return float(min(2 * stats.t.sf(abs(t), dof), 1.0)), estimate - q * se, estimate + q * se
+    q = stats.t.ppf(1 - alpha, dof)
+    if alt == "greater":
+        return float(stats.t.sf(t, dof)), estimate - q * se, None
+    return float(stats.t.sf(-t, dof)), None, estimate + q * se
+
+
+RELATIVE_SEED = [SEED, 1]
+RELATIVE_METHOD = (
+    "delta-method relative lift (m_t - m_b)/|m_b| with variance v_t/(n_t m_b^2) + "
+    "v_b m_t^2/(n_b m_b^4) and Welch-Satterthwaite dof (v_b/n_b + v_t/n_t)^2/((v_b/n_b)^2/(n_b-1) + "
+    "(v_t/n_t)^2/(n_t-1)); p by scipy.stats.t.sf (two-sided 2 sf(|t|), greater sf(t), less sf(-t)); "
+    "CI estimate -/+ scipy.stats.t.ppf(1-alpha/2 two-sided, 1-alpha one-sided) times se; null marks "
+    "the open end of a one-sided CI; binary arms give successes, with variance p(1-p)"
+)
+
+
+def relative_lift_cases(count=150):
+    gen = np.random.default_rng(RELATIVE_SEED)
+    cases = []
+    for _ in range(count):
+        control, treatment = arm_pair(gen)
+        estimate, se, dof = relative_moments(control, treatment)
+        tests = []
+        for alpha in [0.01, 0.05, 0.1, float(gen.uniform(0.001, 0.3))]:
+            for alt in ALTERNATIVES:
+                p, lo, hi = t_interval(estimate, se, dof, alpha, alt)
+                tests.append({"alpha": alpha, "alternative": ALTERNATIVES[alt], "p_value": p,
+                              "ci_low": lo, "ci_high": hi})
+        cases.append({"control": control, "treatment": treatment, "estimate": estimate, "se": se,
+                      "dof": dof, "tests": tests})
+    write("relative_lift.json", RELATIVE_METHOD, cases, RELATIVE_SEED)
+
+
+def adjusted_alpha(alpha, p, p_adjusted):
+    """alpha p/p_adj, the level at which a test's own interval excludes 0
+    exactly when p_adj < alpha (alpha when p_adj is 0 or equals p)."""
+    if p_adjusted > 0 and p / p_adjusted < 1:
+        return min(max(alpha * p / p_adjusted, sys.float_info.min), alpha)
+    return alpha
+
+
+ADJUSTED_SEED = [SEED, 2]
+
+
+def adjusted_interval_cases(count=120):
+    gen = np.random.default_rng(ADJUSTED_SEED)
+    families = []
+    while len(families) < count:
+        m = int(gen.integers(2, 7))
+        alpha = float(gen.choice([0.01, 0.05, 0.1, 0.2]))
+        alt = str(gen.choice(list(ALTERNATIVES)))
+        method = str(gen.choice(["holm", "fdr_bh"]))
+        arms = [arm_pair(gen) for _ in range(m)]
+        moments = [relative_moments(c, t) for c, t in arms]
+        p = np.array([t_interval(e, s, d, alpha, alt)[0] for e, s, d in moments])
+        p_adj = multipletests(p, alpha=alpha, method=method)[1]
+        comparisons, fragile = [], False
+        for (control, treatment), (e, s, d), p_i, pa in zip(arms, moments, p, p_adj):
+            level = adjusted_alpha(alpha, float(p_i), float(pa))
+            _, lo, hi = t_interval(e, s, d, level, alt)
+            excludes = (lo is not None and lo > 0) or (hi is not None and hi < 0)
+            bound = min(abs(b) for b in (lo, hi) if b is not None)
+            # A family with a decision within rounding of its threshold would
+            # test the last bits of t.ppf, not the agreement; draw again.
+            fragile |= abs(pa - alpha) <= 1e-6 * alpha or bound <= 1e-6 * (abs(e) + s)
+            assert fragile or excludes == (pa < alpha), (p_i, pa, level, lo, hi)
+            comparisons.append({"control": control, "treatment": treatment, "p_value": float(p_i),
+                                "p_adjusted": float(pa), "level": level, "ci_low": lo,
+                                "ci_high": hi, "excludes_zero": bool(excludes)})
+        if not fragile:
+            families.append({"alpha": alpha, "alternative": ALTERNATIVES[alt],
+                             "method": "holm" if method == "holm" else "bh",
+                             "comparisons": comparisons})
+    write(
+        "adjusted_intervals.json",
+        "families of 2-6 comparisons: unadjusted p of the relative lift as in relative_lift.json; "
+        "p_adjusted by statsmodels.stats.multitest.multipletests(p, method='holm' | 'fdr_bh')[1]; "
+        "level = alpha p/p_adjusted (alpha when p_adjusted is 0 or p >= p_adjusted); the interval is "
+        "the relative lift's scipy.stats.t.ppf interval at that level, and excludes_zero equals "
+        "p_adjusted < alpha. " + RELATIVE_METHOD,
+        families,
+        ADJUSTED_SEED,
+    )
+
+
+# Fixtures drawn from the shared stream `rng`, in this order: adding to or
+# reordering this list changes every later file.
+SHARED = [
+    welch_cases,
+    chisquare_cases,
+    multitest_cases,
+    quantile_cases,
+    power_cases,
+    effect_size_cases,
+    prob_best_cases,
+    cochran_cases,
+]
+
+# Fixtures with a stream of their own, which can be written alone.
+INDEPENDENT = {
+    "relative_lift.json": relative_lift_cases,
+    "adjusted_intervals.json": adjusted_interval_cases,
+}
+
+
+def main(names):
+    if not names:
+        for generate in SHARED:
+            generate()
+        for generate in INDEPENDENT.values():
+            generate()
+        return
+    unknown = [n for n in names if n not in INDEPENDENT]
+    if unknown:
+        sys.exit(f"cannot write {', '.join(unknown)} alone; alone: {', '.join(INDEPENDENT)}")
+    for name in names:
+        INDEPENDENT[name]()
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -3,9 +3,9 @@
 use serde_json::Value;
 
 use liftlab_stats::{
-    achieved_power, benjamini_hochberg, beta_prob_best, cochran_q, dist, effect::cohens_h,
-    effect_sizes, holm, mde_at, prob_best, sample_size_per_arm, srm, welch_absolute, Alternative,
-    Baseline, Design, PowerSettings, SampleStats,
+    achieved_power, adjusted_alpha, benjamini_hochberg, beta_prob_best, cochran_q, dist,
+    effect::cohens_h, effect_sizes, holm, mde_at, prob_best, relative_lift, sample_size_per_arm,
+    srm, welch_absolute, Alternative, Baseline, Design, Estimate, PowerSettings, SampleStats,
 };
 
 /// Closed-form quantities: relative agreement with scipy.
@@ -56,6 +56,48 @@ impl Check {
         }
     }
 
+    /// Compares an interval bound, where `null` in the fixture marks the
+    /// open end `open` (±∞) of a one-sided interval; the tolerance is
+    /// relative to the bound plus the standard error, since a bound is a
+    /// difference.
+    fn bound(&mut self, got: f64, want: &Value, open: f64, se: f64, what: &str) {
+        match want.as_f64() {
+            Some(want) => self.scaled(got, want, CLOSED_FORM, want.abs() + se, what),
+            None if got == open => {}
+            None => self.0.push(format!("{what}: got {got}, want {open}")),
+        }
+    }
+
+    /// Compares the fields of `got` that a fixture record gives: estimate,
+    /// se, dof, p_value, and the interval bounds (where `null` marks an
+    /// open end).
+    fn estimate(&mut self, got: &Estimate, want: &Value, what: &str) {
+        for (name, value) in [
+            ("estimate", got.estimate),
+            ("se", got.se),
+            ("dof", got.dof),
+            ("p_value", got.p_value),
+        ] {
+            if let Some(w) = want.get(name) {
+                self.rel(value, num(w), CLOSED_FORM, &format!("{what} {name}"));
+            }
+        }
+        for (name, value, open) in [
+            ("ci_low", got.ci_low, f64::NEG_INFINITY),
+            ("ci_high", got.ci_high, f64::INFINITY),
+        ] {
+            if let Some(w) = want.get(name) {
+                self.bound(value, w, open, got.se, &format!("{what} {name}"));
+            }
+        }
+    }
+
+    fn same(&mut self, got: bool, want: bool, what: &str) {
+        if got != want {
+            self.0.push(format!("{what}: got {got}, want {want}"));
+        }
+    }
+
     fn abs(&mut self, got: f64, want: f64, tol: f64, what: &str) {
         if (got - want).abs() > tol {
             self.0.push(format!("{what}: got {got}, want {want}"));
@@ -75,6 +117,29 @@ impl Check {
 
 fn arm(v: &Value) -> SampleStats {
     SampleStats::new(num(&v["n"]), num(&v["mean"]), num(&v["variance"]))
+}
+
+/// An arm as `arm` reads it, or, when the fixture gives successes, a binary
+/// arm built as the report builds it (checked against the fixture's mean and
+/// variance).
+fn arm_or_proportion(v: &Value, check: &mut Check, what: &str) -> SampleStats {
+    let Some(successes) = v["successes"].as_f64() else {
+        return arm(v);
+    };
+    let a = SampleStats::proportion(num(&v["n"]), successes);
+    check.rel(
+        a.mean,
+        num(&v["mean"]),
+        CLOSED_FORM,
+        &format!("{what} mean"),
+    );
+    check.rel(
+        a.variance,
+        num(&v["variance"]),
+        CLOSED_FORM,
+        &format!("{what} variance"),
+    );
+    a
 }
 
 fn alternative(v: &Value) -> Alternative {
@@ -392,6 +457,90 @@ fn cochran_q_matches_scipy() {
             1e-12,
             &format!("case {i} I2"),
         );
+    }
+    check.done();
+}
+
+#[test]
+fn relative_lift_matches_scipy() {
+    let mut check = Check::default();
+    for (i, case) in load("relative_lift.json").iter().enumerate() {
+        let a = arm_or_proportion(&case["control"], &mut check, &format!("case {i} control"));
+        let b = arm_or_proportion(
+            &case["treatment"],
+            &mut check,
+            &format!("case {i} treatment"),
+        );
+        // Estimate, se and dof do not depend on the level or the alternative.
+        let r = relative_lift(&a, &b, 0.05, Alternative::TwoSided).unwrap();
+        check.estimate(&r, case, &format!("case {i}"));
+        for test in case["tests"].as_array().unwrap() {
+            let (alpha, alt) = (num(&test["alpha"]), alternative(&test["alternative"]));
+            let r = relative_lift(&a, &b, alpha, alt).unwrap();
+            check.estimate(&r, test, &format!("case {i} alpha {alpha} {alt:?}"));
+        }
+    }
+    check.done();
+}
+
+#[test]
+fn adjusted_intervals_match_scipy_and_statsmodels() {
+    let mut check = Check::default();
+    for (i, family) in load("adjusted_intervals.json").iter().enumerate() {
+        let (alpha, alt) = (num(&family["alpha"]), alternative(&family["alternative"]));
+        let comparisons = family["comparisons"].as_array().unwrap();
+        let arms: Vec<(SampleStats, SampleStats)> = comparisons
+            .iter()
+            .enumerate()
+            .map(|(j, c)| {
+                let what = format!("family {i} comparison {j}");
+                (
+                    arm_or_proportion(&c["control"], &mut check, &what),
+                    arm_or_proportion(&c["treatment"], &mut check, &what),
+                )
+            })
+            .collect();
+        let p: Vec<f64> = arms
+            .iter()
+            .map(|(a, b)| relative_lift(a, b, alpha, alt).unwrap().p_value)
+            .collect();
+        let p_adjusted = match family["method"].as_str().unwrap() {
+            "holm" => holm(&p),
+            "bh" => benjamini_hochberg(&p),
+            other => panic!("unknown correction {other}"),
+        }
+        .unwrap();
+        for (j, ((a, b), c)) in arms.iter().zip(comparisons).enumerate() {
+            let what = format!("family {i} comparison {j}");
+            check.rel(
+                p_adjusted[j],
+                num(&c["p_adjusted"]),
+                CLOSED_FORM,
+                &format!("{what} p_adjusted"),
+            );
+            let level = adjusted_alpha(alpha, p[j], p_adjusted[j]);
+            check.rel(
+                level,
+                num(&c["level"]),
+                CLOSED_FORM,
+                &format!("{what} level"),
+            );
+            // The p-value does not depend on the level, so this checks the
+            // unadjusted p as well as the adjusted interval.
+            let r = relative_lift(a, b, level, alt).unwrap();
+            check.estimate(&r, c, &what);
+            let excludes = r.ci_low > 0.0 || r.ci_high < 0.0;
+            check.same(
+                excludes,
+                c["excludes_zero"].as_bool().unwrap(),
+                &format!("{what} excludes 0"),
+            );
+            check.same(
+                excludes,
+                p_adjusted[j] < alpha,
+                &format!("{what} excludes 0 against p_adjusted < alpha"),
+            );
+        }
     }
     check.done();
 }
