@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::ValueEnum;
-use liftlab_domain::report::{ComparisonResult, Interval, MetricResult, Report, Verdict};
+use liftlab_domain::report::text::level;
+use liftlab_domain::report::{
+    ComparisonResult, DecisionTest, Interval, MetricResult, Report, Verdict,
+};
 use serde_json::Value;
 
 use crate::client::{segment, Client, ServerArgs};
@@ -242,15 +245,43 @@ fn verdict(v: Verdict) -> &'static str {
 
 fn comparison_line(c: &ComparisonResult) -> String {
     let mut line = format!("  {} vs {}: ", c.arm, c.baseline);
-    match &c.relative {
-        Some(r) => line.push_str(&format!("lift {}", interval(r, pct))),
+    match c.decision.filter(|_| c.verdict != Verdict::Collecting) {
+        Some(d) => {
+            let i = Interval {
+                estimate: d.estimate,
+                ci_low: d.ci_low,
+                ci_high: d.ci_high,
+            };
+            let _ = write!(
+                line,
+                "lift {} ({} {}%{}) p {}",
+                interval(&i, pct),
+                d.method.interval_name(),
+                level(1.0 - d.interval_level),
+                if d.test == DecisionTest::Harm {
+                    ", harm test"
+                } else {
+                    ""
+                },
+                p(d.p_value)
+            );
+        }
+        None if c.verdict == Verdict::Collecting => {
+            let _ = write!(
+                line,
+                "collecting ({} of {} units)",
+                c.evidence.units, c.evidence.min_units
+            );
+        }
         None => line.push_str("lift n/a"),
     }
+    let _ = write!(line, "  → {}", verdict(c.verdict));
+    line.push_str("\n    diagnostics:");
     if let Some(a) = &c.absolute {
         let _ = write!(line, "  abs {}", num_interval(a));
     }
     if let Some(pv) = c.p_value {
-        let _ = write!(line, "  p {}", p(pv));
+        let _ = write!(line, "  Welch p {}", p(pv));
     }
     if let Some(pa) = c.p_value_adjusted {
         let _ = write!(line, " (adj {})", p(pa));
@@ -261,7 +292,6 @@ fn comparison_line(c: &ComparisonResult) -> String {
     if let Some(b) = &c.bayes {
         let _ = write!(line, "  P(win) {:.0}%", b.chance_to_win * 100.0);
     }
-    let _ = write!(line, "  → {}", verdict(c.verdict));
     if let Some(note) = &c.note {
         let _ = write!(line, "  ({note})");
     }
@@ -293,8 +323,17 @@ fn metric_block(out: &mut String, m: &MetricResult) {
             "  {:<20} {:>8} {:>12} {:>12}",
             a.arm,
             a.n,
-            num(a.mean),
-            num(a.sd)
+            // No values, no mean; one value, no sd.
+            if a.n > 0 {
+                num(a.mean)
+            } else {
+                "—".to_string()
+            },
+            if a.n > 1 {
+                num(a.sd)
+            } else {
+                "—".to_string()
+            }
         );
         if let Some(ipw) = a.ipw_mean {
             let _ = write!(out, "   ipw mean {}", num(ipw));

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use clap::ValueEnum;
 use indicatif::ProgressBar;
-use liftlab_domain::report::{Interval, Report, Verdict};
+use liftlab_domain::report::{Decision, Interval, Report, Verdict};
 use liftlab_domain::spec::{Direction, MetricKind};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -353,6 +353,8 @@ pub struct Truth {
 /// What liftlab reported about one comparison.
 #[derive(Debug, Serialize)]
 pub struct Reported {
+    /// The decision every view shows (relative lift, its interval and the p-value the verdict reads).
+    pub decision: Option<Decision>,
     pub relative: Option<Interval>,
     pub absolute: Option<Interval>,
     pub p_value: Option<f64>,
@@ -370,6 +372,8 @@ pub struct MetricCheck {
     pub baseline: String,
     pub truth: Option<Truth>,
     pub reported: Option<Reported>,
+    /// Whether the decision interval contains the true relative lift.
+    pub decision_covered: Option<bool>,
     /// Whether the reported relative interval contains the true relative lift.
     pub relative_covered: Option<bool>,
     /// Whether the reported absolute interval contains the true difference.
@@ -600,6 +604,7 @@ pub fn check(
             let comparison =
                 reported_metric.and_then(|m| m.comparisons.iter().find(|c| c.arm == arm.key()));
             let reported = comparison.map(|c| Reported {
+                decision: c.decision,
                 relative: c.relative,
                 absolute: c.absolute,
                 p_value: c.p_value,
@@ -611,6 +616,17 @@ pub fn check(
                 (Some(i), Some(x)) if x.is_finite() => Some(i.ci_low <= x && x <= i.ci_high),
                 _ => None,
             };
+            let decision_covered = covers(
+                reported
+                    .as_ref()
+                    .and_then(|r| r.decision)
+                    .map(|d| Interval {
+                        estimate: d.estimate,
+                        ci_low: d.ci_low,
+                        ci_high: d.ci_high,
+                    }),
+                truth.as_ref().map(|t| t.relative),
+            );
             let relative_covered = covers(
                 reported.as_ref().and_then(|r| r.relative),
                 truth.as_ref().map(|t| t.relative),
@@ -630,6 +646,7 @@ pub fn check(
                 baseline: baseline.clone(),
                 truth,
                 reported,
+                decision_covered,
                 relative_covered,
                 absolute_covered,
                 assessment,
@@ -661,10 +678,10 @@ pub fn check(
 /// Judges a verdict against the true effect.
 fn assess(effect: &str, verdict: Verdict) -> &'static str {
     match (effect, verdict) {
-        ("none", Verdict::Inconclusive) => "right",
+        ("none", Verdict::Inconclusive | Verdict::Collecting) => "right",
         ("none", _) => "false positive",
         ("better", Verdict::Better) | ("worse", Verdict::Worse) => "right",
-        (_, Verdict::Inconclusive) => "missed",
+        (_, Verdict::Inconclusive | Verdict::Collecting) => "missed",
         _ => "wrong direction",
     }
 }

@@ -1,12 +1,15 @@
-//! Per-metric results: arm summaries, treatment-versus-baseline comparisons, the correction across metrics, verdicts, guardrails and harm.
+//! Per-metric results: arm summaries, treatment-versus-baseline comparisons, the one decision per comparison (corrected across the family, or a guardrail's harm test), verdicts, guardrails and harm.
 
+use liftlab_stats::dist::t_ppf;
+use liftlab_stats::sequential::rho;
 use liftlab_stats::{
-    benjamini_hochberg, compare, holm, Alternative, CompareSettings, Moments, SampleStats,
+    adjusted_alpha, benjamini_hochberg, compare, holm, sequential, sequential_with_rho, t_test,
+    Alternative, CompareSettings, Moments, SampleStats,
 };
 
 use super::types::{
-    ArmStats, BayesResult, ComparisonResult, EffectSize, GuardrailStatus, Harm, Interval,
-    MetricResult, SequentialResult, Verdict,
+    ArmStats, BayesResult, ComparisonResult, Decision, DecisionMethod, DecisionTest, EffectSize,
+    Evidence, GuardrailStatus, Harm, Interval, MetricResult, SequentialResult, Verdict,
 };
 use super::AggIndex;
 use crate::spec::{Correction, Direction, ExperimentSpec, Metric, MetricKind, MetricRole};
@@ -46,28 +49,278 @@ pub(crate) fn arm_stats(arm: &str, moments: &Moments, ipw: Option<(f64, f64)>) -
     }
 }
 
-/// Whether the analysis computes the sequential test for this metric: when the spec asks for
-/// sequential analysis, and for guardrails when it asks to pause on harm.
-fn wants_sequential(spec: &ExperimentSpec, metric: &Metric) -> bool {
-    let analysis = spec.analysis();
-    analysis.sequential()
-        || (analysis.auto_pause_on_harm() && metric.role() == MetricRole::Guardrail)
-}
+/// The fewest units with a value per arm before a comparison gets a verdict.
+pub const MIN_UNITS_PER_ARM: u64 = 30;
 
-/// The settings of every comparison of `metric`.
+/// For a binary metric, the fewest successes and the fewest failures per arm before a
+/// comparison gets a verdict.
+pub const MIN_EACH_WAY: u64 = 5;
+
+/// The settings of every comparison of `metric` (its diagnostics: Welch, Bayes, the
+/// sequential interval on both scales).
 fn settings(spec: &ExperimentSpec, metric: &Metric) -> CompareSettings {
     let analysis = spec.analysis();
     CompareSettings {
         alpha: analysis.alpha(),
         alternative: Alternative::TwoSided,
-        sequential_tau: wants_sequential(spec, metric).then_some(analysis.sequential_tuning()),
+        sequential_tau: Some(analysis.sequential_tuning()),
         prior: None,
         binary: metric.kind() == MetricKind::Binary,
         inverse: metric.direction() == Direction::Decrease,
     }
 }
 
-/// Compares `treatment` with `control` on one metric; never fails (a note says what is missing).
+/// The decision method of the spec's two-sided decisions: sequential unless the spec asks
+/// for a fixed horizon.
+pub(crate) fn method(spec: &ExperimentSpec) -> DecisionMethod {
+    if spec.analysis().sequential() {
+        DecisionMethod::Sequential
+    } else {
+        DecisionMethod::Fixed
+    }
+}
+
+/// Whether the metric's values cannot be negative, so its relative lift cannot go below −100%.
+fn non_negative(kind: MetricKind) -> bool {
+    kind != MetricKind::Continuous
+}
+
+/// The evidence of one comparison against the minimums.
+pub(crate) fn evidence(kind: MetricKind, control: &Moments, treatment: &Moments) -> Evidence {
+    let units = control.n().min(treatment.n());
+    let each_way = (kind == MetricKind::Binary).then(|| {
+        [control, treatment]
+            .iter()
+            .map(|m| {
+                let successes = whole(m.sum().round()).unwrap_or(0).min(m.n());
+                successes.min(m.n() - successes)
+            })
+            .min()
+            .unwrap_or(0)
+    });
+    Evidence {
+        units,
+        min_units: MIN_UNITS_PER_ARM,
+        outcomes_each_way: each_way,
+        min_each_way: each_way.map(|_| MIN_EACH_WAY),
+        enough: units >= MIN_UNITS_PER_ARM && each_way.map_or(true, |e| e >= MIN_EACH_WAY),
+    }
+}
+
+/// The relative lift a decision tests: estimate, standard error, the t test's degrees of
+/// freedom and the units behind it (both arms).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Lift {
+    pub(crate) estimate: f64,
+    pub(crate) se: f64,
+    pub(crate) dof: f64,
+    pub(crate) n_total: f64,
+}
+
+impl Lift {
+    /// The two-sided p-value of "no lift" by `method` (ρ of the sequential test tuned at `alpha`).
+    pub(crate) fn p_two_sided(&self, method: DecisionMethod, alpha: f64, tau: f64) -> Option<f64> {
+        let alt = Alternative::TwoSided;
+        match method {
+            DecisionMethod::Sequential => {
+                sequential(self.estimate, self.se, self.n_total, alpha, tau, alt)
+                    .ok()
+                    .map(|s| s.p_value)
+            }
+            DecisionMethod::Fixed => t_test(self.estimate, self.se, self.dof, alpha, alt)
+                .ok()
+                .map(|t| t.p_value),
+        }
+    }
+
+    /// The half-width of the two-sided interval at level `level_alpha`, by the same test as
+    /// [`Lift::p_two_sided`] at `alpha`: for the sequential test ρ stays the one tuned at
+    /// `alpha`, so the interval excludes 0 exactly when that p-value is below `level_alpha`.
+    pub(crate) fn half_width(
+        &self,
+        method: DecisionMethod,
+        alpha: f64,
+        level_alpha: f64,
+        tau: f64,
+    ) -> f64 {
+        match method {
+            DecisionMethod::Sequential => {
+                let r = rho(alpha, tau, true);
+                match sequential_with_rho(
+                    self.estimate,
+                    self.se,
+                    self.n_total,
+                    level_alpha,
+                    r,
+                    Alternative::TwoSided,
+                ) {
+                    Ok(s) => (s.ci_high - s.ci_low) / 2.0,
+                    Err(_) => f64::NAN,
+                }
+            }
+            DecisionMethod::Fixed => t_ppf(1.0 - level_alpha / 2.0, self.dof) * self.se,
+        }
+    }
+}
+
+/// The level of a decision interval: α·p/p_adjusted (see [`adjusted_alpha`]), or α/m (the
+/// Bonferroni level) when p underflowed to 0 in a corrected family of m comparisons.
+pub(crate) fn interval_alpha(
+    correction: Correction,
+    family: usize,
+    alpha: f64,
+    p: f64,
+    p_adjusted: f64,
+) -> f64 {
+    if p > 0.0 || correction == Correction::None {
+        adjusted_alpha(alpha, p, p_adjusted)
+    } else {
+        alpha / len_f64(family.max(1))
+    }
+}
+
+/// Builds a two-sided decision from a lift, its p-value adjusted across the family, and the
+/// level of its interval ([`interval_alpha`]); `None` when a number is not finite.
+pub(crate) fn two_sided_decision(
+    lift: &Lift,
+    method: DecisionMethod,
+    kind: MetricKind,
+    alpha: f64,
+    tau: f64,
+    p_adjusted: f64,
+    level_alpha: f64,
+) -> Option<Decision> {
+    let half = lift.half_width(method, alpha, level_alpha, tau);
+    let (mut lo, mut hi) = (lift.estimate - half, lift.estimate + half);
+    if !(lo.is_finite() && hi.is_finite() && p_adjusted.is_finite()) {
+        return None;
+    }
+    // The interval and the p-value come from one test, so they agree up to rounding; at the
+    // boundary the p-value decides and the interval's near end is set on 0's right side.
+    let significant = p_adjusted < alpha;
+    if significant && lo <= 0.0 && 0.0 <= hi {
+        if lift.estimate > 0.0 {
+            lo = f64::MIN_POSITIVE;
+        } else {
+            hi = -f64::MIN_POSITIVE;
+        }
+    } else if !significant && lo > 0.0 {
+        lo = 0.0;
+    } else if !significant && hi < 0.0 {
+        hi = 0.0;
+    }
+    if non_negative(kind) {
+        lo = lo.max(-1.0);
+    }
+    Some(Decision {
+        method,
+        test: DecisionTest::TwoSided,
+        estimate: lift.estimate,
+        ci_low: lo,
+        ci_high: hi,
+        p_value: p_adjusted,
+        alpha,
+        interval_level: 1.0 - level_alpha,
+        threshold: 0.0,
+    })
+}
+
+/// A guardrail's harm test: one-sided, always-valid (a guardrail is watched all the time and
+/// may pause the experiment), for a relative lift beyond `max_harm` on the harmful side, at
+/// the spec's alpha and not corrected for the other metrics. The interval's two ends are the
+/// one-sided bounds at alpha (so a 1 − 2·alpha interval).
+pub(crate) fn harm_decision(
+    lift: &Lift,
+    direction: Direction,
+    kind: MetricKind,
+    max_harm: f64,
+    alpha: f64,
+    tau: f64,
+) -> Option<Decision> {
+    // Harm is a fall of a metric that should rise, or a rise of one that should fall.
+    let (shift, alternative, threshold) = match direction {
+        Direction::Increase => (max_harm, Alternative::Less, -max_harm),
+        Direction::Decrease => (-max_harm, Alternative::Greater, max_harm),
+    };
+    let p = sequential(
+        lift.estimate + shift,
+        lift.se,
+        lift.n_total,
+        alpha,
+        tau,
+        alternative,
+    )
+    .ok()?
+    .p_value;
+    let bound = |alternative| {
+        sequential(
+            lift.estimate,
+            lift.se,
+            lift.n_total,
+            alpha,
+            tau,
+            alternative,
+        )
+        .ok()
+    };
+    let (mut lo, mut hi) = (
+        bound(Alternative::Greater)?.ci_low,
+        bound(Alternative::Less)?.ci_high,
+    );
+    if !(lo.is_finite() && hi.is_finite()) {
+        return None;
+    }
+    let harmful = p < alpha;
+    match direction {
+        Direction::Increase if harmful && hi >= threshold => hi = beside(threshold, -1.0),
+        Direction::Increase if !harmful && hi < threshold => hi = threshold,
+        Direction::Decrease if harmful && lo <= threshold => lo = beside(threshold, 1.0),
+        Direction::Decrease if !harmful && lo > threshold => lo = threshold,
+        _ => {}
+    }
+    if non_negative(kind) {
+        lo = lo.max(-1.0);
+    }
+    Some(Decision {
+        method: DecisionMethod::Sequential,
+        test: DecisionTest::Harm,
+        estimate: lift.estimate,
+        ci_low: lo,
+        ci_high: hi,
+        p_value: p,
+        alpha,
+        interval_level: 1.0 - 2.0 * alpha,
+        threshold,
+    })
+}
+
+/// A number a rounding step from `x` on the side of `sign`.
+fn beside(x: f64, sign: f64) -> f64 {
+    x + sign * f64::EPSILON * x.abs().max(f64::MIN_POSITIVE / f64::EPSILON)
+}
+
+/// The verdict a decision gives, read through the metric's direction.
+pub(crate) fn verdict_of(direction: Direction, decision: Option<&Decision>) -> Verdict {
+    let Some(d) = decision else {
+        return Verdict::Inconclusive;
+    };
+    match d.test {
+        DecisionTest::Harm if d.p_value < d.alpha => Verdict::Worse,
+        DecisionTest::Harm => Verdict::Inconclusive,
+        DecisionTest::TwoSided if d.ci_low > 0.0 || d.ci_high < 0.0 => {
+            if (d.ci_low > 0.0) == (direction == Direction::Increase) {
+                Verdict::Better
+            } else {
+                Verdict::Worse
+            }
+        }
+        DecisionTest::TwoSided => Verdict::Inconclusive,
+    }
+}
+
+/// Compares `treatment` with `control` on one metric: the diagnostics, the evidence and the
+/// lift a decision will test; never fails (a note says what is missing). The decision and
+/// verdict are set by [`metrics`] once the family's p-values are adjusted.
 pub(crate) fn comparison(
     spec: &ExperimentSpec,
     metric: &Metric,
@@ -75,7 +328,8 @@ pub(crate) fn comparison(
     arm: &str,
     control: &Moments,
     treatment: &Moments,
-) -> ComparisonResult {
+) -> (ComparisonResult, Option<Lift>) {
+    let evidence = evidence(metric.kind(), control, treatment);
     let mut out = ComparisonResult {
         arm: arm.to_string(),
         baseline: baseline.to_string(),
@@ -83,7 +337,13 @@ pub(crate) fn comparison(
         relative: None,
         p_value: None,
         p_value_adjusted: None,
-        verdict: Verdict::Inconclusive,
+        verdict: if evidence.enough {
+            Verdict::Inconclusive
+        } else {
+            Verdict::Collecting
+        },
+        decision: None,
+        evidence,
         effect_size: None,
         bayes: None,
         sequential: None,
@@ -95,7 +355,7 @@ pub(crate) fn comparison(
         Ok(result) => result,
         Err(e) => {
             out.note = Some(format!("not enough data to compare: {e}"));
-            return out;
+            return (out, None);
         }
     };
     let a = result.absolute;
@@ -107,7 +367,11 @@ pub(crate) fn comparison(
     out.p_value = Some(a.p_value);
     out.relative = result.relative.map(|r| Interval {
         estimate: r.estimate,
-        ci_low: r.ci_low,
+        ci_low: if non_negative(metric.kind()) {
+            r.ci_low.max(-1.0)
+        } else {
+            r.ci_low
+        },
         ci_high: r.ci_high,
     });
     if out.relative.is_none() {
@@ -118,13 +382,16 @@ pub(crate) fn comparison(
         hedges_g: e.hedges_g,
         cohens_h: e.cohens_h,
     });
-    out.bayes = result.bayes.map(|b| BayesResult {
-        chance_to_win: b.chance_to_win,
-        risk_control: b.risk_control,
-        risk_treatment: b.risk_treatment,
-        ci_low: b.ci_low,
-        ci_high: b.ci_high,
-    });
+    out.bayes = result
+        .bayes
+        .filter(|_| evidence.enough)
+        .map(|b| BayesResult {
+            chance_to_win: b.chance_to_win,
+            risk_control: b.risk_control,
+            risk_treatment: b.risk_treatment,
+            ci_low: b.ci_low,
+            ci_high: b.ci_high,
+        });
     out.sequential = result.sequential.map(|s| SequentialResult {
         p_value: s.p_value,
         p_value_adjusted: None,
@@ -136,13 +403,29 @@ pub(crate) fn comparison(
             ci_high: r.ci_high,
         }),
     });
-    out
+    let lift = result.relative.map(|r| Lift {
+        estimate: r.estimate,
+        se: r.se,
+        dof: r.dof,
+        n_total: c.n + t.n,
+    });
+    (out, lift.filter(|_| evidence.enough))
 }
 
-/// Every metric's results, with p-values adjusted across all comparisons and verdicts set.
+/// Every metric's results: diagnostics with p-values adjusted across the family, each
+/// comparison's decision, and the verdict that follows from it.
+///
+/// The family is every treatment-versus-baseline comparison of the primary and secondary
+/// metrics with enough evidence; the spec's correction adjusts their decision p-values, and
+/// each decision interval is widened to the level that matches its adjusted p-value.
+/// Guardrails are harm tests outside the family.
 pub(crate) fn metrics(spec: &ExperimentSpec, index: &AggIndex<'_>) -> Vec<MetricResult> {
     let thompson = spec.allocation().thompson().is_some();
     let baseline = spec.baseline().key();
+    let analysis = spec.analysis();
+    let (alpha, tau) = (analysis.alpha(), analysis.sequential_tuning());
+    let method = method(spec);
+    let mut lifts: Vec<Vec<Option<Lift>>> = Vec::new();
     let mut results: Vec<MetricResult> = spec
         .metrics()
         .iter()
@@ -157,13 +440,14 @@ pub(crate) fn metrics(spec: &ExperimentSpec, index: &AggIndex<'_>) -> Vec<Metric
                 })
                 .collect();
             let control = index.overall(baseline, metric.key()).moments;
-            let comparisons = spec
+            let (comparisons, metric_lifts): (Vec<_>, Vec<_>) = spec
                 .treatments()
                 .map(|arm| {
                     let treatment = index.overall(arm.key(), metric.key()).moments;
                     comparison(spec, metric, baseline, arm.key(), &control, &treatment)
                 })
-                .collect();
+                .unzip();
+            lifts.push(metric_lifts);
             MetricResult {
                 key: metric.key().to_string(),
                 kind: metric.kind(),
@@ -174,57 +458,79 @@ pub(crate) fn metrics(spec: &ExperimentSpec, index: &AggIndex<'_>) -> Vec<Metric
             }
         })
         .collect();
-    adjust(spec.analysis().correction(), &mut results);
-    let use_sequential = spec.analysis().sequential();
-    let alpha = spec.analysis().alpha();
-    for (metric, result) in spec.metrics().iter().zip(results.iter_mut()) {
-        for c in &mut result.comparisons {
-            let p = if use_sequential {
-                c.sequential.and_then(|s| s.p_value_adjusted)
-            } else {
-                c.p_value_adjusted
-            };
-            let estimate = c.absolute.map(|a| a.estimate);
-            c.verdict = verdict(metric.direction(), estimate, p, alpha);
+    adjust_diagnostics(analysis.correction(), &mut results);
+
+    // The family's decision p-values, adjusted together.
+    let mut family: Vec<(usize, usize, f64)> = Vec::new();
+    for (i, metric) in spec.metrics().iter().enumerate() {
+        if metric.role() == MetricRole::Guardrail {
+            continue;
+        }
+        for (j, lift) in lifts[i].iter().enumerate() {
+            if let Some(p) = lift.and_then(|l| l.p_two_sided(method, alpha, tau)) {
+                family.push((i, j, p));
+            }
+        }
+    }
+    let raw: Vec<f64> = family.iter().map(|f| f.2).collect();
+    let adjusted = correct(analysis.correction(), &raw).unwrap_or(raw);
+    for (&(i, j, p), p_adj) in family.iter().zip(adjusted) {
+        let metric = &spec.metrics()[i];
+        let level = interval_alpha(analysis.correction(), family.len(), alpha, p, p_adj);
+        if let Some(lift) = lifts[i][j] {
+            results[i].comparisons[j].decision =
+                two_sided_decision(&lift, method, metric.kind(), alpha, tau, p_adj, level);
+        }
+    }
+    for (i, metric) in spec.metrics().iter().enumerate() {
+        for (j, c) in results[i].comparisons.iter_mut().enumerate() {
+            if metric.role() == MetricRole::Guardrail {
+                c.decision = lifts[i][j].and_then(|lift| {
+                    harm_decision(
+                        &lift,
+                        metric.direction(),
+                        metric.kind(),
+                        max_harm(metric),
+                        alpha,
+                        tau,
+                    )
+                });
+            }
+            if c.verdict != Verdict::Collecting {
+                c.verdict = verdict_of(metric.direction(), c.decision.as_ref());
+            }
         }
     }
     results
 }
 
-/// better | worse when `p` < alpha, read through the direction; inconclusive otherwise.
-pub(crate) fn verdict(
-    direction: Direction,
-    estimate: Option<f64>,
-    p: Option<f64>,
-    alpha: f64,
-) -> Verdict {
-    match (estimate, p) {
-        (Some(estimate), Some(p)) if p < alpha && estimate != 0.0 => {
-            let up = estimate > 0.0;
-            if up == (direction == Direction::Increase) {
-                Verdict::Better
-            } else {
-                Verdict::Worse
-            }
-        }
-        _ => Verdict::Inconclusive,
+/// The total units a fixed-horizon spec planned for; `None` until the spec declares `planned_units`.
+pub(crate) fn planned_units(_spec: &ExperimentSpec) -> Option<u64> {
+    None
+}
+
+/// A guardrail's tolerated harm (relative); 0 until the spec declares `max_harm`.
+fn max_harm(_metric: &Metric) -> f64 {
+    0.0
+}
+
+/// The spec's correction applied to `p`.
+fn correct(correction: Correction, p: &[f64]) -> Option<Vec<f64>> {
+    match correction {
+        Correction::None => Some(p.to_vec()),
+        Correction::Holm => holm(p).ok(),
+        Correction::Bh => benjamini_hochberg(p).ok(),
     }
 }
 
-/// Applies `correction` across every comparison's p-value (and sequential p-value).
-fn adjust(correction: Correction, results: &mut [MetricResult]) {
-    let apply = |p: &[f64]| -> Option<Vec<f64>> {
-        match correction {
-            Correction::None => Some(p.to_vec()),
-            Correction::Holm => holm(p).ok(),
-            Correction::Bh => benjamini_hochberg(p).ok(),
-        }
-    };
+/// Applies `correction` across every comparison's Welch p-value and sequential p-value (the
+/// diagnostics shown beside the decision).
+fn adjust_diagnostics(correction: Correction, results: &mut [MetricResult]) {
     let fixed: Vec<f64> = results
         .iter()
         .flat_map(|m| m.comparisons.iter().filter_map(|c| c.p_value))
         .collect();
-    if let Some(adjusted) = apply(&fixed) {
+    if let Some(adjusted) = correct(correction, &fixed) {
         let mut it = adjusted.into_iter();
         for c in results.iter_mut().flat_map(|m| m.comparisons.iter_mut()) {
             if c.p_value.is_some() {
@@ -240,7 +546,7 @@ fn adjust(correction: Correction, results: &mut [MetricResult]) {
                 .filter_map(|c| c.sequential.map(|s| s.p_value))
         })
         .collect();
-    if let Some(adjusted) = apply(&sequential) {
+    if let Some(adjusted) = correct(correction, &sequential) {
         let mut it = adjusted.into_iter();
         for c in results.iter_mut().flat_map(|m| m.comparisons.iter_mut()) {
             if let Some(s) = c.sequential.as_mut() {
@@ -272,49 +578,36 @@ pub(crate) fn featured_treatment(
         .or_else(|| spec.treatments().next().map(|a| a.key().to_string()))
 }
 
-/// Every guardrail comparison with its status.
+/// Every guardrail comparison with its harm test's status.
 pub(crate) fn guardrails(spec: &ExperimentSpec, metrics: &[MetricResult]) -> Vec<GuardrailStatus> {
     spec.metrics()
         .iter()
         .zip(metrics)
         .filter(|(m, _)| m.role() == MetricRole::Guardrail)
-        .flat_map(|(_, result)| {
+        .flat_map(|(metric, result)| {
             result.comparisons.iter().map(|c| GuardrailStatus {
                 metric: result.key.clone(),
                 arm: c.arm.clone(),
                 verdict: c.verdict,
-                relative: c.relative,
+                decision: c.decision,
+                max_harm: max_harm(metric),
                 ok: c.verdict != Verdict::Worse,
             })
         })
         .collect()
 }
 
-/// The first guardrail whose sequential interval lies entirely on the harmful side, when the
-/// spec asks to pause on harm.
-pub(crate) fn harm(spec: &ExperimentSpec, metrics: &[MetricResult]) -> Option<Harm> {
-    if !spec.analysis().auto_pause_on_harm() {
-        return None;
-    }
-    let alpha = spec.analysis().alpha();
-    spec.metrics()
-        .iter()
-        .zip(metrics)
-        .filter(|(m, _)| m.role() == MetricRole::Guardrail)
-        .find_map(|(metric, result)| {
-            result.comparisons.iter().find_map(|c| {
-                let s = c.sequential?;
-                let harmful = match metric.direction() {
-                    Direction::Increase => s.ci_high < 0.0,
-                    Direction::Decrease => s.ci_low > 0.0,
-                };
-                (harmful && s.p_value < alpha).then(|| Harm {
-                    metric: result.key.clone(),
-                    arm: c.arm.clone(),
-                    p_value: s.p_value,
-                    ci_low: s.ci_low,
-                    ci_high: s.ci_high,
-                })
-            })
+/// The first guardrail whose harm test finds it significantly worse: what the page warns
+/// about and what `auto_pause_on_harm` acts on.
+pub(crate) fn harm(guardrails: &[GuardrailStatus]) -> Option<Harm> {
+    guardrails.iter().find_map(|g| {
+        let d = g.decision.filter(|_| g.verdict == Verdict::Worse)?;
+        Some(Harm {
+            metric: g.metric.clone(),
+            arm: g.arm.clone(),
+            p_value: d.p_value,
+            ci_low: d.ci_low,
+            ci_high: d.ci_high,
         })
+    })
 }

@@ -1,4 +1,4 @@
-//! CSV rendering of a report: one row per metric × treatment-arm comparison.
+//! CSV rendering of a report: one row per metric × treatment-arm comparison, the decision first, then the diagnostics.
 
 use std::fmt::Write;
 
@@ -21,6 +21,14 @@ pub const CSV_HEADER: &[&str] = &[
     "n_arm",
     "mean_arm",
     "sd_arm",
+    "verdict",
+    "decision_method",
+    "decision_test",
+    "decision_estimate",
+    "decision_ci_low",
+    "decision_ci_high",
+    "decision_p_value",
+    "decision_interval_level",
     "absolute",
     "absolute_ci_low",
     "absolute_ci_high",
@@ -29,7 +37,6 @@ pub const CSV_HEADER: &[&str] = &[
     "relative_ci_high",
     "p_value",
     "p_value_adjusted",
-    "verdict",
     "chance_to_win",
     "sequential_p_value",
     "sequential_ci_low",
@@ -65,8 +72,9 @@ fn row(report: &Report, metric: &MetricResult, c: &ComparisonResult) -> Vec<Stri
     let stats = |a: Option<&super::types::ArmStats>| {
         [
             a.map(|a| a.n.to_string()).unwrap_or_default(),
-            num(a.map(|a| a.mean)),
-            num(a.map(|a| a.sd)),
+            // An arm with no values has no mean or sd: empty, not 0.
+            num(a.filter(|a| a.n > 0).map(|a| a.mean)),
+            num(a.filter(|a| a.n > 1).map(|a| a.sd)),
         ]
     };
     let mut out = vec![
@@ -82,11 +90,19 @@ fn row(report: &Report, metric: &MetricResult, c: &ComparisonResult) -> Vec<Stri
     ];
     out.extend(stats(b));
     out.extend(stats(t));
+    out.push(c.verdict.as_str().to_string());
+    let d = c.decision;
+    out.push(d.map(|d| d.method.as_str().to_string()).unwrap_or_default());
+    out.push(d.map(|d| name(&d.test)).unwrap_or_default());
+    out.push(num(d.map(|d| d.estimate)));
+    out.push(num(d.map(|d| d.ci_low)));
+    out.push(num(d.map(|d| d.ci_high)));
+    out.push(num(d.map(|d| d.p_value)));
+    out.push(num(d.map(|d| d.interval_level)));
     out.extend(interval(c.absolute));
     out.extend(interval(c.relative));
     out.push(num(c.p_value));
     out.push(num(c.p_value_adjusted));
-    out.push(c.verdict.as_str().to_string());
     out.push(num(c.bayes.map(|b| b.chance_to_win)));
     out.push(num(c.sequential.map(|s| s.p_value)));
     out.push(num(c.sequential.map(|s| s.ci_low)));

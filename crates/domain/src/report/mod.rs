@@ -30,6 +30,8 @@ mod timeline;
 mod types;
 
 #[cfg(test)]
+mod decision_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
@@ -37,7 +39,9 @@ use std::collections::BTreeMap;
 use crate::drift::DriftMonitor;
 use crate::lifecycle::ExperimentVersion;
 use crate::model::{AggKey, AggScope, AllocationPeriod, HandledBy, MetricAggregate, Millis};
+use crate::spec::{ExperimentSpec, MetricRole};
 
+pub use compare::{MIN_EACH_WAY, MIN_UNITS_PER_ARM};
 pub use text::format_ts;
 pub use timeline::timeline;
 pub use types::*;
@@ -157,9 +161,10 @@ pub fn build(input: &ReportInput<'_>) -> Report {
     let (arms, srm, allocation) = health::arms_and_srm(spec, input);
     let attrition = health::attrition(spec, &arms, input.tallies);
     let metrics = compare::metrics(spec, &index);
+    let analysis = analysis_summary(spec, &arms);
     let featured = compare::featured_treatment(spec, &metrics);
     let guardrails = compare::guardrails(spec, &metrics);
-    let harm = compare::harm(spec, &metrics);
+    let harm = compare::harm(&guardrails);
     let power = health::power(spec, &index);
     let roi = money::roi(spec, &metrics, input.tallies, featured.as_deref());
     let productivity = money::productivity(spec, &index, input.tallies);
@@ -183,6 +188,7 @@ pub fn build(input: &ReportInput<'_>) -> Report {
         arms,
         srm,
         attrition,
+        analysis,
         metrics,
         guardrails,
         harm,
@@ -199,6 +205,30 @@ pub fn build(input: &ReportInput<'_>) -> Report {
     report.warnings = text::warnings(spec, &report);
     report.verdict = text::verdict(spec, &report);
     report
+}
+
+/// How the decisions are made, and whether a fixed-horizon answer is final yet.
+fn analysis_summary(spec: &ExperimentSpec, arms: &[ArmSummary]) -> AnalysisSummary {
+    let analysis = spec.analysis();
+    let method = compare::method(spec);
+    let family: Vec<String> = spec
+        .metrics()
+        .iter()
+        .filter(|m| m.role() != MetricRole::Guardrail)
+        .map(|m| m.key().to_string())
+        .collect();
+    let units = arms.iter().map(|a| a.assigned).sum();
+    let planned_units = compare::planned_units(spec);
+    AnalysisSummary {
+        method,
+        alpha: analysis.alpha(),
+        correction: analysis.correction(),
+        family_size: family.len() * spec.treatments().count(),
+        family,
+        planned_units,
+        units,
+        final_answer: method == DecisionMethod::Fixed && planned_units.is_some_and(|p| units >= p),
+    }
 }
 
 fn drift_entries(input: &ReportInput<'_>) -> Vec<DriftEntry> {

@@ -27,19 +27,23 @@ fn mean_interval(stats: &ArmStats, alpha: f64) -> Option<Interval> {
     })
 }
 
-/// −interval × factor (factor > 0): turns "treatment minus baseline" into "saved".
-fn saved(i: Interval, factor: f64) -> Interval {
-    Interval {
-        estimate: -i.estimate * factor,
-        ci_low: -i.ci_high * factor,
-        ci_high: -i.ci_low * factor,
-    }
-}
-
-/// The absolute comparison of `arm` on `metric`, if computed.
-fn difference(metrics: &[MetricResult], metric: Option<&str>, arm: &str) -> Option<Interval> {
+/// The per-case saving of `arm` on `metric` (baseline minus treatment, in the metric's unit)
+/// from the metric's decision: −(relative lift) × the baseline mean, so the saving's interval
+/// excludes 0 exactly when the metric's verdict is better or worse.
+fn saving_per_case(metrics: &[MetricResult], metric: Option<&str>, arm: &str) -> Option<Interval> {
     let result = metrics.iter().find(|m| Some(m.key.as_str()) == metric)?;
-    result.comparisons.iter().find(|c| c.arm == arm)?.absolute
+    let comparison = result.comparisons.iter().find(|c| c.arm == arm)?;
+    let d = comparison.decision?;
+    let base = result
+        .arms
+        .iter()
+        .find(|a| a.arm == comparison.baseline)?
+        .mean;
+    Some(Interval {
+        estimate: -d.estimate * base,
+        ci_low: -d.ci_high * base,
+        ci_high: -d.ci_low * base,
+    })
 }
 
 /// The ROI section, when the spec has ROI settings.
@@ -55,6 +59,7 @@ pub(crate) fn roi(
     let per_hour = settings.duration_unit().per_hour();
     let cost_metric = settings.cost_metric();
     let duration_metric = settings.duration_metric();
+    let fixed = fixed_monthly_cost(settings);
     let cost = metrics.iter().find(|m| Some(m.key.as_str()) == cost_metric);
     let mut cost_per_case = BTreeMap::new();
     let mut cost_per_case_ci = BTreeMap::new();
@@ -72,27 +77,32 @@ pub(crate) fn roi(
     } else {
         None
     };
+    // Per case: the money saved (on the basis above) and the hours saved.
+    let per_case = |arm: &str| -> (Option<Interval>, Option<Interval>) {
+        let hours =
+            saving_per_case(metrics, duration_metric, arm).map(|h| scale(h, 1.0 / per_hour));
+        let money = match basis {
+            Some(SavingsBasis::CostMetric) => saving_per_case(metrics, cost_metric, arm),
+            Some(SavingsBasis::HumanTime) => hours.map(|h| scale(h, labour_rate)),
+            None => None,
+        };
+        (money, hours)
+    };
     let by_arm: Vec<ArmSavings> = spec
         .treatments()
         .map(|arm| {
-            let hours = difference(metrics, duration_metric, arm.key())
-                .map(|d| saved(d, volume / per_hour));
-            let money = match basis {
-                Some(SavingsBasis::CostMetric) => {
-                    difference(metrics, cost_metric, arm.key()).map(|d| saved(d, volume))
-                }
-                Some(SavingsBasis::HumanTime) => hours.map(|h| scale(h, labour_rate)),
-                None => None,
-            };
+            let (money, hours) = per_case(arm.key());
             ArmSavings {
                 arm: arm.key().to_string(),
-                monthly_savings: money,
-                hours_saved_per_month: hours,
+                monthly_savings: money.map(|m| scale(m, volume)),
+                hours_saved_per_month: hours.map(|h| scale(h, volume)),
             }
         })
         .collect();
     let chosen = featured.and_then(|f| by_arm.iter().find(|s| s.arm == f));
     let hours = chosen.and_then(|s| s.hours_saved_per_month);
+    let gross = chosen.and_then(|s| s.monthly_savings);
+    let money_per_case = chosen.and_then(|s| per_case(&s.arm).0);
     Some(RoiResult {
         currency: settings.currency().to_string(),
         cost_metric: cost_metric.map(str::to_string),
@@ -103,7 +113,16 @@ pub(crate) fn roi(
         cost_per_case_ci,
         arm: chosen.map(|s| s.arm.clone()),
         savings_basis: basis,
-        monthly_savings: chosen.and_then(|s| s.monthly_savings),
+        monthly_savings: gross,
+        fixed_monthly_cost: fixed,
+        net_monthly_savings: gross.map(|g| Interval {
+            estimate: g.estimate - fixed,
+            ci_low: g.ci_low - fixed,
+            ci_high: g.ci_high - fixed,
+        }),
+        break_even_volume: money_per_case
+            .filter(|m| m.estimate > 0.0)
+            .map(|m| fixed / m.estimate),
         hours_saved_per_month: hours,
         labour_savings_per_month: hours
             .filter(|_| labour_rate > 0.0)
@@ -111,6 +130,12 @@ pub(crate) fn roi(
         automation_coverage: automation_coverage(tallies),
         by_arm,
     })
+}
+
+/// What running the AI arm costs a month regardless of volume; 0 until the spec declares
+/// `roi.fixed_monthly_cost`.
+fn fixed_monthly_cost(_settings: &crate::spec::Roi) -> f64 {
+    0.0
 }
 
 fn scale(i: Interval, factor: f64) -> Interval {

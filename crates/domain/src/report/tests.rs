@@ -34,14 +34,14 @@ fn close(actual: f64, expected: f64, tol: f64, what: &str) {
     );
 }
 
-fn parse(doc: Value) -> ExperimentSpec {
+pub(super) fn parse(doc: Value) -> ExperimentSpec {
     match ExperimentSpec::parse(&doc) {
         Ok(spec) => spec,
         Err(e) => panic!("test spec is invalid: {e}"),
     }
 }
 
-fn running(spec: ExperimentSpec) -> ExperimentVersion {
+pub(super) fn running(spec: ExperimentSpec) -> ExperimentVersion {
     ExperimentVersion::created(spec, 0)
         .transitioned(Transition::Start, None, 1)
         .expect("a draft can start")
@@ -301,7 +301,7 @@ fn numbers_match_the_stats_functions_on_two_pass_statistics() {
             key == "escalated",
             "cohen's h only for binary"
         );
-        assert!(c.sequential.is_none(), "sequential only when asked");
+        assert!(c.sequential.is_some(), "sequential diagnostics always");
         raw_p.push(welch.p_value);
     }
     let adjusted = holm(&raw_p).expect("holm");
@@ -343,17 +343,22 @@ fn gbstats_cases_1_and_2_two_sided_t_test() {
     close(a.ci_low, 0.04538, GB5, "case 2 ci low");
     close(a.ci_high, 0.53462, GB5, "case 2 ci high");
     close(c.p_value.expect("p"), 0.02016, GB5, "case 2 p");
-    // With no correction the adjusted p is the raw one, and 0.02 < 0.05 on an increase metric.
+    // With no correction the adjusted p is the raw one.
     close(
         c.p_value_adjusted.expect("adj"),
         0.02016,
         GB5,
         "no correction",
     );
-    assert_eq!(c.verdict, Verdict::Better);
+    // Welch's absolute p of 0.02 is only a diagnostic: the decision is on the relative lift,
+    // whose interval (−3.5% to +145% even at a fixed horizon) includes 0.
+    let d = c.decision.expect("decision");
+    assert!(d.ci_low < 0.0 && 0.0 < d.ci_high, "{d:?}");
+    assert!(d.p_value >= 0.05, "{d:?}");
+    assert_eq!(c.verdict, Verdict::Inconclusive);
 }
 
-fn sums(
+pub(super) fn sums(
     epoch: u64,
     arm: &str,
     metric: &str,
@@ -376,7 +381,7 @@ fn sums(
     )
 }
 
-fn build_with(
+pub(super) fn build_with(
     version: &ExperimentVersion,
     aggregates: &[(AggKey, MetricAggregate)],
     assignments: &[PeriodCount],
@@ -592,13 +597,16 @@ fn verdict_reads_through_the_direction_and_names_guardrails_and_money() {
         Verdict::Better,
         "lower cycle time is better"
     );
-    let r = primary.relative.expect("relative");
-    assert!(r.estimate < 0.0);
+    let d = primary.decision.expect("decision");
+    assert!(d.estimate < 0.0 && d.ci_high < 0.0);
+    // The headline shows the decision's interval, named by its method and level.
     let words = format!(
-        "AI assist cuts cycle time by {}% (95% CI {}–{}%)",
-        text::percent(r.estimate),
-        text::percent(r.ci_high),
-        text::percent(r.ci_low)
+        "AI assist cuts cycle time by {}% ({} {}% interval {}–{}%)",
+        text::percent(d.estimate),
+        d.method.interval_name(),
+        text::level(1.0 - d.interval_level),
+        text::percent(d.ci_high),
+        text::percent(d.ci_low)
     );
     assert!(
         report.verdict.starts_with(&words),
@@ -606,10 +614,13 @@ fn verdict_reads_through_the_direction_and_names_guardrails_and_money() {
         report.verdict
     );
     assert!(
-        report.verdict.contains("escalated unchanged"),
+        report
+            .verdict
+            .contains("no clear harm to escalated (always-valid"),
         "{}",
         report.verdict
     );
+    assert!(!report.verdict.contains("unchanged"), "{}", report.verdict);
     assert!(
         report.verdict.contains("saves about $"),
         "{}",
@@ -662,32 +673,31 @@ fn a_significantly_worse_guardrail_is_flagged_and_harm_is_found_sequentially() {
         .expect("guardrail listed");
     assert_eq!(g.verdict, Verdict::Worse);
     assert!(!g.ok);
-    assert!(report
-        .warnings
-        .iter()
-        .any(|w| w.kind == WarningKind::Guardrail));
+    assert!(report.warnings.iter().any(|w| w.kind == WarningKind::Harm));
     let harm = report
         .harm
         .as_ref()
-        .expect("harm found by the sequential test");
+        .expect("harm found by the guardrail's harm test");
     assert_eq!(
         (harm.metric.as_str(), harm.arm.as_str()),
         ("escalated", "ai_assist")
     );
     assert!(harm.ci_low > 0.0, "escalations went up: {harm:?}");
-    // The sequential interval is wider than Welch's fixed-horizon one.
+    // The harm test's always-valid interval is wider than the fixed-horizon relative one
+    // at twice the alpha (both ends are one-sided bounds at alpha).
     let c = &metric(&report, "escalated").comparisons[0];
-    let seq = c
-        .sequential
-        .expect("sequential for guardrails when pausing on harm");
-    let abs = c.absolute.expect("absolute");
-    assert!(seq.ci_low < abs.ci_low && abs.ci_high < seq.ci_high);
-    // Non-guardrails get no sequential analysis unless the spec asks for it.
-    assert!(metric(&report, "cycle_time").comparisons[0]
-        .sequential
-        .is_none());
+    let d = c.decision.expect("harm decision");
+    assert_eq!(d.test, DecisionTest::Harm);
+    assert_eq!((harm.ci_low, harm.ci_high), (d.ci_low, d.ci_high));
+    let b = two_pass(&values(&units, "human", "escalated"));
+    let t = two_pass(&values(&units, "ai_assist", "escalated"));
+    let rel = relative_lift(&b, &t, 0.10, Alternative::TwoSided).expect("lift");
     assert!(
-        report.verdict.contains("escalated worse (+"),
+        d.ci_low < rel.ci_low && rel.ci_high < d.ci_high,
+        "{d:?} {rel:?}"
+    );
+    assert!(
+        report.verdict.contains("harms guardrail escalated: +"),
         "{}",
         report.verdict
     );
@@ -701,11 +711,23 @@ fn roi_turns_the_cost_difference_into_monthly_savings_with_its_interval() {
     let roi = report.roi.as_ref().expect("roi settings given");
     let b = two_pass(&values(&units, "human", "cost"));
     let t = two_pass(&values(&units, "ai_assist", "cost"));
-    let welch = welch_absolute(&b, &t, 0.05, Alternative::TwoSided).expect("welch");
+    // Savings follow the cost metric's decision: −(relative lift) × baseline cost × volume.
+    let d = metric(&report, "cost").comparisons[0]
+        .decision
+        .expect("cost decision");
+    let rel = relative_lift(&b, &t, 0.05, Alternative::TwoSided).expect("lift");
+    close(d.estimate, rel.estimate, SAME, "decision estimate");
     let s = roi.monthly_savings.expect("savings");
     close(s.estimate, (b.mean - t.mean) * 10000.0, SAME, "savings");
-    close(s.ci_low, -welch.ci_high * 10000.0, SAME, "savings low");
-    close(s.ci_high, -welch.ci_low * 10000.0, SAME, "savings high");
+    close(s.ci_low, -d.ci_high * b.mean * 10000.0, SAME, "savings low");
+    close(
+        s.ci_high,
+        -d.ci_low * b.mean * 10000.0,
+        SAME,
+        "savings high",
+    );
+    let net = roi.net_monthly_savings.expect("net savings");
+    assert_eq!(net, s, "no fixed cost declared, so net is gross");
     close(
         roi.cost_per_case["human"],
         b.mean,
@@ -1004,14 +1026,15 @@ fn an_empty_epoch_gives_the_full_shape_without_numbers() {
     assert!(report.srm.ok && report.attrition.ok);
     let c = &metric(&report, "cycle_time").comparisons[0];
     assert!(c.absolute.is_none() && c.p_value.is_none());
-    assert_eq!(c.verdict, Verdict::Inconclusive);
+    assert_eq!(c.verdict, Verdict::Collecting);
+    assert!(c.decision.is_none() && c.bayes.is_none());
     assert!(c
         .note
         .as_deref()
         .is_some_and(|n| n.starts_with("not enough data")));
     assert_eq!(
         report.verdict,
-        "Not enough data yet to compare AI assist with human on cycle time; escalated unchanged."
+        "No units assigned yet, so there is nothing to compare."
     );
     assert!(report
         .warnings
@@ -1093,6 +1116,15 @@ fn json_shape_snapshot() {
         .allocation[].weights
         .allocation[].weights.ai_assist
         .allocation[].weights.human
+        .analysis
+        .analysis.alpha
+        .analysis.correction
+        .analysis.family
+        .analysis.family_size
+        .analysis.final_answer
+        .analysis.method
+        .analysis.planned_units
+        .analysis.units
         .arms
         .arms[].assigned
         .arms[].expected_share
@@ -1128,12 +1160,19 @@ fn json_shape_snapshot() {
         .featured_arm
         .guardrails
         .guardrails[].arm
+        .guardrails[].decision
+        .guardrails[].decision.alpha
+        .guardrails[].decision.ci_high
+        .guardrails[].decision.ci_low
+        .guardrails[].decision.estimate
+        .guardrails[].decision.interval_level
+        .guardrails[].decision.method
+        .guardrails[].decision.p_value
+        .guardrails[].decision.test
+        .guardrails[].decision.threshold
+        .guardrails[].max_harm
         .guardrails[].metric
         .guardrails[].ok
-        .guardrails[].relative
-        .guardrails[].relative.ci_high
-        .guardrails[].relative.ci_low
-        .guardrails[].relative.estimate
         .guardrails[].verdict
         .harm
         .metrics
@@ -1156,10 +1195,26 @@ fn json_shape_snapshot() {
         .metrics[].comparisons[].bayes.ci_low
         .metrics[].comparisons[].bayes.risk_control
         .metrics[].comparisons[].bayes.risk_treatment
+        .metrics[].comparisons[].decision
+        .metrics[].comparisons[].decision.alpha
+        .metrics[].comparisons[].decision.ci_high
+        .metrics[].comparisons[].decision.ci_low
+        .metrics[].comparisons[].decision.estimate
+        .metrics[].comparisons[].decision.interval_level
+        .metrics[].comparisons[].decision.method
+        .metrics[].comparisons[].decision.p_value
+        .metrics[].comparisons[].decision.test
+        .metrics[].comparisons[].decision.threshold
         .metrics[].comparisons[].effect_size
         .metrics[].comparisons[].effect_size.cohens_d
         .metrics[].comparisons[].effect_size.cohens_h
         .metrics[].comparisons[].effect_size.hedges_g
+        .metrics[].comparisons[].evidence
+        .metrics[].comparisons[].evidence.enough
+        .metrics[].comparisons[].evidence.min_each_way
+        .metrics[].comparisons[].evidence.min_units
+        .metrics[].comparisons[].evidence.outcomes_each_way
+        .metrics[].comparisons[].evidence.units
         .metrics[].comparisons[].note
         .metrics[].comparisons[].p_value
         .metrics[].comparisons[].p_value_adjusted
@@ -1207,6 +1262,7 @@ fn json_shape_snapshot() {
         .roi
         .roi.arm
         .roi.automation_coverage
+        .roi.break_even_volume
         .roi.by_arm
         .roi.by_arm[].arm
         .roi.by_arm[].hours_saved_per_month
@@ -1232,6 +1288,7 @@ fn json_shape_snapshot() {
         .roi.cost_per_case_ci.human.estimate
         .roi.currency
         .roi.duration_metric
+        .roi.fixed_monthly_cost
         .roi.hours_saved_per_month
         .roi.hours_saved_per_month.ci_high
         .roi.hours_saved_per_month.ci_low
@@ -1245,6 +1302,10 @@ fn json_shape_snapshot() {
         .roi.monthly_savings.ci_high
         .roi.monthly_savings.ci_low
         .roi.monthly_savings.estimate
+        .roi.net_monthly_savings
+        .roi.net_monthly_savings.ci_high
+        .roi.net_monthly_savings.ci_low
+        .roi.net_monthly_savings.estimate
         .roi.savings_basis
         .roi.volume_per_month
         .segments
@@ -1392,7 +1453,19 @@ fn csv_has_one_row_per_comparison_with_the_json_numbers() {
             let num = |name: &str| cells[col(name)].parse::<f64>().expect("number");
             assert_eq!(num("absolute"), c.absolute.expect("abs").estimate);
             assert_eq!(num("p_value_adjusted"), c.p_value_adjusted.expect("adj"));
-            assert_eq!(cells[col("sequential_p_value")], "", "not asked for");
+            assert_eq!(
+                num("sequential_p_value"),
+                c.sequential.expect("sequential").p_value
+            );
+            match c.decision {
+                Some(d) => {
+                    assert_eq!(cells[col("decision_method")], d.method.as_str());
+                    assert_eq!(num("decision_ci_low"), d.ci_low);
+                    assert_eq!(num("decision_ci_high"), d.ci_high);
+                    assert_eq!(num("decision_p_value"), d.p_value);
+                }
+                None => assert_eq!(cells[col("decision_p_value")], "", "collecting"),
+            }
             row += 1;
         }
     }

@@ -1,8 +1,11 @@
 //! Words for people: the one-sentence verdict, the warnings, and the number, money and date formats they use.
 
-use super::types::{ComparisonResult, Interval, Report, Verdict, Warning, WarningKind};
+use super::compare::{len_f64, MIN_UNITS_PER_ARM};
+use super::types::{
+    ComparisonResult, Decision, DecisionMethod, Interval, Report, Verdict, Warning, WarningKind,
+};
 use crate::model::{Millis, Status};
-use crate::spec::ExperimentSpec;
+use crate::spec::{Direction, ExperimentSpec, MetricRole};
 
 /// Year, month and day of the proleptic Gregorian calendar for days since 1970-01-01
 /// (Howard Hinnant's `civil_from_days`).
@@ -149,6 +152,21 @@ fn interval_words(i: &Interval) -> String {
     }
 }
 
+/// A decision's interval with its method and level: "always-valid 95% interval 12–23%".
+pub fn decision_interval(d: &Decision) -> String {
+    let i = Interval {
+        estimate: d.estimate,
+        ci_low: d.ci_low,
+        ci_high: d.ci_high,
+    };
+    format!(
+        "{} {}% interval {}",
+        d.method.interval_name(),
+        level(1.0 - d.interval_level),
+        interval_words(&i)
+    )
+}
+
 fn comparison_for<'a>(report: &'a Report, metric: &str, arm: &str) -> Option<&'a ComparisonResult> {
     report
         .metrics
@@ -159,85 +177,204 @@ fn comparison_for<'a>(report: &'a Report, metric: &str, arm: &str) -> Option<&'a
         .find(|c| c.arm == arm)
 }
 
-/// The first clause: what the featured arm does to the primary metric.
+/// "cuts cycle time by 18% (always-valid 95% interval 12–23%)".
+fn effect_words(name: &str, d: &Decision) -> String {
+    let verb = if d.estimate < 0.0 { "cuts" } else { "raises" };
+    format!(
+        "{verb} {name} by {}% ({})",
+        percent(d.estimate),
+        decision_interval(d)
+    )
+}
+
+/// The first clause: what the featured arm does to the primary metric, from its decision.
 fn primary_clause(spec: &ExperimentSpec, report: &Report, arm: &str) -> String {
     let metric = spec.primary().key();
     let name = humanize(metric);
     let who = humanize(arm);
     let baseline = humanize(spec.baseline().key());
-    let lv = level(spec.analysis().alpha());
-    let Some(c) = comparison_for(report, metric, arm).filter(|c| c.absolute.is_some()) else {
+    let Some(c) = comparison_for(report, metric, arm) else {
         return format!("not enough data yet to compare {who} with {baseline} on {name}");
     };
-    let (estimate, ci) = match (c.relative, c.absolute) {
-        (Some(r), _) => (r.estimate, format!("{lv}% CI {}", interval_words(&r))),
-        (None, Some(a)) => (
-            a.estimate,
-            format!("{lv}% CI {} to {}", number(a.ci_low), number(a.ci_high)),
-        ),
-        (None, None) => return format!("not enough data yet to compare {who} on {name}"),
+    if c.verdict == Verdict::Collecting {
+        return format!(
+            "collecting data: {who} and {baseline} need {} units with {name} each ({} so far){}",
+            c.evidence.min_units,
+            c.evidence.units,
+            match (c.evidence.outcomes_each_way, c.evidence.min_each_way) {
+                (Some(have), Some(need)) => format!(" and {need} cases each way ({have} so far)"),
+                _ => String::new(),
+            }
+        );
+    }
+    let Some(d) = c.decision else {
+        return format!(
+            "{who} cannot be compared with {baseline} on {name} yet ({})",
+            c.note.as_deref().unwrap_or("the lift is undefined")
+        );
     };
-    let magnitude = match (c.relative, c.absolute) {
-        (Some(r), _) => format!("{}%", percent(r.estimate)),
-        (None, Some(a)) => number(a.estimate.abs()),
-        (None, None) => String::new(),
-    };
-    let verb = if estimate < 0.0 { "cuts" } else { "raises" };
     match c.verdict {
-        Verdict::Better => format!("{who} {verb} {name} by {magnitude} ({ci})"),
-        Verdict::Worse => format!("{who} {verb} {name} by {magnitude} ({ci}), which is worse"),
-        Verdict::Inconclusive => format!("{who} shows no clear change in {name} ({ci})"),
+        Verdict::Better => format!("{who} {}", effect_words(&name, &d)),
+        Verdict::Worse => format!("{who} {}, which is worse", effect_words(&name, &d)),
+        Verdict::Inconclusive | Verdict::Collecting => format!(
+            "{who} shows no clear change in {name} ({})",
+            decision_interval(&d)
+        ),
     }
 }
 
-/// The guardrail clause: each guardrail of the featured arm, unchanged, better or worse.
-fn guardrail_clause(report: &Report, arm: &str) -> Option<String> {
-    let parts: Vec<String> = report
-        .guardrails
+/// The other metrics of the featured arm that the decision calls better or worse, harms
+/// first, then the guardrails with no clear harm.
+fn other_clauses(spec: &ExperimentSpec, report: &Report, arm: &str) -> Vec<String> {
+    let primary = spec.primary().key();
+    let others: Vec<(&str, &ComparisonResult, bool)> = report
+        .metrics
         .iter()
-        .filter(|g| g.arm == arm)
-        .map(|g| {
-            let name = humanize(&g.metric);
-            let lift = g
-                .relative
-                .map(|r| format!(" ({})", signed_percent(r.estimate)))
-                .unwrap_or_default();
-            match g.verdict {
-                Verdict::Inconclusive => format!("{name} unchanged"),
-                Verdict::Better => format!("{name} better{lift}"),
-                Verdict::Worse => format!("{name} worse{lift}"),
-            }
+        .filter(|m| m.key != primary)
+        .filter_map(|m| {
+            let c = m.comparisons.iter().find(|c| c.arm == arm)?;
+            Some((m.key.as_str(), c, m.role == MetricRole::Guardrail))
         })
         .collect();
-    (!parts.is_empty()).then(|| parts.join(", "))
+    let mut out = Vec::new();
+    for (key, c, guardrail) in &others {
+        let Some(d) = c.decision.filter(|_| c.verdict == Verdict::Worse) else {
+            continue;
+        };
+        let name = humanize(key);
+        out.push(if *guardrail {
+            format!(
+                "harms guardrail {name}: {} ({})",
+                signed_percent(d.estimate),
+                decision_interval(&d)
+            )
+        } else {
+            format!("{}, which is worse", effect_words(&name, &d))
+        });
+    }
+    for (key, c, _) in &others {
+        if let Some(d) = c.decision.filter(|_| c.verdict == Verdict::Better) {
+            out.push(effect_words(&humanize(key), &d));
+        }
+    }
+    let holding: Vec<String> = others
+        .iter()
+        .filter(|(_, c, guardrail)| *guardrail && c.verdict == Verdict::Inconclusive)
+        .filter_map(|(key, c, _)| {
+            let d = c.decision?;
+            Some(format!("{} ({})", humanize(key), decision_interval(&d)))
+        })
+        .collect();
+    if !holding.is_empty() {
+        out.push(format!("no clear harm to {}", holding.join(", ")));
+    }
+    out
 }
 
-/// The money clause, when ROI settings and a savings estimate exist.
+/// A segment of the primary metric significantly harmed for `arm`: its lift's p-value is
+/// below alpha divided by the number of segment lifts of the arm (Bonferroni), on the harmful side.
+fn segment_clauses(spec: &ExperimentSpec, report: &Report, arm: &str) -> Vec<String> {
+    let mut lifts: Vec<(&str, &str, &Interval, f64)> = Vec::new();
+    for s in &report.segments {
+        for v in &s.values {
+            for l in v.lifts.iter().filter(|l| l.arm == arm) {
+                if let (Some(i), Some(p)) = (l.relative.as_ref(), l.p_value) {
+                    lifts.push((&s.attribute, &v.value, i, p));
+                }
+            }
+        }
+    }
+    let alpha = spec.analysis().alpha() / len_f64(lifts.len().max(1));
+    let name = humanize(spec.primary().key());
+    let harmful = |i: &Interval| match spec.primary().direction() {
+        Direction::Increase => i.ci_high < 0.0,
+        Direction::Decrease => i.ci_low > 0.0,
+    };
+    lifts
+        .into_iter()
+        .filter(|(_, _, i, p)| *p < alpha && harmful(i))
+        .map(|(attribute, value, i, p)| {
+            format!(
+                "worse for {attribute} {value} ({name} {}, p = {})",
+                signed_percent(i.estimate),
+                p_value(p)
+            )
+        })
+        .collect()
+}
+
+/// Says so when the featured arm's quality-adjusted output is lower than the baseline's.
+fn quality_clause(spec: &ExperimentSpec, report: &Report, arm: &str) -> Option<String> {
+    let of = |key: &str| report.productivity.arms.iter().find(|a| a.arm == key);
+    let (b, t) = (of(spec.baseline().key())?, of(arm)?);
+    if b.completed < MIN_UNITS_PER_ARM || t.completed < MIN_UNITS_PER_ARM {
+        return None;
+    }
+    if let (Some(bh), Some(th)) = (b.quality_adjusted_per_hour, t.quality_adjusted_per_hour) {
+        return (th < bh).then(|| {
+            format!(
+                "quality-adjusted output falls from {} to {} cases an hour",
+                number(bh),
+                number(th)
+            )
+        });
+    }
+    let (bs, ts) = (b.quality_share?, t.quality_share?);
+    (ts < bs).then(|| {
+        format!(
+            "the share of cases that met quality falls from {}% to {}%",
+            percent(bs),
+            percent(ts)
+        )
+    })
+}
+
+/// The money clause, net of fixed costs first, when ROI settings and a savings estimate exist.
 fn roi_clause(report: &Report) -> Option<String> {
     let roi = report.roi.as_ref()?;
-    let s = roi.monthly_savings?;
+    let s = roi.net_monthly_savings?;
     let c = &roi.currency;
+    let net = if roi.fixed_monthly_cost > 0.0 {
+        format!(" net of {} fixed costs", money(roi.fixed_monthly_cost, c))
+    } else {
+        String::new()
+    };
     Some(if s.ci_low > 0.0 {
-        format!("saves about {} a month", money(s.estimate, c))
+        format!("saves about {} a month{net}", money(s.estimate, c))
     } else if s.ci_high < 0.0 {
-        format!("costs about {} more a month", money(-s.estimate, c))
+        format!("costs about {} more a month{net}", money(-s.estimate, c))
     } else {
         format!(
-            "savings not yet clear ({} to {} a month)",
+            "net savings not yet clear ({} to {} a month{net})",
             money(s.ci_low, c),
             money(s.ci_high, c)
         )
     })
 }
 
-/// One sentence a manager can repeat, such as "AI assist cuts cycle time by 18% (95% CI
-/// 12–23%); escalated unchanged; saves about $41k a month."
+/// One sentence a manager can repeat, such as "AI assist cuts cycle time by 18% (always-valid
+/// 95% interval 12–23%); harms guardrail escalated: +9.0% (…); saves about $41k a month."
+///
+/// It names every metric whose decision is better or worse (harms first), the guardrails with
+/// no clear harm, a significantly harmed segment and a drop in quality-adjusted output; it
+/// says nothing of metrics still collecting, and never calls an inconclusive result unchanged.
 pub(crate) fn verdict(spec: &ExperimentSpec, report: &Report) -> String {
     let Some(arm) = report.featured_arm.as_deref() else {
         return "The experiment has no treatment arm to compare.".to_string();
     };
+    if report.analysis.units == 0 {
+        return match report.status {
+            Status::Draft => {
+                "Not started: the experiment is a draft and no units are assigned yet."
+            }
+            _ => "No units assigned yet, so there is nothing to compare.",
+        }
+        .to_string();
+    }
     let mut clauses = vec![primary_clause(spec, report, arm)];
-    clauses.extend(guardrail_clause(report, arm));
+    clauses.extend(other_clauses(spec, report, arm));
+    clauses.extend(segment_clauses(spec, report, arm));
+    clauses.extend(quality_clause(spec, report, arm));
     clauses.extend(roi_clause(report));
     format!("{}.", capitalize(&clauses.join("; ")))
 }
@@ -255,17 +392,6 @@ pub(crate) fn warnings(spec: &ExperimentSpec, report: &Report) -> Vec<Warning> {
             None => "The experiment is paused.".to_string(),
         };
         push(WarningKind::Paused, message);
-    }
-    if let Some(h) = &report.harm {
-        push(
-            WarningKind::Harm,
-            format!(
-                "Guardrail {} is significantly worse for {} under the always-valid test (p = {}).",
-                humanize(&h.metric),
-                humanize(&h.arm),
-                p_value(h.p_value)
-            ),
-        );
     }
     if !report.srm.ok {
         push(
@@ -295,17 +421,42 @@ pub(crate) fn warnings(spec: &ExperimentSpec, report: &Report) -> Vec<Warning> {
             ),
         );
     }
-    for g in report.guardrails.iter().filter(|g| !g.ok) {
-        let lift = g
-            .relative
-            .map(|r| format!(" ({})", signed_percent(r.estimate)))
-            .unwrap_or_default();
+    for (i, g) in report.guardrails.iter().filter(|g| !g.ok).enumerate() {
+        let Some(d) = g.decision else { continue };
+        // The first harmed guardrail is the one `auto_pause_on_harm` acts on.
+        let kind = if i == 0 {
+            WarningKind::Harm
+        } else {
+            WarningKind::Guardrail
+        };
         push(
-            WarningKind::Guardrail,
+            kind,
             format!(
-                "Guardrail {} is significantly worse for {}{lift}.",
+                "Guardrail {} is significantly worse for {}: {} ({}, harm test p = {}).",
                 humanize(&g.metric),
-                humanize(&g.arm)
+                humanize(&g.arm),
+                signed_percent(d.estimate),
+                decision_interval(&d),
+                p_value(d.p_value)
+            ),
+        );
+    }
+    if let Some(arm) = report.featured_arm.as_deref() {
+        for clause in segment_clauses(spec, report, arm) {
+            push(
+                WarningKind::Segment,
+                format!("{} is {clause}.", capitalize(&humanize(arm))),
+            );
+        }
+    }
+    let a = &report.analysis;
+    if a.method == DecisionMethod::Fixed && !a.final_answer {
+        push(
+            WarningKind::NotFinal,
+            format!(
+                "Fixed-horizon analysis: its answer is final only at {} units ({} so far); looking earlier inflates false positives.",
+                a.planned_units.map_or("the planned".to_string(), |p| p.to_string()),
+                a.units
             ),
         );
     }
@@ -356,7 +507,7 @@ pub(crate) fn warnings(spec: &ExperimentSpec, report: &Report) -> Vec<Warning> {
         .metrics
         .iter()
         .find(|m| m.key == primary)
-        .is_some_and(|m| m.comparisons.iter().any(|c| c.absolute.is_none()));
+        .is_some_and(|m| m.comparisons.iter().any(|c| c.decision.is_none()));
     if missing {
         push(
             WarningKind::LowData,

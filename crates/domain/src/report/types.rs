@@ -41,11 +41,13 @@ pub struct Report {
     pub srm: SrmResult,
     /// Outcome coverage per arm and the differential-attrition test.
     pub attrition: Attrition,
+    /// How the decisions are made: method, level, correction and family, planned units.
+    pub analysis: AnalysisSummary,
     /// Per-metric results in the spec's order.
     pub metrics: Vec<MetricResult>,
     /// Each guardrail comparison with its status.
     pub guardrails: Vec<GuardrailStatus>,
-    /// The first guardrail the sequential test finds significantly worse, if any.
+    /// The first guardrail the harm test finds significantly worse, if any.
     pub harm: Option<Harm>,
     /// Drift detections of the epoch.
     pub drift: Vec<DriftEntry>,
@@ -65,6 +67,27 @@ pub struct Report {
     pub epochs: Vec<EpochEntry>,
     /// The primary metric per arm and UTC day of this epoch.
     pub timeline: Vec<TimelinePoint>,
+}
+
+/// How the report's decisions are made.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisSummary {
+    /// `sequential` (the default) or `fixed`.
+    pub method: DecisionMethod,
+    /// The spec's significance level.
+    pub alpha: f64,
+    /// `none`, `holm` or `bh`.
+    pub correction: crate::spec::Correction,
+    /// The metrics whose two-sided decisions are corrected together (primary and secondary).
+    pub family: Vec<String>,
+    /// Comparisons in the family (metrics × treatments).
+    pub family_size: usize,
+    /// The total units the fixed-horizon design planned for (only when `method` is `fixed`).
+    pub planned_units: Option<u64>,
+    /// Units assigned so far in the epoch, all arms together.
+    pub units: u64,
+    /// True for a fixed-horizon design that has reached `planned_units`: only then is its answer final.
+    pub final_answer: bool,
 }
 
 /// What a warning is about.
@@ -87,6 +110,10 @@ pub enum WarningKind {
     DisparateImpact,
     /// Too few units to compare yet.
     LowData,
+    /// A segment is significantly harmed on the primary metric.
+    Segment,
+    /// A fixed-horizon design has not reached its planned units, so its answer is not final.
+    NotFinal,
 }
 
 /// A problem a reader must know about.
@@ -191,16 +218,18 @@ pub struct Interval {
     pub ci_high: f64,
 }
 
-/// better | worse | inconclusive, read through the metric's direction.
+/// better | worse | inconclusive | collecting, read through the metric's direction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
-    /// Significantly better than the baseline.
+    /// The decision interval excludes 0 on the favourable side.
     Better,
-    /// Significantly worse than the baseline.
+    /// The decision interval excludes 0 (a guardrail: the harm tolerance) on the harmful side.
     Worse,
-    /// No significant difference (or not enough data).
+    /// Enough evidence to test, and the decision interval does not exclude 0.
     Inconclusive,
+    /// Below the minimum evidence per arm: no verdict yet.
+    Collecting,
 }
 
 impl Verdict {
@@ -210,8 +239,93 @@ impl Verdict {
             Verdict::Better => "better",
             Verdict::Worse => "worse",
             Verdict::Inconclusive => "inconclusive",
+            Verdict::Collecting => "collecting",
         }
     }
+}
+
+/// How a decision was reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionMethod {
+    /// Always-valid confidence sequences (safe to look at any time): the default.
+    Sequential,
+    /// A fixed-horizon t test, final only at the spec's `planned_units`.
+    Fixed,
+}
+
+impl DecisionMethod {
+    /// The method as written in JSON and CSV.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionMethod::Sequential => "sequential",
+            DecisionMethod::Fixed => "fixed",
+        }
+    }
+
+    /// The interval's name for people: `always-valid` or `fixed-horizon`.
+    pub fn interval_name(self) -> &'static str {
+        match self {
+            DecisionMethod::Sequential => "always-valid",
+            DecisionMethod::Fixed => "fixed-horizon",
+        }
+    }
+}
+
+/// What the decision tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionTest {
+    /// Any difference, either way (primary and secondary metrics); part of the corrected family.
+    TwoSided,
+    /// Harm beyond the guardrail's tolerance, one-sided, outside the family.
+    Harm,
+}
+
+/// The one answer of a comparison: the verdict, the headline, the tables, the forest plot, the
+/// CSV and the CLI all show this interval and p-value, on the relative-lift scale.
+///
+/// For a two-sided decision, `ci_low`/`ci_high` exclude 0 exactly when `p_value` < `alpha`, and
+/// then the verdict is better or worse by the side. For a guardrail's harm test the harmful
+/// end lies beyond `threshold` exactly when `p_value` < `alpha`, and then the verdict is worse.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// `sequential` or `fixed`.
+    pub method: DecisionMethod,
+    /// `two_sided` or `harm`.
+    pub test: DecisionTest,
+    /// The relative lift (mean_T − mean_B)/|mean_B|.
+    pub estimate: f64,
+    /// The lower end of the decision interval (never below −1 for a metric that cannot be negative).
+    pub ci_low: f64,
+    /// The upper end.
+    pub ci_high: f64,
+    /// The p-value the verdict reads: adjusted across the family for a two-sided test, the
+    /// one-sided harm p-value for a guardrail.
+    pub p_value: f64,
+    /// The significance level it is compared with (the spec's alpha).
+    pub alpha: f64,
+    /// The confidence level of the interval: 1 − alpha, widened for multiple testing to the
+    /// level that matches the adjusted p-value (1 − 2·alpha for a guardrail's two one-sided bounds).
+    pub interval_level: f64,
+    /// The relative lift the harmful end is tested against (−max_harm or +max_harm; 0 for a
+    /// two-sided test).
+    pub threshold: f64,
+}
+
+/// How much evidence an arm pair has, against the minimum a verdict needs.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// The fewest units with a value in the baseline or the treatment arm.
+    pub units: u64,
+    /// The minimum units per arm ([`MIN_UNITS_PER_ARM`](crate::report::MIN_UNITS_PER_ARM)).
+    pub min_units: u64,
+    /// For a binary metric, the fewest successes or failures in either arm.
+    pub outcomes_each_way: Option<u64>,
+    /// For a binary metric, the minimum of each ([`MIN_EACH_WAY`](crate::report::MIN_EACH_WAY)).
+    pub min_each_way: Option<u64>,
+    /// True when both minimums are met.
+    pub enough: bool,
 }
 
 /// Standardized effect sizes.
@@ -270,11 +384,15 @@ pub struct ComparisonResult {
     pub p_value: Option<f64>,
     /// The p-value adjusted by the spec's correction.
     pub p_value_adjusted: Option<f64>,
-    /// better | worse | inconclusive.
+    /// better | worse | inconclusive | collecting, from `decision` alone.
     pub verdict: Verdict,
+    /// The one answer every view shows (`null` while collecting or when the lift is undefined).
+    pub decision: Option<Decision>,
+    /// The evidence against the minimum a verdict needs.
+    pub evidence: Evidence,
     /// Standardized effect sizes.
     pub effect_size: Option<EffectSize>,
-    /// Bayesian chance to win and risks.
+    /// Bayesian chance to win and risks (`null` while collecting).
     pub bayes: Option<BayesResult>,
     /// Always-valid results, when the analysis computes them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -290,24 +408,26 @@ pub struct GuardrailStatus {
     pub metric: String,
     /// The treatment arm.
     pub arm: String,
-    /// Its verdict against the baseline.
+    /// Its verdict from the harm test: worse, inconclusive (no significant harm) or collecting.
     pub verdict: Verdict,
-    /// The relative lift, when defined.
-    pub relative: Option<Interval>,
+    /// The harm test's decision, when there is enough evidence.
+    pub decision: Option<Decision>,
+    /// The tolerated harm (relative), from the spec's `max_harm`.
+    pub max_harm: f64,
     /// False when the guardrail is significantly worse.
     pub ok: bool,
 }
 
-/// A guardrail that the sequential test finds significantly worse.
+/// A guardrail whose harm test finds it significantly worse (the first one, in spec order).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Harm {
     /// The guardrail metric.
     pub metric: String,
     /// The treatment arm that harms it.
     pub arm: String,
-    /// The always-valid p-value.
+    /// The harm test's one-sided p-value.
     pub p_value: f64,
-    /// The confidence sequence of the absolute difference.
+    /// The decision interval of the relative lift.
     pub ci_low: f64,
     /// Its upper end.
     pub ci_high: f64,
@@ -363,8 +483,15 @@ pub struct RoiResult {
     pub arm: Option<String>,
     /// What the savings are computed from.
     pub savings_basis: Option<SavingsBasis>,
-    /// (baseline − treatment cost per case) × volume per month, with Welch's interval.
+    /// Gross savings: the per-case saving × volume per month, with the interval of the cost
+    /// (or duration) metric's decision, so it agrees with that metric's verdict.
     pub monthly_savings: Option<Interval>,
+    /// What running the AI arm costs a month regardless of volume (the spec's `fixed_monthly_cost`).
+    pub fixed_monthly_cost: f64,
+    /// Gross savings minus the fixed monthly cost.
+    pub net_monthly_savings: Option<Interval>,
+    /// Cases a month at which net savings reach zero (`null` when a case saves nothing).
+    pub break_even_volume: Option<f64>,
     /// (baseline − treatment duration) in hours × volume per month.
     pub hours_saved_per_month: Option<Interval>,
     /// Hours saved × human cost per hour.

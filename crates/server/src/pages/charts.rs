@@ -21,7 +21,7 @@ pub fn verdict_colour(v: Verdict) -> &'static str {
     match v {
         Verdict::Better => "#009E73",
         Verdict::Worse => "#D55E00",
-        Verdict::Inconclusive => "#0072B2",
+        Verdict::Inconclusive | Verdict::Collecting => "#0072B2",
     }
 }
 
@@ -117,7 +117,7 @@ fn marker(v: Verdict, x: f64, y: f64, colour: &str) -> Markup {
         Verdict::Worse => {
             html! { rect x=(c(x - 5.5)) y=(c(y - 5.5)) width="11" height="11" fill=(colour) {} }
         }
-        Verdict::Inconclusive => html! {
+        Verdict::Inconclusive | Verdict::Collecting => html! {
             polygon points=(format!("{},{} {},{} {},{} {},{}", c(x), c(y - 7.0), c(x + 7.0), c(y), c(x), c(y + 7.0), c(x - 7.0), c(y)))
                 fill="white" stroke=(colour) stroke-width="2" {}
         },

@@ -5,10 +5,10 @@ use liftlab_domain::report::text::{
     humanize, level, money, number, p_value, percent, signed_percent,
 };
 use liftlab_domain::report::{
-    ComparisonResult, Interval, MetricResult, Report, SavingsBasis, TimelinePoint, Verdict,
-    WarningKind,
+    ComparisonResult, DecisionMethod, DecisionTest, Interval, MetricResult, Report, SavingsBasis,
+    TimelinePoint, Verdict, WarningKind, MIN_EACH_WAY, MIN_UNITS_PER_ARM,
 };
-use liftlab_domain::spec::MetricRole;
+use liftlab_domain::spec::{Correction, MetricRole};
 use liftlab_domain::{ExperimentVersion, Status};
 use maud::{html, Markup};
 
@@ -43,6 +43,7 @@ pub fn verdict_class(v: Verdict) -> &'static str {
         Verdict::Better => "v-better",
         Verdict::Worse => "v-worse",
         Verdict::Inconclusive => "v-inconclusive",
+        Verdict::Collecting => "v-collecting",
     }
 }
 
@@ -55,7 +56,7 @@ fn verdict_cell(v: Verdict) -> Markup {
     let mark = match v {
         Verdict::Better => "▲ ",
         Verdict::Worse => "▼ ",
-        Verdict::Inconclusive => "",
+        Verdict::Inconclusive | Verdict::Collecting => "",
     };
     html! { span class=(verdict_class(v)) { (mark) (v.as_str()) } }
 }
@@ -95,8 +96,36 @@ fn arm_mean(m: &MetricResult, arm: &str) -> Markup {
     }
 }
 
-/// The KPI table: one row per metric × treatment.
-fn kpi_table(report: &Report, sequential: bool, lv: &str) -> Markup {
+/// How the decisions were made, in one paragraph under the key results.
+fn analysis_note(report: &Report) -> Markup {
+    let a = &report.analysis;
+    let lv = level(a.alpha);
+    let correction = match a.correction {
+        Correction::None => "not corrected for multiple testing",
+        Correction::Holm => "corrected by Holm's method",
+        Correction::Bh => "corrected by Benjamini–Hochberg",
+    };
+    html! {
+        p.meta.analysis {
+            @match a.method {
+                DecisionMethod::Sequential => { "Intervals are always-valid (safe to look at any time) at " (lv) "% confidence. " }
+                DecisionMethod::Fixed => {
+                    "Intervals are fixed-horizon at " (lv) "% confidence, final only at "
+                    (a.planned_units.map_or("the planned".to_string(), |p| p.to_string())) " units ("
+                    (a.units) " so far"
+                    @if a.final_answer { ", reached" } ")."
+                }
+            }
+            " The " (a.family_size) " comparisons of primary and secondary metrics are one family, " (correction)
+            ", so their intervals widen to the level that matches the adjusted p-value. Each guardrail is a one-sided test for harm, always-valid at alpha " (number(a.alpha))
+            ", not diluted by the other metrics. A comparison is collecting until each arm has " (MIN_UNITS_PER_ARM)
+            " units with the metric (and " (MIN_EACH_WAY) " cases each way for a yes/no metric)."
+        }
+    }
+}
+
+/// The KPI table: one row per metric × treatment, each showing its decision.
+fn kpi_table(report: &Report) -> Markup {
     html! {
         table {
             thead {
@@ -106,8 +135,8 @@ fn kpi_table(report: &Report, sequential: bool, lv: &str) -> Markup {
                     th { "Arm" }
                     th.num { "Arm mean" }
                     th.num { "Lift" }
-                    th.num { (lv) "% CI" }
-                    th.num { @if sequential { "p (always valid)" } @else { "p (adjusted)" } }
+                    th.num { "Interval" }
+                    th.num { "p" }
                     th.num { "Chance to win" }
                     th { "Verdict" }
                 }
@@ -115,7 +144,7 @@ fn kpi_table(report: &Report, sequential: bool, lv: &str) -> Markup {
             tbody {
                 @for m in &report.metrics {
                     @for cmp in &m.comparisons {
-                        (kpi_row(m, cmp, sequential))
+                        (kpi_row(m, cmp))
                     }
                 }
             }
@@ -123,37 +152,36 @@ fn kpi_table(report: &Report, sequential: bool, lv: &str) -> Markup {
     }
 }
 
-fn kpi_row(m: &MetricResult, cmp: &ComparisonResult, sequential: bool) -> Markup {
-    let p = if sequential {
-        cmp.sequential.and_then(|s| s.p_value_adjusted)
-    } else {
-        cmp.p_value_adjusted
-    };
+fn kpi_row(m: &MetricResult, cmp: &ComparisonResult) -> Markup {
     html! {
         tr {
             td { strong { (humanize(&m.key)) } br; small.meta { (role_name(m.role)) ", " (if m.direction == liftlab_domain::spec::Direction::Decrease { "lower is better" } else { "higher is better" }) } }
             td.num { (arm_mean(m, &cmp.baseline)) }
             td { (cmp.arm) }
             td.num { (arm_mean(m, &cmp.arm)) }
-            td.num {
-                @match (cmp.relative, cmp.absolute) {
-                    (Some(r), _) => { (signed_percent(r.estimate)) }
-                    (None, Some(a)) => { (number(a.estimate)) }
-                    _ => { "—" }
+            @match cmp.decision.filter(|_| cmp.verdict != Verdict::Collecting) {
+                Some(d) => {
+                    td.num { (signed_percent(d.estimate)) }
+                    td.num {
+                        (interval_pct(&Interval { estimate: d.estimate, ci_low: d.ci_low, ci_high: d.ci_high }))
+                        br; small.meta { (d.method.interval_name()) " " (level(1.0 - d.interval_level)) "%"
+                            @if d.test == DecisionTest::Harm { ", harm test" } }
+                    }
+                    td.num { (p_value(d.p_value)) br; small.meta { @if d.test == DecisionTest::Harm { "one-sided" } @else { "adjusted" } } }
+                }
+                None => {
+                    td.num { "—" }
+                    td.num { "—" }
+                    td.num { "—" }
                 }
             }
-            td.num {
-                @match (cmp.relative, cmp.absolute) {
-                    (Some(r), _) => { (interval_pct(&r)) }
-                    (None, Some(a)) => { (number(a.ci_low)) " to " (number(a.ci_high)) }
-                    _ => { "—" }
-                }
-            }
-            td.num { @match p { Some(p) => { (p_value(p)) }, None => { "—" } } }
             td.num { @match cmp.bayes { Some(b) => { (percent(b.chance_to_win)) "%" }, None => { "—" } } }
             td {
                 (verdict_cell(cmp.verdict))
-                @if let Some(note) = &cmp.note { br; small.meta { (note) } }
+                @if cmp.verdict == Verdict::Collecting {
+                    br; small.meta { (cmp.evidence.units) " of " (cmp.evidence.min_units) " units"
+                        @if let (Some(have), Some(need)) = (cmp.evidence.outcomes_each_way, cmp.evidence.min_each_way) { ", " (have) " of " (need) " each way" } }
+                } @else if let Some(note) = &cmp.note { br; small.meta { (note) } }
             }
         }
     }
@@ -166,16 +194,18 @@ fn forest_rows(report: &Report) -> Vec<ForestRow> {
         .iter()
         .flat_map(|m| {
             m.comparisons.iter().filter_map(move |cmp| {
-                let r = cmp.relative?;
+                let d = cmp
+                    .decision
+                    .filter(|_| cmp.verdict != Verdict::Collecting)?;
                 Some(ForestRow {
                     label: if many {
                         format!("{} · {}", humanize(&m.key), cmp.arm)
                     } else {
                         humanize(&m.key)
                     },
-                    estimate: r.estimate,
-                    ci_low: r.ci_low,
-                    ci_high: r.ci_high,
+                    estimate: d.estimate,
+                    ci_low: d.ci_low,
+                    ci_high: d.ci_high,
                     verdict: cmp.verdict,
                 })
             })
@@ -202,24 +232,50 @@ fn warnings(report: &Report) -> Markup {
 
 fn health(report: &Report) -> Markup {
     let srm = &report.srm;
+    let assigned = report.analysis.units > 0;
+    let with_outcome: u64 = report.attrition.arms.iter().map(|c| c.with_outcome).sum();
+    let bad = report.guardrails.iter().filter(|g| !g.ok).count();
+    let collecting = report
+        .guardrails
+        .iter()
+        .filter(|g| g.verdict == Verdict::Collecting)
+        .count();
     html! {
         h2 { "Health" }
         div.cards {
             div.card {
                 div { "Sample ratio" }
-                div class={ "big " (if srm.ok { "ok" } else { "flag" }) } { @if srm.ok { "OK" } @else { "Mismatch" } }
-                small.meta { "χ² = " (number(srm.chi2)) ", p = " (p_value(srm.p_value)) }
+                @if assigned {
+                    div class={ "big " (if srm.ok { "ok" } else { "flag" }) } { @if srm.ok { "OK" } @else { "Mismatch" } }
+                    small.meta { "χ² = " (number(srm.chi2)) ", p = " (p_value(srm.p_value)) }
+                } @else {
+                    div.big { "Not started" }
+                    small.meta { "no units assigned yet" }
+                }
             }
             div.card {
                 div { "Outcome coverage" }
-                div class={ "big " (if report.attrition.ok { "ok" } else { "flag" }) } { @if report.attrition.ok { "Even" } @else { "Uneven" } }
-                small.meta { "χ² = " (number(report.attrition.chi2)) ", p = " (p_value(report.attrition.p_value)) }
+                @if with_outcome > 0 {
+                    div class={ "big " (if report.attrition.ok { "ok" } else { "flag" }) } { @if report.attrition.ok { "Even" } @else { "Uneven" } }
+                    small.meta { "χ² = " (number(report.attrition.chi2)) ", p = " (p_value(report.attrition.p_value)) }
+                } @else {
+                    div.big { "No outcomes" }
+                    small.meta { "nothing to judge yet" }
+                }
             }
             div.card {
                 div { "Guardrails" }
-                @let bad = report.guardrails.iter().filter(|g| !g.ok).count();
-                div class={ "big " (if bad == 0 { "ok" } else { "flag" }) } { @if bad == 0 { "Holding" } @else { (bad) " worse" } }
-                small.meta { (report.guardrails.len()) " checked" }
+                @if bad > 0 {
+                    div.big.flag { (bad) " harmed" }
+                } @else if report.guardrails.is_empty() {
+                    div.big { "None" }
+                } @else if collecting > 0 {
+                    div.big { "Collecting" }
+                } @else {
+                    div.big.ok { "No harm found" }
+                }
+                small.meta { (report.guardrails.len()) " checked"
+                    @if collecting > 0 { ", " (collecting) " still collecting" } ", one-sided harm tests" }
             }
             @if let Some(p) = &report.power {
                 div.card {
@@ -259,14 +315,25 @@ fn roi(report: &Report) -> Markup {
         h2 { "Return on investment" }
         div.cards {
             div.card {
-                div { "Monthly savings" @if let Some(arm) = &roi.arm { " (" (arm) ")" } }
-                @match roi.monthly_savings {
-                    Some(s) => {
-                        div.big { (money(s.estimate, cur)) }
-                        small.meta { (interval_money(&s, cur)) " · " (number(roi.volume_per_month)) " cases a month"
+                div { "Net monthly savings" @if let Some(arm) = &roi.arm { " (" (arm) ")" } }
+                @match (roi.net_monthly_savings, roi.monthly_savings) {
+                    (Some(net), Some(gross)) => {
+                        div.big { (money(net.estimate, cur)) }
+                        small.meta { (interval_money(&net, cur)) br;
+                            "gross " (money(gross.estimate, cur)) " − fixed " (money(roi.fixed_monthly_cost, cur))
+                            " · " (number(roi.volume_per_month)) " cases a month"
                             @match roi.savings_basis { Some(SavingsBasis::CostMetric) => { " · from cost per case" }, Some(SavingsBasis::HumanTime) => { " · from human time" }, None => {} } }
                     }
-                    None => { div.big { "—" } small.meta { "needs a cost or duration metric with data" } }
+                    _ => { div.big { "—" } small.meta { "needs a cost or duration metric with enough data" } }
+                }
+            }
+            @if roi.fixed_monthly_cost > 0.0 {
+                div.card {
+                    div { "Break-even volume" }
+                    @match roi.break_even_volume {
+                        Some(v) => { div.big { (number(v)) } small.meta { "cases a month to cover " (money(roi.fixed_monthly_cost, cur)) " of fixed cost" } }
+                        None => { div.big { "—" } small.meta { "a case saves nothing yet" } }
+                    }
                 }
             }
             @if let Some(h) = roi.hours_saved_per_month {
@@ -398,7 +465,7 @@ fn provenance(page: &ExperimentPage) -> Markup {
                 tr { th { "Spec version" } td { "v" (v.version) ", " (rfc3339(v.created_at)) } }
                 tr { th { "Analysis" } td {
                     "alpha " (number(spec.analysis().alpha())) ", correction " (format!("{:?}", spec.analysis().correction()).to_lowercase())
-                    @if spec.analysis().sequential() { ", sequential (τ = " (number(spec.analysis().sequential_tuning())) ")" }
+                    @if spec.analysis().sequential() { ", sequential (τ = " (number(spec.analysis().sequential_tuning())) ")" } @else { ", fixed horizon" }
                     @if spec.analysis().auto_pause_on_harm() { ", pauses on harm" }
                 } }
             }
@@ -453,11 +520,12 @@ pub fn render_experiment(page: &ExperimentPage) -> Markup {
         (warnings(report))
         p.verdict { (report.verdict) }
         h2 { "Key results" }
-        (kpi_table(report, spec.analysis().sequential(), &lv))
+        (kpi_table(report))
+        (analysis_note(report))
         h2 { "Lifts at a glance" }
         figure {
             (charts::forest(&forest_rows(report), &lv))
-            figcaption { "Relative lift of each arm against " (spec.baseline().key()) ", with " (lv) "% confidence intervals. Colour and shape both show the verdict." }
+            figcaption { "Relative lift of each arm against " (spec.baseline().key()) ", with each decision's interval (the same as the table's). Colour and shape both show the verdict." }
         }
         h2 { (capitalized(&humanize(primary))) " over time" }
         figure {
