@@ -219,7 +219,7 @@ fn action_lock() -> &'static Mutex<()> {
 ///   new epoch (`store.rebaseline`, with the detection as the reason).
 /// - With `analysis.auto_pause_on_harm`, a running experiment is checked every
 ///   [`HARM_CHECK_EVERY`] outcomes; a guardrail that the sequential test finds significantly
-///   worse pauses it (`store.transition(Pause)` with the reason, which the audit chain
+///   worse under its harm test (the report's `harm`, the same test its verdict reads) pauses it (`store.transition(Pause)` with the reason, which the audit chain
 ///   records and the result page shows at the top).
 ///
 /// Failures are logged, never returned: the outcomes themselves were recorded.
@@ -284,8 +284,12 @@ fn check(state: &AppState, key: &str) -> Result<(), ApiError> {
         return Ok(());
     };
     let reason = format!(
-        "guardrail {} is significantly worse in arm {} (always-valid p = {:.4}, difference {:.4} to {:.4})",
-        harm.metric, harm.arm, harm.p_value, harm.ci_low, harm.ci_high
+        "guardrail {} is significantly worse in arm {} (harm test p = {:.4}, relative lift {:+.1}% to {:+.1}%)",
+        harm.metric,
+        harm.arm,
+        harm.p_value,
+        harm.ci_low * 100.0,
+        harm.ci_high * 100.0
     );
     let _guard = action_lock().lock().unwrap_or_else(|p| p.into_inner());
     if state.store.experiment(key)?.status == Status::Running {

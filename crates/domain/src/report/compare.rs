@@ -490,7 +490,7 @@ pub(crate) fn metrics(spec: &ExperimentSpec, index: &AggIndex<'_>) -> Vec<Metric
                         &lift,
                         metric.direction(),
                         metric.kind(),
-                        max_harm(metric),
+                        metric.max_harm(),
                         alpha,
                         tau,
                     )
@@ -502,16 +502,6 @@ pub(crate) fn metrics(spec: &ExperimentSpec, index: &AggIndex<'_>) -> Vec<Metric
         }
     }
     results
-}
-
-/// The total units a fixed-horizon spec planned for; `None` until the spec declares `planned_units`.
-pub(crate) fn planned_units(_spec: &ExperimentSpec) -> Option<u64> {
-    None
-}
-
-/// A guardrail's tolerated harm (relative); 0 until the spec declares `max_harm`.
-fn max_harm(_metric: &Metric) -> f64 {
-    0.0
 }
 
 /// The spec's correction applied to `p`.
@@ -590,7 +580,7 @@ pub(crate) fn guardrails(spec: &ExperimentSpec, metrics: &[MetricResult]) -> Vec
                 arm: c.arm.clone(),
                 verdict: c.verdict,
                 decision: c.decision,
-                max_harm: max_harm(metric),
+                max_harm: metric.max_harm(),
                 ok: c.verdict != Verdict::Worse,
             })
         })

@@ -218,7 +218,9 @@ fn analysis_summary(spec: &ExperimentSpec, arms: &[ArmSummary]) -> AnalysisSumma
         .map(|m| m.key().to_string())
         .collect();
     let units = arms.iter().map(|a| a.assigned).sum();
-    let planned_units = compare::planned_units(spec);
+    let planned_units = analysis
+        .planned_units()
+        .filter(|_| method == DecisionMethod::Fixed);
     AnalysisSummary {
         method,
         alpha: analysis.alpha(),

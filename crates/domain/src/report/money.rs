@@ -59,7 +59,7 @@ pub(crate) fn roi(
     let per_hour = settings.duration_unit().per_hour();
     let cost_metric = settings.cost_metric();
     let duration_metric = settings.duration_metric();
-    let fixed = fixed_monthly_cost(settings);
+    let fixed = settings.fixed_monthly_cost();
     let cost = metrics.iter().find(|m| Some(m.key.as_str()) == cost_metric);
     let mut cost_per_case = BTreeMap::new();
     let mut cost_per_case_ci = BTreeMap::new();
@@ -130,12 +130,6 @@ pub(crate) fn roi(
         automation_coverage: automation_coverage(tallies),
         by_arm,
     })
-}
-
-/// What running the AI arm costs a month regardless of volume; 0 until the spec declares
-/// `roi.fixed_monthly_cost`.
-fn fixed_monthly_cost(_settings: &crate::spec::Roi) -> f64 {
-    0.0
 }
 
 fn scale(i: Interval, factor: f64) -> Interval {

@@ -107,6 +107,8 @@ pub struct ForestRow {
     pub ci_low: f64,
     /// The interval's upper end.
     pub ci_high: f64,
+    /// The interval's name: its method and level, such as `always-valid 95%`.
+    pub interval: String,
     /// The verdict, for colour and marker.
     pub verdict: Verdict,
 }
@@ -125,7 +127,7 @@ fn marker(v: Verdict, x: f64, y: f64, colour: &str) -> Markup {
 }
 
 /// The forest plot: each comparison's relative lift with its interval around the zero line.
-pub fn forest(rows: &[ForestRow], level: &str) -> Markup {
+pub fn forest(rows: &[ForestRow]) -> Markup {
     if rows.is_empty() {
         return html! { p.meta { "No lifts to plot yet." } };
     }
@@ -148,7 +150,7 @@ pub fn forest(rows: &[ForestRow], level: &str) -> Markup {
                 @let y = top + row_h * (f(i) + 0.5);
                 @let colour = verdict_colour(r.verdict);
                 g {
-                    title { (r.label) ": " (signed_percent(r.estimate)) " (" (level) "% CI " (signed_percent(r.ci_low)) " to " (signed_percent(r.ci_high)) "), " (r.verdict.as_str()) }
+                    title { (r.label) ": " (signed_percent(r.estimate)) " (" (r.interval) " interval " (signed_percent(r.ci_low)) " to " (signed_percent(r.ci_high)) "), " (r.verdict.as_str()) }
                     text x=(c(label_w)) y=(c(y + 4.0)) font-size="13" text-anchor="end" { (r.label) }
                     line x1=(c(sx.at(r.ci_low))) x2=(c(sx.at(r.ci_high))) y1=(c(y)) y2=(c(y)) stroke=(colour) stroke-width="3" {}
                     (marker(r.verdict, sx.at(r.estimate), y, colour))
@@ -164,7 +166,7 @@ pub fn forest(rows: &[ForestRow], level: &str) -> Markup {
             text x=(c(x0 + 102.0)) y=(c(ly + 4.0)) font-size="12" { "worse" }
             (marker(Verdict::Inconclusive, x0 + 175.0, ly, verdict_colour(Verdict::Inconclusive)))
             text x=(c(x0 + 187.0)) y=(c(ly + 4.0)) font-size="12" { "inconclusive" }
-            text x=(c(x0 + 300.0)) y=(c(ly + 4.0)) font-size="12" fill="#595959" { "bars: " (level) "% confidence intervals" }
+            text x=(c(x0 + 300.0)) y=(c(ly + 4.0)) font-size="12" fill="#595959" { "bars: each decision's interval" }
         }
     }
 }

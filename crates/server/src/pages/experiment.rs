@@ -206,6 +206,11 @@ fn forest_rows(report: &Report) -> Vec<ForestRow> {
                     estimate: d.estimate,
                     ci_low: d.ci_low,
                     ci_high: d.ci_high,
+                    interval: format!(
+                        "{} {}%",
+                        d.method.interval_name(),
+                        level(1.0 - d.interval_level)
+                    ),
                     verdict: cmp.verdict,
                 })
             })
@@ -507,7 +512,6 @@ fn provenance(page: &ExperimentPage) -> Markup {
 pub fn render_experiment(page: &ExperimentPage) -> Markup {
     let report = &page.report;
     let spec = &page.version.spec;
-    let lv = level(spec.analysis().alpha());
     let arms: Vec<String> = spec.arms().iter().map(|a| a.key().to_string()).collect();
     let primary = spec.primary().key();
     let body = html! {
@@ -524,7 +528,7 @@ pub fn render_experiment(page: &ExperimentPage) -> Markup {
         (analysis_note(report))
         h2 { "Lifts at a glance" }
         figure {
-            (charts::forest(&forest_rows(report), &lv))
+            (charts::forest(&forest_rows(report)))
             figcaption { "Relative lift of each arm against " (spec.baseline().key()) ", with each decision's interval (the same as the table's). Colour and shape both show the verdict." }
         }
         h2 { (capitalized(&humanize(primary))) " over time" }

@@ -1,7 +1,7 @@
 //! The experiment list at `GET /`: status, arms, the primary metric's lift with its interval, the verdict and the last update.
 
 use liftlab_domain::report::text::{level, signed_percent};
-use liftlab_domain::report::Report;
+use liftlab_domain::report::{Report, Verdict};
 use liftlab_domain::{ExperimentVersion, Millis};
 use maud::{html, Markup};
 
@@ -35,17 +35,16 @@ fn primary_lift(row: &IndexRow) -> Markup {
                 .iter()
                 .find(|c| Some(&c.arm) == row.report.featured_arm.as_ref())
         });
-    let lv = level(spec.analysis().alpha());
     html! {
         div { (primary) }
-        @match comparison.and_then(|c| c.relative.map(|r| (c, r))) {
-            Some((c, r)) => {
+        @match comparison.and_then(|c| c.decision.filter(|_| c.verdict != Verdict::Collecting).map(|d| (c, d))) {
+            Some((c, d)) => {
                 div class=(verdict_class(c.verdict)) {
-                    (signed_percent(r.estimate)) " "
-                    small { "(" (lv) "% CI " (signed_percent(r.ci_low)) " to " (signed_percent(r.ci_high)) ")" }
+                    (signed_percent(d.estimate)) " "
+                    small { "(" (d.method.interval_name()) " " (level(1.0 - d.interval_level)) "% interval " (signed_percent(d.ci_low)) " to " (signed_percent(d.ci_high)) ")" }
                 }
             }
-            None => { div.meta { "not enough data" } }
+            None => { div.meta { @match comparison { Some(c) if c.verdict == Verdict::Collecting => { "collecting (" (c.evidence.units) " of " (c.evidence.min_units) " units)" }, _ => { "not enough data" } } } }
         }
     }
 }

@@ -88,7 +88,7 @@ pub(crate) fn layout(title: &str, body: Markup) -> Markup {
                 }
                 main { (body) }
                 footer {
-                    "Numbers: Welch's t-test and delta-method lifts at the experiment's alpha; chance to win from a Gaussian model on the relative lift. "
+                    "Numbers: each verdict follows its decision, a delta-method relative lift with an always-valid (or, when the spec plans a fixed horizon, a t) interval, corrected across primary and secondary metrics; guardrails are one-sided harm tests; chance to win is a Gaussian model on the relative lift. "
                     "JSON and CSV at /v1/experiments/{key}/results."
                 }
             }
