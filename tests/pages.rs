@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use liftlab_domain::report::text::decision_interval;
+use liftlab_domain::report::Report;
 use serde_json::{json, Value};
 
 use crate::harness::{create_running, Server};
@@ -167,6 +169,22 @@ fn both_pages_render_in_headless_chromium() {
             format!("{}/experiments/support-ai", server.base),
         ),
     ];
+    // The headline's interval is the primary metric's decision, as the results JSON gives it.
+    let results = server.call("GET", "/v1/experiments/support-ai/results", None, None);
+    assert_eq!(results.status, 200, "{}", results.body);
+    let report: Report = serde_json::from_str(&results.body).expect("results JSON");
+    let primary = report
+        .metrics
+        .iter()
+        .find(|m| m.key == "cycle_time")
+        .expect("primary metric");
+    let decision = primary.comparisons[0].decision.expect("a decision at 600 units");
+    let headline_interval = decision_interval(&decision);
+    assert!(
+        report.verdict.contains(&headline_interval),
+        "{} / {headline_interval}",
+        report.verdict
+    );
     let dir = shots_dir();
     for (name, url) in &pages {
         let dom = String::from_utf8(chromium(url, &["--dump-dom".to_string()])).expect("utf-8 DOM");
@@ -191,6 +209,15 @@ fn both_pages_render_in_headless_chromium() {
             ] {
                 assert!(dom.contains(text), "{name} lacks {text:?}");
             }
+            let verdict = dom
+                .split("<p class=\"verdict\">")
+                .nth(1)
+                .and_then(|rest| rest.split("</p>").next())
+                .expect("the verdict paragraph");
+            assert!(
+                verdict.contains(&headline_interval),
+                "the page's headline shows the decision's interval: {verdict} / {headline_interval}"
+            );
         } else {
             assert!(dom.contains("href=\"/experiments/support-ai\""), "{dom}");
         }
