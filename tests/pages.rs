@@ -178,7 +178,9 @@ fn both_pages_render_in_headless_chromium() {
         .iter()
         .find(|m| m.key == "cycle_time")
         .expect("primary metric");
-    let decision = primary.comparisons[0].decision.expect("a decision at 600 units");
+    let decision = primary.comparisons[0]
+        .decision
+        .expect("a decision at 600 units");
     let headline_interval = decision_interval(&decision);
     assert!(
         report.verdict.contains(&headline_interval),

@@ -3,13 +3,13 @@
 use liftlab_stats::dist::t_ppf;
 use liftlab_stats::sequential::rho;
 use liftlab_stats::{
-    adjusted_alpha, benjamini_hochberg, compare, holm, sequential, sequential_with_rho, t_test,
-    Alternative, CompareSettings, Moments, SampleStats,
+    adjusted_alpha, bayesian, benjamini_hochberg, compare, cuped, holm, ratio_stats, sequential,
+    sequential_with_rho, t_test, Alternative, CoMoments, CompareSettings, Moments, SampleStats,
 };
 
 use super::types::{
-    ArmStats, BayesResult, ComparisonResult, Decision, DecisionMethod, DecisionTest, EffectSize,
-    Evidence, GuardrailStatus, Harm, Interval, MetricResult, SequentialResult, Verdict,
+    ArmStats, BayesResult, ComparisonResult, CupedResult, Decision, DecisionMethod, DecisionTest,
+    EffectSize, Evidence, GuardrailStatus, Harm, Interval, MetricResult, SequentialResult, Verdict,
 };
 use super::AggIndex;
 use crate::spec::{Correction, Direction, ExperimentSpec, Metric, MetricKind, MetricRole};
@@ -318,18 +318,56 @@ pub(crate) fn verdict_of(direction: Direction, decision: Option<&Decision>) -> V
     }
 }
 
+/// What one arm measured on one metric: per-unit moments, and for a paired metric (a
+/// covariate or a ratio) the (x, y) co-moments.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Measure {
+    /// Per-unit values x (a ratio metric's numerator).
+    pub(crate) moments: Moments,
+    /// The (x, y) co-moments, for a metric with a covariate or a ratio metric.
+    pub(crate) paired: Option<CoMoments>,
+}
+
+impl Measure {
+    /// The arm's per-unit summary the comparisons run on: the ratio Σx/Σy with its
+    /// delta-method per-unit variance for a ratio metric, the plain moments otherwise.
+    fn stats(&self, metric: &Metric) -> Result<SampleStats, liftlab_stats::StatsError> {
+        match (metric.ratio(), &self.paired) {
+            (Some(_), Some(co)) => ratio_stats(co),
+            (Some(_), None) => Err(liftlab_stats::StatsError::TooFewObservations {
+                what: "ratio metric",
+                needed: 2.0,
+                got: 0.0,
+            }),
+            (None, _) => Ok(SampleStats::from(&self.moments)),
+        }
+    }
+}
+
+/// Reads one arm's measure of `metric` from the epoch's aggregates.
+pub(crate) fn measure(index: &AggIndex<'_>, arm: &str, metric: &Metric) -> Measure {
+    let moments = index.overall(arm, metric.key()).moments;
+    let paired = (metric.ratio().is_some() || metric.covariate().is_some())
+        .then(|| index.paired(arm, metric.key()));
+    Measure { moments, paired }
+}
+
 /// Compares `treatment` with `control` on one metric: the diagnostics, the evidence and the
 /// lift a decision will test; never fails (a note says what is missing). The decision and
 /// verdict are set by [`metrics`] once the family's p-values are adjusted.
+///
+/// A ratio metric compares Σx/Σy per arm by the delta method with covariance; a metric with a
+/// covariate tests its CUPED-adjusted relative lift (one pooled θ), while `absolute` and
+/// `relative` stay the unadjusted diagnostics.
 pub(crate) fn comparison(
     spec: &ExperimentSpec,
     metric: &Metric,
     baseline: &str,
     arm: &str,
-    control: &Moments,
-    treatment: &Moments,
+    control: &Measure,
+    treatment: &Measure,
 ) -> (ComparisonResult, Option<Lift>) {
-    let evidence = evidence(metric.kind(), control, treatment);
+    let evidence = evidence(metric.kind(), &control.moments, &treatment.moments);
     let mut out = ComparisonResult {
         arm: arm.to_string(),
         baseline: baseline.to_string(),
@@ -347,9 +385,16 @@ pub(crate) fn comparison(
         effect_size: None,
         bayes: None,
         sequential: None,
+        cuped: None,
         note: None,
     };
-    let (c, t) = (SampleStats::from(control), SampleStats::from(treatment));
+    let (c, t) = match (control.stats(metric), treatment.stats(metric)) {
+        (Ok(c), Ok(t)) => (c, t),
+        (Err(e), _) | (_, Err(e)) => {
+            out.note = Some(format!("not enough data to compare: {e}"));
+            return (out, None);
+        }
+    };
     let settings = settings(spec, metric);
     let result = match compare(&c, &t, &settings) {
         Ok(result) => result,
@@ -382,9 +427,40 @@ pub(crate) fn comparison(
         hedges_g: e.hedges_g,
         cohens_h: e.cohens_h,
     });
-    out.bayes = result
-        .bayes
+    let mut lift = result.relative.map(|r| Lift {
+        estimate: r.estimate,
+        se: r.se,
+        dof: r.dof,
+        n_total: c.n + t.n,
+    });
+    if let (Some(_), Some(cc), Some(tc)) = (metric.covariate(), control.paired, treatment.paired) {
+        let adjusted = cuped(&cc, &tc).and_then(|cu| {
+            let r = cu.relative(settings.alpha, Alternative::TwoSided)?;
+            Ok((cu.theta(), r))
+        });
+        match adjusted {
+            Ok((theta, r)) => {
+                out.cuped = lift.map(|unadjusted| CupedResult {
+                    theta,
+                    estimate: r.estimate,
+                    se: r.se,
+                    se_unadjusted: unadjusted.se,
+                    variance_reduction: 1.0 - (r.se / unadjusted.se).powi(2),
+                });
+                lift = Some(Lift {
+                    estimate: r.estimate,
+                    se: r.se,
+                    dof: r.dof,
+                    n_total: c.n + t.n,
+                });
+            }
+            Err(e) => out.note = Some(format!("no CUPED adjustment: {e}")),
+        }
+    }
+    // Chance to win reads the same lift as the decision (CUPED-adjusted when there is a covariate).
+    out.bayes = lift
         .filter(|_| evidence.enough)
+        .and_then(|l| bayesian(l.estimate, l.se, None, settings.alpha, settings.inverse).ok())
         .map(|b| BayesResult {
             chance_to_win: b.chance_to_win,
             risk_control: b.risk_control,
@@ -402,12 +478,6 @@ pub(crate) fn comparison(
             ci_low: r.ci_low,
             ci_high: r.ci_high,
         }),
-    });
-    let lift = result.relative.map(|r| Lift {
-        estimate: r.estimate,
-        se: r.se,
-        dof: r.dof,
-        n_total: c.n + t.n,
     });
     (out, lift.filter(|_| evidence.enough))
 }
@@ -436,14 +506,22 @@ pub(crate) fn metrics(spec: &ExperimentSpec, index: &AggIndex<'_>) -> Vec<Metric
                 .map(|arm| {
                     let agg = index.overall(arm.key(), metric.key());
                     let ipw = thompson.then_some((agg.ipw_weight, agg.ipw_weighted_sum));
-                    arm_stats(arm.key(), &agg.moments, ipw)
+                    let mut stats = arm_stats(arm.key(), &agg.moments, ipw);
+                    if metric.ratio().is_some() {
+                        // A ratio metric's arm mean is Σx/Σy, its sd the delta method's.
+                        let ratio = measure(index, arm.key(), metric).stats(metric).ok();
+                        stats.mean = ratio.map_or(0.0, |r| r.mean);
+                        stats.sd = ratio.map_or(0.0, |r| r.sd());
+                        stats.ipw_mean = None;
+                    }
+                    stats
                 })
                 .collect();
-            let control = index.overall(baseline, metric.key()).moments;
+            let control = measure(index, baseline, metric);
             let (comparisons, metric_lifts): (Vec<_>, Vec<_>) = spec
                 .treatments()
                 .map(|arm| {
-                    let treatment = index.overall(arm.key(), metric.key()).moments;
+                    let treatment = measure(index, arm.key(), metric);
                     comparison(spec, metric, baseline, arm.key(), &control, &treatment)
                 })
                 .unzip();

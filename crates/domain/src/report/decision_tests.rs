@@ -341,3 +341,164 @@ fn the_headline_names_harms_first_and_never_says_unchanged() {
     );
     assert!(!v.contains("unchanged"), "{v}");
 }
+
+/// The three aggregates of a paired metric (x, y, x + y per unit) for one arm.
+fn paired(metric: &str, arm: &str, pairs: &[(f64, f64)]) -> Vec<(AggKey, MetricAggregate)> {
+    let mut parts = [
+        (AggScope::Overall, liftlab_stats::Moments::new()),
+        (AggScope::Paired, liftlab_stats::Moments::new()),
+        (AggScope::PairSum, liftlab_stats::Moments::new()),
+    ];
+    for &(x, y) in pairs {
+        parts[0].1.push(x);
+        parts[1].1.push(y);
+        parts[2].1.push(x + y);
+    }
+    parts
+        .into_iter()
+        .map(|(scope, moments)| {
+            (
+                AggKey {
+                    epoch: 0,
+                    arm: arm.to_string(),
+                    metric: metric.to_string(),
+                    scope,
+                },
+                MetricAggregate {
+                    moments,
+                    ..MetricAggregate::default()
+                },
+            )
+        })
+        .collect()
+}
+
+/// A deterministic value in [0, 1) per (i, salt).
+fn noise(i: u32, salt: u32) -> f64 {
+    let x = (u64::from(i) * 2_654_435_761 + u64::from(salt) * 40_503) % 1_000_003;
+    x as f64 / 1_000_003.0
+}
+
+/// A ratio metric compares Σx/Σy per arm with the delta method's per-unit variance: the
+/// decision equals the sequential test of the relative lift of those per-arm statistics.
+#[test]
+fn a_ratio_metric_decides_on_its_delta_method_statistics() {
+    let spec = parse(json!({
+        "key": "ratio",
+        "arms": [{"key": "base", "role": "baseline"}, {"key": "ai", "role": "treatment"}],
+        "allocation": {"policy": "fixed", "weights": {"base": 0.5, "ai": 0.5}},
+        "metrics": [
+            {"key": "resolved", "kind": "binary", "direction": "increase", "role": "primary"},
+            {"key": "cost", "kind": "cost", "direction": "decrease", "role": "secondary"},
+            {"key": "cost_per_resolved", "kind": "cost", "direction": "decrease", "role": "secondary",
+             "ratio": {"numerator": "cost", "denominator": "resolved"}}
+        ],
+        "analysis": {"correction": "none"}
+    }));
+    let version = running(spec);
+    let pairs = |arm_cost: f64, rate: f64| -> Vec<(f64, f64)> {
+        (0..600)
+            .map(|i| {
+                let resolved = if noise(i, 1) < rate { 1.0 } else { 0.0 };
+                (arm_cost * (0.5 + noise(i, 2)), resolved)
+            })
+            .collect()
+    };
+    let (b, t) = (pairs(10.0, 0.6), pairs(8.0, 0.7));
+    let mut aggregates = paired("cost_per_resolved", "base", &b);
+    aggregates.extend(paired("cost_per_resolved", "ai", &t));
+    let report = build_with(&version, &aggregates, &assigned(600));
+    check_agreement(&report);
+    let m = report
+        .metrics
+        .iter()
+        .find(|m| m.key == "cost_per_resolved")
+        .expect("ratio metric");
+    let co = |pairs: &[(f64, f64)]| {
+        let mut c = liftlab_stats::CoMoments::new();
+        for &(x, y) in pairs {
+            c.push(x, y);
+        }
+        liftlab_stats::ratio_stats(&c).expect("ratio")
+    };
+    let (rb, rt) = (co(&b), co(&t));
+    close(m.arms[0].mean, rb.mean, "baseline ratio");
+    close(m.arms[1].mean, rt.mean, "treatment ratio");
+    let rel = relative_lift(&rb, &rt, 0.05, Alternative::TwoSided).expect("lift");
+    let seq = sequential(
+        rel.estimate,
+        rel.se,
+        1200.0,
+        0.05,
+        DEFAULT_TAU,
+        Alternative::TwoSided,
+    )
+    .expect("sequential");
+    let d = m.comparisons[0].decision.expect("decision");
+    close(d.estimate, rel.estimate, "ratio lift");
+    close(d.p_value, seq.p_value, "ratio p (no correction)");
+    close(d.ci_low, seq.ci_low, "ratio ci low");
+    assert_eq!(m.comparisons[0].verdict, Verdict::Better, "{d:?}");
+}
+
+/// A metric with a covariate decides on the CUPED-adjusted lift, which is narrower when the
+/// covariate explains the metric, and reports how much variance it removed.
+#[test]
+fn a_covariate_narrows_the_decision_by_cuped() {
+    let spec = |covariate: bool| {
+        let mut metric = json!({"key": "minutes", "kind": "duration", "direction": "decrease", "role": "primary"});
+        if covariate {
+            metric["covariate"] = json!({"attribute": "estimated_minutes"});
+        }
+        parse(json!({
+            "key": "cuped",
+            "arms": [{"key": "base", "role": "baseline"}, {"key": "ai", "role": "treatment"}],
+            "allocation": {"policy": "fixed", "weights": {"base": 0.5, "ai": 0.5}},
+            "metrics": [metric]
+        }))
+    };
+    let pairs = |effect: f64, salt: u32| -> Vec<(f64, f64)> {
+        (0..500)
+            .map(|i| {
+                let estimate = 10.0 + 40.0 * noise(i, salt);
+                let minutes = estimate * (1.0 + effect) + 6.0 * noise(i, salt + 7);
+                (minutes, estimate)
+            })
+            .collect()
+    };
+    let (b, t) = (pairs(0.0, 1), pairs(-0.05, 2));
+    let mut aggregates = paired("minutes", "base", &b);
+    aggregates.extend(paired("minutes", "ai", &t));
+    let adjusted = build_with(&running(spec(true)), &aggregates, &assigned(500));
+    let plain = build_with(&running(spec(false)), &aggregates, &assigned(500));
+    check_agreement(&adjusted);
+    let (a, p) = (
+        &adjusted.metrics[0].comparisons[0],
+        &plain.metrics[0].comparisons[0],
+    );
+    let cu = a.cuped.expect("cuped result");
+    assert!(p.cuped.is_none());
+    assert!(cu.variance_reduction > 0.8, "{cu:?}");
+    let (da, dp) = (a.decision.expect("decision"), p.decision.expect("decision"));
+    assert!(
+        da.ci_high - da.ci_low < 0.5 * (dp.ci_high - dp.ci_low),
+        "{da:?} {dp:?}"
+    );
+    assert_eq!(da.estimate, cu.estimate);
+    // The same theta and adjusted lift as the stats crate's CUPED on the raw pairs.
+    let co = |pairs: &[(f64, f64)]| {
+        let mut c = liftlab_stats::CoMoments::new();
+        for &(x, y) in pairs {
+            c.push(x, y);
+        }
+        c
+    };
+    let reference = liftlab_stats::cuped(&co(&b), &co(&t)).expect("cuped");
+    close(cu.theta, reference.theta(), "theta");
+    let r = reference
+        .relative(0.05, Alternative::TwoSided)
+        .expect("relative");
+    close(cu.estimate, r.estimate, "adjusted lift");
+    close(cu.se, r.se, "adjusted se");
+    assert_eq!(a.verdict, Verdict::Better, "{da:?}");
+}

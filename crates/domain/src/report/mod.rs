@@ -38,7 +38,11 @@ use std::collections::BTreeMap;
 
 use crate::drift::DriftMonitor;
 use crate::lifecycle::ExperimentVersion;
-use crate::model::{AggKey, AggScope, AllocationPeriod, HandledBy, MetricAggregate, Millis};
+use liftlab_stats::CoMoments;
+
+use crate::model::{
+    co_moments, AggKey, AggScope, AllocationPeriod, HandledBy, MetricAggregate, Millis,
+};
 use crate::spec::{ExperimentSpec, MetricRole};
 
 pub use compare::{MIN_EACH_WAY, MIN_UNITS_PER_ARM};
@@ -133,6 +137,24 @@ impl<'a> AggIndex<'a> {
             .find(|(s, _)| matches!(s, AggScope::Overall))
             .map(|(_, a)| *a)
             .unwrap_or_default()
+    }
+
+    /// The aggregate of `metric` in `arm` under `scope` (empty when nothing was recorded).
+    pub(crate) fn get(&self, arm: &str, metric: &str, scope: &AggScope) -> MetricAggregate {
+        self.scoped(arm, metric)
+            .find(|(s, _)| *s == scope)
+            .map(|(_, a)| *a)
+            .unwrap_or_default()
+    }
+
+    /// The (x, y) co-moments of a paired metric (a covariate or a ratio) in `arm`.
+    pub(crate) fn paired(&self, arm: &str, metric: &str) -> CoMoments {
+        let part = |scope| self.get(arm, metric, &scope).moments;
+        co_moments(
+            &part(AggScope::Overall),
+            &part(AggScope::Paired),
+            &part(AggScope::PairSum),
+        )
     }
 
     /// Every aggregate of `metric` in `arm`, with its scope.

@@ -1197,6 +1197,7 @@ fn json_shape_snapshot() {
         .metrics[].comparisons[].bayes.ci_low
         .metrics[].comparisons[].bayes.risk_control
         .metrics[].comparisons[].bayes.risk_treatment
+        .metrics[].comparisons[].cuped
         .metrics[].comparisons[].decision
         .metrics[].comparisons[].decision.alpha
         .metrics[].comparisons[].decision.ci_high

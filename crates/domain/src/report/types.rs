@@ -394,11 +394,29 @@ pub struct ComparisonResult {
     pub effect_size: Option<EffectSize>,
     /// Bayesian chance to win and risks (`null` while collecting).
     pub bayes: Option<BayesResult>,
-    /// Always-valid results, when the analysis computes them.
+    /// Always-valid results on both scales (diagnostics).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sequential: Option<SequentialResult>,
+    /// The CUPED adjustment the decision uses, for a metric with a covariate.
+    #[serde(default)]
+    pub cuped: Option<CupedResult>,
     /// Why something above is missing.
     pub note: Option<String>,
+}
+
+/// The CUPED (regression on a pre-experiment covariate) adjustment of a comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CupedResult {
+    /// The pooled regression coefficient θ = Cov(x, y)/Var(y).
+    pub theta: f64,
+    /// The adjusted relative lift (the decision's estimate).
+    pub estimate: f64,
+    /// Its standard error.
+    pub se: f64,
+    /// The standard error of the unadjusted relative lift.
+    pub se_unadjusted: f64,
+    /// 1 − (se / se_unadjusted)²: the share of the lift's variance the covariate removed.
+    pub variance_reduction: f64,
 }
 
 /// A guardrail comparison and whether it holds.
