@@ -158,7 +158,8 @@ fn thompson_base() -> Value {
     doc
 }
 
-/// Sets the value at `pointer` (creating the last object member if needed); `None` removes it.
+/// Sets the value at `pointer` (creating the last object member, or appending to an array at
+/// its length, if needed); `None` removes it.
 fn with(mut doc: Value, pointer: &str, value: Option<Value>) -> Value {
     let (parent, last) = pointer.rsplit_once('/').expect("a pointer with a parent");
     let target = doc
@@ -172,7 +173,14 @@ fn with(mut doc: Value, pointer: &str, value: Option<Value>) -> Value {
         (Value::Object(map), None) => {
             map.remove(&last);
         }
-        (Value::Array(items), Some(v)) => items[last.parse::<usize>().expect("index")] = v,
+        (Value::Array(items), Some(v)) => {
+            let i = last.parse::<usize>().expect("index");
+            if i == items.len() {
+                items.push(v);
+            } else {
+                items[i] = v;
+            }
+        }
         (Value::Array(items), None) => {
             items.remove(last.parse::<usize>().expect("index"));
         }
@@ -688,7 +696,145 @@ fn invalid_cases() -> Vec<Case> {
             true,
         ),
         case("document is not an object", json!([1, 2]), "", true),
+        case(
+            "covariate is not an object",
+            with(
+                b(),
+                "/metrics/1/covariate",
+                Some(json!("estimated_minutes")),
+            ),
+            "/metrics/1/covariate",
+            true,
+        ),
+        case(
+            "covariate with an empty attribute name",
+            with(b(), "/metrics/1/covariate", Some(json!({"attribute": ""}))),
+            "/metrics/1/covariate/attribute",
+            true,
+        ),
+        case(
+            "ratio names a missing metric",
+            ratio(json!({"numerator": "c", "denominator": "resolved"})),
+            "/metrics/2/ratio/denominator",
+            false,
+        ),
+        case(
+            "ratio names another ratio",
+            with(
+                ratio(json!({"numerator": "c", "denominator": "m"})),
+                "/metrics/3",
+                Some(
+                    json!({"key": "per2", "kind": "cost", "direction": "decrease",
+                            "role": "secondary", "ratio": {"numerator": "per", "denominator": "m"}}),
+                ),
+            ),
+            "/metrics/3/ratio/numerator",
+            false,
+        ),
+        case(
+            "ratio without a denominator",
+            ratio(json!({"numerator": "c"})),
+            "/metrics/2/ratio/denominator",
+            true,
+        ),
+        case(
+            "ratio with a covariate",
+            with(
+                ratio(json!({"numerator": "c", "denominator": "m"})),
+                "/metrics/2/covariate",
+                Some(json!({"attribute": "x"})),
+            ),
+            "/metrics/2/covariate",
+            true,
+        ),
+        case(
+            "binary ratio",
+            with(
+                ratio(json!({"numerator": "c", "denominator": "m"})),
+                "/metrics/2/kind",
+                Some(json!("binary")),
+            ),
+            "/metrics/2/kind",
+            true,
+        ),
+        case(
+            "ratio as the Thompson reward",
+            with(
+                with(
+                    ratio(json!({"numerator": "c", "denominator": "m"})),
+                    "/allocation",
+                    Some(json!({"policy": "thompson", "reward": "per"})),
+                ),
+                "/allocation/reward",
+                Some(json!("per")),
+            ),
+            "/allocation/reward",
+            false,
+        ),
+        case(
+            "negative cap",
+            with(b(), "/metrics/1/cap", Some(json!({"max": -10}))),
+            "/metrics/1/cap/max",
+            true,
+        ),
+        case(
+            "zero cap",
+            with(b(), "/metrics/1/cap", Some(json!({"max": 0}))),
+            "/metrics/1/cap/max",
+            true,
+        ),
+        case(
+            "cap on a binary metric",
+            with(b(), "/metrics/0/cap", Some(json!({"max": 1}))),
+            "/metrics/0/cap",
+            true,
+        ),
+        case(
+            "harm tolerance on a secondary metric",
+            with(b(), "/metrics/1/max_harm", Some(json!(0.05))),
+            "/metrics/1/max_harm",
+            true,
+        ),
+        case(
+            "harm tolerance of 1",
+            with(
+                with(b(), "/metrics/1/role", Some(json!("guardrail"))),
+                "/metrics/1/max_harm",
+                Some(json!(1)),
+            ),
+            "/metrics/1/max_harm",
+            true,
+        ),
+        case(
+            "fixed horizon without planned units",
+            with(b(), "/analysis", Some(json!({"sequential": false}))),
+            "/analysis/planned_units",
+            true,
+        ),
+        case(
+            "planned units of 0",
+            with(b(), "/analysis", Some(json!({"planned_units": 0}))),
+            "/analysis/planned_units",
+            true,
+        ),
+        case(
+            "negative fixed monthly cost",
+            roi(
+                json!({"volume_per_month": 100, "human_cost_per_hour": 40, "fixed_monthly_cost": -1}),
+            ),
+            "/roi/fixed_monthly_cost",
+            true,
+        ),
     ]
+}
+
+/// The base spec with a third metric, `per`, a cost ratio with these parts.
+fn ratio(parts: Value) -> Value {
+    let mut doc = base();
+    doc["metrics"].as_array_mut().expect("metrics").push(json!({
+        "key": "per", "kind": "cost", "direction": "decrease", "role": "secondary", "ratio": parts
+    }));
+    doc
 }
 
 #[test]

@@ -251,7 +251,9 @@ fn metric<'a>(report: &'a Report, key: &str) -> &'a MetricResult {
 
 #[test]
 fn numbers_match_the_stats_functions_on_two_pass_statistics() {
-    let version = running(support_spec(json!({})));
+    let version = running(support_spec(
+        json!({"analysis": {"sequential": false, "planned_units": 800}}),
+    ));
     let units = support_data(7, 400, 25.0, 0.10);
     let report = report_of(&version, &units);
     let mut raw_p = Vec::new();
@@ -325,7 +327,7 @@ fn gbstats_cases_1_and_2_two_sided_t_test() {
         "key": "gb", "arms": [{"key": "a", "role": "baseline"}, {"key": "b", "role": "treatment"}],
         "allocation": {"policy": "fixed", "weights": {"a": 0.5, "b": 0.5}},
         "metrics": [{"key": "m", "kind": "continuous", "direction": "increase", "role": "primary"}],
-        "analysis": {"correction": "none"}
+        "analysis": {"correction": "none", "sequential": false, "planned_units": 6868}
     }));
     let version = running(spec);
     let aggregates = vec![
@@ -651,7 +653,7 @@ fn verdict_reads_through_the_direction_and_names_guardrails_and_money() {
 #[test]
 fn a_significantly_worse_guardrail_is_flagged_and_harm_is_found_sequentially() {
     let version = running(support_spec(
-        json!({"analysis": {"auto_pause_on_harm": true}}),
+        json!({"analysis": {"auto_pause_on_harm": true, "sequential": false, "planned_units": 3000}}),
     ));
     let units = support_data(3, 1500, 30.0, 0.30);
     let report = report_of(&version, &units);
@@ -804,7 +806,7 @@ fn automation_coverage_and_quality_adjusted_productivity() {
 #[test]
 fn power_uses_the_baseline_of_the_primary_metric() {
     let version = running(support_spec(
-        json!({"analysis": {"mde": 0.1, "power": 0.8}}),
+        json!({"analysis": {"mde": 0.1, "power": 0.8, "sequential": false, "planned_units": 240}}),
     ));
     let units = support_data(13, 120, 28.0, 0.1);
     let report = report_of(&version, &units);
@@ -1357,7 +1359,7 @@ fn csv_has_one_row_per_comparison_with_the_json_numbers() {
             {"key": "cycle_time", "kind": "duration", "direction": "decrease", "role": "primary"},
             {"key": "escalated", "kind": "binary", "direction": "decrease", "role": "guardrail"}
         ],
-        "analysis": {"correction": "bh"}
+        "analysis": {"correction": "bh", "sequential": false, "planned_units": 1000}
     }));
     let version = running(spec);
     let mut units = support_data(8, 150, 26.0, 0.1);

@@ -6,6 +6,12 @@
 //! default filled in. That document is what the store persists and what the API returns, and
 //! deserializing it goes through `parse` again, so a stored spec is re-validated on read.
 //!
+//! Reading a stored document is lenient in one way only: specs stored before
+//! `analysis.planned_units` existed say `"sequential": false` without it (false was the
+//! default then, and the normalized document writes every default). Deserialization upgrades
+//! such a document to `"sequential": true`, the safe default, instead of failing; the API and
+//! CLI path ([`ExperimentSpec::parse`]) stays strict.
+//!
 //! Defaults (also stated as `default` keywords in `api-spec/experiment-spec.schema.json`):
 //!
 //! | field | default |
@@ -16,16 +22,19 @@
 //! | `arms[].description` | absent |
 //! | `coverage` | 1 |
 //! | `targeting` | `{}` (everyone) |
-//! | `metrics[].aggregate` | `sum` for `count` and `cost`, `mean` otherwise |
+//! | `metrics[].aggregate` | `sum` for `count` and `cost`, `mean` otherwise (none for a ratio metric) |
+//! | `metrics[].covariate` / `ratio` / `cap` | absent |
+//! | `metrics[].max_harm` | 0 for a guardrail (other roles have none) |
 //! | `metrics[].description` | absent |
 //! | `analysis.alpha` / `power` / `mde` | 0.05 / 0.8 / 0.05 (relative) |
-//! | `analysis.sequential` / `sequential_tuning` | false / 5000 |
+//! | `analysis.sequential` / `sequential_tuning` | true / 5000 |
+//! | `analysis.planned_units` | absent (required when `sequential` is false) |
 //! | `analysis.correction` | `holm` |
 //! | `analysis.auto_pause_on_harm` | false |
 //! | `segments` | `[]` |
 //! | `allocation.floor` / `warmup` / `update_every` / `discount` (Thompson) | 0.01 / 100 / 50 / 1.0 |
 //! | `drift` | absent; when present: `reference_window` 500, `recent_window` 200, `page_hinkley` {`delta` 0.1, `lambda` 50}, `cusum` {`slack` 0.25, `threshold` 15}, `window_alpha` 0.001, `auto_rebaseline` false |
-//! | `roi` | absent; when present: `cost_metric` / `duration_metric` the first metric of kind cost / duration, `duration_unit` `minutes`, `currency` `USD` |
+//! | `roi` | absent; when present: `cost_metric` / `duration_metric` the first metric of kind cost / duration that is not a ratio, `duration_unit` `minutes`, `currency` `USD`, `fixed_monthly_cost` 0 |
 //! | `hash_seed` | the key |
 
 pub(crate) mod parse;
@@ -152,15 +161,62 @@ pub enum Aggregate {
 }
 
 /// One metric of an experiment.
+///
+/// A metric is either *reported* (outcomes carry its values, combined per unit by its
+/// aggregate) or a *ratio* of two reported metrics (outcomes never carry it; its unit pair is
+/// the numerator's and the denominator's unit values).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Metric {
     key: String,
     kind: MetricKind,
     direction: Direction,
     role: MetricRole,
-    aggregate: Aggregate,
+    /// `None` exactly for a ratio metric, which has no events of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aggregate: Option<Aggregate>,
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    covariate: Option<Covariate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ratio: Option<Ratio>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cap: Option<Cap>,
+    /// `Some` exactly for a guardrail (default 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_harm: Option<f64>,
+}
+
+/// A metric's CUPED covariate: a numeric attribute the router sends at assignment.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+struct Covariate {
+    attribute: String,
+}
+
+/// Winsorization of a metric's event values.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+struct Cap {
+    max: f64,
+}
+
+/// The two reported metrics whose per-unit values make a ratio metric (for example cost per
+/// resolved case: numerator `cost`, denominator `resolved`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Ratio {
+    numerator: String,
+    denominator: String,
+}
+
+impl Ratio {
+    /// The key of the numerator metric (a declared metric that is not a ratio).
+    pub fn numerator(&self) -> &str {
+        &self.numerator
+    }
+
+    /// The key of the denominator metric (a declared metric that is not a ratio).
+    pub fn denominator(&self) -> &str {
+        &self.denominator
+    }
 }
 
 impl Metric {
@@ -185,8 +241,12 @@ impl Metric {
     }
 
     /// How a unit's events are combined (explicit or the kind's default).
+    ///
+    /// A ratio metric has no events of its own (its numerator's and denominator's aggregates
+    /// apply); for it this is the kind's default, which nothing uses.
     pub fn aggregate(&self) -> Aggregate {
         self.aggregate
+            .unwrap_or_else(|| self.kind.default_aggregate())
     }
 
     /// A free-text description, if given.
@@ -194,11 +254,52 @@ impl Metric {
         self.description.as_deref()
     }
 
+    /// The attribute whose value at assignment is the metric's CUPED covariate, if any.
+    ///
+    /// The value is kept with the unit's assignment; a unit assigned without it counts with
+    /// covariate 0. Never set on a ratio metric.
+    pub fn covariate(&self) -> Option<&str> {
+        self.covariate.as_ref().map(|c| c.attribute.as_str())
+    }
+
+    /// The numerator and denominator, when this is a ratio metric.
+    pub fn ratio(&self) -> Option<&Ratio> {
+        self.ratio.as_ref()
+    }
+
+    /// The winsorization cap (finite, > 0): event values above it are cut to it before folding.
+    /// Never set on binary or ratio metrics.
+    pub fn cap(&self) -> Option<f64> {
+        self.cap.map(|c| c.max)
+    }
+
+    /// One event value after the cap: `min(value, cap)`, or the value itself without a cap.
+    pub fn capped(&self, value: f64) -> f64 {
+        match self.cap {
+            Some(Cap { max }) => value.min(max),
+            None => value,
+        }
+    }
+
+    /// The relative harm a guardrail tolerates, in [0, 1); 0 for every other role.
+    pub fn max_harm(&self) -> f64 {
+        self.max_harm.unwrap_or(0.0)
+    }
+
     /// Checks one reported value and converts it to the number the analysis uses.
     ///
     /// Binary metrics take `true`/`false` or `0`/`1` (returned as 0.0/1.0); durations, costs
     /// and counts must be finite and ≥ 0, counts also whole; continuous values must be finite.
+    /// A ratio metric takes no values (outcomes send its numerator and denominator). A value
+    /// above the metric's cap is accepted and returned as reported, so the log keeps what was
+    /// sent; folding cuts it to the cap.
     pub fn value(&self, value: &serde_json::Value) -> Result<f64, String> {
+        if let Some(ratio) = &self.ratio {
+            return Err(format!(
+                "{:?} is a ratio metric: send its numerator {:?} and denominator {:?} instead",
+                self.key, ratio.numerator, ratio.denominator
+            ));
+        }
         parse::metric_value(self.kind, value)
     }
 }
@@ -341,6 +442,8 @@ pub struct Analysis {
     power: f64,
     mde: f64,
     sequential: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    planned_units: Option<u64>,
     sequential_tuning: f64,
     correction: Correction,
     auto_pause_on_harm: bool,
@@ -352,7 +455,8 @@ impl Default for Analysis {
             alpha: 0.05,
             power: 0.8,
             mde: 0.05,
-            sequential: false,
+            sequential: true,
+            planned_units: None,
             sequential_tuning: 5000.0,
             correction: Correction::Holm,
             auto_pause_on_harm: false,
@@ -376,9 +480,18 @@ impl Analysis {
         self.mde
     }
 
-    /// Whether results include always-valid sequential intervals; default false.
+    /// Whether the decision uses always-valid sequential intervals (safe to peek); default true.
+    ///
+    /// When false, [`Analysis::planned_units`] is set: a fixed-horizon answer is final only
+    /// once that many units have outcomes.
     pub fn sequential(&self) -> bool {
         self.sequential
+    }
+
+    /// The total number of units (all arms together) the experiment plans to analyse; always
+    /// set when [`Analysis::sequential`] is false, optional otherwise.
+    pub fn planned_units(&self) -> Option<u64> {
+        self.planned_units
     }
 
     /// The tuning parameter τ of the sequential confidence sequences (> 0); default 5000.
@@ -512,6 +625,7 @@ impl DurationUnit {
 pub struct Roi {
     volume_per_month: f64,
     human_cost_per_hour: f64,
+    fixed_monthly_cost: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     cost_metric: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -531,12 +645,18 @@ impl Roi {
         self.human_cost_per_hour
     }
 
-    /// The cost metric (kind `cost`) used for cost per case; default: the first cost metric.
+    /// What running the AI arm costs per month regardless of volume (hosting, licences,
+    /// platform), finite and ≥ 0; default 0.
+    pub fn fixed_monthly_cost(&self) -> f64 {
+        self.fixed_monthly_cost
+    }
+
+    /// The cost metric (kind `cost`, not a ratio) used for cost per case; default: the first such metric.
     pub fn cost_metric(&self) -> Option<&str> {
         self.cost_metric.as_deref()
     }
 
-    /// The duration metric (kind `duration`) used for hours saved; default: the first duration metric.
+    /// The duration metric (kind `duration`, not a ratio) used for hours saved; default: the first such metric.
     pub fn duration_metric(&self) -> Option<&str> {
         self.duration_metric.as_deref()
     }
@@ -554,11 +674,13 @@ impl Roi {
 
 /// A validated experiment spec with every default filled in.
 ///
-/// Built only by [`ExperimentSpec::parse`] (or deserialization, which calls it). Invariants that
+/// Built only by [`ExperimentSpec::parse`] (or deserialization, which calls it after
+/// upgrading a stored document, see the module documentation). Invariants that
 /// hold for every value: the key and all arm/metric keys are slugs; there are ≥ 2 arms with
 /// unique keys, exactly one of them the baseline; fixed weights name exactly the arms and sum
-/// to 1; exactly one metric is primary; every metric reference (Thompson reward, drift, ROI)
-/// names a declared metric of a suitable kind; every number is finite and in range.
+/// to 1; exactly one metric is primary; every metric reference (Thompson reward, drift, ROI,
+/// ratio parts) names a declared metric of a suitable kind that is not a ratio; a fixed-horizon
+/// analysis states its planned units; every number is finite and in range.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ExperimentSpec {
     key: String,
@@ -733,7 +855,9 @@ impl ExperimentSpec {
     ///
     /// Binary metrics take `true`/`false` or `0`/`1`; durations, costs and counts must be
     /// finite and ≥ 0, counts also whole; continuous values must be finite. An unknown metric
-    /// is an error. The message has no pointer; callers put it at the value's position.
+    /// is an error, and so is a value for a ratio metric (outcomes send its numerator and
+    /// denominator). A value above a cap is accepted as reported (see [`Metric::value`]).
+    /// The message has no pointer; callers put it at the value's position.
     pub fn validate_metric_value(
         &self,
         metric_key: &str,
@@ -756,7 +880,7 @@ impl ExperimentSpec {
 impl<'de> Deserialize<'de> for ExperimentSpec {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let document = serde_json::Value::deserialize(deserializer)?;
-        ExperimentSpec::parse(&document).map_err(serde::de::Error::custom)
+        ExperimentSpec::parse(&parse::upgrade_stored(document)).map_err(serde::de::Error::custom)
     }
 }
 

@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Map, Value};
 
 use super::{
-    is_slug, Aggregate, Allocation, Analysis, Arm, ArmRole, Correction, CusumSettings, Direction,
-    DriftSpec, DurationUnit, ExperimentSpec, FixedAllocation, Metric, MetricKind, MetricRole,
-    PageHinkleySettings, Roi, Targeting, ThompsonAllocation, Unit,
+    is_slug, Aggregate, Allocation, Analysis, Arm, ArmRole, Cap, Correction, Covariate,
+    CusumSettings, Direction, DriftSpec, DurationUnit, ExperimentSpec, FixedAllocation, Metric,
+    MetricKind, MetricRole, PageHinkleySettings, Ratio, Roi, Targeting, ThompsonAllocation, Unit,
 };
 use crate::error::SpecErrors;
 
@@ -27,6 +27,8 @@ const MAX_SEGMENTS: usize = 16;
 const MAX_BANDIT_COUNT: u64 = 1_000_000;
 /// Bounds of the drift windows.
 const DRIFT_WINDOW: (u64, u64) = (2, 1_000_000);
+/// Upper bound of `analysis.planned_units`.
+const MAX_PLANNED_UNITS: u64 = 1_000_000_000_000;
 
 const TOP_FIELDS: &[&str] = &[
     "key",
@@ -62,12 +64,20 @@ const METRIC_FIELDS: &[&str] = &[
     "role",
     "aggregate",
     "description",
+    "covariate",
+    "ratio",
+    "cap",
+    "max_harm",
 ];
+const COVARIATE_FIELDS: &[&str] = &["attribute"];
+const RATIO_FIELDS: &[&str] = &["numerator", "denominator"];
+const CAP_FIELDS: &[&str] = &["max"];
 const ANALYSIS_FIELDS: &[&str] = &[
     "alpha",
     "power",
     "mde",
     "sequential",
+    "planned_units",
     "sequential_tuning",
     "correction",
     "auto_pause_on_harm",
@@ -86,6 +96,7 @@ const CUSUM_FIELDS: &[&str] = &["slack", "threshold"];
 const ROI_FIELDS: &[&str] = &[
     "volume_per_month",
     "human_cost_per_hour",
+    "fixed_monthly_cost",
     "cost_metric",
     "duration_metric",
     "duration_unit",
@@ -393,11 +404,13 @@ fn walk_spec(w: &mut Walker, doc: &Value) -> Option<ExperimentSpec> {
         None => Some(Unit::Task),
     };
 
-    let arms = w.required(map, "", "arms").and_then(|v| arms(w, v));
-    let metrics = w.required(map, "", "metrics").and_then(|v| metrics(w, v));
     // Cross references are checked against every key the document declares, even where the
     // arm or metric itself is invalid, so that one mistake does not hide another.
     let index = Index::new(map);
+    let arms = w.required(map, "", "arms").and_then(|v| arms(w, v));
+    let metrics = w
+        .required(map, "", "metrics")
+        .and_then(|v| metrics(w, v, &index));
     let allocation = w
         .required(map, "", "allocation")
         .and_then(|v| allocation(w, v, &index));
@@ -459,10 +472,19 @@ fn walk_spec(w: &mut Walker, doc: &Value) -> Option<ExperimentSpec> {
     })
 }
 
+/// A metric as a cross reference sees it.
+struct Declared {
+    key: String,
+    /// The metric's kind, when it names a valid one.
+    kind: Option<MetricKind>,
+    /// Whether the metric has a `ratio` member (valid or not).
+    ratio: bool,
+}
+
 /// The arm and metric keys a document declares (string keys only), for cross references.
 struct Index {
     arms: Vec<String>,
-    metrics: Vec<(String, Option<MetricKind>)>,
+    metrics: Vec<Declared>,
 }
 
 impl Index {
@@ -485,14 +507,23 @@ impl Index {
                     .get("kind")
                     .and_then(Value::as_str)
                     .and_then(|k| KINDS.iter().find(|(n, _)| *n == k).map(|(_, kind)| *kind));
-                Some((key, kind))
+                let ratio = m.get("ratio").is_some();
+                Some(Declared { key, kind, ratio })
             })
             .collect();
         Self { arms, metrics }
     }
 
+    fn metric(&self, key: &str) -> Option<&Declared> {
+        self.metrics.iter().find(|m| m.key == key)
+    }
+
     fn has_metric(&self, key: &str) -> bool {
-        self.metrics.iter().any(|(k, _)| k == key)
+        self.metric(key).is_some()
+    }
+
+    fn is_ratio(&self, key: &str) -> bool {
+        self.metric(key).is_some_and(|m| m.ratio)
     }
 }
 
@@ -563,8 +594,8 @@ fn arms(w: &mut Walker, v: &Value) -> Option<(Vec<Arm>, usize)> {
     ok.then(|| (arms, baselines[0]))
 }
 
-/// The metrics and the primary metric's index.
-fn metrics(w: &mut Walker, v: &Value) -> Option<(Vec<Metric>, usize)> {
+/// The metrics and the primary metric's index; ratio parts are checked against the declared keys.
+fn metrics(w: &mut Walker, v: &Value, index: &Index) -> Option<(Vec<Metric>, usize)> {
     let items = w.array("/metrics", v)?;
     let mut metrics = Vec::with_capacity(items.len());
     let mut ok = true;
@@ -613,18 +644,29 @@ fn metrics(w: &mut Walker, v: &Value) -> Option<(Vec<Metric>, usize)> {
         let description = map
             .get("description")
             .map(|v| w.string(&pointer(&at, "description"), v, 0, MAX_TEXT));
-        let (Some(key), Some(kind), Some(direction), Some(role)) = (key, kind, direction, role)
+        let parts = MetricParts::walk(w, &at, map, index, kind, role);
+        let (Some(key), Some(kind), Some(direction), Some(role), Some(parts)) =
+            (key, kind, direction, role, parts)
         else {
             ok = false;
             continue;
         };
-        let aggregate = match aggregate {
-            None => kind.default_aggregate(),
-            Some(Some(a)) => a,
-            Some(None) => {
+        let aggregate = match (aggregate, &parts.ratio) {
+            (Some(None), _) => {
                 ok = false;
                 continue;
             }
+            (None, Some(_)) => None,
+            (None, None) => Some(kind.default_aggregate()),
+            (Some(Some(_)), Some(_)) => {
+                w.problem(
+                    &pointer(&at, "aggregate"),
+                    "a ratio metric has no events of its own to aggregate: its numerator's and denominator's aggregates apply",
+                );
+                ok = false;
+                continue;
+            }
+            (Some(Some(a)), None) => Some(a),
         };
         let description = match description {
             None => None,
@@ -641,6 +683,10 @@ fn metrics(w: &mut Walker, v: &Value) -> Option<(Vec<Metric>, usize)> {
             role,
             aggregate,
             description,
+            covariate: parts.covariate,
+            ratio: parts.ratio,
+            cap: parts.cap,
+            max_harm: parts.max_harm,
         });
     }
     if items.is_empty() {
@@ -658,6 +704,178 @@ fn metrics(w: &mut Walker, v: &Value) -> Option<(Vec<Metric>, usize)> {
     }
     let primary = metrics.iter().position(|m| m.role == MetricRole::Primary)?;
     Some((metrics, primary))
+}
+
+/// The optional members of a metric that depend on its kind and role: covariate, ratio, cap
+/// and max_harm.
+struct MetricParts {
+    covariate: Option<Covariate>,
+    ratio: Option<Ratio>,
+    cap: Option<Cap>,
+    max_harm: Option<f64>,
+}
+
+impl MetricParts {
+    /// Walks the members at `at` (a metric); `None` when any of them has a problem. `kind`
+    /// and `role` are `None` when the metric's own are invalid (reported there).
+    fn walk(
+        w: &mut Walker,
+        at: &str,
+        map: &Map<String, Value>,
+        index: &Index,
+        kind: Option<MetricKind>,
+        role: Option<MetricRole>,
+    ) -> Option<MetricParts> {
+        let mut ok = true;
+        let key = map.get("key").and_then(Value::as_str);
+        let ratio = match map.get("ratio") {
+            None => None,
+            Some(v) => {
+                let ratio = ratio(w, &pointer(at, "ratio"), v, index, key);
+                ok &= ratio.is_some();
+                if kind == Some(MetricKind::Binary) {
+                    w.problem(
+                        &pointer(at, "kind"),
+                        "a ratio metric cannot be binary: use continuous, duration, count or cost",
+                    );
+                    ok = false;
+                }
+                ratio
+            }
+        };
+        let is_ratio = map.contains_key("ratio");
+        let covariate = match map.get("covariate") {
+            None => None,
+            Some(_) if is_ratio => {
+                w.problem(
+                    &pointer(at, "covariate"),
+                    "a ratio metric cannot have a covariate",
+                );
+                ok = false;
+                None
+            }
+            Some(v) => {
+                let at = pointer(at, "covariate");
+                let attribute = w.object(&at, v, COVARIATE_FIELDS).and_then(|m| {
+                    let name = w.required(m, &at, "attribute")?;
+                    let name_at = pointer(&at, "attribute");
+                    let name = w.string(&name_at, name, 0, usize::MAX)?;
+                    w.attribute(&name_at, &name).then_some(name)
+                });
+                ok &= attribute.is_some();
+                attribute.map(|attribute| Covariate { attribute })
+            }
+        };
+        let cap = match map.get("cap") {
+            None => None,
+            Some(_) if is_ratio => {
+                w.problem(
+                    &pointer(at, "cap"),
+                    "a ratio metric has no values of its own to cap: cap its numerator or denominator",
+                );
+                ok = false;
+                None
+            }
+            Some(_) if kind == Some(MetricKind::Binary) => {
+                w.problem(&pointer(at, "cap"), "a binary metric cannot be capped");
+                ok = false;
+                None
+            }
+            Some(v) => {
+                let at = pointer(at, "cap");
+                let max = w.object(&at, v, CAP_FIELDS).and_then(|m| {
+                    let x = w.required(m, &at, "max")?;
+                    let max_at = pointer(&at, "max");
+                    let max = w.number_in(&max_at, x, "> 0", |x| x > 0.0)?;
+                    if kind == Some(MetricKind::Count) && max.fract() != 0.0 {
+                        w.problem(
+                            &max_at,
+                            format!("a count's cap must be a whole number, got {max}"),
+                        );
+                        return None;
+                    }
+                    Some(max)
+                });
+                ok &= max.is_some();
+                max.map(|max| Cap { max })
+            }
+        };
+        let max_harm = match (map.get("max_harm"), role) {
+            (None, Some(MetricRole::Guardrail)) => Some(0.0),
+            (None, _) => None,
+            (Some(v), Some(MetricRole::Guardrail)) => {
+                let x = w.number_in(&pointer(at, "max_harm"), v, "in [0, 1)", |x| {
+                    (0.0..1.0).contains(&x)
+                });
+                ok &= x.is_some();
+                x
+            }
+            (Some(_), Some(other)) => {
+                let name = METRIC_ROLES
+                    .iter()
+                    .find(|(_, r)| *r == other)
+                    .map_or("", |(n, _)| *n);
+                w.problem(
+                    &pointer(at, "max_harm"),
+                    format!("only a guardrail has a harm tolerance; this metric's role is {name}"),
+                );
+                ok = false;
+                None
+            }
+            // The role itself is invalid and reported there.
+            (Some(_), None) => None,
+        };
+        ok.then_some(MetricParts {
+            covariate,
+            ratio,
+            cap,
+            max_harm,
+        })
+    }
+}
+
+/// A ratio's numerator and denominator: declared metrics, not ratios, not the metric itself.
+fn ratio(
+    w: &mut Walker,
+    at: &str,
+    v: &Value,
+    index: &Index,
+    own_key: Option<&str>,
+) -> Option<Ratio> {
+    let map = w.object(at, v, RATIO_FIELDS)?;
+    let mut part = |field: &str| -> Option<String> {
+        let x = w.required(map, at, field)?;
+        let part_at = pointer(at, field);
+        let key = w.string(&part_at, x, 1, MAX_ID)?;
+        if Some(key.as_str()) == own_key {
+            w.problem(
+                &part_at,
+                format!("a ratio cannot use itself as its {field}"),
+            );
+            return None;
+        }
+        let Some(declared) = index.metric(&key) else {
+            w.problem(
+                &part_at,
+                format!("the {field} {key:?} is not a declared metric"),
+            );
+            return None;
+        };
+        if declared.ratio {
+            w.problem(
+                &part_at,
+                format!("the {field} {key:?} is a ratio metric; a ratio's parts must be metrics that outcomes report"),
+            );
+            return None;
+        }
+        Some(key)
+    };
+    let numerator = part("numerator");
+    let denominator = part("denominator");
+    Some(Ratio {
+        numerator: numerator?,
+        denominator: denominator?,
+    })
 }
 
 /// The allocation policy; arm and metric references are checked against the declared keys.
@@ -701,14 +919,21 @@ fn allocation(w: &mut Walker, v: &Value, index: &Index) -> Option<Allocation> {
                 .required(map, "/allocation", "reward")
                 .and_then(|r| w.slug("/allocation/reward", r, "reward metric"));
             let reward = reward.filter(|r| {
-                let declared = index.has_metric(r);
-                if !declared {
+                if !index.has_metric(r) {
                     w.problem(
                         "/allocation/reward",
                         format!("the reward {r:?} is not a declared metric"),
                     );
+                    return false;
                 }
-                declared
+                if index.is_ratio(r) {
+                    w.problem(
+                        "/allocation/reward",
+                        format!("the reward {r:?} is a ratio metric; the bandit needs a metric that outcomes report"),
+                    );
+                    return false;
+                }
+                true
             });
             let arm_count = index.arms.len().max(2);
             let max_floor = 1.0 / crate::count_f64(arm_count);
@@ -858,6 +1083,13 @@ fn analysis(w: &mut Walker, v: &Value) -> Option<Analysis> {
     let sequential = map
         .get("sequential")
         .map_or(Some(d.sequential), |x| w.boolean("/analysis/sequential", x));
+    let planned_units = match map.get("planned_units") {
+        None => Some(None),
+        Some(x) => w
+            .integer("/analysis/planned_units", x, 1, MAX_PLANNED_UNITS)
+            .map(Some),
+    };
+
     let sequential_tuning = map
         .get("sequential_tuning")
         .map_or(Some(d.sequential_tuning), |x| {
@@ -871,11 +1103,19 @@ fn analysis(w: &mut Walker, v: &Value) -> Option<Analysis> {
         .map_or(Some(d.auto_pause_on_harm), |x| {
             w.boolean("/analysis/auto_pause_on_harm", x)
         });
+    if sequential == Some(false) && !map.contains_key("planned_units") {
+        w.problem(
+            "/analysis/planned_units",
+            "is required when sequential is false: a fixed-horizon answer is valid only at its planned number of units",
+        );
+        return None;
+    }
     Some(Analysis {
         alpha: alpha?,
         power: power?,
         mde: mde?,
         sequential: sequential?,
+        planned_units: planned_units?,
         sequential_tuning: sequential_tuning?,
         correction: correction?,
         auto_pause_on_harm: auto_pause_on_harm?,
@@ -931,6 +1171,14 @@ fn metric_refs(w: &mut Walker, at: &str, v: &Value, index: &Index) -> Option<Vec
         };
         if !index.has_metric(&key) {
             w.problem(&item_at, format!("{key:?} is not a declared metric"));
+            ok = false;
+            continue;
+        }
+        if index.is_ratio(&key) {
+            w.problem(
+                &item_at,
+                format!("{key:?} is a ratio metric; drift monitors metrics that outcomes report"),
+            );
             ok = false;
             continue;
         }
@@ -1023,17 +1271,27 @@ fn metric_of_kind(
     kind_name: &str,
 ) -> Option<Option<String>> {
     let Some(v) = v else {
-        let first = index.metrics.iter().find(|(_, k)| *k == Some(kind));
-        return Some(first.map(|(key, _)| key.clone()));
+        let first = index
+            .metrics
+            .iter()
+            .find(|m| m.kind == Some(kind) && !m.ratio);
+        return Some(first.map(|m| m.key.clone()));
     };
     let key = w.string(at, v, 1, MAX_ID)?;
-    match index.metrics.iter().find(|(k, _)| *k == key) {
+    match index.metric(&key) {
         None => {
             w.problem(at, format!("{key:?} is not a declared metric"));
             None
         }
-        Some((_, Some(k))) if *k != kind => {
+        Some(Declared { kind: Some(k), .. }) if *k != kind => {
             w.problem(at, format!("{key:?} must be a metric of kind {kind_name}"));
+            None
+        }
+        Some(Declared { ratio: true, .. }) => {
+            w.problem(
+                at,
+                format!("{key:?} is a ratio metric; ROI needs a metric measured per case"),
+            );
             None
         }
         // A metric whose own kind is invalid is reported at the metric.
@@ -1050,6 +1308,9 @@ fn roi(w: &mut Walker, v: &Value, index: &Index) -> Option<Roi> {
     let cost = w
         .required(map, "/roi", "human_cost_per_hour")
         .and_then(|x| w.number_in("/roi/human_cost_per_hour", x, "≥ 0", non_negative));
+    let fixed_monthly_cost = map.get("fixed_monthly_cost").map_or(Some(0.0), |x| {
+        w.number_in("/roi/fixed_monthly_cost", x, "≥ 0", non_negative)
+    });
     let cost_metric = metric_of_kind(
         w,
         "/roi/cost_metric",
@@ -1088,11 +1349,29 @@ fn roi(w: &mut Walker, v: &Value, index: &Index) -> Option<Roi> {
     Some(Roi {
         volume_per_month: volume?,
         human_cost_per_hour: cost?,
+        fixed_monthly_cost: fixed_monthly_cost?,
         cost_metric: cost_metric?,
         duration_metric: duration_metric?,
         duration_unit: duration_unit?,
         currency: currency?,
     })
+}
+
+/// Upgrades a stored spec document before it is parsed again.
+///
+/// Every spec stored before `analysis.planned_units` existed says `"sequential": false`
+/// without it, because false was the default and the normalized document writes every
+/// default. The strict parser rejects that; a stored spec is instead read as sequential (the
+/// safe default: always-valid intervals stay valid at any look). Any other document is
+/// returned unchanged.
+pub(crate) fn upgrade_stored(mut doc: Value) -> Value {
+    if let Some(analysis) = doc.get_mut("analysis").and_then(Value::as_object_mut) {
+        let fixed = analysis.get("sequential") == Some(&Value::Bool(false));
+        if fixed && !analysis.contains_key("planned_units") {
+            analysis.insert("sequential".to_string(), Value::Bool(true));
+        }
+    }
+    doc
 }
 
 /// Checks one reported metric value against its kind and converts it to f64.

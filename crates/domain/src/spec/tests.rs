@@ -47,13 +47,13 @@ fn normalized_document_of_a_minimal_spec_is_pinned() {
         "targeting": {},
         "metrics": [
             {"key": "minutes", "kind": "duration", "direction": "decrease", "role": "primary", "aggregate": "mean"},
-            {"key": "escalated", "kind": "binary", "direction": "decrease", "role": "guardrail", "aggregate": "mean"},
+            {"key": "escalated", "kind": "binary", "direction": "decrease", "role": "guardrail", "aggregate": "mean", "max_harm": 0.0},
             {"key": "cost", "kind": "cost", "direction": "decrease", "role": "secondary", "aggregate": "sum"},
             {"key": "touches", "kind": "count", "direction": "decrease", "role": "secondary", "aggregate": "sum"},
             {"key": "score", "kind": "continuous", "direction": "increase", "role": "secondary", "aggregate": "last"}
         ],
         "analysis": {
-            "alpha": 0.05, "power": 0.8, "mde": 0.05, "sequential": false,
+            "alpha": 0.05, "power": 0.8, "mde": 0.05, "sequential": true,
             "sequential_tuning": 5000.0, "correction": "holm", "auto_pause_on_harm": false
         },
         "segments": [],
@@ -115,7 +115,8 @@ fn optional_sections_get_their_documented_defaults() {
     );
     assert_eq!(
         normalized["roi"],
-        json!({"volume_per_month": 1000.0, "human_cost_per_hour": 40.0, "cost_metric": "cost",
+        json!({"volume_per_month": 1000.0, "human_cost_per_hour": 40.0, "fixed_monthly_cost": 0.0,
+               "cost_metric": "cost",
                "duration_metric": "minutes", "duration_unit": "minutes", "currency": "USD"})
     );
     let t = spec.allocation().thompson().expect("thompson");
@@ -324,4 +325,302 @@ fn floor_is_bounded_by_the_number_of_arms() {
     assert_eq!(err.pointers(), ["/allocation/floor"]);
     doc["allocation"]["floor"] = json!(1.0 / 3.0);
     assert!(ExperimentSpec::parse(&doc).is_ok());
+}
+
+/// The minimal spec with one metric of each new feature: a covariate, a cap, a guardrail
+/// tolerance and a ratio (metric 5).
+fn featured() -> Value {
+    let mut doc = minimal();
+    doc["metrics"][0]["covariate"] = json!({"attribute": "estimated_minutes"});
+    doc["metrics"][0]["cap"] = json!({"max": 480});
+    doc["metrics"][1]["max_harm"] = json!(0.02);
+    doc["metrics"]
+        .as_array_mut()
+        .expect("metrics")
+        .push(json!({"key": "cost_per_touch", "kind": "cost", "direction": "decrease",
+                     "role": "secondary", "ratio": {"numerator": "cost", "denominator": "touches"}}));
+    doc
+}
+
+#[test]
+fn covariates_ratios_caps_and_harm_tolerances_are_read_and_normalized() {
+    let spec = parse(&featured());
+    let minutes = spec.metric("minutes").expect("minutes");
+    assert_eq!(minutes.covariate(), Some("estimated_minutes"));
+    assert_eq!(minutes.cap(), Some(480.0));
+    assert_eq!((minutes.capped(500.0), minutes.capped(12.5)), (480.0, 12.5));
+    assert!(minutes.ratio().is_none());
+    assert_eq!(minutes.max_harm(), 0.0);
+    assert_eq!(spec.metric("escalated").map(Metric::max_harm), Some(0.02));
+    let ratio = spec
+        .metric("cost_per_touch")
+        .and_then(Metric::ratio)
+        .expect("a ratio");
+    assert_eq!(
+        (ratio.numerator(), ratio.denominator()),
+        ("cost", "touches")
+    );
+    let cost = spec.metric("cost").expect("cost");
+    assert_eq!(
+        (cost.covariate(), cost.cap(), cost.capped(1e9)),
+        (None, None, 1e9)
+    );
+
+    let normalized = spec.to_json();
+    assert_eq!(
+        normalized["metrics"][0],
+        json!({"key": "minutes", "kind": "duration", "direction": "decrease", "role": "primary",
+               "aggregate": "mean", "covariate": {"attribute": "estimated_minutes"},
+               "cap": {"max": 480.0}})
+    );
+    // A ratio has no aggregate of its own; only guardrails carry a harm tolerance.
+    assert_eq!(
+        normalized["metrics"][5],
+        json!({"key": "cost_per_touch", "kind": "cost", "direction": "decrease",
+               "role": "secondary", "ratio": {"numerator": "cost", "denominator": "touches"}})
+    );
+    assert_eq!(parse(&normalized), spec);
+}
+
+#[test]
+fn ratio_metrics_take_no_values_in_outcomes() {
+    let spec = parse(&featured());
+    let err = spec
+        .validate_metric_value("cost_per_touch", &json!(2.5))
+        .expect_err("a ratio takes no values");
+    assert!(
+        err.contains("\"cost\"") && err.contains("\"touches\"") && !err.ends_with('.'),
+        "{err}"
+    );
+    // A value above a cap is accepted as reported; folding cuts it.
+    assert_eq!(
+        spec.validate_metric_value("minutes", &json!(900)),
+        Ok(900.0)
+    );
+}
+
+#[test]
+fn roi_defaults_skip_ratio_metrics() {
+    let mut doc = featured();
+    // The ratio comes first among the cost metrics, yet cost per case is the reported one.
+    let ratio = doc["metrics"].as_array_mut().expect("metrics").remove(5);
+    doc["metrics"]
+        .as_array_mut()
+        .expect("metrics")
+        .insert(1, ratio);
+    doc["roi"] = json!({"volume_per_month": 100, "human_cost_per_hour": 30,
+                        "fixed_monthly_cost": 1200.5});
+    let spec = parse(&doc);
+    let roi = spec.roi().expect("roi");
+    assert_eq!(roi.cost_metric(), Some("cost"));
+    assert_eq!(roi.fixed_monthly_cost(), 1200.5);
+}
+
+/// Applies `edit` to the featured spec and checks that parsing fails with exactly these
+/// pointers, each message containing its fragment.
+fn check_problems(edit: impl FnOnce(&mut Value), expected: &[(&str, &str)]) {
+    let mut doc = featured();
+    edit(&mut doc);
+    let err = ExperimentSpec::parse(&doc).expect_err("an invalid spec");
+    let got: Vec<(&str, &str)> = err
+        .problems
+        .iter()
+        .map(|p| (p.pointer.as_str(), p.message.as_str()))
+        .collect();
+    assert_eq!(
+        got.iter().map(|(p, _)| *p).collect::<Vec<_>>(),
+        expected.iter().map(|(p, _)| *p).collect::<Vec<_>>(),
+        "{got:?}"
+    );
+    for ((_, message), (_, fragment)) in got.iter().zip(expected) {
+        assert!(message.contains(fragment), "{message:?} lacks {fragment:?}");
+    }
+}
+
+#[test]
+fn covariate_problems_are_located() {
+    check_problems(
+        |d| d["metrics"][0]["covariate"] = json!("estimated_minutes"),
+        &[("/metrics/0/covariate", "must be an object")],
+    );
+    check_problems(
+        |d| d["metrics"][0]["covariate"] = json!({"attribute": ""}),
+        &[("/metrics/0/covariate/attribute", "attribute name")],
+    );
+    check_problems(
+        |d| d["metrics"][0]["covariate"] = json!({}),
+        &[("/metrics/0/covariate/attribute", "is required")],
+    );
+    check_problems(
+        |d| d["metrics"][0]["covariate"] = json!({"attribute": "x", "scale": 2}),
+        &[("/metrics/0/covariate/scale", "unknown field")],
+    );
+    check_problems(
+        |d| d["metrics"][5]["covariate"] = json!({"attribute": "x"}),
+        &[(
+            "/metrics/5/covariate",
+            "ratio metric cannot have a covariate",
+        )],
+    );
+}
+
+#[test]
+fn ratio_problems_are_located() {
+    check_problems(
+        |d| d["metrics"][5]["ratio"]["denominator"] = json!("resolved"),
+        &[(
+            "/metrics/5/ratio/denominator",
+            "\"resolved\" is not a declared metric",
+        )],
+    );
+    check_problems(
+        |d| {
+            d["metrics"][5]["ratio"] = json!({"numerator": "cost_per_touch", "denominator": "nope"})
+        },
+        &[
+            ("/metrics/5/ratio/numerator", "itself"),
+            (
+                "/metrics/5/ratio/denominator",
+                "\"nope\" is not a declared metric",
+            ),
+        ],
+    );
+    check_problems(
+        |d| {
+            d["metrics"][4]["ratio"] =
+                json!({"numerator": "cost_per_touch", "denominator": "cost"});
+            d["metrics"][4]
+                .as_object_mut()
+                .expect("metric")
+                .remove("aggregate");
+        },
+        &[("/metrics/4/ratio/numerator", "is a ratio metric")],
+    );
+    check_problems(
+        |d| d["metrics"][5]["ratio"] = json!({"numerator": "cost"}),
+        &[("/metrics/5/ratio/denominator", "is required")],
+    );
+    check_problems(
+        |d| d["metrics"][5]["kind"] = json!("binary"),
+        &[("/metrics/5/kind", "cannot be binary")],
+    );
+    check_problems(
+        |d| d["metrics"][5]["aggregate"] = json!("sum"),
+        &[("/metrics/5/aggregate", "no events of its own")],
+    );
+    check_problems(
+        |d| d["metrics"][5]["cap"] = json!({"max": 3}),
+        &[("/metrics/5/cap", "cap its numerator or denominator")],
+    );
+    check_problems(
+        |d| d["allocation"] = json!({"policy": "thompson", "reward": "cost_per_touch"}),
+        &[("/allocation/reward", "ratio metric")],
+    );
+    check_problems(
+        |d| d["drift"] = json!({"metrics": ["minutes", "cost_per_touch"]}),
+        &[("/drift/metrics/1", "ratio metric")],
+    );
+    check_problems(
+        |d| {
+            d["roi"] = json!({"volume_per_month": 1, "human_cost_per_hour": 1,
+                              "cost_metric": "cost_per_touch"})
+        },
+        &[("/roi/cost_metric", "ratio metric")],
+    );
+}
+
+#[test]
+fn cap_problems_are_located() {
+    check_problems(
+        |d| d["metrics"][0]["cap"] = json!({"max": -5}),
+        &[("/metrics/0/cap/max", "must be > 0, got -5")],
+    );
+    check_problems(
+        |d| d["metrics"][0]["cap"] = json!({"max": 0}),
+        &[("/metrics/0/cap/max", "must be > 0")],
+    );
+    check_problems(
+        |d| d["metrics"][0]["cap"] = json!(480),
+        &[("/metrics/0/cap", "must be an object")],
+    );
+    check_problems(
+        |d| d["metrics"][1]["cap"] = json!({"max": 1}),
+        &[("/metrics/1/cap", "binary metric cannot be capped")],
+    );
+    check_problems(
+        |d| d["metrics"][3]["cap"] = json!({"max": 2.5}),
+        &[("/metrics/3/cap/max", "whole number")],
+    );
+}
+
+#[test]
+fn harm_tolerance_problems_are_located() {
+    check_problems(
+        |d| d["metrics"][2]["max_harm"] = json!(0.1),
+        &[("/metrics/2/max_harm", "only a guardrail")],
+    );
+    check_problems(
+        |d| d["metrics"][1]["max_harm"] = json!(1),
+        &[("/metrics/1/max_harm", "in [0, 1)")],
+    );
+    check_problems(
+        |d| d["metrics"][1]["max_harm"] = json!(-0.01),
+        &[("/metrics/1/max_harm", "in [0, 1)")],
+    );
+}
+
+#[test]
+fn a_fixed_horizon_analysis_states_its_planned_units() {
+    check_problems(
+        |d| d["analysis"] = json!({"sequential": false}),
+        &[(
+            "/analysis/planned_units",
+            "is required when sequential is false",
+        )],
+    );
+    check_problems(
+        |d| d["analysis"] = json!({"sequential": false, "planned_units": 0}),
+        &[("/analysis/planned_units", "whole number")],
+    );
+    check_problems(
+        |d| {
+            d["roi"] =
+                json!({"volume_per_month": 1, "human_cost_per_hour": 1, "fixed_monthly_cost": -1})
+        },
+        &[("/roi/fixed_monthly_cost", "≥ 0")],
+    );
+    let mut doc = minimal();
+    doc["analysis"] = json!({"sequential": false, "planned_units": 8000});
+    let analysis = parse(&doc).analysis().clone();
+    assert_eq!(
+        (analysis.sequential(), analysis.planned_units()),
+        (false, Some(8000))
+    );
+    let defaults = parse(&minimal()).analysis().clone();
+    assert_eq!(
+        (defaults.sequential(), defaults.planned_units()),
+        (true, None)
+    );
+}
+
+/// Specs stored before `planned_units` existed say `"sequential": false` without it: reading
+/// them back upgrades them to sequential, while the API's parser rejects the same document.
+#[test]
+fn stored_fixed_horizon_specs_without_planned_units_are_read_as_sequential() {
+    let mut stored = parse(&minimal()).to_json();
+    stored["analysis"]["sequential"] = json!(false);
+    assert!(ExperimentSpec::parse(&stored).is_err());
+    let read: ExperimentSpec = serde_json::from_value(stored.clone()).expect("upgraded");
+    assert!(read.analysis().sequential());
+    assert_eq!(read.analysis().planned_units(), None);
+    // Everything else is read as stored.
+    let mut expected = stored.clone();
+    expected["analysis"]["sequential"] = json!(true);
+    assert_eq!(read.to_json(), expected);
+
+    // A fixed-horizon spec that states its planned units stays fixed-horizon.
+    stored["analysis"]["planned_units"] = json!(5000);
+    let read: ExperimentSpec = serde_json::from_value(stored).expect("valid");
+    assert!(!read.analysis().sequential());
+    assert_eq!(read.analysis().planned_units(), Some(5000));
 }
