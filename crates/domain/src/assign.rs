@@ -136,6 +136,12 @@ impl AssignRequest {
     }
 }
 
+/// The number an attribute value gives as a covariate: finite decimal text (a JSON number sent
+/// at assignment is kept as its text), else `None`.
+pub fn covariate_number(value: &str) -> Option<f64> {
+    value.trim().parse::<f64>().ok().filter(|x| x.is_finite())
+}
+
 fn check_id(w: &mut Walker, at: &str, id: &str) {
     let len = id.chars().count();
     if len == 0 {

@@ -47,13 +47,24 @@ pub fn fold_cell(old: Option<MetricCell>, value: f64, aggregate: Aggregate) -> M
 /// Folds `outcome` into the unit's `row` (`None` for the unit's first outcome in the epoch).
 ///
 /// The row is keyed by (experiment, `outcome.epoch`, unit); a new row takes the arm,
-/// propensity and segment values of `assignment`. For every metric in the outcome that the
-/// spec declares (others are skipped; the caller validated them), the unit's cell is updated
-/// by the metric's aggregate and these deltas are produced:
+/// propensity and kept attributes (segments and covariates) of `assignment`. Every event value
+/// is first cut to its metric's cap. For every metric in the outcome that the spec declares
+/// (others, and ratio metrics, which outcomes never carry, are skipped; the caller validated
+/// them), the unit's cell is updated by the metric's aggregate and these deltas are produced:
 /// - `Overall` and one `Segment` per declared segment attribute the unit has a value for,
 ///   with `old` the unit's previous value (`None` the first time) and `new` its new value;
 ///   omitted when the value did not change (for example `max` with a smaller event);
-/// - `Day(day_of(ts))` with the raw event value and `old: None` (every event counts).
+/// - for a metric with a covariate, when its value changes: `Paired` with the unit's
+///   covariate y when the unit first enters (y never changes afterwards), and `PairSum`
+///   with x + y (old: the previous x + y);
+/// - `Day(day_of(ts))` with the (capped) event value and `old: None` (every event counts).
+///
+/// Then, for every ratio metric whose numerator or denominator cell changed, the unit's pair
+/// (x, y) = (numerator value or 0, denominator value or 0) moves: `Overall` (x), `Paired` (y)
+/// and `PairSum` (x + y) under the ratio's key, with `old` the previous pair's (`None` when
+/// the unit had neither part before); a part that did not change is omitted. Ratio metrics get
+/// no `Segment` or `Day` deltas: a segment's ratio needs its own pair sums, which no report
+/// asks for yet.
 ///
 /// An assignment with `in_experiment: false` is outside the analysis population: its row is
 /// kept (for completeness and audits) but no deltas are produced.
@@ -85,53 +96,139 @@ pub fn fold(
     }
 
     let mut deltas = Vec::new();
+    // The value before this outcome of every metric whose value it changed.
+    let mut previous: Vec<(&str, Option<f64>)> = Vec::new();
     let day = day_of(outcome.ts);
-    for (key, &value) in &outcome.metrics {
+    for (key, &reported) in &outcome.metrics {
         let Some(metric) = spec.metric(key) else {
             continue;
         };
-        if !value.is_finite() {
+        if !reported.is_finite() || metric.ratio().is_some() {
             continue;
         }
+        let value = metric.capped(reported);
         let old = row.metrics.get(key).copied();
         let cell = fold_cell(old, value, metric.aggregate());
         row.metrics.insert(key.clone(), cell);
         if !assignment.in_experiment {
             continue;
         }
-        let delta = |scope: AggScope, old: Option<f64>, new: f64| AggDelta {
-            key: AggKey {
-                epoch: row.epoch,
-                arm: row.arm.clone(),
-                metric: key.clone(),
-                scope,
-            },
-            old,
-            new,
-            propensity: row.propensity,
-        };
+        let mut out = Deltas::new(&row, key, &mut deltas);
         let old_value = old.map(|c| c.value);
         if old_value != Some(cell.value) {
-            deltas.push(delta(AggScope::Overall, old_value, cell.value));
+            previous.push((key.as_str(), old_value));
+            out.push(AggScope::Overall, old_value, cell.value);
             for attribute in spec.segments() {
                 if let Some(v) = row.segments.get(attribute) {
-                    deltas.push(delta(
-                        AggScope::Segment {
-                            attribute: attribute.clone(),
-                            value: v.clone(),
-                        },
-                        old_value,
-                        cell.value,
-                    ));
+                    let scope = AggScope::Segment {
+                        attribute: attribute.clone(),
+                        value: v.clone(),
+                    };
+                    out.push(scope, old_value, cell.value);
                 }
             }
+            if let Some(attribute) = metric.covariate() {
+                let y = covariate(&row.segments, attribute);
+                if old_value.is_none() {
+                    out.push(AggScope::Paired, None, y);
+                }
+                out.push(AggScope::PairSum, old_value.map(|x| x + y), cell.value + y);
+            }
         }
-        deltas.push(delta(AggScope::Day(day), None, value));
+        out.push(AggScope::Day(day), None, value);
+    }
+    if assignment.in_experiment && !previous.is_empty() {
+        fold_ratios(spec, &row, &previous, &mut deltas);
     }
     Folded {
         row,
         deltas,
         new_unit,
+    }
+}
+
+/// The ratio deltas of one outcome, given the values its metrics had before it (see [`fold`]).
+fn fold_ratios(
+    spec: &ExperimentSpec,
+    row: &UnitRow,
+    previous: &[(&str, Option<f64>)],
+    deltas: &mut Vec<AggDelta>,
+) {
+    let now = |key: &str| row.metrics.get(key).map(|c| c.value);
+    let before = |key: &str| match previous.iter().find(|(k, _)| *k == key) {
+        Some(&(_, old)) => old,
+        None => now(key),
+    };
+    for metric in spec.metrics() {
+        let Some(ratio) = metric.ratio() else {
+            continue;
+        };
+        let (numerator, denominator) = (ratio.numerator(), ratio.denominator());
+        let old = (before(numerator), before(denominator));
+        let new = (now(numerator), now(denominator));
+        if old == new {
+            continue;
+        }
+        let old = (old.0.is_some() || old.1.is_some())
+            .then(|| (old.0.unwrap_or(0.0), old.1.unwrap_or(0.0)));
+        let (x, y) = (new.0.unwrap_or(0.0), new.1.unwrap_or(0.0));
+        let mut out = Deltas::new(row, metric.key(), deltas);
+        out.push_changed(AggScope::Overall, old.map(|p| p.0), x);
+        out.push_changed(AggScope::Paired, old.map(|p| p.1), y);
+        out.push_changed(AggScope::PairSum, old.map(|p| p.0 + p.1), x + y);
+    }
+}
+
+/// A unit's covariate: the kept attribute's number, or 0 when the unit was assigned without it.
+///
+/// Any value fixed before treatment is a valid covariate, so counting a missing one as 0
+/// keeps the estimate unbiased; assignment rejected values that are not numbers.
+fn covariate(attributes: &std::collections::BTreeMap<String, String>, attribute: &str) -> f64 {
+    attributes
+        .get(attribute)
+        .and_then(|v| crate::assign::covariate_number(v))
+        .unwrap_or(0.0)
+}
+
+/// Builds the deltas of one metric of one unit.
+struct Deltas<'a> {
+    epoch: u64,
+    arm: &'a str,
+    metric: &'a str,
+    propensity: f64,
+    out: &'a mut Vec<AggDelta>,
+}
+
+impl<'a> Deltas<'a> {
+    fn new(row: &'a UnitRow, metric: &'a str, out: &'a mut Vec<AggDelta>) -> Self {
+        Self {
+            epoch: row.epoch,
+            arm: &row.arm,
+            metric,
+            propensity: row.propensity,
+            out,
+        }
+    }
+
+    fn push(&mut self, scope: AggScope, old: Option<f64>, new: f64) {
+        self.out.push(AggDelta {
+            key: AggKey {
+                epoch: self.epoch,
+                arm: self.arm.to_string(),
+                metric: self.metric.to_string(),
+                scope,
+            },
+            old,
+            new,
+            propensity: self.propensity,
+        });
+    }
+
+    /// Pushes the delta unless the unit's value stays the same.
+    fn push_changed(&mut self, scope: AggScope, old: Option<f64>, new: f64) {
+        if old != Some(new) {
+            self.push(scope, old, new);
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use liftlab_stats::Moments;
+use liftlab_stats::{CoMoments, Moments};
 use serde::{Deserialize, Serialize};
 
 /// Milliseconds since the Unix epoch, always supplied by the caller (the domain has no clock).
@@ -84,7 +84,10 @@ pub struct Assignment {
     pub period: u64,
     /// The analysis epoch the unit was assigned in.
     pub epoch: u64,
-    /// Segment attribute values (only the spec's declared segment attributes), for breakdowns.
+    /// The attribute values the analysis needs later, as sent at assignment: those of the
+    /// spec's declared segment attributes (for breakdowns) and of its metrics' covariate
+    /// attributes (for CUPED; a number, kept as text that parses back as `f64`). The name
+    /// stays `segments` so that stored assignments keep decoding.
     pub segments: BTreeMap<String, String>,
     pub assigned_at: Millis,
 }
@@ -131,6 +134,7 @@ pub struct UnitRow {
     pub arm: String,
     /// The propensity of the unit's assignment, for inverse-propensity estimates.
     pub propensity: f64,
+    /// The assignment's kept attributes (segments and covariates), see [`Assignment::segments`].
     pub segments: BTreeMap<String, String>,
     pub metrics: BTreeMap<String, MetricCell>,
     /// Outcomes counted for this unit, by who handled them.
@@ -140,15 +144,29 @@ pub struct UnitRow {
     pub last_ts: Millis,
 }
 
-/// Which accumulator an aggregate is: an arm's metric overall, within a segment, or within a day.
+/// Which accumulator an aggregate is: an arm's metric overall, within a segment, within a day,
+/// or the second half of a paired metric.
+///
+/// A *paired* metric has a second per-unit variable y beside its value x: a metric with a
+/// covariate pairs x with the unit's covariate, a ratio metric pairs its numerator's unit
+/// value x with its denominator's y. For such a metric `Overall` holds x, `Paired` holds y and
+/// `PairSum` holds x + y over the same units, so the arm's co-moment follows exactly as
+/// c_xy = (M2(x+y) − M2(x) − M2(y))/2 (see [`co_moments`]). Variants are only ever added at
+/// the end: stores encode the variant's position.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum AggScope {
-    /// Per-unit values of the arm (the analysis population).
+    /// Per-unit values of the arm (the analysis population); x for a paired metric.
     Overall,
     /// Per-unit values of the arm's units whose segment attribute has this value.
     Segment { attribute: String, value: String },
-    /// Raw event values received on this UTC day (days since the epoch), for trends and drift.
+    /// Event values (after the metric's cap) received on this UTC day (days since the epoch),
+    /// for trends and drift.
     Day(i64),
+    /// Per unit, the second variable y of a paired metric: the covariate value for a metric
+    /// with a covariate, the denominator's unit value for a ratio metric.
+    Paired,
+    /// Per unit, x + y of a paired metric.
+    PairSum,
 }
 
 /// The key of an aggregate within one experiment.
@@ -168,6 +186,21 @@ pub struct MetricAggregate {
     pub ipw_weight: f64,
     /// Σ y/p over units.
     pub ipw_weighted_sum: f64,
+}
+
+/// The co-moments of an arm's (x, y) pairs from its `Overall` (x), `Paired` (y) and `PairSum`
+/// (x + y) moments: c_xy = (M2(x+y) − M2(x) − M2(y))/2, with each mean and M2 kept as
+/// accumulated.
+///
+/// The three accumulators hold the same units, so their counts agree; when they do not (a
+/// store that lost part of an outcome's deltas), the result is empty rather than a wrong
+/// covariance, and the comparison has no data.
+pub fn co_moments(x: &Moments, y: &Moments, sum: &Moments) -> CoMoments {
+    if sum.n() != x.n() {
+        return CoMoments::default();
+    }
+    let c_xy = (sum.m2() - x.m2() - y.m2()) / 2.0;
+    CoMoments::from_moments(x, y, c_xy).unwrap_or_default()
 }
 
 /// A change to one aggregate caused by folding one outcome: remove `old` (if any), add `new`.

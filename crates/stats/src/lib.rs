@@ -11,7 +11,8 @@
 //! - [`Moments`]: `new`, `push(x)`, `remove(x) -> Result`, `merge(&other)`,
 //!   `from_sums(n, sum, sum_sq)`, `n() -> u64`, `mean`, `variance` (n−1),
 //!   `sd`, `sum`.
-//! - [`CoMoments`]: the same over (x, y) pairs, plus `covariance`, `x()`, `y()`.
+//! - [`CoMoments`]: the same over (x, y) pairs, plus `covariance`, `x()`, `y()`,
+//!   and `from_moments` (the parts of x and y with their co-moment).
 //! - [`SampleStats`] `{ n, mean, variance }`: the input of comparisons;
 //!   `From<&Moments>`, `from_sums`, `proportion(n, successes)` (variance
 //!   p(1−p), ddof 0).

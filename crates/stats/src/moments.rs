@@ -237,6 +237,31 @@ impl CoMoments {
         }
     }
 
+    /// Builds an accumulator from the moments of x and of y over the same
+    /// pairs and their co-moment Cxy = Σ(x−x̄)(y−ȳ).
+    ///
+    /// Unlike `from_sums`, this keeps each part's shifted representation, so
+    /// large values with a small spread lose no precision. `None` when the
+    /// two counts differ (they cannot describe the same pairs).
+    pub fn from_moments(x: &Moments, y: &Moments, c_xy: f64) -> Option<Self> {
+        if x.n != y.n {
+            return None;
+        }
+        if x.n == 0 {
+            return Some(Self::default());
+        }
+        Some(Self {
+            n: x.n,
+            shift_x: x.shift,
+            shift_y: y.shift,
+            mean_x: x.mean,
+            mean_y: y.mean,
+            m2_x: x.m2,
+            m2_y: y.m2,
+            c_xy,
+        })
+    }
+
     /// Adds one (x, y) pair.
     pub fn push(&mut self, x: f64, y: f64) {
         if self.n == 0 {
@@ -537,6 +562,38 @@ mod tests {
             .sum::<f64>()
             / (len_f64(values.len()) - 1.0);
         assert!((co.covariance() - cov_two_pass).abs() < STABLE * variance);
+    }
+
+    #[test]
+    fn co_moments_from_their_parts_match_pushed_pairs() {
+        let xs = large_values();
+        let pairs: Vec<(f64, f64)> = xs
+            .iter()
+            .zip(xs.iter().rev())
+            .map(|(&x, &y)| (x, 0.5 * y - 3.0))
+            .collect();
+        let mut pushed = CoMoments::new();
+        let (mut x, mut y) = (Moments::new(), Moments::new());
+        for &(a, b) in &pairs {
+            pushed.push(a, b);
+            x.push(a);
+            y.push(b);
+        }
+        let built = CoMoments::from_moments(&x, &y, pushed.c_xy()).expect("same n");
+        assert_eq!(built.n(), pushed.n());
+        let near = |a: f64, b: f64| (a - b).abs() <= STABLE * a.abs().max(b.abs());
+        assert!(near(built.mean_x(), pushed.mean_x()));
+        assert!(near(built.mean_y(), pushed.mean_y()));
+        assert!(near(built.variance_x(), pushed.variance_x()));
+        assert!(near(built.variance_y(), pushed.variance_y()));
+        assert_eq!(built.covariance(), pushed.covariance());
+
+        y.push(1.0);
+        assert_eq!(CoMoments::from_moments(&x, &y, 0.0), None);
+        assert_eq!(
+            CoMoments::from_moments(&Moments::new(), &Moments::new(), 0.0),
+            Some(CoMoments::default())
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use serde_json::json;
 
 use super::*;
-use crate::model::{HandledBy, MetricAggregate};
+use crate::model::{co_moments, HandledBy, MetricAggregate};
 
 fn spec() -> ExperimentSpec {
     ExperimentSpec::parse(&json!({
@@ -210,6 +210,185 @@ fn days_are_utc_days_since_the_epoch() {
     assert_eq!(day_of(1_704_067_200_000), 19_723);
 }
 
+/// The support spec with a covariate on minutes, a cap on cost and a ratio of cost per minute.
+fn paired_spec() -> ExperimentSpec {
+    ExperimentSpec::parse(&json!({
+        "key": "exp",
+        "arms": [{"key": "human", "role": "baseline"}, {"key": "ai", "role": "treatment"}],
+        "allocation": {"policy": "fixed", "weights": {"human": 0.4, "ai": 0.6}},
+        "metrics": [
+            {"key": "minutes", "kind": "duration", "direction": "decrease", "role": "primary",
+             "covariate": {"attribute": "estimate"}},
+            {"key": "cost", "kind": "cost", "direction": "decrease", "role": "secondary",
+             "cap": {"max": 300}},
+            {"key": "score", "kind": "continuous", "direction": "increase", "role": "secondary", "aggregate": "last"},
+            {"key": "escalated", "kind": "binary", "direction": "decrease", "role": "guardrail", "aggregate": "max"},
+            {"key": "cost_per_minute", "kind": "cost", "direction": "decrease", "role": "secondary",
+             "ratio": {"numerator": "cost", "denominator": "minutes"}}
+        ],
+        "segments": ["channel", "priority"]
+    }))
+    .expect("valid")
+}
+
+/// The (scope, old, new) of the deltas of one metric.
+fn of_metric(deltas: &[AggDelta], metric: &str) -> Vec<(AggScope, Option<f64>, f64)> {
+    deltas
+        .iter()
+        .filter(|d| d.key.metric == metric)
+        .map(|d| (d.key.scope.clone(), d.old, d.new))
+        .collect()
+}
+
+#[test]
+fn a_covariate_enters_once_and_its_pair_sum_follows_the_value() {
+    let spec = paired_spec();
+    let a = assignment("u1", "ai", 0.6, &[("estimate", "30"), ("channel", "chat")]);
+    let first = fold(&spec, &a, None, &outcome(&a, "e1", 0, &[("minutes", 12.0)]));
+    let segment = AggScope::Segment {
+        attribute: "channel".into(),
+        value: "chat".into(),
+    };
+    assert_eq!(
+        of_metric(&first.deltas, "minutes"),
+        vec![
+            (AggScope::Overall, None, 12.0),
+            (segment.clone(), None, 12.0),
+            (AggScope::Paired, None, 30.0),
+            (AggScope::PairSum, None, 42.0),
+            (AggScope::Day(0), None, 12.0),
+        ]
+    );
+    // The mean of 12 and 20 is 16: x moves, the covariate stays.
+    let second = fold(
+        &spec,
+        &a,
+        Some(first.row),
+        &outcome(&a, "e2", 0, &[("minutes", 20.0)]),
+    );
+    assert_eq!(
+        of_metric(&second.deltas, "minutes"),
+        vec![
+            (AggScope::Overall, Some(12.0), 16.0),
+            (segment, Some(12.0), 16.0),
+            (AggScope::PairSum, Some(42.0), 46.0),
+            (AggScope::Day(0), None, 20.0),
+        ]
+    );
+}
+
+#[test]
+fn a_unit_assigned_without_its_covariate_counts_with_zero() {
+    let spec = paired_spec();
+    let a = assignment("u1", "ai", 0.6, &[]);
+    let folded = fold(&spec, &a, None, &outcome(&a, "e1", 0, &[("minutes", 7.5)]));
+    let pair: Vec<_> = of_metric(&folded.deltas, "minutes")
+        .into_iter()
+        .filter(|(s, _, _)| matches!(s, AggScope::Paired | AggScope::PairSum))
+        .collect();
+    assert_eq!(
+        pair,
+        vec![
+            (AggScope::Paired, None, 0.0),
+            (AggScope::PairSum, None, 7.5)
+        ]
+    );
+    // A metric without a covariate has no pair.
+    let folded = fold(&spec, &a, None, &outcome(&a, "e1", 0, &[("score", 3.0)]));
+    assert!(of_metric(&folded.deltas, "score")
+        .iter()
+        .all(|(s, _, _)| !matches!(s, AggScope::Paired | AggScope::PairSum)));
+}
+
+#[test]
+fn a_ratio_moves_with_its_numerator_and_denominator() {
+    let spec = paired_spec();
+    let a = assignment("u1", "ai", 0.6, &[("channel", "chat")]);
+    // Cost alone: the pair enters as (cost, 0).
+    let first = fold(&spec, &a, None, &outcome(&a, "e1", 0, &[("cost", 3.0)]));
+    assert_eq!(
+        of_metric(&first.deltas, "cost_per_minute"),
+        vec![
+            (AggScope::Overall, None, 3.0),
+            (AggScope::Paired, None, 0.0),
+            (AggScope::PairSum, None, 3.0),
+        ]
+    );
+    // Minutes arrive: only y and x + y move.
+    let second = fold(
+        &spec,
+        &a,
+        Some(first.row),
+        &outcome(&a, "e2", 0, &[("minutes", 10.0)]),
+    );
+    assert_eq!(
+        of_metric(&second.deltas, "cost_per_minute"),
+        vec![
+            (AggScope::Paired, Some(0.0), 10.0),
+            (AggScope::PairSum, Some(3.0), 13.0),
+        ]
+    );
+    // Both parts in one event: cost sums to 5, minutes average to 12.
+    let third = fold(
+        &spec,
+        &a,
+        Some(second.row),
+        &outcome(&a, "e3", 0, &[("cost", 2.0), ("minutes", 14.0)]),
+    );
+    assert_eq!(
+        of_metric(&third.deltas, "cost_per_minute"),
+        vec![
+            (AggScope::Overall, Some(3.0), 5.0),
+            (AggScope::Paired, Some(10.0), 12.0),
+            (AggScope::PairSum, Some(13.0), 17.0),
+        ]
+    );
+    // An event that changes neither part (score) moves nothing of the ratio.
+    let fourth = fold(
+        &spec,
+        &a,
+        Some(third.row),
+        &outcome(&a, "e4", 0, &[("score", 1.0)]),
+    );
+    assert!(of_metric(&fourth.deltas, "cost_per_minute").is_empty());
+    // A ratio never gets a cell of its own, and out-of-experiment units add nothing.
+    assert!(!fourth.row.metrics.contains_key("cost_per_minute"));
+    let mut b = assignment("u2", "human", 1.0, &[]);
+    b.in_experiment = false;
+    let outside = fold(&spec, &b, None, &outcome(&b, "e5", 0, &[("cost", 4.0)]));
+    assert!(outside.deltas.is_empty());
+}
+
+#[test]
+fn capped_metrics_fold_event_values_cut_to_the_cap() {
+    let spec = paired_spec();
+    let a = assignment("u1", "ai", 0.6, &[]);
+    let first = fold(&spec, &a, None, &outcome(&a, "e1", 0, &[("cost", 50.0)]));
+    let second = fold(
+        &spec,
+        &a,
+        Some(first.row),
+        &outcome(&a, "e2", MS_PER_DAY, &[("cost", 5000.0)]),
+    );
+    let cell = second.row.metrics["cost"];
+    assert_eq!((cell.value, cell.count, cell.sum), (350.0, 2, 350.0));
+    let cost = of_metric(&second.deltas, "cost");
+    assert!(
+        cost.contains(&(AggScope::Overall, Some(50.0), 350.0)),
+        "{cost:?}"
+    );
+    assert!(cost.contains(&(AggScope::Day(1), None, 300.0)), "{cost:?}");
+    // The ratio sees the capped cost too.
+    assert!(of_metric(&second.deltas, "cost_per_minute").contains(&(
+        AggScope::Overall,
+        Some(50.0),
+        350.0
+    )));
+    // A metric without a cap keeps large values.
+    let big = fold(&spec, &a, None, &outcome(&a, "e3", 0, &[("score", 1e6)]));
+    assert_eq!(big.row.metrics["score"].value, 1e6);
+}
+
 /// Relative tolerance for accumulators built in different orders.
 const REBUILD_TOLERANCE: f64 = 1e-9;
 
@@ -236,16 +415,22 @@ fn events() -> impl Strategy<Value = Vec<Event>> {
 
 proptest! {
     /// Folding events incrementally and applying the deltas gives the same aggregates as
-    /// recomputing each unit's final value from scratch (what a rebuild from the log does).
+    /// recomputing each unit's final value (and pair, for the covariate and the ratio) from
+    /// scratch, which is what a rebuild from the log does; the co-moments of the live
+    /// aggregates match pushing each unit's final pair.
     #[test]
     fn incremental_folding_matches_a_rebuild(stream in events()) {
-        let spec = spec();
+        let spec = paired_spec();
         let names = ["minutes", "cost", "score", "escalated"];
         let channels = ["email", "chat", "phone"];
         let units: Vec<Assignment> = (0..12)
             .map(|i| {
                 let (arm, p) = if i % 3 == 0 { ("human", 0.4) } else { ("ai", 0.6) };
-                let segments: Vec<(&str, &str)> = if i % 4 == 0 { vec![] } else { vec![("channel", channels[i % 3])] };
+                let estimate = format!("{}", 4.5 * i as f64);
+                let mut segments: Vec<(&str, &str)> = if i % 4 == 0 { vec![] } else { vec![("channel", channels[i % 3])] };
+                if i % 5 != 0 {
+                    segments.push(("estimate", &estimate));
+                }
                 assignment(&format!("u{i}"), arm, p, &segments)
             })
             .collect();
@@ -271,28 +456,45 @@ proptest! {
             rows.insert(e.unit, folded.row);
         }
 
-        // Rebuild: one value per unit and metric from the final rows.
-        let mut rebuilt: BTreeMap<AggKey, MetricAggregate> = BTreeMap::new();
-        let mut push = |key: AggKey, x: f64, p: f64| {
+        // Rebuild: one value per unit and metric (and pair) from the final rows.
+        fn push(rebuilt: &mut BTreeMap<AggKey, MetricAggregate>, key: AggKey, x: f64, p: f64) {
             let agg = rebuilt.entry(key).or_default();
             agg.moments.push(x);
             agg.ipw_weight += 1.0 / p;
             agg.ipw_weighted_sum += x / p;
-        };
+        }
+        let mut rebuilt: BTreeMap<AggKey, MetricAggregate> = BTreeMap::new();
+        let mut pairs: BTreeMap<(String, String), liftlab_stats::CoMoments> = BTreeMap::new();
         for row in rows.values() {
+            let key = |metric: &str, scope| AggKey { epoch: 0, arm: row.arm.clone(), metric: metric.to_string(), scope };
+            let mut push_pair = |rebuilt: &mut BTreeMap<AggKey, MetricAggregate>, metric: &str, x: f64, y: f64| {
+                push(rebuilt, key(metric, AggScope::Paired), y, row.propensity);
+                push(rebuilt, key(metric, AggScope::PairSum), x + y, row.propensity);
+                pairs.entry((row.arm.clone(), metric.to_string())).or_default().push(x, y);
+            };
             for (metric, cell) in &row.metrics {
-                let key = |scope| AggKey { epoch: 0, arm: row.arm.clone(), metric: metric.clone(), scope };
-                push(key(AggScope::Overall), cell.value, row.propensity);
+                push(&mut rebuilt, key(metric, AggScope::Overall), cell.value, row.propensity);
                 for attribute in spec.segments() {
                     if let Some(v) = row.segments.get(attribute) {
-                        push(key(AggScope::Segment { attribute: attribute.clone(), value: v.clone() }), cell.value, row.propensity);
+                        let scope = AggScope::Segment { attribute: attribute.clone(), value: v.clone() };
+                        push(&mut rebuilt, key(metric, scope), cell.value, row.propensity);
                     }
                 }
+                if metric == "minutes" {
+                    let y = row.segments.get("estimate").map_or(0.0, |v| v.parse().expect("a number"));
+                    push_pair(&mut rebuilt, metric, cell.value, y);
+                }
+            }
+            let part = |m: &str| row.metrics.get(m).map(|c| c.value);
+            if part("cost").is_some() || part("minutes").is_some() {
+                let (x, y) = (part("cost").unwrap_or(0.0), part("minutes").unwrap_or(0.0));
+                push(&mut rebuilt, key("cost_per_minute", AggScope::Overall), x, row.propensity);
+                push_pair(&mut rebuilt, "cost_per_minute", x, y);
             }
         }
         for (key, values) in day_raw {
             for (x, p) in values {
-                push(key.clone(), x, p);
+                push(&mut rebuilt, key.clone(), x, p);
             }
         }
 
@@ -306,6 +508,17 @@ proptest! {
             prop_assert!(close(got.moments.m2(), want.moments.m2()), "{:?}: {:?} vs {:?}", key, got, want);
             prop_assert!(close(got.ipw_weight, want.ipw_weight), "{:?}", key);
             prop_assert!(close(got.ipw_weighted_sum, want.ipw_weighted_sum), "{:?}", key);
+        }
+        for ((arm, metric), want) in &pairs {
+            let moments = |scope| {
+                live.get(&AggKey { epoch: 0, arm: arm.clone(), metric: metric.clone(), scope })
+                    .map(|a| a.moments)
+                    .unwrap_or_default()
+            };
+            let got = co_moments(&moments(AggScope::Overall), &moments(AggScope::Paired), &moments(AggScope::PairSum));
+            prop_assert_eq!(got.n(), want.n(), "{} {}", arm, metric);
+            let scale = (want.m2_x() * want.m2_y()).sqrt();
+            prop_assert!((got.c_xy() - want.c_xy()).abs() <= 1e-7 * (1.0 + scale), "{} {}: {} vs {}", arm, metric, got.c_xy(), want.c_xy());
         }
     }
 }

@@ -67,3 +67,58 @@ fn statuses_print_as_in_json() {
         assert_eq!(json.as_str(), Some(status.to_string().as_str()));
     }
 }
+
+/// Agreement between co-moments built from three accumulators and from pushing the pairs.
+const CO_MOMENTS: f64 = 1e-9;
+
+#[test]
+fn co_moments_from_x_y_and_their_sum_match_pushing_the_pairs() {
+    // Units enter with (x, y), then some change x (as later events do) while y stays.
+    let entered = [
+        (12.0, 10.0),
+        (30.5, 25.0),
+        (8.0, 9.5),
+        (41.0, 35.0),
+        (19.0, 0.0),
+    ];
+    let changes = [(1, 28.0), (3, 44.5), (1, 26.0)];
+    let (mut x, mut y, mut sum) = (Moments::new(), Moments::new(), Moments::new());
+    let mut pairs = entered.to_vec();
+    for &(a, b) in &entered {
+        x.push(a);
+        y.push(b);
+        sum.push(a + b);
+    }
+    for &(unit, new_x) in &changes {
+        let (old_x, b) = pairs[unit];
+        x.remove(old_x).expect("entered");
+        x.push(new_x);
+        sum.remove(old_x + b).expect("entered");
+        sum.push(new_x + b);
+        pairs[unit].0 = new_x;
+    }
+    let mut pushed = liftlab_stats::CoMoments::new();
+    for &(a, b) in &pairs {
+        pushed.push(a, b);
+    }
+    let built = co_moments(&x, &y, &sum);
+    assert_eq!(built.n(), 5);
+    let near = |a: f64, b: f64| (a - b).abs() <= CO_MOMENTS * a.abs().max(b.abs()).max(1.0);
+    assert!(
+        near(built.covariance(), pushed.covariance()),
+        "{} vs {}",
+        built.covariance(),
+        pushed.covariance()
+    );
+    assert!(near(built.c_xy(), pushed.c_xy()));
+    assert!(near(built.mean_x(), pushed.mean_x()) && near(built.mean_y(), pushed.mean_y()));
+    assert!(near(built.variance_x(), pushed.variance_x()));
+    assert!(near(built.variance_y(), pushed.variance_y()));
+    // The covariance is clearly positive here, so a sign error could not pass.
+    assert!(pushed.covariance() > 50.0);
+
+    // Accumulators that disagree on their counts give no co-moments.
+    sum.push(1.0);
+    assert_eq!(co_moments(&x, &y, &sum).n(), 0);
+    assert_eq!(co_moments(&x, &Moments::new(), &Moments::new()).n(), 0);
+}
