@@ -90,7 +90,7 @@ pub enum DomainError {
     /// A spec change that would invalidate assignments already served.
     #[error("cannot change {what} of an experiment that is {status}")]
     FrozenField {
-        /// What the change touched (arms, unit, hash seed, allocation policy).
+        /// What the change touched (arms, unit, hash seed, allocation policy, metric pairs).
         what: &'static str,
         /// The experiment's status.
         status: Status,

@@ -139,7 +139,10 @@ impl ExperimentVersion {
     /// The key must stay the same. A stopped experiment is frozen. Once an experiment has
     /// started (running or paused), its arms (keys and roles), unit, hash seed and policy may
     /// not change, because that would move units already served; weights, coverage,
-    /// targeting, metrics and analysis settings may.
+    /// targeting, metrics and analysis settings may. A started experiment's metrics keep
+    /// their covariate and ratio, and no ratio metric is added: a unit's pair enters the
+    /// aggregates with its first value, so a pair defined later would have to remove values
+    /// that were never added (see [`crate::fold::fold`]).
     pub fn updated(
         &self,
         spec: ExperimentSpec,
@@ -177,6 +180,23 @@ impl ExperimentVersion {
                 }
                 if spec.allocation().policy() != self.spec.allocation().policy() {
                     return Err(frozen("the allocation policy"));
+                }
+                let pairing = |m: &crate::spec::Metric| {
+                    (
+                        m.covariate().map(str::to_string),
+                        m.ratio()
+                            .map(|r| (r.numerator().to_string(), r.denominator().to_string())),
+                    )
+                };
+                let changed = spec
+                    .metrics()
+                    .iter()
+                    .any(|m| match self.spec.metric(m.key()) {
+                        Some(before) => pairing(before) != pairing(m),
+                        None => m.ratio().is_some(),
+                    });
+                if changed {
+                    return Err(frozen("the covariates and ratios of the metrics"));
                 }
             }
         }

@@ -143,6 +143,105 @@ fn started_experiments_keep_their_arms_seed_and_policy() {
     ));
 }
 
+fn paired_spec(minutes: serde_json::Value, extra: Option<serde_json::Value>) -> ExperimentSpec {
+    let mut metrics = vec![
+        json!({"key": "m", "kind": "binary", "direction": "increase", "role": "primary"}),
+        minutes,
+        json!({"key": "cost", "kind": "cost", "direction": "decrease", "role": "secondary"}),
+    ];
+    metrics.extend(extra);
+    ExperimentSpec::parse(&json!({
+        "key": "exp",
+        "arms": [{"key": "a", "role": "baseline"}, {"key": "b", "role": "treatment"}],
+        "allocation": {"policy": "fixed"},
+        "metrics": metrics
+    }))
+    .expect("valid")
+}
+
+#[test]
+fn started_experiments_keep_their_metric_pairs() {
+    let minutes = |covariate: Option<&str>| {
+        let mut m = json!({"key": "minutes", "kind": "duration", "direction": "decrease", "role": "secondary"});
+        if let Some(c) = covariate {
+            m["covariate"] = json!({"attribute": c});
+        }
+        m
+    };
+    let ratio = |denominator: &str| {
+        json!({"key": "per", "kind": "cost", "direction": "decrease", "role": "secondary",
+               "ratio": {"numerator": "cost", "denominator": denominator}})
+    };
+    let frozen = Err(DomainError::FrozenField {
+        what: "the covariates and ratios of the metrics",
+        status: Status::Running,
+    });
+    let start = |spec| {
+        ExperimentVersion::created(spec, 0)
+            .transitioned(Transition::Start, None, 1)
+            .expect("start")
+    };
+    let plain = start(paired_spec(minutes(None), None));
+    assert_eq!(
+        plain
+            .updated(paired_spec(minutes(Some("estimate")), None), None, 2)
+            .map(|_| ()),
+        frozen,
+        "a covariate added to a metric with values"
+    );
+    assert_eq!(
+        plain
+            .updated(paired_spec(minutes(None), Some(ratio("minutes"))), None, 2)
+            .map(|_| ()),
+        frozen,
+        "a ratio added over metrics with values"
+    );
+    let paired = start(paired_spec(
+        minutes(Some("estimate")),
+        Some(ratio("minutes")),
+    ));
+    for (change, spec) in [
+        (
+            "another covariate",
+            paired_spec(minutes(Some("size")), Some(ratio("minutes"))),
+        ),
+        (
+            "no covariate",
+            paired_spec(minutes(None), Some(ratio("minutes"))),
+        ),
+        (
+            "another denominator",
+            paired_spec(minutes(Some("estimate")), Some(ratio("m"))),
+        ),
+    ] {
+        assert_eq!(
+            paired.updated(spec, None, 2).map(|_| ()),
+            frozen,
+            "{change}"
+        );
+    }
+    // The same pairs, or a ratio removed, are fine; a draft may change anything.
+    assert!(paired
+        .updated(
+            paired_spec(minutes(Some("estimate")), Some(ratio("minutes"))),
+            None,
+            2
+        )
+        .is_ok());
+    assert!(paired
+        .updated(paired_spec(minutes(Some("estimate")), None), None, 2)
+        .is_ok());
+    assert!(
+        ExperimentVersion::created(paired_spec(minutes(None), None), 0)
+            .updated(
+                paired_spec(minutes(Some("estimate")), Some(ratio("m"))),
+                None,
+                1
+            )
+            .is_ok()
+    );
+}
+
 #[test]
 fn versions_serialize_and_revalidate_their_spec() {
     let v = ExperimentVersion::created(spec((0.5, 0.5), "s"), 7)
