@@ -1035,6 +1035,9 @@ fn drift_monitors_follow_outcomes_per_epoch(store: &dyn Store) {
     assert_eq!(store.drift_monitor("plain", 0).expect("found"), None);
 }
 
+/// A unit, its arm, its covariate (`None`: not sent), and its events as (resolved, minutes).
+type PairedUnit<'a> = (&'a str, &'a str, Option<f64>, &'a [(f64, f64)]);
+
 /// Covariate and ratio pairs are stored under their own scopes, read back, and rebuilt.
 fn paired_metrics_are_stored_and_rebuilt(store: &dyn Store) {
     let spec = paired_spec("pairs");
@@ -1042,8 +1045,7 @@ fn paired_metrics_are_stored_and_rebuilt(store: &dyn Store) {
     store
         .transition("pairs", Transition::Start, None, T0 + 1)
         .expect("started");
-    // Units with their arm, covariate (None: not sent), and events (resolved, minutes).
-    let units: [(&str, &str, Option<f64>, &[(f64, f64)]); 6] = [
+    let units: [PairedUnit<'_>; 6] = [
         ("a1", "ai", Some(10.0), &[(1.0, 12.0), (0.0, 90.0)]),
         ("a22", "ai", Some(25.5), &[(1.0, 30.0)]),
         ("a333", "ai", None, &[(0.0, 5.0)]),
@@ -1078,10 +1080,8 @@ fn paired_metrics_are_stored_and_rebuilt(store: &dyn Store) {
     for arm in ["ai", "human"] {
         let mine: Vec<_> = units.iter().filter(|u| u.1 == arm).collect();
         // Per unit: minutes summed after the cap of 60, resolved averaged.
-        let minutes = |u: &(&str, &str, Option<f64>, &[(f64, f64)])| -> f64 {
-            u.3.iter().map(|e| e.1.min(60.0)).sum()
-        };
-        let resolved = |u: &(&str, &str, Option<f64>, &[(f64, f64)])| -> f64 {
+        let minutes = |u: &PairedUnit<'_>| -> f64 { u.3.iter().map(|e| e.1.min(60.0)).sum() };
+        let resolved = |u: &PairedUnit<'_>| -> f64 {
             u.3.iter().map(|e| e.0).sum::<f64>()
                 / f64::from(u32::try_from(u.3.len()).expect("small"))
         };
