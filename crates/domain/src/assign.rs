@@ -30,8 +30,9 @@ const REQUEST_FIELDS: &[&str] = &["unit_id", "task_id", "attributes"];
 /// A validated assignment request: `{unit_id, task_id?, attributes?}`.
 ///
 /// `unit_id` and `task_id` are non-empty strings of at most 256 characters; `task_id` defaults
-/// to the unit id. Attributes are at most 64 string → string pairs (names 1–64 characters,
-/// values at most 256).
+/// to the unit id. Attributes are at most 64 pairs of a name (1–64 characters) and a value:
+/// a string of at most 256 characters or a JSON number, which is kept as its JSON text (so a
+/// covariate such as `{"estimated_minutes": 42.5}` parses back as the same `f64`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AssignRequest {
     unit_id: String,
@@ -89,18 +90,24 @@ impl AssignRequest {
             match v.as_object() {
                 None => w.problem(
                     "/attributes",
-                    "must be an object of attribute name to string value",
+                    "must be an object of attribute name to string or number",
                 ),
                 Some(attrs) => {
                     check_attribute_count(&mut w, attrs.len());
                     for (name, value) in attrs {
-                        match value.as_str() {
-                            Some(s) => {
-                                check_attribute(&mut w, name, s);
-                                attributes.insert(name.to_string(), s.to_string());
+                        let text = match value {
+                            Value::String(s) => s.clone(),
+                            Value::Number(n) => n.to_string(),
+                            _ => {
+                                w.problem(
+                                    &pointer("/attributes", name),
+                                    "must be a string or a number",
+                                );
+                                continue;
                             }
-                            None => w.problem(&pointer("/attributes", name), "must be a string"),
-                        }
+                        };
+                        check_attribute(&mut w, name, &text);
+                        attributes.insert(name.to_string(), text);
                     }
                 }
             }
@@ -130,9 +137,39 @@ impl AssignRequest {
         self.task_id.as_deref().unwrap_or(&self.unit_id)
     }
 
-    /// The unit's attributes (for targeting and segments).
+    /// The unit's attributes (for targeting, segments and covariates).
     pub fn attributes(&self) -> &BTreeMap<String, String> {
         &self.attributes
+    }
+
+    /// Checks the request's covariate attributes against the spec: each one the request sends
+    /// must be a number (a JSON number, or text that reads as a finite number). A missing
+    /// covariate is fine: the unit counts with covariate 0.
+    pub fn check_covariates(&self, spec: &ExperimentSpec) -> Result<(), SpecErrors> {
+        let mut w = Walker::default();
+        for metric in spec.metrics() {
+            let Some(attribute) = metric.covariate() else {
+                continue;
+            };
+            let Some(value) = self.attributes.get(attribute) else {
+                continue;
+            };
+            let at = pointer("/attributes", attribute);
+            if covariate_number(value).is_none() && !w.errors.pointers().contains(&at.as_str()) {
+                w.problem(
+                    &at,
+                    format!(
+                        "must be a number: it is the covariate of metric {:?}",
+                        metric.key()
+                    ),
+                );
+            }
+        }
+        if w.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(w.errors)
+        }
     }
 }
 
@@ -282,7 +319,9 @@ pub fn choose_arm(
 
 /// Decides the arm for a unit that has no stored assignment yet and builds the record to store.
 ///
-/// The choice is [`choose_arm`]'s; `Assignment::period` is the given period's number even
+/// The record keeps the request's values of the spec's segment and covariate attributes (see
+/// [`Assignment::segments`]); callers check covariates first with
+/// [`AssignRequest::check_covariates`]. The choice is [`choose_arm`]'s; `Assignment::period` is the given period's number even
 /// when a stale period made the choice fall back to the spec's initial weights.
 #[allow(clippy::too_many_arguments)]
 pub fn decide(
@@ -297,9 +336,10 @@ pub fn decide(
 ) -> Assignment {
     let decision = choose_arm(spec, status, period, &req.unit_id, &req.attributes);
     let mut segments = BTreeMap::new();
-    for attribute in spec.segments() {
+    let covariates = spec.metrics().iter().filter_map(|m| m.covariate());
+    for attribute in spec.segments().iter().map(String::as_str).chain(covariates) {
         if let Some(value) = req.attributes.get(attribute) {
-            segments.insert(attribute.clone(), value.clone());
+            segments.insert(attribute.to_string(), value.clone());
         }
     }
     Assignment {

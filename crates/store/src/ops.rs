@@ -74,6 +74,8 @@ pub(crate) mod keys {
                 value: r.str()?,
             },
             2 => AggScope::Day(r.i64()?),
+            3 => AggScope::Paired,
+            4 => AggScope::PairSum,
             t => {
                 return Err(StoreError::corrupt(
                     TreeId::Aggregates.name(),
@@ -101,6 +103,8 @@ pub(crate) mod keys {
             AggScope::Overall => k.tag(0),
             AggScope::Segment { attribute, value } => k.tag(1).str(attribute).str(value),
             AggScope::Day(day) => k.tag(2).i64(*day),
+            AggScope::Paired => k.tag(3),
+            AggScope::PairSum => k.tag(4),
         }
         .into_bytes()
     }

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use common::*;
 use liftlab_domain::{
-    initial_period, AggScope, Change, DomainError, HandledBy, Status, Transition,
+    co_moments, initial_period, AggKey, AggScope, Change, DomainError, HandledBy, Status,
+    Transition,
 };
 use liftlab_store::{AuditKind, RebuildMode, Recorded, Store, StoreError};
 
@@ -57,6 +58,7 @@ conformance!(
     a_returning_unit_s_new_task_is_audited_and_rebuilt_without_mismatch,
     closing_refuses_writes_but_keeps_reads,
     drift_monitors_follow_outcomes_per_epoch,
+    paired_metrics_are_stored_and_rebuilt,
 );
 
 const T0: i64 = 1_700_000_000_000;
@@ -1031,4 +1033,99 @@ fn drift_monitors_follow_outcomes_per_epoch(store: &dyn Store) {
         )
         .expect("recorded");
     assert_eq!(store.drift_monitor("plain", 0).expect("found"), None);
+}
+
+/// A unit, its arm, its covariate (`None`: not sent), and its events as (resolved, minutes).
+type PairedUnit<'a> = (&'a str, &'a str, Option<f64>, &'a [(f64, f64)]);
+
+/// Covariate and ratio pairs are stored under their own scopes, read back, and rebuilt.
+fn paired_metrics_are_stored_and_rebuilt(store: &dyn Store) {
+    let spec = paired_spec("pairs");
+    store.create_experiment(spec.clone(), T0).expect("created");
+    store
+        .transition("pairs", Transition::Start, None, T0 + 1)
+        .expect("started");
+    let units: [PairedUnit<'_>; 6] = [
+        ("a1", "ai", Some(10.0), &[(1.0, 12.0), (0.0, 90.0)]),
+        ("a22", "ai", Some(25.5), &[(1.0, 30.0)]),
+        ("a333", "ai", None, &[(0.0, 5.0)]),
+        ("h1", "human", Some(40.0), &[(1.0, 41.0)]),
+        ("h22", "human", Some(8.0), &[(0.0, 9.0), (1.0, 3.0)]),
+        ("h333", "human", Some(16.0), &[(1.0, 20.0)]),
+    ];
+    let mut n = 0;
+    for (unit, arm, estimate, events) in units {
+        let mut a = assignment("pairs", unit, arm, 0.5);
+        if let Some(e) = estimate {
+            a.segments.insert("estimate".into(), e.to_string());
+        }
+        store.record_assignment(a).expect("assigned");
+        for (resolved, minutes) in events {
+            n += 1;
+            let o = outcome(
+                "pairs",
+                &format!("e{n}"),
+                unit,
+                arm,
+                &[("resolved", *resolved), ("minutes", *minutes)],
+            );
+            store.record_outcome(&spec, o).expect("recorded");
+        }
+    }
+    let aggs: BTreeMap<AggKey, _> = store
+        .aggregates("pairs", 0)
+        .expect("found")
+        .into_iter()
+        .collect();
+    for arm in ["ai", "human"] {
+        let mine: Vec<_> = units.iter().filter(|u| u.1 == arm).collect();
+        // Per unit: minutes summed after the cap of 60, resolved averaged.
+        let minutes = |u: &PairedUnit<'_>| -> f64 { u.3.iter().map(|e| e.1.min(60.0)).sum() };
+        let resolved = |u: &PairedUnit<'_>| -> f64 {
+            u.3.iter().map(|e| e.0).sum::<f64>()
+                / f64::from(u32::try_from(u.3.len()).expect("small"))
+        };
+        for (metric, pairs) in [
+            (
+                "minutes",
+                mine.iter()
+                    .map(|u| (minutes(u), u.2.unwrap_or(0.0)))
+                    .collect::<Vec<_>>(),
+            ),
+            (
+                "minutes_per_resolved",
+                mine.iter().map(|u| (minutes(u), resolved(u))).collect(),
+            ),
+        ] {
+            let moments = |scope| {
+                aggs.get(&AggKey {
+                    epoch: 0,
+                    arm: arm.into(),
+                    metric: metric.into(),
+                    scope,
+                })
+                .unwrap_or_else(|| panic!("{arm} {metric} has its scopes"))
+                .moments
+            };
+            let got = co_moments(
+                &moments(AggScope::Overall),
+                &moments(AggScope::Paired),
+                &moments(AggScope::PairSum),
+            );
+            let xs: Vec<f64> = pairs.iter().map(|p| p.0).collect();
+            let ys: Vec<f64> = pairs.iter().map(|p| p.1).collect();
+            let ((mx, _), (my, _)) = (mean_var(&xs), mean_var(&ys));
+            let covariance = pairs.iter().map(|(x, y)| (x - mx) * (y - my)).sum::<f64>() / 2.0;
+            assert_eq!(got.n(), 3, "{arm} {metric}");
+            assert!(close(got.mean_x(), mx), "{arm} {metric}");
+            assert!(close(got.mean_y(), my), "{arm} {metric}");
+            assert!(
+                close(got.covariance(), covariance),
+                "{arm} {metric}: {} vs {covariance}",
+                got.covariance()
+            );
+        }
+    }
+    let report = store.rebuild(RebuildMode::Check).expect("rebuilt");
+    assert!(report.mismatches.is_empty(), "{:#?}", report.mismatches);
 }

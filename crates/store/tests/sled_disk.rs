@@ -348,6 +348,36 @@ fn corrupt_records_are_errors_that_name_tree_and_key() {
     }
 }
 
+/// Every spec stored before `planned_units` existed says `"sequential": false` without it;
+/// such a record is read back as sequential instead of being refused as corrupt.
+#[test]
+fn a_stored_fixed_horizon_spec_without_planned_units_is_read_as_sequential() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    closed_workload(dir.path());
+    {
+        let db = raw(dir.path());
+        let tree = db.open_tree("experiments").expect("tree");
+        let stored = tree
+            .get(experiment_key("alpha"))
+            .expect("reads")
+            .expect("alpha is stored");
+        assert_eq!(stored[0], 1, "experiments are stored as JSON");
+        let mut version: Value = serde_json::from_slice(&stored[1..]).expect("JSON");
+        let analysis = version["spec"]["analysis"]
+            .as_object_mut()
+            .expect("the normalized spec has its analysis");
+        analysis.insert("sequential".into(), Value::Bool(false));
+        analysis.remove("planned_units");
+        tree.insert(experiment_key("alpha"), encoded(&version))
+            .expect("writes");
+        db.flush().expect("flushes");
+    }
+    let store = SledStore::open(dir.path()).expect("reopens");
+    let alpha = store.experiment("alpha").expect("readable");
+    assert!(alpha.spec.analysis().sequential());
+    assert_eq!(alpha.spec.analysis().planned_units(), None);
+}
+
 #[test]
 fn open_refuses_a_locked_directory() {
     let dir = tempfile::tempdir().expect("a temporary directory");

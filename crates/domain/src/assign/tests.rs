@@ -241,12 +241,91 @@ fn assignment_frequencies_match_the_weights() {
 }
 
 #[test]
+fn numbers_sent_as_attributes_are_kept_as_their_json_text() {
+    let req = AssignRequest::parse(&json!({
+        "unit_id": "u1",
+        "attributes": {"estimated_minutes": 42.5, "pages": 3, "tiny": 1e-7, "channel": "chat"}
+    }))
+    .expect("numbers are attribute values");
+    let text = |k: &str| req.attributes().get(k).map(String::as_str);
+    assert_eq!(
+        (text("estimated_minutes"), text("pages"), text("channel")),
+        (Some("42.5"), Some("3"), Some("chat"))
+    );
+    assert_eq!(text("tiny").and_then(covariate_number), Some(1e-7));
+    for bad in [json!(null), json!(true), json!([1]), json!({"v": 1})] {
+        let err = AssignRequest::parse(&json!({"unit_id": "u1", "attributes": {"x": bad}}))
+            .expect_err("not a string or a number");
+        assert_eq!(err.pointers(), ["/attributes/x"]);
+    }
+}
+
+fn covariate_spec() -> ExperimentSpec {
+    spec_with(json!({"metrics": [
+        {"key": "m", "kind": "binary", "direction": "increase", "role": "primary"},
+        {"key": "minutes", "kind": "duration", "direction": "decrease", "role": "secondary",
+         "covariate": {"attribute": "estimate"}},
+        {"key": "cost", "kind": "cost", "direction": "decrease", "role": "secondary",
+         "covariate": {"attribute": "estimate"}}
+    ]}))
+}
+
+#[test]
+fn the_assignment_keeps_segment_and_covariate_attributes() {
+    let spec = covariate_spec();
+    let req = request(
+        "u1",
+        &[("channel", "chat"), ("estimate", "17.25"), ("other", "x")],
+    );
+    let a = run(&spec, Status::Running, &req);
+    assert_eq!(
+        a.segments,
+        BTreeMap::from([
+            ("channel".to_string(), "chat".to_string()),
+            ("estimate".to_string(), "17.25".to_string()),
+        ])
+    );
+    assert_eq!(
+        a.segments.get("estimate").and_then(|v| covariate_number(v)),
+        Some(17.25)
+    );
+}
+
+#[test]
+fn covariates_sent_at_assignment_must_be_numbers() {
+    let spec = covariate_spec();
+    for fine in [&[("estimate", "12")][..], &[("estimate", " 3.5e1 ")], &[]] {
+        assert_eq!(
+            request("u1", fine).check_covariates(&spec),
+            Ok(()),
+            "{fine:?}"
+        );
+    }
+    for bad in ["high", "", "NaN", "inf", "1e999"] {
+        let err = request("u1", &[("estimate", bad), ("channel", "chat")])
+            .check_covariates(&spec)
+            .expect_err("not a number");
+        // One problem, though two metrics use the attribute.
+        assert_eq!(err.pointers(), ["/attributes/estimate"], "{bad:?}");
+        assert!(
+            err.problems[0].message.contains("must be a number"),
+            "{err}"
+        );
+    }
+    // A spec without covariates checks nothing.
+    assert_eq!(
+        request("u1", &[("estimate", "high")]).check_covariates(&spec_with(json!({}))),
+        Ok(())
+    );
+}
+
+#[test]
 fn request_validation_reports_every_problem_with_pointers() {
     let long = "x".repeat(257);
     let err = AssignRequest::parse(&json!({
         "unit_id": "",
         "task_id": long,
-        "attributes": {"tier": 3, "region": "emea"},
+        "attributes": {"tier": true, "region": "emea"},
         "arm": "ai"
     }))
     .expect_err("invalid");

@@ -190,7 +190,7 @@ fn running(spec: ExperimentSpec) -> ExperimentVersion {
 fn experiment_page_snapshot() {
     let version = running(spec(
         "AI drafts cut cycle time without more escalations",
-        json!({}),
+        json!({"analysis": {"sequential": false, "planned_units": 480}}),
     ));
     let html = render_experiment(&page(version, None)).into_string();
     expect_file!["snapshots/experiment.html"].assert_eq(&html);

@@ -41,6 +41,7 @@ pub async fn assign(
         }
     };
     let current = &live.version;
+    request.check_covariates(&current.spec)?;
     let running = current.status == Status::Running;
     let stored = if running {
         state.store.assignment_if_durable(&key, request.unit_id())?

@@ -360,7 +360,7 @@ async fn assignment_requests_are_validated() {
     check(json!({"unit_id": 7}), "/unit_id").await;
     check(json!({"unit_id": "u", "task_id": ""}), "/task_id").await;
     check(
-        json!({"unit_id": "u", "attributes": {"region": 3}}),
+        json!({"unit_id": "u", "attributes": {"region": true}}),
         "/attributes/region",
     )
     .await;
@@ -390,6 +390,159 @@ async fn assignment_requests_are_validated() {
         .to_string();
     assert!(detail.contains("another unit"), "{detail}");
     assert!(!detail.contains("u1"), "the holder is not named: {detail}");
+}
+
+/// The small spec with a covariate on minutes, a cap on touches and a ratio of minutes per touch.
+fn featured_spec(key: &str) -> Value {
+    let mut s = spec(key);
+    s["metrics"][0]["covariate"] = json!({"attribute": "estimated_minutes"});
+    s["metrics"][2]["cap"] = json!({"max": 20});
+    s["metrics"].as_array_mut().expect("metrics").push(json!({
+        "key": "minutes_per_touch", "kind": "duration", "direction": "decrease",
+        "role": "secondary", "ratio": {"numerator": "minutes", "denominator": "touches"}
+    }));
+    s
+}
+
+#[actix_web::test]
+async fn bad_covariates_ratios_and_caps_are_422s_with_pointers() {
+    let app = test::init_service(app(keyed_state(Config::default()))).await;
+    // What is wrong, where it is set (parent, field), the value, the pointer, the message.
+    let cases: [(&str, &str, &str, Value, &str, &str); 5] = [
+        (
+            "a covariate that is not an object",
+            "/metrics/0",
+            "covariate",
+            json!("estimated_minutes"),
+            "/metrics/0/covariate",
+            "must be an object",
+        ),
+        (
+            "a covariate with an empty name",
+            "/metrics/0",
+            "covariate",
+            json!({"attribute": ""}),
+            "/metrics/0/covariate/attribute",
+            "attribute name",
+        ),
+        (
+            "a ratio naming a missing metric",
+            "/metrics/3",
+            "ratio",
+            json!({"numerator": "minutes", "denominator": "resolved"}),
+            "/metrics/3/ratio/denominator",
+            "\"resolved\" is not a declared metric",
+        ),
+        (
+            "a negative cap",
+            "/metrics/2",
+            "cap",
+            json!({"max": -5}),
+            "/metrics/2/cap/max",
+            "must be > 0",
+        ),
+        (
+            "a fixed horizon without planned units",
+            "",
+            "analysis",
+            json!({"sequential": false}),
+            "/analysis/planned_units",
+            "is required when sequential is false",
+        ),
+    ];
+    for (i, (what, parent, field, value, pointer, fragment)) in cases.into_iter().enumerate() {
+        let mut doc = featured_spec(&format!("bad{i}"));
+        doc.pointer_mut(parent).expect("the parent exists")[field] = value;
+        let r = send(
+            &app,
+            Method::POST,
+            "/v1/experiments",
+            Some(SCIENTIST),
+            Body::Json(doc),
+        )
+        .await;
+        let body = r.problem(422);
+        assert_eq!(r.pointers(), vec![pointer.to_string()], "{what}");
+        let message = body["errors"][0]["message"].as_str().expect("a message");
+        assert!(message.contains(fragment), "{what}: {message}");
+    }
+    // The valid spec is accepted and returned normalized.
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/experiments",
+        Some(SCIENTIST),
+        Body::Json(featured_spec("good")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let normalized = r.json()["spec"].clone();
+    assert_eq!(normalized["metrics"][2]["cap"], json!({"max": 20.0}));
+    assert_eq!(normalized["analysis"]["sequential"], json!(true));
+}
+
+#[actix_web::test]
+async fn covariates_are_numbers_kept_with_the_assignment() {
+    let state = keyed_state(Config::default());
+    let store = state.store.clone();
+    let app = test::init_service(app(state)).await;
+    create_running(&app, featured_spec("cov")).await;
+    let path = "/v1/experiments/cov/assign";
+    let post = |body: Value| {
+        let app = &app;
+        async move { send(app, Method::POST, path, Some(ROUTER), Body::Json(body)).await }
+    };
+    let r =
+        post(json!({"unit_id": "u1", "attributes": {"estimated_minutes": "about an hour"}})).await;
+    assert_eq!(r.pointers(), vec!["/attributes/estimated_minutes"]);
+    assert!(r.text().contains("must be a number"), "{}", r.text());
+    assert!(store.assignment("cov", "u1").expect("readable").is_none());
+
+    let r =
+        post(json!({"unit_id": "u1", "attributes": {"estimated_minutes": 42.5, "other": 7}})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let kept = store
+        .assignment("cov", "u1")
+        .expect("readable")
+        .expect("stored")
+        .segments;
+    assert_eq!(
+        kept.get("estimated_minutes").map(String::as_str),
+        Some("42.5")
+    );
+    assert!(!kept.contains_key("other"), "{kept:?}");
+    // A unit without the covariate is assigned; it counts with covariate 0.
+    let r = post(json!({"unit_id": "u2"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+
+    // Outcomes send a ratio's parts, never the ratio itself.
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/outcomes",
+        Some(ROUTER),
+        Body::Json(event("r1", "cov", "u1", json!({"minutes_per_touch": 3.0}))),
+    )
+    .await;
+    assert_eq!(r.pointers(), vec!["/metrics/minutes_per_touch"]);
+    assert!(r.text().contains("numerator"), "{}", r.text());
+    // A value above a cap is accepted as sent and folded at the cap.
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/outcomes",
+        Some(ROUTER),
+        Body::Json(event(
+            "r2",
+            "cov",
+            "u1",
+            json!({"touches": 500, "minutes": 30}),
+        )),
+    )
+    .await;
+    assert_eq!(r.json()["accepted"], json!(1), "{}", r.text());
+    let rows = store.unit_rows("cov", 0).expect("rows");
+    assert_eq!(rows[0].metrics["touches"].value, 20.0);
 }
 
 fn event(id: &str, experiment: &str, task: &str, metrics: Value) -> Value {

@@ -34,6 +34,28 @@ pub fn fixed_spec_weights(key: &str, w_ai: f64) -> ExperimentSpec {
     .unwrap_or_else(|e| panic!("the fixture spec is valid: {e}"))
 }
 
+/// The fixed experiment with paired metrics: `minutes` has the covariate `estimate` and a cap
+/// of 60, and `minutes_per_resolved` is the ratio of `minutes` to `resolved`.
+pub fn paired_spec(key: &str) -> ExperimentSpec {
+    ExperimentSpec::parse(&json!({
+        "key": key,
+        "arms": [
+            {"key": "human", "role": "baseline"},
+            {"key": "ai", "role": "treatment"}
+        ],
+        "allocation": {"policy": "fixed"},
+        "metrics": [
+            {"key": "resolved", "kind": "binary", "direction": "increase", "role": "primary"},
+            {"key": "minutes", "kind": "duration", "direction": "decrease", "role": "guardrail",
+             "aggregate": "sum", "covariate": {"attribute": "estimate"}, "cap": {"max": 60}},
+            {"key": "minutes_per_resolved", "kind": "duration", "direction": "decrease",
+             "role": "secondary", "ratio": {"numerator": "minutes", "denominator": "resolved"}}
+        ],
+        "segments": ["region"]
+    }))
+    .unwrap_or_else(|e| panic!("the fixture spec is valid: {e}"))
+}
+
 /// A Thompson experiment on the binary `resolved` reward that recomputes every `every` rewards.
 pub fn thompson_spec(key: &str, warmup: u64, every: u64) -> ExperimentSpec {
     ExperimentSpec::parse(&json!({
