@@ -108,7 +108,7 @@ fn analysis_note(report: &Report) -> Markup {
     html! {
         p.meta.analysis {
             @match a.method {
-                DecisionMethod::Sequential => { "Intervals are always-valid (safe to look at any time) at " (lv) "% confidence. " }
+                DecisionMethod::Sequential => { "Intervals are always-valid (safe to look at any time) at " (lv) "% confidence." }
                 DecisionMethod::Fixed => {
                     "Intervals are fixed-horizon at " (lv) "% confidence, final only at "
                     (a.planned_units.map_or("the planned".to_string(), |p| p.to_string())) " units ("
