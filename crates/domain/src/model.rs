@@ -111,6 +111,29 @@ pub struct Outcome {
     pub attributes: BTreeMap<String, String>,
 }
 
+/// How far ahead of the receiving clock an outcome's `ts` may lie: five minutes, so that
+/// clocks that disagree a little still agree, while an outcome stamped in the future (which
+/// would put data past "now" in every chart and drift window) is refused.
+pub const MAX_OUTCOME_LEAD: Millis = 5 * 60_000;
+
+/// Checks an outcome's time `ts` against `received`, the receiving clock's time (the domain
+/// has no clock): `ts` may lie at most [`MAX_OUTCOME_LEAD`] after it. The error reads after
+/// the field's pointer (`/ts`): "… is 61 minutes in the future; …".
+pub fn check_outcome_ts(ts: Millis, received: Millis) -> Result<(), String> {
+    let lead = ts.saturating_sub(received);
+    if lead <= MAX_OUTCOME_LEAD {
+        return Ok(());
+    }
+    // Whole minutes, rounded up, so that a lead just past the limit never reads as the limit.
+    let minutes = lead.saturating_add(59_999) / 60_000;
+    Err(format!(
+        "{} is {minutes} minutes in the future; an outcome's ts may be at most {} minutes after the server's clock ({}), so send the time the outcome happened, or none for the time of receipt",
+        crate::report::format_ts(ts),
+        MAX_OUTCOME_LEAD / 60_000,
+        crate::report::format_ts(received),
+    ))
+}
+
 /// One metric of one unit, folded over that unit's outcomes by the metric's aggregate.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MetricCell {
