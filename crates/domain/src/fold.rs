@@ -13,9 +13,17 @@ use crate::spec::{Aggregate, ExperimentSpec};
 /// Milliseconds in a UTC day.
 pub const MS_PER_DAY: Millis = 86_400_000;
 
+/// Milliseconds in an hour.
+pub const MS_PER_HOUR: Millis = 3_600_000;
+
 /// The UTC day (days since the Unix epoch) of a timestamp; negative before 1970.
 pub fn day_of(ts: Millis) -> i64 {
     ts.div_euclid(MS_PER_DAY)
+}
+
+/// The UTC hour (hours since the Unix epoch) of a timestamp; negative before 1970.
+pub fn hour_of(ts: Millis) -> i64 {
+    ts.div_euclid(MS_PER_HOUR)
 }
 
 /// The result of folding one outcome.
@@ -53,7 +61,9 @@ pub fn fold_cell(old: Option<MetricCell>, value: f64, aggregate: Aggregate) -> M
 /// - `Overall` and one `Segment` per declared segment attribute the unit has a value for,
 ///   with `old` the unit's previous value (`None` the first time) and `new` its new value;
 ///   omitted when the value did not change (for example `max` with a smaller event);
-/// - `Day(day_of(ts))` with the raw event value and `old: None` (every event counts).
+/// - `Day(day_of(ts))` with the raw event value and `old: None` (every event counts);
+/// - for the primary metric only, `Hour(hour_of(ts))` likewise, so that a short history can
+///   be charted by the hour without an hourly accumulator for every metric.
 ///
 /// An assignment with `in_experiment: false` is outside the analysis population: its row is
 /// kept (for completeness and audits) but no deltas are produced.
@@ -86,6 +96,7 @@ pub fn fold(
 
     let mut deltas = Vec::new();
     let day = day_of(outcome.ts);
+    let primary = spec.primary().key();
     for (key, &value) in &outcome.metrics {
         let Some(metric) = spec.metric(key) else {
             continue;
@@ -127,6 +138,9 @@ pub fn fold(
             }
         }
         deltas.push(delta(AggScope::Day(day), None, value));
+        if key == primary {
+            deltas.push(delta(AggScope::Hour(hour_of(outcome.ts)), None, value));
+        }
     }
     Folded {
         row,

@@ -163,7 +163,7 @@ pub struct UnitRow {
     pub last_ts: Millis,
 }
 
-/// Which accumulator an aggregate is: an arm's metric overall, within a segment, or within a day.
+/// Which accumulator an aggregate is: an arm's metric overall, within a segment, a day or an hour.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum AggScope {
     /// Per-unit values of the arm (the analysis population).
@@ -172,6 +172,9 @@ pub enum AggScope {
     Segment { attribute: String, value: String },
     /// Raw event values received on this UTC day (days since the epoch), for trends and drift.
     Day(i64),
+    /// Raw event values of the primary metric only, received in this UTC hour (hours since
+    /// the Unix epoch), for the over-time chart when the data spans too short a time for days.
+    Hour(i64),
 }
 
 /// The key of an aggregate within one experiment.

@@ -74,6 +74,7 @@ pub(crate) mod keys {
                 value: r.str()?,
             },
             2 => AggScope::Day(r.i64()?),
+            5 => AggScope::Hour(r.i64()?),
             t => {
                 return Err(StoreError::corrupt(
                     TreeId::Aggregates.name(),
@@ -101,6 +102,7 @@ pub(crate) mod keys {
             AggScope::Overall => k.tag(0),
             AggScope::Segment { attribute, value } => k.tag(1).str(attribute).str(value),
             AggScope::Day(day) => k.tag(2).i64(*day),
+            AggScope::Hour(hour) => k.tag(5).i64(*hour),
         }
         .into_bytes()
     }

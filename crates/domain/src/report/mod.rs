@@ -39,7 +39,7 @@ use crate::lifecycle::ExperimentVersion;
 use crate::model::{AggKey, AggScope, AllocationPeriod, HandledBy, MetricAggregate, Millis};
 
 pub use text::format_ts;
-pub use timeline::timeline;
+pub use timeline::{timeline, Bucket, HOURLY_SPAN_HOURS};
 pub use types::*;
 
 /// What one arm did in the epoch (the store's per-arm counters).
