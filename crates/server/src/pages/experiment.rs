@@ -462,7 +462,7 @@ pub fn render_experiment(page: &ExperimentPage) -> Markup {
         h2 { (capitalized(&humanize(primary))) " over time" }
         figure {
             (charts::timeline(&page.history, &arms, &report.epochs, &report.drift, primary))
-            figcaption { "Daily mean of " (primary) " per arm. Dashed verticals start new analysis epochs; triangles mark drift detections." }
+            figcaption { (charts::timeline_caption(&page.history, &report.epochs, &report.drift, primary)) }
         }
         @if report.bandit || report.allocation.len() > 1 {
             h2 { "Allocation over time" }
