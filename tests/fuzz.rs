@@ -195,6 +195,7 @@ fn event() -> impl Strategy<Value = Value> {
     let ts = plausible(prop_oneof![
         Just(Value::String("2025-01-02T03:04:05Z".into())),
         Just(Value::String("2025-01-02T03:04:05.123+02:00".into())),
+        Just(Value::String("2999-01-02T03:04:05Z".into())),
         short_string().prop_map(Value::String),
     ]);
     let metric_value = prop_oneof![scalar(), (0.0f64..1e4).prop_map(Value::from)];

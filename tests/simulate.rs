@@ -8,10 +8,11 @@
 //! measures the rates over thousands of runs.
 
 use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::harness::liftlab;
+use crate::harness::{liftlab, Server};
 
 fn scenario(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -117,4 +118,64 @@ fn the_same_seed_gives_the_same_run() {
     let b = simulate("aa.json", 11);
     let primary = |r: &Value| check(r, "cycle_time_minutes", "ai-assist")["reported"].clone();
     assert_eq!(primary(&a), primary(&b));
+}
+
+/// Now, in Unix milliseconds.
+fn now_ms() -> i64 {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970");
+    i64::try_from(since.as_millis()).expect("in range")
+}
+
+#[test]
+fn simulated_outcomes_are_never_stamped_after_the_run() {
+    // The scenario with the longest outcome delays (a median of 4 hours), whose history ran
+    // into the future when its clock was started a typical span before now.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path(), &[]);
+    let out = liftlab()
+        .arg("simulate")
+        .arg(scenario("segment-underperforms.json"))
+        .args(["--server", &server.base, "--tasks", "400", "--seed", "5"])
+        .args(["--experiment", "clocked", "--format", "json"])
+        .output()
+        .expect("liftlab runs");
+    let finished = now_ms();
+    assert!(
+        out.status.success(),
+        "simulate failed\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Every recorded outcome is in the audit log under its own ts.
+    let (mut after, mut outcomes, mut latest) = (0, 0, i64::MIN);
+    loop {
+        let page = server
+            .call(
+                "GET",
+                &format!("/v1/experiments/clocked/audit?after={after}&limit=10000"),
+                None,
+                None,
+            )
+            .json();
+        for record in page["records"].as_array().expect("records") {
+            if record["kind"] == "outcome_recorded" {
+                outcomes += 1;
+                latest = latest.max(record["ts_ms"].as_i64().expect("ts_ms"));
+            }
+        }
+        match page["next_after"].as_u64() {
+            Some(next) => after = next,
+            None => break,
+        }
+    }
+    assert_eq!(outcomes, 400, "every task's outcome was recorded");
+    assert!(
+        latest <= finished,
+        "the last outcome is stamped {} ms after the run finished",
+        latest - finished
+    );
+    // The history lies in the past: it is hours long and ends at the run.
+    assert!(latest > finished - 3_600_000, "the history ends at the run");
 }

@@ -13,7 +13,7 @@ use crate::client::{segment, ApiError, Client};
 use crate::local::LocalServer;
 use crate::remote::apply_spec;
 use crate::scenario::Scenario;
-use crate::simulate::{at, drive, expected_span_minutes, now_ms, DriveOptions};
+use crate::simulate::{drive, now_ms, DriveOptions};
 
 /// Serve the example experiments with simulated traffic, for a first look at liftlab.
 #[derive(clap::Args, Debug)]
@@ -235,7 +235,7 @@ fn traffic(
             index_offset: 0,
             tasks: backfill,
             concurrency: 8,
-            clock_start_ms: now_ms() - at(0, expected_span_minutes(scenario, backfill)),
+            clock_end_ms: now_ms(),
             pace: None,
             stop: Some(stop),
             progress: None,
@@ -258,7 +258,8 @@ fn traffic(
                 index_offset: scenario.tasks.max(backfill),
                 tasks: rate,
                 concurrency: 2,
-                clock_start_ms: now_ms(),
+                // Each round's short history ends now, like the backfill's.
+                clock_end_ms: now_ms(),
                 pace: None,
                 stop: Some(stop),
                 progress: None,

@@ -7,8 +7,9 @@
 //! server's group commit shares their flushes); within a tick no outcome is recorded, so the
 //! allocation cannot change and the run is reproducible for a given seed.
 //!
-//! Outcome timestamps (`ts`) follow the simulated clock, ending at the time the run starts, so
-//! drift detections can be traced back to the task whose outcome triggered them.
+//! Outcome timestamps (`ts`) follow the simulated clock, laid out in the past so that the last
+//! one is the time the run starts (never later: the server refuses outcomes from the future),
+//! and drift detections can be traced back to the task whose outcome triggered them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -82,8 +83,9 @@ pub struct DriveOptions<'a> {
     pub tasks: usize,
     /// Assignment requests in flight at once.
     pub concurrency: usize,
-    /// Unix milliseconds of simulated minute 0.
-    pub clock_start_ms: i64,
+    /// Unix milliseconds of the last outcome: the simulated history ends here, so no
+    /// outcome is stamped later.
+    pub clock_end_ms: i64,
     /// Sleep this long after each tick (the demo's live traffic); `None` runs flat out.
     pub pace: Option<Duration>,
     /// Stops the run at the next tick when set.
@@ -138,13 +140,6 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// The simulated minutes a run of `tasks` tasks spans (arrivals plus a typical delay), so the
-/// clock can be started that far in the past.
-pub fn expected_span_minutes(scenario: &Scenario, tasks: usize) -> f64 {
-    // Task counts are at most 10 million, exact in f64.
-    tasks as f64 / scenario.arrivals_per_minute + scenario.outcome_delay_minutes.mean()
-}
-
 /// Sends the scenario's traffic: assignments, then outcomes after their delay.
 pub fn drive(
     client: &Client,
@@ -164,6 +159,12 @@ pub fn drive(
         let attributes = scenario.draw_attributes(&mut rng, options.index_offset + i);
         arrivals.push((clock, delay, attributes));
     }
+    // Simulated minute 0 lies as far before the end as the last outcome lies after it.
+    let last_due = arrivals
+        .iter()
+        .map(|(arrival, delay, _)| arrival + delay)
+        .fold(0.0, f64::max);
+    let clock_start_ms = options.clock_end_ms - at(0, last_due);
     let assign_path = format!("/v1/experiments/{}/assign", segment(experiment));
     let mut log = DriveLog::default();
     let mut pending: Vec<Pending> = Vec::new();
@@ -191,7 +192,7 @@ pub fn drive(
                 let index = options.index_offset + i;
                 let draw = scenario.draw(&mut rng, index, &answer.arm, attributes)?;
                 let due = arrival + delay;
-                let ts = at(options.clock_start_ms, due);
+                let ts = at(clock_start_ms, due);
                 log.ts_to_task.insert(ts, index);
                 let mut metrics = Map::new();
                 for (key, value) in &draw.metrics {
@@ -489,7 +490,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         index_offset: 0,
         tasks: scenario.tasks,
         concurrency: usize::from(args.concurrency),
-        clock_start_ms: now_ms() - at(0, expected_span_minutes(&scenario, scenario.tasks)),
+        clock_end_ms: now_ms(),
         pace: None,
         stop: None,
         progress: Some(&bar),

@@ -13,9 +13,17 @@ use crate::spec::{Aggregate, ExperimentSpec};
 /// Milliseconds in a UTC day.
 pub const MS_PER_DAY: Millis = 86_400_000;
 
+/// Milliseconds in an hour.
+pub const MS_PER_HOUR: Millis = 3_600_000;
+
 /// The UTC day (days since the Unix epoch) of a timestamp; negative before 1970.
 pub fn day_of(ts: Millis) -> i64 {
     ts.div_euclid(MS_PER_DAY)
+}
+
+/// The UTC hour (hours since the Unix epoch) of a timestamp; negative before 1970.
+pub fn hour_of(ts: Millis) -> i64 {
+    ts.div_euclid(MS_PER_HOUR)
 }
 
 /// The result of folding one outcome.
@@ -57,7 +65,9 @@ pub fn fold_cell(old: Option<MetricCell>, value: f64, aggregate: Aggregate) -> M
 /// - for a metric with a covariate, when its value changes: `Paired` with the unit's
 ///   covariate y when the unit first enters (y never changes afterwards), and `PairSum`
 ///   with x + y (old: the previous x + y);
-/// - `Day(day_of(ts))` with the (capped) event value and `old: None` (every event counts).
+/// - `Day(day_of(ts))` with the (capped) event value and `old: None` (every event counts);
+/// - for the primary metric only, `Hour(hour_of(ts))` likewise, so that a short history can
+///   be charted by the hour without an hourly accumulator for every metric.
 ///
 /// Then, for every ratio metric whose numerator or denominator cell changed, the unit's pair
 /// (x, y) = (numerator value or 0, denominator value or 0) moves: `Overall` (x), `Paired` (y)
@@ -99,6 +109,7 @@ pub fn fold(
     // The value before this outcome of every metric whose value it changed.
     let mut previous: Vec<(&str, Option<f64>)> = Vec::new();
     let day = day_of(outcome.ts);
+    let primary = spec.primary().key();
     for (key, &reported) in &outcome.metrics {
         let Some(metric) = spec.metric(key) else {
             continue;
@@ -136,6 +147,9 @@ pub fn fold(
             }
         }
         out.push(AggScope::Day(day), None, value);
+        if key == primary {
+            out.push(AggScope::Hour(hour_of(outcome.ts)), None, value);
+        }
     }
     if assignment.in_experiment && !previous.is_empty() {
         fold_ratios(spec, &row, &previous, &mut deltas);

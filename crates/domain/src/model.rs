@@ -114,6 +114,29 @@ pub struct Outcome {
     pub attributes: BTreeMap<String, String>,
 }
 
+/// How far ahead of the receiving clock an outcome's `ts` may lie: five minutes, so that
+/// clocks that disagree a little still agree, while an outcome stamped in the future (which
+/// would put data past "now" in every chart and drift window) is refused.
+pub const MAX_OUTCOME_LEAD: Millis = 5 * 60_000;
+
+/// Checks an outcome's time `ts` against `received`, the receiving clock's time (the domain
+/// has no clock): `ts` may lie at most [`MAX_OUTCOME_LEAD`] after it. The error reads after
+/// the field's pointer (`/ts`): "… is 61 minutes in the future; …".
+pub fn check_outcome_ts(ts: Millis, received: Millis) -> Result<(), String> {
+    let lead = ts.saturating_sub(received);
+    if lead <= MAX_OUTCOME_LEAD {
+        return Ok(());
+    }
+    // Whole minutes, rounded up, so that a lead just past the limit never reads as the limit.
+    let minutes = lead.saturating_add(59_999) / 60_000;
+    Err(format!(
+        "{} is {minutes} minutes in the future; an outcome's ts may be at most {} minutes after the server's clock ({}), so send the time the outcome happened, or none for the time of receipt",
+        crate::report::format_ts(ts),
+        MAX_OUTCOME_LEAD / 60_000,
+        crate::report::format_ts(received),
+    ))
+}
+
 /// One metric of one unit, folded over that unit's outcomes by the metric's aggregate.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MetricCell {
@@ -145,7 +168,7 @@ pub struct UnitRow {
 }
 
 /// Which accumulator an aggregate is: an arm's metric overall, within a segment, within a day,
-/// or the second half of a paired metric.
+/// within an hour (the primary metric only), or the second half of a paired metric.
 ///
 /// A *paired* metric has a second per-unit variable y beside its value x: a metric with a
 /// covariate pairs x with the unit's covariate, a ratio metric pairs its numerator's unit
@@ -167,6 +190,9 @@ pub enum AggScope {
     Paired,
     /// Per unit, x + y of a paired metric.
     PairSum,
+    /// Raw event values of the primary metric only, received in this UTC hour (hours since
+    /// the Unix epoch), for the over-time chart when the data spans too short a time for days.
+    Hour(i64),
 }
 
 /// The key of an aggregate within one experiment.

@@ -76,6 +76,7 @@ pub(crate) mod keys {
             2 => AggScope::Day(r.i64()?),
             3 => AggScope::Paired,
             4 => AggScope::PairSum,
+            5 => AggScope::Hour(r.i64()?),
             t => {
                 return Err(StoreError::corrupt(
                     TreeId::Aggregates.name(),
@@ -105,6 +106,7 @@ pub(crate) mod keys {
             AggScope::Day(day) => k.tag(2).i64(*day),
             AggScope::Paired => k.tag(3),
             AggScope::PairSum => k.tag(4),
+            AggScope::Hour(hour) => k.tag(5).i64(*hour),
         }
         .into_bytes()
     }

@@ -40,7 +40,10 @@ pub const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
 ///    those tasks, refuses the directory instead of serving it wrong.
 /// 4: the `assignments` table is kept in chunks ([`ChunkedTable`]), no longer one sled key per
 ///    unit. Versions 2 and 3 are upgraded at open; an older build would find no assignment.
-const SCHEMA_VERSION: u64 = 4;
+/// 5: aggregates may have the scopes `Paired`, `PairSum` (covariate and ratio metrics) and
+///    `Hour` (the primary metric by the hour). Older directories read the same and are upgraded
+///    at open; an older build would fail on the new scopes' key tags, so it refuses instead.
+const SCHEMA_VERSION: u64 = 5;
 
 /// The oldest schema version this build upgrades at open.
 const UPGRADES_FROM: u64 = 2;

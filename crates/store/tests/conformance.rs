@@ -709,6 +709,20 @@ fn aggregates_match_a_direct_computation(store: &dyn Store) {
             .expect("the day aggregate exists");
         assert_eq!(day.moments.n(), u64::try_from(events.len()).expect("small"));
         assert!(close(day.moments.mean(), mean_var(&events).0));
+        // The hour scope (hour 24, in day 1) counts every event of the primary metric only.
+        let hourly: Vec<(&String, &AggScope, u64)> = aggs
+            .iter()
+            .filter(|(k, _)| k.arm == arm && matches!(k.scope, AggScope::Hour(_)))
+            .map(|(k, a)| (&k.metric, &k.scope, a.moments.n()))
+            .collect();
+        assert_eq!(
+            hourly,
+            vec![(
+                &"resolved".to_string(),
+                &AggScope::Hour(24),
+                u64::try_from(events.len()).expect("small")
+            )]
+        );
     }
 }
 

@@ -101,8 +101,31 @@ fn the_first_outcome_creates_the_row_and_enters_every_scope() {
             d(AggScope::Overall, None, 12.0),
             d(segment, None, 12.0),
             d(AggScope::Day(3), None, 12.0),
+            d(AggScope::Hour(72), None, 12.0),
         ]
     );
+}
+
+#[test]
+fn only_the_primary_metric_is_folded_by_the_hour() {
+    let spec = spec();
+    let a = assignment("u1", "ai", 0.6, &[]);
+    let ts = 2 * MS_PER_HOUR + 1;
+    let metrics = [("minutes", 12.0), ("cost", 2.0), ("escalated", 1.0)];
+    let folded = fold(&spec, &a, None, &outcome(&a, "e1", ts, &metrics));
+    let hourly: Vec<(&str, &AggScope, f64)> = folded
+        .deltas
+        .iter()
+        .filter(|d| matches!(d.key.scope, AggScope::Hour(_)))
+        .map(|d| (d.key.metric.as_str(), &d.key.scope, d.new))
+        .collect();
+    assert_eq!(hourly, vec![("minutes", &AggScope::Hour(2), 12.0)]);
+    let daily = folded
+        .deltas
+        .iter()
+        .filter(|d| matches!(d.key.scope, AggScope::Day(_)))
+        .count();
+    assert_eq!(daily, 3, "every metric is still folded by the day");
 }
 
 #[test]
@@ -210,6 +233,16 @@ fn days_are_utc_days_since_the_epoch() {
     assert_eq!(day_of(1_704_067_200_000), 19_723);
 }
 
+#[test]
+fn hours_are_utc_hours_since_the_epoch() {
+    assert_eq!(hour_of(0), 0);
+    assert_eq!(hour_of(MS_PER_HOUR - 1), 0);
+    assert_eq!(hour_of(MS_PER_HOUR), 1);
+    assert_eq!(hour_of(-1), -1);
+    // 2024-01-01T00:00:00Z is hour 19723 × 24.
+    assert_eq!(hour_of(1_704_067_200_000), 19_723 * 24);
+}
+
 /// The support spec with a covariate on minutes, a cap on cost and a ratio of cost per minute.
 fn paired_spec() -> ExperimentSpec {
     ExperimentSpec::parse(&json!({
@@ -257,6 +290,7 @@ fn a_covariate_enters_once_and_its_pair_sum_follows_the_value() {
             (AggScope::Paired, None, 30.0),
             (AggScope::PairSum, None, 42.0),
             (AggScope::Day(0), None, 12.0),
+            (AggScope::Hour(0), None, 12.0),
         ]
     );
     // The mean of 12 and 20 is 16: x moves, the covariate stays.
@@ -273,6 +307,7 @@ fn a_covariate_enters_once_and_its_pair_sum_follows_the_value() {
             (segment, Some(12.0), 16.0),
             (AggScope::PairSum, Some(42.0), 46.0),
             (AggScope::Day(0), None, 20.0),
+            (AggScope::Hour(0), None, 20.0),
         ]
     );
 }
@@ -449,7 +484,7 @@ proptest! {
             let folded = fold(&spec, a, rows.remove(&e.unit), &o);
             for d in &folded.deltas {
                 live.entry(d.key.clone()).or_default().try_apply(d).expect("consistent deltas");
-                if let AggScope::Day(_) = d.key.scope {
+                if let AggScope::Day(_) | AggScope::Hour(_) = d.key.scope {
                     day_raw.entry(d.key.clone()).or_default().push((d.new, d.propensity));
                 }
             }

@@ -122,3 +122,31 @@ fn co_moments_from_x_y_and_their_sum_match_pushing_the_pairs() {
     assert_eq!(co_moments(&x, &y, &sum).n(), 0);
     assert_eq!(co_moments(&x, &Moments::new(), &Moments::new()).n(), 0);
 }
+
+#[test]
+fn an_outcome_may_lie_at_most_five_minutes_after_its_receipt() {
+    let received: Millis = 1_795_000_000_000;
+    let check = |lead_ms: Millis| check_outcome_ts(received + lead_ms, received);
+    assert_eq!(check(-86_400_000), Ok(()), "the past is fine");
+    assert_eq!(check(0), Ok(()));
+    assert_eq!(
+        check(MAX_OUTCOME_LEAD),
+        Ok(()),
+        "the limit itself is allowed"
+    );
+    let just_past = check(MAX_OUTCOME_LEAD + 1).expect_err("a millisecond past the limit");
+    assert!(
+        just_past.contains(" is 6 minutes in the future; "),
+        "{just_past}"
+    );
+    let hours = check(61 * 60_000).expect_err("an hour ahead");
+    assert!(
+        hours.starts_with("2026-11-18T") && hours.contains(" is 61 minutes in the future; "),
+        "{hours}"
+    );
+    assert!(!hours.ends_with('.'), "{hours}");
+    assert!(
+        check_outcome_ts(Millis::MAX, Millis::MIN).is_err(),
+        "no overflow"
+    );
+}

@@ -47,7 +47,7 @@ use crate::spec::{ExperimentSpec, MetricRole};
 
 pub use compare::{MIN_EACH_WAY, MIN_UNITS_PER_ARM};
 pub use text::format_ts;
-pub use timeline::timeline;
+pub use timeline::{timeline, Bucket, HOURLY_SPAN_HOURS};
 pub use types::*;
 
 /// What one arm did in the epoch (the store's per-arm counters).

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::timeline::Bucket;
 use crate::drift::{Detector, ShiftDirection};
 use crate::model::{Millis, Status};
 use crate::spec::{Direction, MetricKind, MetricRole};
@@ -65,7 +66,7 @@ pub struct Report {
     pub segments: Vec<SegmentBreakdown>,
     /// Every epoch of the experiment.
     pub epochs: Vec<EpochEntry>,
-    /// The primary metric per arm and UTC day of this epoch.
+    /// The primary metric per arm and UTC hour or day of this epoch.
     pub timeline: Vec<TimelinePoint>,
 }
 
@@ -693,18 +694,29 @@ pub struct EpochEntry {
     pub current: bool,
 }
 
-/// One arm's daily mean of a metric.
+/// One arm's mean of the primary metric over one hour or one day (UTC).
+///
+/// All points of an epoch share one bucket: hours when the epoch's data spans less than
+/// [`HOURLY_SPAN_HOURS`](super::HOURLY_SPAN_HOURS) (so that a short history is a
+/// line, not one dot per arm), days otherwise. `day` and `date` name the UTC day the bucket
+/// lies in either way; `start` says where an hourly point lies within it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TimelinePoint {
     /// The epoch.
     pub epoch: u64,
-    /// Days since the Unix epoch (UTC).
+    /// `hour` or `day`: how long the bucket is.
+    pub bucket: Bucket,
+    /// When the bucket starts, RFC 3339 UTC (midnight for a day).
+    pub start: String,
+    /// When the bucket starts, Unix milliseconds.
+    pub start_ms: Millis,
+    /// The UTC day the bucket lies in, as days since the Unix epoch.
     pub day: i64,
-    /// The date, YYYY-MM-DD.
+    /// That day, YYYY-MM-DD.
     pub date: String,
     /// The arm.
     pub arm: String,
-    /// Events received that day.
+    /// Events received in the bucket.
     pub n: u64,
     /// Their mean.
     pub mean: f64,

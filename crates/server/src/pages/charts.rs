@@ -1,11 +1,14 @@
-//! SVG charts written by the templates: the forest plot of lifts, the primary metric over time, and the allocation history.
+//! SVG charts written by the templates: the forest plot of lifts, the primary metric over time (by the hour or the day), and the allocation history.
 //!
 //! Colours follow the Okabe–Ito palette (safe for the common colour-vision deficiencies), and
 //! every colour comes with a second cue: marker shapes for verdicts, dash patterns for arms.
 
 use liftlab_domain::drift::ShiftDirection;
+use liftlab_domain::fold::{MS_PER_DAY, MS_PER_HOUR};
 use liftlab_domain::report::text::{format_day, number, signed_percent};
-use liftlab_domain::report::{AllocationEntry, DriftEntry, EpochEntry, TimelinePoint, Verdict};
+use liftlab_domain::report::{
+    AllocationEntry, Bucket, DriftEntry, EpochEntry, TimelinePoint, Verdict, HOURLY_SPAN_HOURS,
+};
 use maud::{html, Markup};
 
 /// Okabe–Ito colours, baseline first (black), then the treatments.
@@ -38,12 +41,6 @@ fn arm_dash(index: usize) -> &'static str {
 fn f(n: usize) -> f64 {
     // Exact for every n < 2^53.
     n as f64
-}
-
-/// A day number as a coordinate; days since 1970 are far below 2^53, so the conversion is exact.
-fn fd(day: i64) -> f64 {
-    // Exact for |day| < 2^53.
-    day as f64
 }
 
 /// Rounds a coordinate for the markup.
@@ -171,12 +168,130 @@ pub fn forest(rows: &[ForestRow]) -> Markup {
     }
 }
 
-/// The day (since the Unix epoch) of a timestamp in milliseconds.
-fn day_of(ms: i64) -> i64 {
-    ms.div_euclid(86_400_000)
+/// A time in Unix milliseconds as a coordinate; such times are far below 2^53, so exact.
+fn fms(ms: i64) -> f64 {
+    // Exact for |ms| < 2^53 (until the year 287,396).
+    ms as f64
 }
 
-/// The primary metric's daily mean per arm over every epoch, with epoch boundaries and drift markers.
+/// The time axis of the over-time chart: by the hour when every point is hourly, else by the
+/// day, from the first bucket with data to the last.
+struct TimeAxis {
+    /// Milliseconds per step: an hour or a day.
+    unit: i64,
+    /// The first and last bucket starts, Unix milliseconds.
+    first: i64,
+    last: i64,
+}
+
+impl TimeAxis {
+    fn new(points: &[TimelinePoint]) -> Self {
+        let hourly = points.iter().all(|p| p.bucket == Bucket::Hour);
+        TimeAxis {
+            unit: if hourly { MS_PER_HOUR } else { MS_PER_DAY },
+            first: points.iter().map(|p| p.start_ms).min().unwrap_or(0),
+            last: points.iter().map(|p| p.start_ms).max().unwrap_or(0),
+        }
+    }
+
+    fn hourly(&self) -> bool {
+        self.unit == MS_PER_HOUR
+    }
+
+    /// The start of the step a time falls in, where the chart marks it, if the chart spans it.
+    fn place(&self, ms: i64) -> Option<i64> {
+        let at = ms.div_euclid(self.unit) * self.unit;
+        (self.first <= at && at <= self.last).then_some(at)
+    }
+
+    /// A time as an axis label: the date, or the date and hour on an hourly axis.
+    fn label(&self, ms: i64) -> String {
+        if self.hourly() {
+            hour_label(ms)
+        } else {
+            format_day(ms.div_euclid(MS_PER_DAY))
+        }
+    }
+
+    /// Round hours strictly inside the axis for labelled ticks (about six at most), at 1, 2,
+    /// 3, 6, 12 or 24 hours apart; none on a daily axis.
+    fn hour_ticks(&self) -> Vec<i64> {
+        if !self.hourly() {
+            return Vec::new();
+        }
+        let hours = (self.last - self.first) / MS_PER_HOUR;
+        let step = [1, 2, 3, 6, 12, 24]
+            .into_iter()
+            .find(|s| hours / s <= 6)
+            .unwrap_or(24)
+            * MS_PER_HOUR;
+        let mut t = (self.first / step + 1) * step;
+        let mut out = Vec::new();
+        while t < self.last {
+            out.push(t);
+            t += step;
+        }
+        out
+    }
+}
+
+/// `2026-12-03 09:00`: a time's date and hour (UTC).
+fn hour_label(ms: i64) -> String {
+    let hour = ms.rem_euclid(MS_PER_DAY) / MS_PER_HOUR;
+    format!("{} {hour:02}:00", format_day(ms.div_euclid(MS_PER_DAY)))
+}
+
+/// What a point covers, for its tooltip: `2026-12-03` or `2026-12-03 09:00–10:00 UTC`.
+fn bucket_label(p: &TimelinePoint) -> String {
+    match p.bucket {
+        Bucket::Day => p.date.clone(),
+        Bucket::Hour => {
+            let next = (p.start_ms.rem_euclid(MS_PER_DAY) / MS_PER_HOUR + 1) % 24;
+            format!("{}–{next:02}:00 UTC", hour_label(p.start_ms))
+        }
+    }
+}
+
+/// The caption of [`timeline`]: what a point is, and the markers the chart really draws.
+pub fn timeline_caption(
+    points: &[TimelinePoint],
+    epochs: &[EpochEntry],
+    drift: &[DriftEntry],
+    metric: &str,
+) -> String {
+    let hourly = points.iter().filter(|p| p.bucket == Bucket::Hour).count();
+    let mut caption = if hourly == points.len() {
+        format!("Hourly mean of {metric} per arm (UTC).")
+    } else if hourly == 0 {
+        format!("Daily mean of {metric} per arm (UTC).")
+    } else {
+        format!(
+            "Mean of {metric} per arm by UTC day, and by the hour in epochs with under {} hours of data.",
+            HOURLY_SPAN_HOURS
+        )
+    };
+    let axis = TimeAxis::new(points);
+    let boundaries = epochs
+        .iter()
+        .any(|e| e.epoch > 0 && axis.place(e.started_at_ms).is_some());
+    let detections = drift.iter().any(|d| axis.place(d.detected_at_ms).is_some());
+    match (boundaries, detections) {
+        (true, true) => caption.push_str(
+            " Dashed verticals start new analysis epochs; triangles mark drift detections.",
+        ),
+        (true, false) => caption.push_str(" Dashed verticals start new analysis epochs."),
+        (false, true) => caption.push_str(" Triangles mark drift detections."),
+        (false, false) => {}
+    }
+    caption
+}
+
+/// The primary metric's mean per arm and hour or day over every epoch, with epoch boundaries
+/// and drift markers.
+///
+/// The axis is hourly when every point is (a short history), daily otherwise; the legend
+/// shows an arm's line style only when a line of it is drawn (two points or more in one
+/// epoch), else its dot.
 pub fn timeline(
     points: &[TimelinePoint],
     arms: &[String],
@@ -185,18 +300,17 @@ pub fn timeline(
     metric: &str,
 ) -> Markup {
     if points.is_empty() {
-        return html! { p.meta { "No daily data yet." } };
+        return html! { p.meta { "No data over time yet." } };
     }
     let (w, h, l, r, t, b) = (760.0, 300.0, 64.0, 20.0, 24.0, 64.0);
-    let d0 = points.iter().map(|p| p.day).min().unwrap_or(0);
-    let d1 = points.iter().map(|p| p.day).max().unwrap_or(0);
+    let axis = TimeAxis::new(points);
     let y0 = points.iter().map(|p| p.mean).fold(f64::INFINITY, f64::min);
     let y1 = points
         .iter()
         .map(|p| p.mean)
         .fold(f64::NEG_INFINITY, f64::max);
     let pad = ((y1 - y0) * 0.08).max(y1.abs() * 0.02).max(1e-9);
-    let sx = Scale::new(fd(d0), fd(d1), l, w - r);
+    let sx = Scale::new(fms(axis.first), fms(axis.last), l, w - r);
     let sy = Scale::new(y0 - pad, y1 + pad, h - b, t);
     let series: Vec<(usize, u64, Vec<&TimelinePoint>)> = arms
         .iter()
@@ -212,21 +326,58 @@ pub fn timeline(
         })
         .filter(|(_, _, pts)| !pts.is_empty())
         .collect();
-    let in_range = |d: i64| d0 <= d && d <= d1;
+    // The legend: each charted arm, with a line when one of its series is a line.
+    let legend: Vec<(usize, &String, bool)> = arms
+        .iter()
+        .enumerate()
+        .filter_map(|(i, arm)| {
+            let mut own = series.iter().filter(|(j, _, _)| *j == i).peekable();
+            own.peek()?;
+            Some((i, arm, own.any(|(_, _, pts)| pts.len() > 1)))
+        })
+        .collect();
+    let boundaries: Vec<(&EpochEntry, i64)> = epochs
+        .iter()
+        .filter(|e| e.epoch > 0)
+        .filter_map(|e| Some((e, axis.place(e.started_at_ms)?)))
+        .collect();
+    let detections: Vec<(&DriftEntry, i64)> = drift
+        .iter()
+        .filter_map(|d| Some((d, axis.place(d.detected_at_ms)?)))
+        .collect();
+    let ticks_x: Vec<(f64, String)> = axis
+        .hour_ticks()
+        .into_iter()
+        .map(|ms| (sx.at(fms(ms)), ms))
+        .filter(|(x, _)| l + 110.0 <= *x && *x <= w - r - 110.0)
+        .map(|(x, ms)| {
+            let label = if ms.rem_euclid(MS_PER_DAY) == 0 {
+                format_day(ms.div_euclid(MS_PER_DAY))
+            } else {
+                format!("{:02}:00", ms.rem_euclid(MS_PER_DAY) / MS_PER_HOUR)
+            };
+            (x, label)
+        })
+        .collect();
+    let what = if axis.hourly() { "Hourly" } else { "Daily" };
     html! {
         svg xmlns="http://www.w3.org/2000/svg" viewBox=(format!("0 0 {w} {h}")) width=(w) height=(h)
-            role="img" aria-label=(format!("Daily mean of {metric} per arm")) {
+            role="img" aria-label=(format!("{what} mean of {metric} per arm")) {
             @for v in ticks(y0 - pad, y1 + pad, 4) {
                 line x1=(c(l)) x2=(c(w - r)) y1=(c(sy.at(v))) y2=(c(sy.at(v))) stroke="#e4e4e4" {}
                 text x=(c(l - 6.0)) y=(c(sy.at(v) + 4.0)) font-size="11" text-anchor="end" fill="#595959" { (number(v)) }
             }
             line x1=(c(l)) x2=(c(w - r)) y1=(c(h - b)) y2=(c(h - b)) stroke="#1b1b1b" {}
-            text x=(c(l)) y=(c(h - b + 16.0)) font-size="11" fill="#595959" { (format_day(d0)) }
-            @if d1 > d0 {
-                text x=(c(w - r)) y=(c(h - b + 16.0)) font-size="11" text-anchor="end" fill="#595959" { (format_day(d1)) }
+            text x=(c(l)) y=(c(h - b + 16.0)) font-size="11" fill="#595959" { (axis.label(axis.first)) }
+            @if axis.last > axis.first {
+                text x=(c(w - r)) y=(c(h - b + 16.0)) font-size="11" text-anchor="end" fill="#595959" { (axis.label(axis.last)) }
             }
-            @for e in epochs.iter().filter(|e| e.epoch > 0 && in_range(day_of(e.started_at_ms))) {
-                @let x = sx.at(fd(day_of(e.started_at_ms)));
+            @for (x, label) in &ticks_x {
+                line x1=(c(*x)) x2=(c(*x)) y1=(c(h - b)) y2=(c(h - b + 4.0)) stroke="#1b1b1b" {}
+                text x=(c(*x)) y=(c(h - b + 16.0)) font-size="11" text-anchor="middle" fill="#595959" { (label) }
+            }
+            @for (e, at) in &boundaries {
+                @let x = sx.at(fms(*at));
                 g {
                     title { "epoch " (e.epoch) " started " (e.started_at) ": " (e.reason) }
                     line x1=(c(x)) x2=(c(x)) y1=(c(t)) y2=(c(h - b)) stroke="#595959" stroke-dasharray="4 4" {}
@@ -234,16 +385,18 @@ pub fn timeline(
                 }
             }
             @for (i, _, pts) in &series {
-                @let coords = pts.iter().map(|p| format!("{},{}", c(sx.at(fd(p.day))), c(sy.at(p.mean)))).collect::<Vec<_>>().join(" ");
-                polyline points=(coords) fill="none" stroke=(arm_colour(*i)) stroke-width="2" stroke-dasharray=(arm_dash(*i)) {}
+                @if pts.len() > 1 {
+                    @let coords = pts.iter().map(|p| format!("{},{}", c(sx.at(fms(p.start_ms))), c(sy.at(p.mean)))).collect::<Vec<_>>().join(" ");
+                    polyline points=(coords) fill="none" stroke=(arm_colour(*i)) stroke-width="2" stroke-dasharray=(arm_dash(*i)) {}
+                }
                 @for p in pts {
-                    circle cx=(c(sx.at(fd(p.day)))) cy=(c(sy.at(p.mean))) r="2.5" fill=(arm_colour(*i)) {
-                        title { (p.arm) " " (p.date) ": " (number(p.mean)) " (n = " (p.n) ")" }
+                    circle cx=(c(sx.at(fms(p.start_ms)))) cy=(c(sy.at(p.mean))) r="2.5" fill=(arm_colour(*i)) {
+                        title { (p.arm) " " (bucket_label(p)) ": " (number(p.mean)) " (n = " (p.n) ")" }
                     }
                 }
             }
-            @for d in drift.iter().filter(|d| in_range(day_of(d.detected_at_ms))) {
-                @let x = sx.at(fd(day_of(d.detected_at_ms)));
+            @for (d, at) in &detections {
+                @let x = sx.at(fms(*at));
                 @let tri = match d.direction {
                     ShiftDirection::Up => format!("{},{} {},{} {},{}", c(x - 6.0), c(t + 24.0), c(x + 6.0), c(t + 24.0), c(x), c(t + 14.0)),
                     ShiftDirection::Down => format!("{},{} {},{} {},{}", c(x - 6.0), c(t + 14.0), c(x + 6.0), c(t + 14.0), c(x), c(t + 24.0)),
@@ -252,12 +405,16 @@ pub fn timeline(
                     title { "drift: " (d.metric) " went " (d.direction.as_str()) " in " (d.arm) " at " (d.detected_at) " (" (d.detector.as_str()) ")" }
                 }
             }
-            @for (i, arm) in arms.iter().enumerate() {
-                @let x = l + 150.0 * f(i);
-                line x1=(c(x)) x2=(c(x + 28.0)) y1=(c(h - 22.0)) y2=(c(h - 22.0)) stroke=(arm_colour(i)) stroke-width="2" stroke-dasharray=(arm_dash(i)) {}
+            @for (k, (i, arm, line)) in legend.iter().enumerate() {
+                @let x = l + 150.0 * f(k);
+                @if *line {
+                    line x1=(c(x)) x2=(c(x + 28.0)) y1=(c(h - 22.0)) y2=(c(h - 22.0)) stroke=(arm_colour(*i)) stroke-width="2" stroke-dasharray=(arm_dash(*i)) {}
+                } @else {
+                    circle cx=(c(x + 14.0)) cy=(c(h - 22.0)) r="3.5" fill=(arm_colour(*i)) {}
+                }
                 text x=(c(x + 34.0)) y=(c(h - 18.0)) font-size="12" { (arm) }
             }
-            @if !drift.is_empty() {
+            @if !detections.is_empty() {
                 polygon points=(format!("{},{} {},{} {},{}", c(w - 150.0), c(h - 16.0), c(w - 138.0), c(h - 16.0), c(w - 144.0), c(h - 26.0))) fill="#D55E00" {}
                 text x=(c(w - 132.0)) y=(c(h - 18.0)) font-size="12" { "drift detected" }
             }
@@ -322,3 +479,6 @@ pub fn allocation(entries: &[AllocationEntry], arms: &[String]) -> Markup {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -349,11 +349,15 @@ fn roi(report: &Report) -> Markup {
                         @if let Some(l) = roi.labour_savings_per_month { " · worth " (money(l.estimate, cur)) } }
                 }
             }
-            @for (arm, share) in &roi.automation_coverage {
-                div.card {
-                    div { "Handled by AI (" (arm) ")" }
-                    div.big { (percent(*share)) "%" }
-                    small.meta { "of outcomes that said who handled them" }
+            // Only when some outcome said AI handled it: 0% everywhere reads as a finding
+            // when it only means that outcomes said human or hybrid, or nothing.
+            @if roi.automation_coverage.values().any(|share| *share > 0.0) {
+                @for (arm, share) in &roi.automation_coverage {
+                    div.card {
+                        div { "Handled by AI (" (arm) ")" }
+                        div.big { (percent(*share)) "%" }
+                        small.meta { "of outcomes that said who handled them" }
+                    }
                 }
             }
         }
@@ -534,7 +538,7 @@ pub fn render_experiment(page: &ExperimentPage) -> Markup {
         h2 { (capitalized(&humanize(primary))) " over time" }
         figure {
             (charts::timeline(&page.history, &arms, &report.epochs, &report.drift, primary))
-            figcaption { "Daily mean of " (primary) " per arm. Dashed verticals start new analysis epochs; triangles mark drift detections." }
+            figcaption { (charts::timeline_caption(&page.history, &report.epochs, &report.drift, primary)) }
         }
         @if report.bandit || report.allocation.len() > 1 {
             h2 { "Allocation over time" }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use actix_web::test;
-use liftlab_domain::report::Report;
+use liftlab_domain::report::{Bucket, Report};
 use liftlab_store::{MemStore, Store};
 use serde_json::{json, Value};
 
@@ -127,6 +127,20 @@ async fn results_json_csv_and_epochs_over_http() {
     assert_eq!(n, 400, "every outcome counted once");
     assert_eq!(report.metrics[0].comparisons[0].verdict.as_str(), "better");
     assert!(report.timeline.iter().all(|p| p.date == "2026-03-01"));
+    // Seven minutes of data are one hourly point per arm, not a daily one.
+    let buckets: Vec<(Bucket, &str, u64)> = report
+        .timeline
+        .iter()
+        .map(|p| (p.bucket, p.start.as_str(), p.n))
+        .collect();
+    assert_eq!(buckets.len(), 2, "{buckets:?}");
+    assert!(
+        buckets
+            .iter()
+            .all(|(b, start, _)| *b == Bucket::Hour && *start == "2026-03-01T00:00:00Z"),
+        "{buckets:?}"
+    );
+    assert_eq!(buckets.iter().map(|(_, _, n)| n).sum::<u64>(), 400);
 
     // The CSV is the same report, one row per metric comparison.
     let (s, _, csv) = call!(

@@ -263,3 +263,25 @@ fn the_page_plots_every_comparison_and_both_epochs() {
     );
     assert!(html.contains("@media print"));
 }
+
+#[test]
+fn handled_by_ai_cards_appear_only_when_outcomes_said_ai_handled_them() {
+    let cards = |coverage: &[(&str, f64)]| {
+        let mut p = page(running(spec("h", json!({}))), None);
+        let roi = p.report.roi.as_mut().expect("the spec has ROI settings");
+        roi.automation_coverage = coverage.iter().map(|(a, s)| (a.to_string(), *s)).collect();
+        let html = render_experiment(&p).into_string();
+        html.match_indices("Handled by AI (")
+            .map(|(i, _)| html[i..].split(')').next().unwrap_or_default().to_string())
+            .collect::<Vec<_>>()
+    };
+    // No outcome said who handled it.
+    assert!(cards(&[]).is_empty());
+    // Outcomes said human or hybrid, never AI: no card reading 0.0%.
+    assert!(cards(&[("human", 0.0), ("ai_assist", 0.0)]).is_empty());
+    // Some said AI: a card for every arm whose outcomes said who handled them.
+    assert_eq!(
+        cards(&[("human", 0.0), ("ai_assist", 0.75)]),
+        vec!["Handled by AI (ai_assist", "Handled by AI (human"]
+    );
+}

@@ -1,11 +1,12 @@
 //! `POST /v1/outcomes`: one event, `{"events":[…]}`, or an NDJSON stream, judged event by event.
 //!
 //! Each event is parsed into an [`EventDto`] (unknown fields, an `arm` included, are rejected),
-//! checked against its experiment's spec, resolved to the arm its task was really served, and
-//! recorded through the store's batch API in chunks of [`CHUNK`], so a stream of any length is
-//! never held in memory whole. Every chunk is durable before the next is read; the answer
-//! comes after the last. Rejected events come back by index (their position in the batch or
-//! stream, from 0; blank NDJSON lines are not counted).
+//! checked against its experiment's spec and its `ts` against the server's clock at receipt
+//! (at most [`liftlab_domain::MAX_OUTCOME_LEAD`] ahead), resolved to the arm its task was
+//! really served, and recorded through the store's batch API in chunks of [`CHUNK`], so a
+//! stream of any length is never held in memory whole. Every chunk is durable before the next
+//! is read; the answer comes after the last. Rejected events come back by index (their
+//! position in the batch or stream, from 0; blank NDJSON lines are not counted).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -14,7 +15,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
-use liftlab_domain::{HandledBy, Outcome};
+use liftlab_domain::{check_outcome_ts, HandledBy, Outcome};
 use liftlab_store::Recorded;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -504,10 +505,12 @@ fn resolve(
     }
     let ts = match event.ts.as_deref() {
         None => received,
-        Some(text) => parse_rfc3339(text).unwrap_or_else(|message| {
-            errors.push(FieldError::new("/ts", message));
-            received
-        }),
+        Some(text) => parse_rfc3339(text)
+            .and_then(|ts| check_outcome_ts(ts, received).map(|()| ts))
+            .unwrap_or_else(|message| {
+                errors.push(FieldError::new("/ts", message));
+                received
+            }),
     };
     let live = match state.cache.live(&event.experiment) {
         Ok(live) => live,

@@ -141,6 +141,7 @@ fn battery() -> Vec<Case> {
         case("an all-invalid batch", Method::POST, "/v1/outcomes", Body::Json(json!({"events": [{"event_id": "n4"}, 7, null]})), 422),
         case("an unassigned task", Method::POST, "/v1/outcomes", Body::Json(json!({"event_id": "n5", "experiment": "bat", "task_id": "ghost", "metrics": {"minutes": 1}})), 422),
         case("a bad timestamp", Method::POST, "/v1/outcomes", Body::Json(json!({"event_id": "n6", "experiment": "bat", "task_id": "u0", "ts": "2025-02-30T00:00:00Z", "metrics": {"minutes": 1}})), 422),
+        case("a timestamp from the future", Method::POST, "/v1/outcomes", Body::Json(json!({"event_id": "n7", "experiment": "bat", "task_id": "u0", "ts": "2999-01-01T00:00:00Z", "metrics": {"minutes": 1}})), 422),
         case("an empty NDJSON stream", Method::POST, "/v1/outcomes", raw(nd, b"\n\n"), 422),
         case("an audit page too large", Method::GET, "/v1/experiments/bat/audit?limit=100000", Body::None, 400),
     ];

@@ -608,6 +608,7 @@ async fn outcomes_are_recorded_once_and_attributed_to_the_served_arm() {
         event("e10", "out", "a", json!({"touches": 1.5})),
         event("e11", "out", "a", json!({"escalated": "yes"})),
         {"event_id": "e12", "experiment": "out", "task_id": "a", "metrics": {"minutes": 2}, "handled_by": "robot"},
+        {"event_id": "e13", "experiment": "out", "task_id": "a", "metrics": {"minutes": 2}, "ts": "2999-01-01T00:00:00Z"},
         event("e1", "out", "a", json!({"minutes": 12.5, "escalated": true})),
     ]});
     let r = send(
@@ -647,6 +648,7 @@ async fn outcomes_are_recorded_once_and_attributed_to_the_served_arm() {
         (8, "/metrics/touches"),
         (9, "/metrics/escalated"),
         (10, "/handled_by"),
+        (11, "/ts"),
     ]
     .into_iter()
     .map(|(i, p)| (i, p.to_string()))
@@ -655,6 +657,68 @@ async fn outcomes_are_recorded_once_and_attributed_to_the_served_arm() {
     assert_eq!(
         store.arm_counters("out", 0).expect("counters")[0].outcomes,
         2
+    );
+}
+
+#[actix_web::test]
+async fn an_outcome_from_the_future_is_refused_by_the_servers_clock() {
+    let state = keyed_state(Config::default());
+    let store = state.store.clone();
+    let app = test::init_service(app(state)).await;
+    create_running(&app, spec("clock")).await;
+    assign(&app, "clock", "u").await;
+    let at = |id: &str, ts: &str| json!({"event_id": id, "experiment": "clock", "task_id": "u", "ts": ts, "metrics": {"minutes": 3}});
+
+    // A single event an hour ahead is a 422 pointing at its `ts`, saying by how much.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970");
+    let now_ms = i64::try_from(now.as_millis()).expect("in range");
+    let hour_ahead = liftlab_domain::report::format_ts(now_ms + 3_600_000);
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/outcomes",
+        Some(ROUTER),
+        Body::Json(at("f1", &hour_ahead)),
+    )
+    .await;
+    let problem = r.problem(422);
+    assert_eq!(r.pointers(), vec!["/ts"]);
+    let message = problem["errors"][0]["message"].as_str().expect("message");
+    assert!(
+        message.contains(" minutes in the future; ") && message.contains("at most 5 minutes"),
+        "{message}"
+    );
+
+    // In a batch it is rejected alone; a clock a minute fast is tolerated, and so is the past.
+    let minute_ahead = liftlab_domain::report::format_ts(now_ms + 60_000);
+    let batch = json!({"events": [
+        at("f2", "2999-01-01T00:00:00Z"),
+        at("f3", &minute_ahead),
+        at("f4", "2020-01-01T00:00:00Z"),
+    ]});
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/outcomes",
+        Some(ROUTER),
+        Body::Json(batch),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let body = r.json();
+    assert_eq!(body["accepted"], json!(2), "{body}");
+    assert_eq!(body["rejected"][0]["index"], json!(0), "{body}");
+    assert_eq!(
+        body["rejected"][0]["errors"][0]["pointer"],
+        json!("/ts"),
+        "{body}"
+    );
+    assert_eq!(
+        store.arm_counters("clock", 0).expect("counters")[0].outcomes,
+        2,
+        "nothing of the refused events was recorded"
     );
 }
 
