@@ -109,10 +109,14 @@ fn with_app(body: impl FnOnce(&dyn Fn(TestRequest) -> Answer)) {
         "arms": [{"key": "human", "role": "baseline"}, {"key": "ai", "role": "treatment"}],
         "allocation": {"policy": "fixed", "weights": {"human": 0.5, "ai": 0.5}},
         "metrics": [
-            {"key": "minutes", "kind": "duration", "direction": "decrease", "role": "primary"},
+            {"key": "minutes", "kind": "duration", "direction": "decrease", "role": "primary",
+             "covariate": {"attribute": "estimate"}},
             {"key": "escalated", "kind": "binary", "direction": "decrease", "role": "guardrail"},
-            {"key": "touches", "kind": "count", "direction": "decrease", "role": "secondary"},
-            {"key": "score", "kind": "continuous", "direction": "increase", "role": "secondary"}
+            {"key": "touches", "kind": "count", "direction": "decrease", "role": "secondary",
+             "cap": {"max": 50}},
+            {"key": "score", "kind": "continuous", "direction": "increase", "role": "secondary"},
+            {"key": "minutes_per_touch", "kind": "duration", "direction": "decrease",
+             "role": "secondary", "ratio": {"numerator": "minutes", "denominator": "touches"}}
         ],
         "segments": ["region"]
     });
@@ -124,7 +128,7 @@ fn with_app(body: impl FnOnce(&dyn Fn(TestRequest) -> Answer)) {
         let a = send(
             TestRequest::post()
                 .uri("/v1/experiments/fz/assign")
-                .set_json(json!({"unit_id": format!("t{i}"), "attributes": {"region": "eu"}})),
+                .set_json(json!({"unit_id": format!("t{i}"), "attributes": {"region": "eu", "estimate": i}})),
         );
         assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
     }
@@ -200,7 +204,7 @@ fn event() -> impl Strategy<Value = Value> {
     ]);
     let metric_value = prop_oneof![scalar(), (0.0f64..1e4).prop_map(Value::from)];
     let metric_name = prop_oneof![
-        4 => proptest::sample::select(&["minutes", "escalated", "touches", "score"][..])
+        4 => proptest::sample::select(&["minutes", "escalated", "touches", "score", "minutes_per_touch"][..])
             .prop_map(str::to_string),
         1 => short_string(),
     ];
@@ -411,11 +415,12 @@ fn assignment_requests_are_answered_without_5xx() {
                 plausible(short_string().prop_map(Value::String)),
                 plausible(short_string().prop_map(Value::String)),
                 plausible(
-                    proptest::collection::btree_map(short_string(), short_string(), 0..3).prop_map(
-                        |m| Value::Object(
-                            m.into_iter().map(|(k, v)| (k, Value::String(v))).collect()
-                        )
+                    proptest::collection::btree_map(
+                        prop_oneof![3 => short_string(), 1 => Just("estimate".to_string())],
+                        prop_oneof![3 => short_string().prop_map(Value::String), 1 => scalar()],
+                        0..3
                     )
+                    .prop_map(|m| Value::Object(m.into_iter().collect()))
                 ),
             )
                 .prop_map(|(unit, task, attrs)| {

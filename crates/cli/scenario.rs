@@ -335,6 +335,30 @@ pub struct SegmentAttribute {
     pub effects: BTreeMap<String, BTreeMap<String, Multipliers>>,
 }
 
+/// A per-task effort known before assignment: the router sends its estimate as a numeric
+/// attribute (a covariate), and the task's cycle time scales with it in every arm.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Effort {
+    /// The assignment attribute that carries the estimate.
+    pub attribute: String,
+    /// The estimate's mean; a task whose estimate is `mean` takes the arm's cycle time.
+    pub mean: f64,
+    /// The log-scale sd of the estimate (log-normal with mean `mean`).
+    pub sigma: f64,
+}
+
+impl Effort {
+    /// Draws one task's estimate.
+    fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
+        let median = self.mean * (-self.sigma * self.sigma / 2.0).exp();
+        Dist::Lognormal {
+            median,
+            sigma: self.sigma,
+        }
+        .sample(rng)
+    }
+}
+
 /// A change of the model from a task index on.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DriftEvent {
@@ -377,6 +401,8 @@ pub struct Scenario {
     pub human_share: Vec<(HandledBy, f64)>,
     /// Constant attributes sent with every assignment (for targeting).
     pub attributes: BTreeMap<String, String>,
+    /// The per-task effort estimate sent at assignment, if the scenario has one.
+    pub effort: Option<Effort>,
     /// (spec metric key, quantity), in the spec's metric order.
     pub metrics: Vec<(String, Quantity)>,
     pub arms: BTreeMap<String, ArmModel>,
@@ -450,6 +476,7 @@ impl Scenario {
             "human_cost_per_hour",
             "human_share",
             "attributes",
+            "effort",
             "metrics",
             "arms",
             "segments",
@@ -539,6 +566,9 @@ impl Scenario {
             None => Vec::new(),
             Some(v) => parse_mix_changes(v, &segments, tasks, &mut problems),
         };
+        let effort = top
+            .get("effort")
+            .and_then(|v| parse_effort(v, &attributes, &segments, &mut problems));
         if metrics.iter().any(|(_, q)| *q == Quantity::Cost)
             && top.get("human_cost_per_hour").is_none()
             && spec.roi().is_none()
@@ -567,6 +597,7 @@ impl Scenario {
             duration_unit,
             human_share,
             attributes,
+            effort,
             metrics,
             arms,
             segments,
@@ -672,7 +703,7 @@ impl Scenario {
                 serde_json::json!({"attribute": attribute, "mix": mix})
             })
             .collect();
-        let document = serde_json::json!({
+        let mut document = serde_json::json!({
             "name": format!("generic traffic for {}", spec.key()),
             "spec": spec_document,
             "tasks": tasks,
@@ -683,6 +714,11 @@ impl Scenario {
             "segments": segments,
             "arms": arms,
         });
+        // A spec with a covariate gets a router that sends it: the task's effort estimate.
+        if let Some(attribute) = spec.metrics().iter().find_map(|m| m.covariate()) {
+            document["effort"] =
+                serde_json::json!({"attribute": attribute, "mean": median, "sigma": 0.5});
+        }
         Scenario::parse(&document, Path::new("."), spec.key())
     }
 
@@ -697,7 +733,8 @@ impl Scenario {
     }
 
     /// The attributes to send with the assignment of task `index`, segment values drawn from
-    /// the mix in force at that index.
+    /// the mix in force at that index, then the effort estimate (as the shortest text that
+    /// reads back as the same number), if the scenario has one.
     pub fn draw_attributes<R: Rng + ?Sized>(
         &self,
         rng: &mut R,
@@ -709,7 +746,41 @@ impl Scenario {
             let u: f64 = rng.random();
             attributes.insert(segment.attribute.clone(), pick(mix, u).to_string());
         }
+        if let Some(effort) = &self.effort {
+            attributes.insert(effort.attribute.clone(), effort.sample(rng).to_string());
+        }
         attributes
+    }
+
+    /// The attributes of an assignment request as JSON: the effort estimate as a number, as a
+    /// router sends a numeric covariate, every other attribute as a string.
+    pub fn assignment_attributes(&self, attributes: &BTreeMap<String, String>) -> Value {
+        let effort = self.effort.as_ref().map(|e| e.attribute.as_str());
+        Value::Object(
+            attributes
+                .iter()
+                .map(|(k, v)| {
+                    let number = (Some(k.as_str()) == effort)
+                        .then(|| v.parse::<f64>().ok())
+                        .flatten()
+                        .and_then(serde_json::Number::from_f64);
+                    let value = number.map_or_else(|| Value::String(v.clone()), Value::Number);
+                    (k.clone(), value)
+                })
+                .collect(),
+        )
+    }
+
+    /// The factor a task's cycle time is scaled by: its effort estimate over the mean (1
+    /// without effort). Its mean is 1, so the truth is that of the arm's model.
+    fn effort_factor(&self, attributes: &BTreeMap<String, String>) -> f64 {
+        self.effort
+            .as_ref()
+            .and_then(|e| {
+                let estimate: f64 = attributes.get(&e.attribute)?.parse().ok()?;
+                Some(estimate / e.mean)
+            })
+            .unwrap_or(1.0)
     }
 
     /// Draws the outcome of task `index` served by `arm`, with segment values `attributes`.
@@ -730,9 +801,10 @@ impl Scenario {
         let handled_by = pick_handled(&model.handled_by, rng.random());
         // Every quantity is drawn for every task so that the stream of random numbers does not
         // depend on which metrics the spec declares.
+        let effort = self.effort_factor(attributes);
         let cycle = model
             .cycle_time
-            .map(|d| d.sample(rng) * m.get(&Param::CycleTime));
+            .map(|d| d.sample(rng) * m.get(&Param::CycleTime) * effort);
         let escalated =
             rng.random::<f64>() < probability(model.escalation, m.get(&Param::Escalation));
         let quality = rng.random::<f64>() < probability(model.quality, m.get(&Param::Quality));
@@ -1321,8 +1393,13 @@ fn parse_metric_map(
         }
     };
     for key in given.keys() {
-        if spec.metric(key).is_none() {
-            problems.push(pointer("/metrics", key), "is not a metric of the spec");
+        match spec.metric(key) {
+            None => problems.push(pointer("/metrics", key), "is not a metric of the spec"),
+            Some(m) if m.ratio().is_some() => problems.push(
+                pointer("/metrics", key),
+                "is a ratio metric: outcomes send its numerator and denominator",
+            ),
+            Some(_) => {}
         }
     }
     let names: Vec<&str> = Quantity::BUILTIN
@@ -1332,6 +1409,8 @@ fn parse_metric_map(
         .collect();
     spec.metrics()
         .iter()
+        // A ratio metric is computed from its parts; outcomes never carry it.
+        .filter(|metric| metric.ratio().is_none())
         .map(|metric| {
             let at = pointer("/metrics", metric.key());
             let quantity = match given.get(metric.key()) {
@@ -1582,6 +1661,51 @@ fn parse_multipliers(
         }
     }
     m
+}
+
+fn parse_effort(
+    v: &Value,
+    attributes: &BTreeMap<String, String>,
+    segments: &[SegmentAttribute],
+    problems: &mut Problems,
+) -> Option<Effort> {
+    let Some(object) = v.as_object() else {
+        problems.push(
+            "/effort",
+            "must be an object: {\"attribute\", \"mean\", \"sigma\"}",
+        );
+        return None;
+    };
+    unknown_fields(object, "/effort", &["attribute", "mean", "sigma"], problems);
+    let attribute = match object.get("attribute").and_then(Value::as_str) {
+        Some(a) if !a.is_empty() => a.to_string(),
+        _ => {
+            problems.push("/effort/attribute", "is required: the attribute name");
+            return None;
+        }
+    };
+    if attributes.contains_key(&attribute) || segments.iter().any(|s| s.attribute == attribute) {
+        problems.push(
+            "/effort/attribute",
+            "is already a constant or segment attribute",
+        );
+    }
+    let mean = match object.get("mean") {
+        Some(m) => positive_number(Some(m), "/effort/mean", 1.0, problems),
+        None => {
+            problems.push("/effort/mean", "is required: the estimate's mean");
+            1.0
+        }
+    };
+    let sigma = match object.get("sigma") {
+        Some(x) => non_negative(x, "/effort/sigma", problems),
+        None => 0.5,
+    };
+    Some(Effort {
+        attribute,
+        mean,
+        sigma,
+    })
 }
 
 fn parse_segments(
@@ -1972,6 +2096,90 @@ mod tests {
         ] {
             assert!(text.contains(needle), "{needle} missing from {text}");
         }
+    }
+
+    #[test]
+    fn an_effort_estimate_is_sent_as_a_number_and_scales_cycle_time_with_mean_one() {
+        let s = scenario(serde_json::json!({
+            "effort": {"attribute": "estimated_minutes", "mean": 40.0, "sigma": 0.6}
+        }))
+        .expect("valid");
+        let mut rng = StdRng::seed_from_u64(3);
+        let attributes = s.draw_attributes(&mut rng, 0);
+        let estimate: f64 = attributes["estimated_minutes"].parse().expect("a number");
+        assert_eq!(
+            s.assignment_attributes(&attributes)["estimated_minutes"],
+            serde_json::json!(estimate)
+        );
+        // The truth does not change, and the draws still average to it.
+        let truth = s
+            .truth("ai", &Quantity::CycleTime, 0, 1000, None)
+            .expect("truth");
+        let base = Dist::Lognormal {
+            median: 30.0,
+            sigma: 0.5,
+        }
+        .mean();
+        assert!(close(truth, base, 1e-12));
+        let seen = empirical(&s, "ai", "cycle_time", 0, 1000, 40);
+        assert!(
+            close(seen, truth, 0.03),
+            "empirical {seen} vs truth {truth}"
+        );
+        // The estimate predicts the cycle time: their log correlation is clearly positive.
+        let mut rng = StdRng::seed_from_u64(5);
+        let pairs: Vec<(f64, f64)> = (0..4000)
+            .map(|i| {
+                let a = s.draw_attributes(&mut rng, i);
+                let x: f64 = a["estimated_minutes"].parse().expect("a number");
+                let draw = s.draw(&mut rng, i, "ai", &a).expect("draw");
+                (x.ln(), draw.metrics[0].1.ln())
+            })
+            .collect();
+        let n = count(pairs.len());
+        let (mx, my) = (
+            pairs.iter().map(|p| p.0).sum::<f64>() / n,
+            pairs.iter().map(|p| p.1).sum::<f64>() / n,
+        );
+        let (sxy, sxx, syy) = pairs.iter().fold((0.0, 0.0, 0.0), |(a, b, c), (x, y)| {
+            (
+                a + (x - mx) * (y - my),
+                b + (x - mx).powi(2),
+                c + (y - my).powi(2),
+            )
+        });
+        // In logs, the correlation is 0.6 / sqrt(0.6² + 0.5²) ≈ 0.77.
+        let r = sxy / (sxx * syy).sqrt();
+        assert!((r - 0.768).abs() < 0.03, "correlation {r}");
+
+        let err = scenario(serde_json::json!({"effort": {"attribute": "", "mean": -1}}))
+            .expect_err("invalid");
+        assert!(format!("{err:#}").contains("/effort/attribute"), "{err:#}");
+    }
+
+    #[test]
+    fn ratio_metrics_are_never_fed() {
+        let mut spec = spec();
+        spec["metrics"]
+            .as_array_mut()
+            .expect("metrics")
+            .push(serde_json::json!({
+                "key": "cost_per_minute", "kind": "cost", "direction": "decrease",
+                "role": "secondary", "ratio": {"numerator": "cost", "denominator": "cycle_time"}
+            }));
+        let s = scenario(serde_json::json!({"spec": spec.clone()})).expect("valid");
+        assert_eq!(s.quantity_of("cost_per_minute"), None);
+        let mut rng = StdRng::seed_from_u64(1);
+        let a = s.draw_attributes(&mut rng, 0);
+        let draw = s.draw(&mut rng, 0, "ai", &a).expect("draw");
+        assert!(draw.metrics.iter().all(|(k, _)| k != "cost_per_minute"));
+        let err =
+            scenario(serde_json::json!({"spec": spec, "metrics": {"cost_per_minute": "cost"}}))
+                .expect_err("a ratio takes no quantity");
+        assert!(
+            format!("{err:#}").contains("/metrics/cost_per_minute"),
+            "{err:#}"
+        );
     }
 
     #[test]

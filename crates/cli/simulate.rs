@@ -185,7 +185,14 @@ pub fn drive(
                 .map(|i| format!("{}-{:07}", options.id_prefix, options.index_offset + i))
                 .collect();
             log.ticks.push((now_ms(), options.index_offset + first));
-            let answers = assign_all(client, &assign_path, &ids, &arrivals[first..next], options)?;
+            let answers = assign_all(
+                client,
+                scenario,
+                &assign_path,
+                &ids,
+                &arrivals[first..next],
+                options,
+            )?;
             for (offset, answer) in answers.into_iter().enumerate() {
                 let i = first + offset;
                 let (arrival, delay, attributes) = &arrivals[i];
@@ -292,6 +299,7 @@ struct Answer {
 /// Assigns a tick's tasks with up to `concurrency` requests in flight; answers in task order.
 fn assign_all(
     client: &Client,
+    scenario: &Scenario,
     path: &str,
     ids: &[String],
     arrivals: &[(f64, f64, BTreeMap<String, String>)],
@@ -308,6 +316,7 @@ fn assign_all(
                     ids.iter()
                         .zip(arrivals)
                         .map(|(id, (_, _, attributes))| {
+                            let attributes = scenario.assignment_attributes(attributes);
                             let body =
                                 json!({"unit_id": id, "task_id": id, "attributes": attributes});
                             let answer = client
@@ -569,15 +578,29 @@ pub fn check(
             scenario.truth(arm, q, from, n, None)
         }
     };
+    // A metric's true mean per unit; a ratio metric's is its numerator's over its denominator's.
+    let metric_truth = |arm: &str, key: &str| -> Option<f64> {
+        let quantity = |k: &str| truth_of(arm, &scenario.quantity_of(k)?);
+        match scenario.spec.metric(key)?.ratio() {
+            Some(r) => {
+                let (x, y) = (quantity(r.numerator())?, quantity(r.denominator())?);
+                (y != 0.0).then(|| x / y)
+            }
+            None => quantity(key),
+        }
+    };
     let baseline = scenario.spec.baseline().key().to_string();
     let mut metrics = Vec::new();
     for metric in scenario.spec.metrics() {
-        let Some(q) = scenario.quantity_of(metric.key()) else {
+        if metric.ratio().is_none() && scenario.quantity_of(metric.key()).is_none() {
             continue;
-        };
+        }
         let reported_metric = report.metrics.iter().find(|m| m.key == metric.key());
         for arm in scenario.spec.treatments() {
-            let truth = match (truth_of(&baseline, &q), truth_of(arm.key(), &q)) {
+            let truth = match (
+                metric_truth(&baseline, metric.key()),
+                metric_truth(arm.key(), metric.key()),
+            ) {
                 (Some(b), Some(t)) => {
                     let absolute = t - b;
                     let relative = if b == 0.0 {

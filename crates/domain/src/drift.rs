@@ -165,7 +165,8 @@ impl DriftMonitor {
     }
 
     /// Feeds one recorded outcome: each of its values for a metric the spec's `drift` names
-    /// goes to that metric's stream for the outcome's arm. Returns what was detected now.
+    /// goes (cut to the metric's cap, as folding does) to that metric's stream for the
+    /// outcome's arm. Returns what was detected now.
     ///
     /// Does nothing when the spec monitors no drift.
     pub fn observe(&mut self, spec: &ExperimentSpec, outcome: &Outcome) -> Vec<Detection> {
@@ -180,9 +181,9 @@ impl DriftMonitor {
             if !x.is_finite() {
                 continue;
             }
-            let binary = spec
-                .metric(metric)
-                .is_some_and(|m| m.kind() == MetricKind::Binary);
+            let declared = spec.metric(metric);
+            let x = declared.map_or(x, |m| m.capped(x));
+            let binary = declared.is_some_and(|m| m.kind() == MetricKind::Binary);
             let stream = self.stream(metric, &outcome.arm);
             if let Some((direction, detector)) = stream.push(x, settings, binary) {
                 found.push(Detection {

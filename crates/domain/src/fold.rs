@@ -106,7 +106,9 @@ pub fn fold(
     }
 
     let mut deltas = Vec::new();
-    // The value before this outcome of every metric whose value it changed.
+    // The value before this outcome of every metric whose value it changed, kept only when a
+    // ratio needs it (so the common path allocates nothing more).
+    let has_ratios = spec.metrics().iter().any(|m| m.ratio().is_some());
     let mut previous: Vec<(&str, Option<f64>)> = Vec::new();
     let day = day_of(outcome.ts);
     let primary = spec.primary().key();
@@ -127,7 +129,9 @@ pub fn fold(
         let mut out = Deltas::new(&row, key, &mut deltas);
         let old_value = old.map(|c| c.value);
         if old_value != Some(cell.value) {
-            previous.push((key.as_str(), old_value));
+            if has_ratios {
+                previous.push((key.as_str(), old_value));
+            }
             out.push(AggScope::Overall, old_value, cell.value);
             for attribute in spec.segments() {
                 if let Some(v) = row.segments.get(attribute) {

@@ -6,7 +6,8 @@
 //! # API overview
 //!
 //! - [`model`]: the records every layer shares (assignments, outcomes, unit rows, aggregates,
-//!   allocation periods, status).
+//!   allocation periods, status), and [`co_moments`], which rebuilds an arm's covariate or
+//!   ratio co-moments from its `Overall`, `Paired` and `PairSum` aggregates.
 //! - [`spec`]: [`ExperimentSpec::parse`] / [`ExperimentSpec::parse_str`] → a validated spec or
 //!   [`SpecErrors`] listing every problem with its JSON pointer; getters for every part;
 //!   `Serialize` gives the normalized document (defaults filled in) and `Deserialize`
@@ -16,7 +17,8 @@
 //! - [`hash`]: GrowthBook-compatible `fnv32a`, `hash_v1`, `hash_v2`, `bucket_ranges`, `choose`.
 //! - [`assign`]: [`AssignRequest`] (validated), [`choose_arm`] (the allocation-free decision), [`decide`] (the decision plus the record to store) and [`initial_period`].
 //! - [`thompson`]: [`BanditState`] (`new`, `observe`, `observe_outcome`, `due`, `recompute`).
-//! - [`fold`]: [`fold::fold`] an outcome into its unit row, giving the [`AggDelta`]s to apply.
+//! - [`fold`]: [`fold::fold`] an outcome into its unit row (event values cut to their metric's
+//!   cap), giving the [`AggDelta`]s to apply, paired scopes included.
 //! - [`DomainError`]: the crate's one error type.
 
 pub mod assign;

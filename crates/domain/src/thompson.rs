@@ -193,12 +193,18 @@ impl BanditState {
         Ok(())
     }
 
-    /// Records the reward carried by an outcome, if it has one; returns whether it did.
-    pub fn observe_outcome(&mut self, outcome: &Outcome) -> Result<bool, DomainError> {
-        match outcome.metrics.get(&self.reward) {
-            Some(&r) => self.observe(&outcome.arm, r).map(|()| true),
-            None => Ok(false),
-        }
+    /// Records the reward carried by an outcome, if it has one (cut to the reward metric's cap
+    /// in `spec`, as folding does); returns whether it did.
+    pub fn observe_outcome(
+        &mut self,
+        spec: &ExperimentSpec,
+        outcome: &Outcome,
+    ) -> Result<bool, DomainError> {
+        let Some(&r) = outcome.metrics.get(&self.reward) else {
+            return Ok(false);
+        };
+        let r = spec.metric(&self.reward).map_or(r, |m| m.capped(r));
+        self.observe(&outcome.arm, r).map(|()| true)
     }
 
     /// True when the weights should be recomputed: every arm has at least `warmup` rewards and

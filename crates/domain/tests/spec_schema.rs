@@ -113,6 +113,8 @@ fn examples_say_what_their_names_promise() {
     assert!(triage.analysis().sequential());
     assert!(triage.roi().is_some() && triage.drift().is_some());
     assert_eq!(triage.segments(), ["channel", "priority"]);
+    assert_eq!(triage.primary().covariate(), Some("estimated_minutes"));
+    assert!(triage.roi().is_some_and(|r| r.fixed_monthly_cost() > 0.0));
 
     let bandit = by_name("model-bandit.json");
     assert_eq!(bandit.arms().len(), 3);
@@ -134,6 +136,19 @@ fn examples_say_what_their_names_promise() {
         guardrails >= 3,
         "claims review is guardrail-heavy, has {guardrails}"
     );
+    let ratio = claims
+        .metrics()
+        .iter()
+        .find_map(|m| m.ratio())
+        .expect("claims review has a ratio metric");
+    assert_eq!(
+        (ratio.numerator(), ratio.denominator()),
+        ("handling_cost", "resolved")
+    );
+    assert!(claims
+        .metric("handling_cost")
+        .and_then(|m| m.cap())
+        .is_some());
 }
 
 /// A small valid spec that each invalid case breaks in exactly one way.

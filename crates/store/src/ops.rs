@@ -521,7 +521,7 @@ fn observe_bandit(tx: &mut Tx<'_>, spec: &ExperimentSpec, outcome: &Outcome) -> 
     let Some(mut bandit) = tx.get_shared::<BanditState>(TreeId::Bandits, &bandit_key)? else {
         return Ok(());
     };
-    if !bandit.observe_outcome(outcome)? {
+    if !bandit.observe_outcome(spec, outcome)? {
         return Ok(());
     }
     if bandit.due(spec) {

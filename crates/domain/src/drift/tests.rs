@@ -259,3 +259,32 @@ fn a_constant_reference_waits_for_spread_and_never_divides_by_zero() {
     let first = found.first().expect("the later shift is detected");
     assert_eq!(first.direction, ShiftDirection::Up);
 }
+
+#[test]
+fn capped_metrics_are_monitored_after_the_cap() {
+    let doc = json!({
+        "key": "drifty",
+        "arms": [{"key": "human", "role": "baseline"}, {"key": "ai", "role": "treatment"}],
+        "allocation": {"policy": "fixed", "weights": {"human": 0.5, "ai": 0.5}},
+        "metrics": [
+            {"key": "cost", "kind": "cost", "direction": "decrease", "role": "primary",
+             "cap": {"max": 20}}
+        ],
+        "drift": {"metrics": ["cost"], "reference_window": 100, "recent_window": 50}
+    });
+    let spec = ExperimentSpec::parse(&doc).expect("valid");
+    let mut monitor = DriftMonitor::new();
+    // The reference alternates 10 and a huge outlier, which counts as 20: mean 15.
+    for i in 0..100 {
+        let x = if i % 2 == 0 { 10.0 } else { 1e6 };
+        monitor.observe(&spec, &outcome(i, "ai", &[("cost", x)]));
+    }
+    for i in 100..400 {
+        monitor.observe(&spec, &outcome(i, "ai", &[("cost", 0.0)]));
+    }
+    let first = monitor.detections().first().expect("costs fell to 0");
+    assert!(
+        (first.reference_mean - 15.0).abs() < 1e-9,
+        "the reference is capped: {first:?}"
+    );
+}

@@ -313,10 +313,24 @@ fn outcomes_feed_the_reward_metric_only() {
         model_version: None,
         attributes: Default::default(),
     };
-    assert_eq!(state.observe_outcome(&outcome), Ok(false));
+    assert_eq!(state.observe_outcome(&spec, &outcome), Ok(false));
     outcome.metrics.insert("r".into(), 1.0);
-    assert_eq!(state.observe_outcome(&outcome), Ok(true));
+    assert_eq!(state.observe_outcome(&spec, &outcome), Ok(true));
     assert_eq!((state.arms()[1].count(), state.arms()[1].mean()), (1, 1.0));
+
+    // A capped continuous reward enters the posterior cut to its cap.
+    let capped = ExperimentSpec::parse(&json!({
+        "key": "bandit",
+        "arms": [{"key": "a", "role": "baseline"}, {"key": "b", "role": "treatment"}],
+        "allocation": {"policy": "thompson", "reward": "r"},
+        "metrics": [{"key": "r", "kind": "continuous", "direction": "increase",
+                     "role": "primary", "cap": {"max": 5}}]
+    }))
+    .expect("valid");
+    let mut state = BanditState::new(&capped).expect("thompson");
+    outcome.metrics.insert("r".into(), 100.0);
+    assert_eq!(state.observe_outcome(&capped, &outcome), Ok(true));
+    assert_eq!(state.arms()[1].mean(), 5.0);
 }
 
 #[test]
