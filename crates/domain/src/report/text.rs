@@ -152,7 +152,8 @@ fn interval_words(i: &Interval) -> String {
     }
 }
 
-/// A decision's interval with its method and level: "always-valid 95% interval 12–23%".
+/// A decision's interval with its method and level: "always-valid 95% interval 12–23%" (the
+/// magnitudes, for a sentence whose verb gives the direction).
 pub fn decision_interval(d: &Decision) -> String {
     let i = Interval {
         estimate: d.estimate,
@@ -164,6 +165,18 @@ pub fn decision_interval(d: &Decision) -> String {
         d.method.interval_name(),
         level(1.0 - d.interval_level),
         interval_words(&i)
+    )
+}
+
+/// A decision's interval with both ends signed: "always-valid 90% interval −43% to −1.4%",
+/// for a sentence with no verb to give the direction.
+pub fn decision_interval_signed(d: &Decision) -> String {
+    format!(
+        "{} {}% interval {} to {}",
+        d.method.interval_name(),
+        level(1.0 - d.interval_level),
+        signed_percent(d.ci_low),
+        signed_percent(d.ci_high)
     )
 }
 
@@ -246,7 +259,7 @@ fn other_clauses(spec: &ExperimentSpec, report: &Report, arm: &str) -> Vec<Strin
             format!(
                 "harms guardrail {name}: {} ({})",
                 signed_percent(d.estimate),
-                decision_interval(&d)
+                decision_interval_signed(&d)
             )
         } else {
             format!("{}, which is worse", effect_words(&name, &d))
@@ -262,7 +275,11 @@ fn other_clauses(spec: &ExperimentSpec, report: &Report, arm: &str) -> Vec<Strin
         .filter(|(_, c, guardrail)| *guardrail && c.verdict == Verdict::Inconclusive)
         .filter_map(|(key, c, _)| {
             let d = c.decision?;
-            Some(format!("{} ({})", humanize(key), decision_interval(&d)))
+            Some(format!(
+                "{} ({})",
+                humanize(key),
+                decision_interval_signed(&d)
+            ))
         })
         .collect();
     if !holding.is_empty() {
@@ -436,7 +453,7 @@ pub(crate) fn warnings(spec: &ExperimentSpec, report: &Report) -> Vec<Warning> {
                 humanize(&g.metric),
                 humanize(&g.arm),
                 signed_percent(d.estimate),
-                decision_interval(&d),
+                decision_interval_signed(&d),
                 p_value(d.p_value)
             ),
         );
