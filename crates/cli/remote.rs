@@ -267,11 +267,7 @@ fn comparison_line(c: &ComparisonResult) -> String {
             );
         }
         None if c.verdict == Verdict::Collecting => {
-            let _ = write!(
-                line,
-                "collecting ({} of {} units)",
-                c.evidence.units, c.evidence.min_units
-            );
+            let _ = write!(line, "collecting ({})", c.evidence.shortfall());
         }
         None => line.push_str("lift n/a"),
     }

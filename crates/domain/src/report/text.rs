@@ -211,13 +211,8 @@ fn primary_clause(spec: &ExperimentSpec, report: &Report, arm: &str) -> String {
     };
     if c.verdict == Verdict::Collecting {
         return format!(
-            "collecting data: {who} and {baseline} need {} units with {name} each ({} so far){}",
-            c.evidence.min_units,
-            c.evidence.units,
-            match (c.evidence.outcomes_each_way, c.evidence.min_each_way) {
-                (Some(have), Some(need)) => format!(" and {need} cases each way ({have} so far)"),
-                _ => String::new(),
-            }
+            "collecting data: {who} and {baseline} have {} on {name} before a verdict",
+            c.evidence.shortfall()
         );
     }
     let Some(d) = c.decision else {

@@ -193,6 +193,26 @@ pub struct MetricResult {
     pub comparisons: Vec<ComparisonResult>,
 }
 
+impl Evidence {
+    /// What is still missing, for people: "12 of 30 units per arm", "1 of 5 cases each way per
+    /// arm", or both; empty when there is enough.
+    pub fn shortfall(&self) -> String {
+        let mut parts = Vec::new();
+        if self.units < self.min_units {
+            parts.push(format!(
+                "{} of {} units per arm",
+                self.units, self.min_units
+            ));
+        }
+        if let (Some(have), Some(need)) = (self.outcomes_each_way, self.min_each_way) {
+            if have < need {
+                parts.push(format!("{have} of {need} cases each way per arm"));
+            }
+        }
+        parts.join(", ")
+    }
+}
+
 /// One arm's summary of one metric.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ArmStats {

@@ -179,8 +179,7 @@ fn kpi_row(m: &MetricResult, cmp: &ComparisonResult) -> Markup {
             td {
                 (verdict_cell(cmp.verdict))
                 @if cmp.verdict == Verdict::Collecting {
-                    br; small.meta { (cmp.evidence.units) " of " (cmp.evidence.min_units) " units"
-                        @if let (Some(have), Some(need)) = (cmp.evidence.outcomes_each_way, cmp.evidence.min_each_way) { ", " (have) " of " (need) " each way" } }
+                    br; small.meta { (cmp.evidence.shortfall()) }
                 } @else if let Some(note) = &cmp.note { br; small.meta { (note) } }
             }
         }

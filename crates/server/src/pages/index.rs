@@ -44,7 +44,7 @@ fn primary_lift(row: &IndexRow) -> Markup {
                     small { "(" (d.method.interval_name()) " " (level(1.0 - d.interval_level)) "% interval " (signed_percent(d.ci_low)) " to " (signed_percent(d.ci_high)) ")" }
                 }
             }
-            None => { div.meta { @match comparison { Some(c) if c.verdict == Verdict::Collecting => { "collecting (" (c.evidence.units) " of " (c.evidence.min_units) " units)" }, _ => { "not enough data" } } } }
+            None => { div.meta { @match comparison { Some(c) if c.verdict == Verdict::Collecting => { "collecting (" (c.evidence.shortfall()) ")" }, _ => { "not enough data" } } } }
         }
     }
 }
