@@ -85,6 +85,15 @@ fn non_negative(kind: MetricKind) -> bool {
     kind != MetricKind::Continuous
 }
 
+/// A relative lift's lower bound, never below −100% for a metric that cannot be negative.
+pub(crate) fn floor_lift(kind: MetricKind, ci_low: f64) -> f64 {
+    if non_negative(kind) {
+        ci_low.max(-1.0)
+    } else {
+        ci_low
+    }
+}
+
 /// The evidence of one comparison against the minimums.
 pub(crate) fn evidence(kind: MetricKind, control: &Moments, treatment: &Moments) -> Evidence {
     let units = control.n().min(treatment.n());
@@ -209,9 +218,7 @@ pub(crate) fn two_sided_decision(
     } else if !significant && hi < 0.0 {
         hi = 0.0;
     }
-    if non_negative(kind) {
-        lo = lo.max(-1.0);
-    }
+    lo = floor_lift(kind, lo);
     Some(Decision {
         method,
         test: DecisionTest::TwoSided,
@@ -278,9 +285,7 @@ pub(crate) fn harm_decision(
         Direction::Decrease if !harmful && lo > threshold => lo = threshold,
         _ => {}
     }
-    if non_negative(kind) {
-        lo = lo.max(-1.0);
-    }
+    lo = floor_lift(kind, lo);
     Some(Decision {
         method: DecisionMethod::Sequential,
         test: DecisionTest::Harm,
@@ -412,11 +417,7 @@ pub(crate) fn comparison(
     out.p_value = Some(a.p_value);
     out.relative = result.relative.map(|r| Interval {
         estimate: r.estimate,
-        ci_low: if non_negative(metric.kind()) {
-            r.ci_low.max(-1.0)
-        } else {
-            r.ci_low
-        },
+        ci_low: floor_lift(metric.kind(), r.ci_low),
         ci_high: r.ci_high,
     });
     if out.relative.is_none() {

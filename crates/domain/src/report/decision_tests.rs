@@ -57,6 +57,9 @@ fn assigned(n: u64) -> Vec<PeriodCount> {
 fn check_agreement(report: &Report) {
     for m in &report.metrics {
         for c in &m.comparisons {
+            if let (Some(r), true) = (c.relative, m.kind != crate::spec::MetricKind::Continuous) {
+                assert!(r.ci_low >= -1.0, "the diagnostic lift is bounded too: {r:?}");
+            }
             let Some(d) = c.decision else {
                 assert!(
                     matches!(c.verdict, Verdict::Collecting | Verdict::Inconclusive),

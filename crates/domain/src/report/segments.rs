@@ -6,7 +6,7 @@ use liftlab_stats::{
     cochran_q, disparate_impact_min, relative_lift, Alternative, Moments, SampleStats,
 };
 
-use super::compare::arm_stats;
+use super::compare::{arm_stats, floor_lift};
 use super::types::{
     DisparateImpactEntry, Heterogeneity, Interval, SegmentBreakdown, SegmentLift, SegmentValue,
 };
@@ -150,7 +150,7 @@ fn breakdown(spec: &ExperimentSpec, index: &AggIndex<'_>, attribute: &str) -> Se
                         arm: arm.key().to_string(),
                         relative: lift.map(|l| Interval {
                             estimate: l.estimate,
-                            ci_low: l.ci_low,
+                            ci_low: floor_lift(primary.kind(), l.ci_low),
                             ci_high: l.ci_high,
                         }),
                         p_value: lift.map(|l| l.p_value),
