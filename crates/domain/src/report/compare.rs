@@ -501,16 +501,22 @@ pub(crate) fn metrics(spec: &ExperimentSpec, index: &AggIndex<'_>) -> Vec<Metric
         .metrics()
         .iter()
         .map(|metric| {
+            let measures: Vec<Measure> = spec
+                .arms()
+                .iter()
+                .map(|arm| measure(index, arm.key(), metric))
+                .collect();
             let arms = spec
                 .arms()
                 .iter()
-                .map(|arm| {
+                .zip(&measures)
+                .map(|(arm, measure)| {
                     let agg = index.overall(arm.key(), metric.key());
                     let ipw = thompson.then_some((agg.ipw_weight, agg.ipw_weighted_sum));
-                    let mut stats = arm_stats(arm.key(), &agg.moments, ipw);
+                    let mut stats = arm_stats(arm.key(), &measure.moments, ipw);
                     if metric.ratio().is_some() {
                         // A ratio metric's arm mean is Σx/Σy, its sd the delta method's.
-                        let ratio = measure(index, arm.key(), metric).stats(metric).ok();
+                        let ratio = measure.stats(metric).ok();
                         stats.mean = ratio.map_or(0.0, |r| r.mean);
                         stats.sd = ratio.map_or(0.0, |r| r.sd());
                         stats.ipw_mean = None;
@@ -518,12 +524,14 @@ pub(crate) fn metrics(spec: &ExperimentSpec, index: &AggIndex<'_>) -> Vec<Metric
                     stats
                 })
                 .collect();
-            let control = measure(index, baseline, metric);
+            let control = &measures[spec.baseline_index()];
             let (comparisons, metric_lifts): (Vec<_>, Vec<_>) = spec
-                .treatments()
-                .map(|arm| {
-                    let treatment = measure(index, arm.key(), metric);
-                    comparison(spec, metric, baseline, arm.key(), &control, &treatment)
+                .arms()
+                .iter()
+                .zip(&measures)
+                .filter(|(arm, _)| !arm.is_baseline())
+                .map(|(arm, treatment)| {
+                    comparison(spec, metric, baseline, arm.key(), control, treatment)
                 })
                 .unzip();
             lifts.push(metric_lifts);

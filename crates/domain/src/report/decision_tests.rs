@@ -58,7 +58,10 @@ fn check_agreement(report: &Report) {
     for m in &report.metrics {
         for c in &m.comparisons {
             if let (Some(r), true) = (c.relative, m.kind != crate::spec::MetricKind::Continuous) {
-                assert!(r.ci_low >= -1.0, "the diagnostic lift is bounded too: {r:?}");
+                assert!(
+                    r.ci_low >= -1.0,
+                    "the diagnostic lift is bounded too: {r:?}"
+                );
             }
             let Some(d) = c.decision else {
                 assert!(
