@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Measures liftlab's statistical guarantees by seeded Monte Carlo and writes docs/CALIBRATION.md.
 #
-# The figures (A/A false-positive rate, coverage, peeking, power, Thompson regret, drift) come
-# from running liftlab's own statistics and domain code in process; see `liftlab calibrate --help`.
+# The figures (A/A false-positive rate, coverage, peeking, power, the decision the verdict reads,
+# Thompson regret, drift) come from running liftlab's own statistics and domain code, results
+# report included, in process; see `liftlab calibrate --help`.
 # Override the sizes or the seed with RUNS, BANDIT_RUNS, DRIFT_RUNS and SEED.
 set -euo pipefail
 cd "$(dirname "$0")/.."

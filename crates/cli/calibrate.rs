@@ -2,10 +2,10 @@
 //!
 //! Every study runs in process on the real code: liftlab-stats' tests, intervals, confidence
 //! sequences and power calculator, and liftlab-domain's hashing, assignment decisions, Thompson
-//! machinery (`BanditState`, allocation periods, `decide`) and `DriftMonitor`. Nothing is
-//! re-implemented here except drawing data from a known truth and counting. Each run draws
-//! from its own generator, seeded from (seed, study, run), so the figures do not depend on the
-//! number of threads.
+//! machinery (`BanditState`, allocation periods, `decide`), `DriftMonitor` and report assembly
+//! (`report::build`). Nothing is re-implemented here except drawing data from a known truth and
+//! counting. Each run draws from its own generator, seeded from (seed, study, run), so the
+//! figures do not depend on the number of threads.
 //!
 //! The figures and their targets:
 //! - A/A false-positive rate of Welch's test at alpha: inside the central 99% binomial range
@@ -14,6 +14,13 @@
 //! - Peeking 20 times: naive Welch p-values inflate the false-positive rate above alpha, the
 //!   sequential (always-valid) p-values keep it at or below alpha.
 //! - Power at the spec's minimum detectable effect: within 3 pp of the power calculator.
+//! - The decision (what the verdict reads), from real reports built by liftlab-domain's
+//!   `report::build`: the default (sequential) spec's A/A false-positive rate over 20 looks at
+//!   most alpha, beside a fixed-horizon spec peeked at the same looks (inflated) and read once
+//!   at its horizon (about alpha); the Holm-adjusted decision intervals of a three-metric
+//!   family cover their true lifts, one by one and all at once, at least 95% − 1.5 pp; a
+//!   guardrail's harm test raises false alarms at most alpha under A/A and when the true harm
+//!   equals `max_harm`, and its power at a stated harm is reported.
 //! - Thompson sampling: regret over 5,000 tasks on a stationary 3-arm Bernoulli problem at
 //!   most 30% of uniform allocation's; after an abrupt change, discounted Thompson sampling
 //!   has less dynamic regret than undiscounted.
@@ -28,8 +35,14 @@ use anyhow::Context as _;
 use clap::ValueEnum;
 use liftlab_domain::drift::{Detector, DriftMonitor};
 use liftlab_domain::hash::{choose_weighted, hash_v2};
+use liftlab_domain::report::{
+    build as build_report, Decision as ReportDecision, EpochInfo, PeriodCount, Report, ReportInput,
+    Verdict,
+};
+use liftlab_domain::spec::Correction;
 use liftlab_domain::{
-    decide, initial_period, AssignRequest, BanditState, ExperimentSpec, Outcome, Status,
+    decide, initial_period, AggKey, AggScope, AllocationPeriod, AssignRequest, BanditState,
+    ExperimentSpec, ExperimentVersion, MetricAggregate, Outcome, Status, Transition,
 };
 use liftlab_stats::dist::t_ppf;
 use liftlab_stats::{
@@ -79,6 +92,23 @@ const DRIFT_EVENTS: usize = 10_000;
 /// The relative shift of the mean the drift study detects.
 const DRIFT_SHIFT: f64 = 0.30;
 
+/// Units per arm added between two looks of the decision studies.
+const DECISION_LOOK_UNITS: u64 = 100;
+/// The arm keys of the decision studies' experiments: baseline, treatment.
+const DECISION_ARMS: [&str; 2] = ["base", "ai"];
+/// Units per arm at the single look of the fixed-horizon coverage study.
+const FIXED_COVERAGE_UNITS: u64 = 1000;
+/// Median cost per case of the coverage study's cost metric.
+const COST_MEDIAN: f64 = 2.5;
+/// Log-scale sd of the cost metric: heavier-tailed than cycle time (coefficient of variation ≈ 1.3).
+const COST_SIGMA: f64 = 1.0;
+/// Baseline resolution rate of the coverage study's binary metric.
+const FAMILY_RATE: f64 = 0.30;
+/// The relative harm the guardrail study's power is measured at (escalation 10% → 13%).
+const HARM_LIFT: f64 = 0.30;
+/// The tolerated harm (`max_harm`) of the guardrail tolerance study.
+const MAX_HARM: f64 = 0.05;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     /// A Markdown report with tables (docs/CALIBRATION.md).
@@ -90,7 +120,7 @@ pub enum Format {
 /// Measure liftlab's statistical guarantees by seeded Monte Carlo simulation.
 #[derive(clap::Args, Debug)]
 pub struct CalibrateArgs {
-    /// Runs of each frequentist study (A/A, coverage, peeking, power); use ≥ 2000 for the report.
+    /// Runs of each frequentist study (A/A, coverage, peeking, power, the decision); use ≥ 2000 for the report.
     #[arg(long, default_value_t = 2000)]
     runs: u64,
     /// Seeds of each Thompson-sampling study (5,000 tasks each); use ≥ 200 for the report.
@@ -218,6 +248,9 @@ pub fn calibrate(
     add(coverage_study(&pool, runs, analysis.alpha));
     add(peeking_study(&pool, runs, analysis.alpha, analysis.tau));
     add(power_study(&pool, runs, &analysis)?);
+    add(decision_aa_study(&pool, runs, analysis.alpha)?);
+    add(decision_coverage_study(&pool, runs, analysis.alpha)?);
+    add(decision_harm_study(&pool, runs, analysis.alpha)?);
     add(bandit_study(&pool, bandit_runs)?);
     add(drift_study(&pool, drift_runs)?);
     Ok(Calibration {
@@ -314,6 +347,16 @@ fn splitmix(x: u64) -> u64 {
 fn cycle_time() -> LogNormal<f64> {
     // The parameters are constants that LogNormal accepts.
     LogNormal::new(CYCLE_MEDIAN.ln(), CYCLE_SIGMA).unwrap_or_else(|_| unreachable_dist())
+}
+
+/// Units per arm at the last of the decision studies' looks.
+fn decision_horizon() -> u64 {
+    DECISION_LOOK_UNITS * u64::try_from(PEEKS).unwrap_or(u64::MAX)
+}
+
+fn cost_dist() -> LogNormal<f64> {
+    // The parameters are constants that LogNormal accepts.
+    LogNormal::new(COST_MEDIAN.ln(), COST_SIGMA).unwrap_or_else(|_| unreachable_dist())
 }
 
 fn unreachable_dist() -> LogNormal<f64> {
@@ -706,6 +749,598 @@ fn power_study(
             |v, _, _| (v - promise).abs() <= 0.03,
         ));
     }
+    Ok((figures, failed))
+}
+
+/// A running two-arm experiment ("base" against "ai") and the other inputs `report::build`
+/// needs besides the aggregates: the decision studies build real reports with it.
+struct Reporter {
+    version: ExperimentVersion,
+    periods: Vec<AllocationPeriod>,
+    epochs: Vec<EpochInfo>,
+}
+
+impl Reporter {
+    /// A running experiment with `metrics` (spec JSON) and `analysis` settings.
+    fn new(
+        key: &str,
+        metrics: serde_json::Value,
+        analysis: serde_json::Value,
+    ) -> anyhow::Result<Self> {
+        let spec = ExperimentSpec::parse(&serde_json::json!({
+            "key": key,
+            "arms": [
+                {"key": DECISION_ARMS[0], "role": "baseline"},
+                {"key": DECISION_ARMS[1], "role": "treatment"}
+            ],
+            "allocation": {"policy": "fixed", "weights": {DECISION_ARMS[0]: 0.5, DECISION_ARMS[1]: 0.5}},
+            "metrics": metrics,
+            "analysis": analysis
+        }))
+        .map_err(|e| anyhow::anyhow!("the calibration spec {key} is invalid: {e}"))?;
+        let periods = vec![initial_period(&spec, 0)];
+        let version = ExperimentVersion::created(spec, 0)
+            .transitioned(Transition::Start, None, 0)
+            .map_err(|e| anyhow::anyhow!("the calibration experiment cannot start: {e}"))?;
+        let epochs = vec![EpochInfo {
+            epoch: 0,
+            reason: "created".to_string(),
+            started_at: 0,
+            version: version.version,
+        }];
+        Ok(Self {
+            version,
+            periods,
+            epochs,
+        })
+    }
+
+    /// The report of one look: each metric's baseline and treatment moments, folded into the
+    /// overall aggregates the store would hold, with every unit assigned.
+    fn report(&self, data: &[(&str, &TwoArms)]) -> Report {
+        let mut aggregates = Vec::with_capacity(2 * data.len());
+        let mut assigned = [0_u64; 2];
+        for (metric, two) in data {
+            for (i, moments) in two.arms.iter().enumerate() {
+                assigned[i] = assigned[i].max(moments.n());
+                aggregates.push((
+                    AggKey {
+                        epoch: 0,
+                        arm: DECISION_ARMS[i].to_string(),
+                        metric: (*metric).to_string(),
+                        scope: AggScope::Overall,
+                    },
+                    MetricAggregate {
+                        moments: *moments,
+                        ipw_weight: 0.0,
+                        ipw_weighted_sum: 0.0,
+                    },
+                ));
+            }
+        }
+        let assignments: Vec<PeriodCount> = DECISION_ARMS
+            .iter()
+            .zip(assigned)
+            .map(|(arm, count)| PeriodCount {
+                period: 0,
+                arm: (*arm).to_string(),
+                count,
+            })
+            .collect();
+        build_report(&ReportInput {
+            version: &self.version,
+            epoch: 0,
+            aggregates: &aggregates,
+            tallies: &[],
+            assignments: &assignments,
+            periods: &self.periods,
+            epochs: &self.epochs,
+            drift: None,
+            pause_reason: None,
+        })
+    }
+}
+
+/// The verdict and decision of `metric`'s treatment comparison in `report`; `Err` when the
+/// comparison has enough evidence but no decision (a computation failed) or is missing.
+fn decided<'a>(
+    report: &'a Report,
+    metric: &str,
+) -> Result<(Verdict, Option<&'a ReportDecision>), ()> {
+    let c = report
+        .metrics
+        .iter()
+        .find(|m| m.key == metric)
+        .and_then(|m| m.comparisons.first())
+        .ok_or(())?;
+    match (c.verdict, c.decision.as_ref()) {
+        (Verdict::Collecting, d) => Ok((Verdict::Collecting, d)),
+        (_, None) => Err(()),
+        (v, d) => Ok((v, d)),
+    }
+}
+
+/// Adds `n` units per arm of a metric to `data`: `draw(arm, rng)` gives one unit's value.
+fn add_units(
+    data: &mut TwoArms,
+    n: u64,
+    rng: &mut StdRng,
+    mut draw: impl FnMut(usize, &mut StdRng) -> f64,
+) {
+    for arm in 0..2 {
+        for _ in 0..n {
+            data.arms[arm].push(draw(arm, rng));
+        }
+    }
+}
+
+/// A 0/1 value with probability `p` of 1.
+fn bernoulli(rng: &mut StdRng, p: f64) -> f64 {
+    f64::from(u8::from(rng.random_bool(p)))
+}
+
+/// Metric JSON for a decision spec: (key, kind, direction, role), plus `max_harm` when given.
+fn metric_json(
+    key: &str,
+    kind: &str,
+    direction: &str,
+    role: &str,
+    max_harm: Option<f64>,
+) -> serde_json::Value {
+    let mut m = serde_json::json!({"key": key, "kind": kind, "direction": direction, "role": role});
+    if let Some(h) = max_harm {
+        m["max_harm"] = serde_json::json!(h);
+    }
+    m
+}
+
+/// A rate figure that has no target (the `met` of [`rate_figure`] is dropped).
+fn reported_rate(
+    id: &'static str,
+    study: &'static str,
+    label: String,
+    events: u64,
+    runs: u64,
+) -> Figure {
+    Figure {
+        met: None,
+        ..rate_figure(
+            id,
+            study,
+            label,
+            events,
+            runs,
+            "reported".to_string(),
+            |_, _, _| true,
+        )
+    }
+}
+
+/// What one run of the decision A/A study saw, per metric (cycle time, escalation): whether
+/// the sequential verdict was ever better or worse over the looks, the same for the
+/// fixed-horizon verdict, and the fixed-horizon verdict at the planned horizon (the last look).
+type DecisionAaRun = ([[bool; 3]; 2], u64);
+
+/// The decision's A/A false-positive rate under 20 looks: the default spec (sequential)
+/// against a fixed-horizon spec peeked at the same looks.
+fn decision_aa_study(pool: &Pool, runs: u64, alpha: f64) -> anyhow::Result<(Vec<Figure>, u64)> {
+    let horizon = decision_horizon();
+    let metrics = [
+        metric_json("cycle_time", "duration", "decrease", "primary", None),
+        metric_json("escalated", "binary", "decrease", "primary", None),
+    ];
+    let keys = ["cycle_time", "escalated"];
+    let fixed = serde_json::json!({"sequential": false, "planned_units": 2 * horizon});
+    let mut reporters = Vec::new();
+    for metric in &metrics {
+        reporters.push([
+            Reporter::new(
+                "calibration-decision",
+                serde_json::json!([metric]),
+                serde_json::json!({}),
+            )?,
+            Reporter::new(
+                "calibration-decision",
+                serde_json::json!([metric]),
+                fixed.clone(),
+            )?,
+        ]);
+    }
+    anyhow::ensure!(
+        reporters
+            .iter()
+            .all(|[s, f]| s.version.spec.analysis().sequential()
+                && !f.version.spec.analysis().sequential()),
+        "the default spec is not sequential"
+    );
+    let results: Vec<DecisionAaRun> = pool.map(runs, "decision A/A", |run| {
+        let mut rng = pool.rng(30, run);
+        let dist = cycle_time();
+        let mut data = [TwoArms::new(), TwoArms::new()];
+        let mut flags = [[false; 3]; 2];
+        let mut failed = 0;
+        for look in 1..=PEEKS {
+            add_units(&mut data[0], DECISION_LOOK_UNITS, &mut rng, |_, r| {
+                dist.sample(r)
+            });
+            add_units(&mut data[1], DECISION_LOOK_UNITS, &mut rng, |_, r| {
+                bernoulli(r, ESCALATION)
+            });
+            for (k, key) in keys.iter().enumerate() {
+                for (s, reporter) in reporters[k].iter().enumerate() {
+                    match decided(&reporter.report(&[(key, &data[k])]), key) {
+                        Ok((v, _)) => {
+                            let significant = matches!(v, Verdict::Better | Verdict::Worse);
+                            flags[k][s] |= significant;
+                            if s == 1 && look == PEEKS {
+                                flags[k][2] = significant;
+                            }
+                        }
+                        Err(()) => failed += 1,
+                    }
+                }
+            }
+        }
+        (flags, failed)
+    });
+    let failed = results.iter().map(|r| r.1).sum();
+    let events = |k: usize, s: usize| {
+        u64::try_from(results.iter().filter(|r| r.0[k][s]).count()).unwrap_or(u64::MAX)
+    };
+    let a = alpha;
+    let (lo, hi) = acceptance_range(runs, alpha, 0.99);
+    let what = ["cycle time (log-normal)", "escalation (binary, 10%)"];
+    let ids = [
+        [
+            "decision_aa_sequential_duration",
+            "decision_aa_fixed_peeked_duration",
+            "decision_aa_fixed_horizon_duration",
+        ],
+        [
+            "decision_aa_sequential_binary",
+            "decision_aa_fixed_peeked_binary",
+            "decision_aa_fixed_horizon_binary",
+        ],
+    ];
+    let step = DECISION_LOOK_UNITS;
+    let mut figures = Vec::new();
+    for k in 0..2 {
+        figures.push(rate_figure(
+            ids[k][0],
+            "decision_aa",
+            format!(
+                "A/A, default spec (sequential), {PEEKS} looks (every {step} units per arm to {horizon}): primary verdict ever better or worse, {}",
+                what[k]
+            ),
+            events(k, 0),
+            runs,
+            format!("≤ {:.0}%", a * 100.0),
+            move |v, _, _| v <= a,
+        ));
+        figures.push(rate_figure(
+            ids[k][1],
+            "decision_aa",
+            format!(
+                "A/A, fixed-horizon spec (planned {} units) peeked at the same {PEEKS} looks: verdict ever better or worse, {}",
+                2 * horizon,
+                what[k]
+            ),
+            events(k, 1),
+            runs,
+            format!(
+                "inflated above {:.0}% (why sequential is the default)",
+                a * 100.0
+            ),
+            move |_, low, _| low > a,
+        ));
+        let at_horizon = events(k, 2);
+        figures.push(rate_figure(
+            ids[k][2],
+            "decision_aa",
+            format!(
+                "A/A, fixed-horizon spec read once at its planned {} units: verdict better or worse, {}",
+                2 * horizon,
+                what[k]
+            ),
+            at_horizon,
+            runs,
+            format!(
+                "in the central 99% binomial range of {:.0}% for {runs} runs: {:.2}%–{:.2}%",
+                a * 100.0,
+                count(lo) / count(runs) * 100.0,
+                count(hi) / count(runs) * 100.0
+            ),
+            move |_, _, _| lo <= at_horizon && at_horizon <= hi,
+        ));
+    }
+    Ok((figures, failed))
+}
+
+/// The coverage study's family: (key, kind, direction, role, true relative lift).
+const FAMILY: [(&str, &str, &str, &str, f64); 3] = [
+    ("cycle_time", "duration", "decrease", "primary", -0.15),
+    ("cost", "cost", "decrease", "secondary", 0.0),
+    ("resolved", "binary", "increase", "secondary", 0.10),
+];
+
+/// One unit's value of family metric `k` in `arm`.
+fn family_value(
+    k: usize,
+    arm: usize,
+    rng: &mut StdRng,
+    cycle: &LogNormal<f64>,
+    cost: &LogNormal<f64>,
+) -> f64 {
+    let lift = if arm == 1 { FAMILY[k].4 } else { 0.0 };
+    match k {
+        0 => cycle.sample(rng) * (1.0 + lift),
+        1 => cost.sample(rng) * (1.0 + lift),
+        _ => bernoulli(rng, FAMILY_RATE * (1.0 + lift)),
+    }
+}
+
+/// Whether each family metric's decision interval covers its true lift in `report` (`Err`
+/// when a decision is missing).
+fn family_covers(report: &Report) -> Result<[bool; 3], ()> {
+    let mut covered = [false; 3];
+    for (k, (key, _, _, _, truth)) in FAMILY.iter().enumerate() {
+        let (_, d) = decided(report, key)?;
+        // A collecting comparison has no interval: it covers nothing.
+        covered[k] = d.is_some_and(|d| d.ci_low <= *truth && *truth <= d.ci_high);
+    }
+    Ok(covered)
+}
+
+/// Coverage of the decision intervals of a Holm-corrected family of three metrics with known
+/// true lifts: the default spec (sequential) at every one of 20 looks, and a fixed-horizon
+/// spec read once at its planned horizon.
+fn decision_coverage_study(
+    pool: &Pool,
+    runs: u64,
+    alpha: f64,
+) -> anyhow::Result<(Vec<Figure>, u64)> {
+    let metrics: Vec<serde_json::Value> = FAMILY
+        .iter()
+        .map(|(key, kind, direction, role, _)| metric_json(key, kind, direction, role, None))
+        .collect();
+    let sequential = Reporter::new(
+        "calibration-family",
+        serde_json::json!(metrics),
+        serde_json::json!({}),
+    )?;
+    let fixed = Reporter::new(
+        "calibration-family",
+        serde_json::json!(metrics),
+        serde_json::json!({"sequential": false, "planned_units": 2 * FIXED_COVERAGE_UNITS}),
+    )?;
+    anyhow::ensure!(
+        sequential.version.spec.analysis().correction() == Correction::Holm
+            && sequential.version.spec.analysis().sequential(),
+        "the default spec is no longer sequential with Holm's correction"
+    );
+    let horizon = decision_horizon();
+    let results: Vec<([[bool; 4]; 2], u64)> = pool.map(runs, "decision coverage", |run| {
+        let mut rng = pool.rng(31, run);
+        let (cycle, cost) = (cycle_time(), cost_dist());
+        let mut failed = 0;
+        // [sequential at every look, fixed at its horizon] × [three metrics, all three].
+        let mut covered = [[true; 4]; 2];
+        let mut data = [TwoArms::new(), TwoArms::new(), TwoArms::new()];
+        for _ in 0..PEEKS {
+            for (k, d) in data.iter_mut().enumerate() {
+                add_units(d, DECISION_LOOK_UNITS, &mut rng, |arm, r| {
+                    family_value(k, arm, r, &cycle, &cost)
+                });
+            }
+            let report = sequential.report(&[
+                (FAMILY[0].0, &data[0]),
+                (FAMILY[1].0, &data[1]),
+                (FAMILY[2].0, &data[2]),
+            ]);
+            match family_covers(&report) {
+                Ok(c) => {
+                    for k in 0..3 {
+                        covered[0][k] &= c[k];
+                    }
+                    covered[0][3] &= c.iter().all(|&x| x);
+                }
+                Err(()) => {
+                    failed += 1;
+                    covered[0] = [false; 4];
+                }
+            }
+        }
+        let mut data = [TwoArms::new(), TwoArms::new(), TwoArms::new()];
+        for (k, d) in data.iter_mut().enumerate() {
+            add_units(d, FIXED_COVERAGE_UNITS, &mut rng, |arm, r| {
+                family_value(k, arm, r, &cycle, &cost)
+            });
+        }
+        let report = fixed.report(&[
+            (FAMILY[0].0, &data[0]),
+            (FAMILY[1].0, &data[1]),
+            (FAMILY[2].0, &data[2]),
+        ]);
+        match family_covers(&report) {
+            Ok(c) => {
+                covered[1] = [c[0], c[1], c[2], c.iter().all(|&x| x)];
+            }
+            Err(()) => {
+                failed += 1;
+                covered[1] = [false; 4];
+            }
+        }
+        (covered, failed)
+    });
+    let failed = results.iter().map(|r| r.1).sum();
+    let level = 1.0 - alpha;
+    let floor = level - 0.015;
+    let target = format!("≥ {:.1}% ({:.0}% − 1.5 pp)", floor * 100.0, level * 100.0);
+    let truth = |k: usize| {
+        let (key, _, _, _, lift) = FAMILY[k];
+        let lift = if lift == 0.0 {
+            "0".to_string()
+        } else {
+            signed(lift * 100.0, 0)
+        };
+        format!("{} (true lift {lift}%)", key.replace('_', " "))
+    };
+    let ids = [
+        [
+            "decision_coverage_sequential_cycle_time",
+            "decision_coverage_sequential_cost",
+            "decision_coverage_sequential_resolved",
+            "decision_coverage_sequential_family",
+        ],
+        [
+            "decision_coverage_fixed_cycle_time",
+            "decision_coverage_fixed_cost",
+            "decision_coverage_fixed_resolved",
+            "decision_coverage_fixed_family",
+        ],
+    ];
+    let when = [
+        format!("default spec (sequential), at all {PEEKS} looks to {horizon} units per arm"),
+        format!("fixed-horizon spec at its planned {FIXED_COVERAGE_UNITS} units per arm"),
+    ];
+    let mut figures = Vec::new();
+    for (s, (ids, when)) in ids.iter().zip(&when).enumerate() {
+        for (k, id) in ids.iter().enumerate() {
+            let events =
+                u64::try_from(results.iter().filter(|r| r.0[s][k]).count()).unwrap_or(u64::MAX);
+            let what = if k < 3 {
+                format!("Holm-adjusted decision interval covers {}", truth(k))
+            } else {
+                "all three Holm-adjusted decision intervals cover at once (family-wise)".to_string()
+            };
+            figures.push(rate_figure(
+                id,
+                "decision_coverage",
+                format!("{what}, {when}"),
+                events,
+                runs,
+                target.clone(),
+                move |v, _, _| v >= floor,
+            ));
+        }
+    }
+    Ok((figures, failed))
+}
+
+/// The guardrail harm test: false alarms under A/A over 20 looks, power at a stated harm, and
+/// false alarms when the true harm equals the tolerated `max_harm`.
+fn decision_harm_study(pool: &Pool, runs: u64, alpha: f64) -> anyhow::Result<(Vec<Figure>, u64)> {
+    let primary = metric_json("cycle_time", "duration", "decrease", "primary", None);
+    let reporter = |max_harm: Option<f64>| {
+        Reporter::new(
+            "calibration-guardrail",
+            serde_json::json!([
+                primary,
+                metric_json("escalated", "binary", "decrease", "guardrail", max_harm)
+            ]),
+            serde_json::json!({}),
+        )
+    };
+    let strict = reporter(None)?;
+    let tolerant = reporter(Some(MAX_HARM))?;
+    let tolerated_rate = ESCALATION * (1.0 + MAX_HARM);
+    // (reporter, the treatment's escalation rate): A/A, a harm of HARM_LIFT, exactly max_harm.
+    let scenarios = [
+        (&strict, ESCALATION),
+        (&strict, ESCALATION * (1.0 + HARM_LIFT)),
+        (&tolerant, tolerated_rate),
+    ];
+    let horizon = decision_horizon();
+    let results: Vec<([bool; 4], u64)> = pool.map(runs, "harm test", |run| {
+        let mut rng = pool.rng(32, run);
+        let dist = cycle_time();
+        let mut primary_data = TwoArms::new();
+        let mut guardrail = [TwoArms::new(), TwoArms::new(), TwoArms::new()];
+        // Ever flagged in each scenario, and the harm scenario flagged at the last look.
+        let mut flagged = [false; 4];
+        let mut failed = 0;
+        for look in 1..=PEEKS {
+            add_units(&mut primary_data, DECISION_LOOK_UNITS, &mut rng, |_, r| {
+                dist.sample(r)
+            });
+            for (s, (reporter, rate)) in scenarios.iter().enumerate() {
+                add_units(
+                    &mut guardrail[s],
+                    DECISION_LOOK_UNITS,
+                    &mut rng,
+                    |arm, r| bernoulli(r, if arm == 1 { *rate } else { ESCALATION }),
+                );
+                let report =
+                    reporter.report(&[("cycle_time", &primary_data), ("escalated", &guardrail[s])]);
+                let Some(g) = report.guardrails.first() else {
+                    failed += 1;
+                    continue;
+                };
+                if g.verdict != Verdict::Collecting && g.decision.is_none() {
+                    failed += 1;
+                }
+                let worse = g.verdict == Verdict::Worse;
+                flagged[s] |= worse;
+                if s == 1 && look == PEEKS {
+                    flagged[3] = worse;
+                }
+            }
+        }
+        (flagged, failed)
+    });
+    let failed = results.iter().map(|r| r.1).sum();
+    let events =
+        |i: usize| u64::try_from(results.iter().filter(|r| r.0[i]).count()).unwrap_or(u64::MAX);
+    let a = alpha;
+    let step = DECISION_LOOK_UNITS;
+    let looks = format!("{PEEKS} looks (every {step} units per arm to {horizon})");
+    let pct = |x: f64| format!("{:.1}%", x * 100.0).replace(".0%", "%");
+    let figures = vec![
+        rate_figure(
+            "decision_harm_aa",
+            "decision_harm",
+            format!("A/A, guardrail escalation {} in both arms, max_harm 0, {looks}: ever flagged worse (harm)", pct(ESCALATION)),
+            events(0),
+            runs,
+            format!("≤ {:.0}%", a * 100.0),
+            move |v, _, _| v <= a,
+        ),
+        reported_rate(
+            "decision_harm_power",
+            "decision_harm",
+            format!(
+                "power: escalation {} → {} (+{:.0}% relative), max_harm 0: flagged worse at any of the {looks}",
+                pct(ESCALATION),
+                pct(ESCALATION * (1.0 + HARM_LIFT)),
+                HARM_LIFT * 100.0
+            ),
+            events(1),
+            runs,
+        ),
+        reported_rate(
+            "decision_harm_power_final",
+            "decision_harm",
+            format!(
+                "power: the same harm, flagged worse at the look at {horizon} units per arm"
+            ),
+            events(3),
+            runs,
+        ),
+        rate_figure(
+            "decision_harm_tolerance",
+            "decision_harm",
+            format!(
+                "max_harm {MAX_HARM}, true harm exactly +{:.0}% (escalation {} → {}), {looks}: ever flagged worse",
+                MAX_HARM * 100.0,
+                pct(ESCALATION),
+                pct(tolerated_rate)
+            ),
+            events(2),
+            runs,
+            format!("≤ {:.0}%", a * 100.0),
+            move |v, _, _| v <= a,
+        ),
+    ];
     Ok((figures, failed))
 }
 
@@ -1103,7 +1738,7 @@ pub fn markdown(c: &Calibration, command: &str) -> String {
         s,
         "Measured, not asserted from theory: every figure below comes from seeded Monte Carlo runs of liftlab's own code \
 (liftlab-stats' tests, intervals, confidence sequences and power calculator; liftlab-domain's hashing, \
-`decide`, `BanditState` and `DriftMonitor`). Each figure has its 95% interval (Clopper–Pearson for rates, Student t for means, \
+`decide`, `BanditState`, `DriftMonitor` and the results report's `report::build`). Each figure has its 95% interval (Clopper–Pearson for rates, Student t for means, \
 Garwood (Poisson) for alarm counts, binomial order statistics for medians) and the target it is held to.\n"
     );
     let _ = writeln!(
@@ -1120,19 +1755,30 @@ Garwood (Poisson) for alarm counts, binomial order statistics for medians) and t
     let held = c.figures.iter().filter(|f| f.met.is_some()).count();
     let _ = writeln!(s, "**{met} of {held} targets met.**\n");
     let studies = [
-        ("aa", "A/A false-positive rate", "Two arms from the same truth; about 1,000 units per run hashed 50/50 with liftlab's GrowthBook-compatible hash (a fresh hash seed per run), Welch's two-sided test at alpha 0.05. The target is the range a correct 5% test lands in with 99% probability."),
-        ("coverage", "Coverage of the true lift", "A 15% cycle-time reduction (treatment median × 0.85, log-normal σ = 0.8) and an escalation rate moving from 10% to 12%, about 1,000 hashed units per run; does the 95% interval contain the truth?"),
-        ("peeking", "Peeking", "A/A on cycle time; 2,000 units looked at 20 times. \"Any p < alpha\" over the looks is the false-positive rate of someone who stops at the first significant look. Sequential p-values are the Waudby-Smith confidence sequence of liftlab-stats with the spec's default τ."),
-        ("power", "Power at the spec's minimum detectable effect", "The default analysis settings of a spec (alpha, power, mde, read from liftlab-domain). The sample size per arm comes from liftlab-stats' power calculator; then that many units per arm are simulated with the true effect equal to the mde, and Welch's test decides. The promise is the calculator's achieved power at the rounded-up sample size."),
-        ("thompson", "Thompson sampling", "liftlab-domain's machinery end to end: units hashed by `decide` into the current allocation period, rewards fed to `BanditState`, a new period opened when `due` (default floor 0.01, warm-up 100 rewards per arm, update every 50). Regret is the pseudo-regret Σ(best rate − served arm's rate); uniform allocation's is exact. Rewards arrive immediately; batching every 50 rewards is the only delay. The change study pairs the two samplers on the same seeds."),
-        ("drift", "Drift detection", "liftlab-domain's `DriftMonitor` with a spec's default drift settings (Page–Hinkley, CUSUM and the windowed test, in units of the reference window's sd), fed log-normal cycle times of one arm. False alarms: the 10,000 stationary events after the 500-event reference (after an alarm the monitor learns a new reference, as in production). Delay: events until the first detection after the mean shifts up by 30%."),
+        ("aa", "## A/A false-positive rate", "Two arms from the same truth; about 1,000 units per run hashed 50/50 with liftlab's GrowthBook-compatible hash (a fresh hash seed per run), Welch's two-sided test at alpha 0.05. The target is the range a correct 5% test lands in with 99% probability."),
+        ("coverage", "## Coverage of the true lift", "A 15% cycle-time reduction (treatment median × 0.85, log-normal σ = 0.8) and an escalation rate moving from 10% to 12%, about 1,000 hashed units per run; does the 95% interval contain the truth?"),
+        ("peeking", "## Peeking", "A/A on cycle time; 2,000 units looked at 20 times. \"Any p < alpha\" over the looks is the false-positive rate of someone who stops at the first significant look. Sequential p-values are the Waudby-Smith confidence sequence of liftlab-stats with the spec's default τ."),
+        ("power", "## Power at the spec's minimum detectable effect", "The default analysis settings of a spec (alpha, power, mde, read from liftlab-domain). The sample size per arm comes from liftlab-stats' power calculator; then that many units per arm are simulated with the true effect equal to the mde, and Welch's test decides. The promise is the calculator's achieved power at the rounded-up sample size."),
+        ("", "## The decision (what the verdict reads)", "Every comparison's `decision` is what the verdict, the headline sentence, the key-results table, the forest plot, the CSV and the CLI read (DESIGN.md, \"The decision\"). These figures come from the report itself: at each look the simulated units are folded into per-arm aggregates and liftlab-domain's `report::build` assembles the whole report of a running two-arm experiment, from which the verdict and the decision interval are read. Looks come every 100 units per arm, up to 2,000 per arm. A comparison below the minimum evidence (30 units per arm; 5 successes and 5 failures for a binary metric) is `collecting`: it counts as neither significant nor covering."),
+        ("decision_aa", "### A/A under 20 looks", "Two arms from the same truth, one primary metric per spec. The default spec is sequential (always-valid confidence sequences on the relative lift, τ = 5000). The fixed-horizon spec says `\"sequential\": false` with `planned_units` 4,000; it is read at every look, as someone watching the page would, and once at its horizon, as intended."),
+        ("decision_coverage", "### Coverage of the adjusted intervals", "One family of three metrics with known true relative lifts: the primary cycle time (log-normal σ = 0.8, −15%), a secondary cost per case (log-normal σ = 1.0, no change) and a secondary resolution rate (30% → 33%, +10%), corrected with Holm's method (the default). Each decision interval is at the level that matches its adjusted p-value (α·p/p_adjusted), so never narrower than the unadjusted one. The default (sequential) spec is held to its always-valid promise: an interval counts as covering only if it covers at every one of the 20 looks. The fixed-horizon spec (`planned_units` 2,000) is read once, at its horizon. Family-wise: all three intervals cover at once."),
+        ("decision_harm", "### Guardrail harm test", "A primary cycle-time metric (A/A) beside a guardrail escalation rate (10% in the baseline; direction decrease). The guardrail's decision is a one-sided always-valid harm test at alpha for a relative rise beyond `max_harm`, not corrected for the other metrics; its verdict \"worse\" is what the page warns about and what `auto_pause_on_harm` acts on. Runs are flagged when the verdict is worse at any of the 20 looks, except the last power row, which reads the final look only."),
+        ("thompson", "## Thompson sampling", "liftlab-domain's machinery end to end: units hashed by `decide` into the current allocation period, rewards fed to `BanditState`, a new period opened when `due` (default floor 0.01, warm-up 100 rewards per arm, update every 50). Regret is the pseudo-regret Σ(best rate − served arm's rate); uniform allocation's is exact. Rewards arrive immediately; batching every 50 rewards is the only delay. The change study pairs the two samplers on the same seeds."),
+        ("drift", "## Drift detection", "liftlab-domain's `DriftMonitor` with a spec's default drift settings (Page–Hinkley, CUSUM and the windowed test, in units of the reference window's sd), fed log-normal cycle times of one arm. False alarms: the 10,000 stationary events after the 500-event reference (after an alarm the monitor learns a new reference, as in production). Delay: events until the first detection after the mean shifts up by 30%."),
     ];
     for (study, title, how) in studies {
+        if study.is_empty() {
+            // A section heading over the studies that follow it.
+            if c.figures.iter().any(|f| f.study.starts_with("decision")) {
+                let _ = writeln!(s, "{title}\n\n{how}\n");
+            }
+            continue;
+        }
         let rows: Vec<&Figure> = c.figures.iter().filter(|f| f.study == study).collect();
         if rows.is_empty() {
             continue;
         }
-        let _ = writeln!(s, "## {title}\n\n{how}\n");
+        let _ = writeln!(s, "{title}\n\n{how}\n");
         let _ = writeln!(s, "| Figure | Measured | 95% interval | Target | Met |");
         let _ = writeln!(s, "|---|---:|---|---|:-:|");
         for f in rows {
@@ -1164,6 +1810,12 @@ and the coverage band (±1.5 pp is about three standard errors at 2,000 runs) mo
 - The bandit problems are chosen instances (resolution rates of three model versions); the regret ratio depends on \
 the gaps between the arms, as the harder problem shows. Rewards are immediate here, while in production outcomes \
 arrive late, which adds regret.\n\
+- The decision's always-valid intervals and p-values hold over any number of looks, so at 20 looks they are \
+conservative: A/A rates well below alpha and coverage well above 95% are the price of being safe to peek.\n\
+- Holm-matched decision intervals (level α·p/p_adjusted) are each at least as wide as the unadjusted interval, \
+which is what per-interval coverage rests on. They are not simultaneous intervals: whenever the largest p-value \
+is also the largest adjusted one, its comparison keeps the unadjusted level, so all m intervals of a family cover \
+at once with probability at least 1 − m·alpha (Bonferroni's inequality), not 1 − alpha.\n\
 - The drift monitor runs with a spec's default settings on skewed (log-normal) data. A run in which a shift is \
 never detected counts as {DRIFT_EVENTS} events in the median.\n\
 - The in-process simulator (`liftlab simulate`, api-spec/examples/scenarios/) checks the same properties end to \
