@@ -151,6 +151,20 @@ fn calibration_figures_hold_within_their_sampling_error() {
     }
     let power = value(&report, "decision_harm_power");
     assert!(power >= 0.25, "harm test power {power}");
+    // CUPED removes the share of variance the covariate explains (the simulator's ρ² is
+    // 133.3 / (133.3 + 64) = 0.676), keeps the A/A rate at most alpha and covers its lift.
+    let reduction = value(&report, "cuped_variance_reduction");
+    assert!(
+        (reduction - 400.0 / 3.0 / (400.0 / 3.0 + 64.0)).abs() <= 0.03,
+        "CUPED variance reduction {reduction}"
+    );
+    let aa = value(&report, "cuped_aa");
+    assert!(aa <= 0.05 + band(0.05, RUNS), "CUPED A/A {aa}");
+    let coverage = value(&report, "cuped_coverage");
+    assert!(
+        coverage >= 0.95 - band(0.95, RUNS),
+        "CUPED coverage {coverage}"
+    );
 
     // Thompson sampling: the design's bar, on the mean over the seeds run here.
     let ratio = value(&report, "thompson_regret_ratio");
@@ -200,6 +214,7 @@ fn the_markdown_report_has_a_table_per_study_and_the_command() {
         "### A/A under 20 looks",
         "### Coverage of the adjusted intervals",
         "### Guardrail harm test",
+        "### CUPED on a covariate sent at assignment",
         "## Thompson sampling",
         "## Drift detection",
     ] {
