@@ -330,3 +330,25 @@ fn an_unreachable_server_is_reported_with_advice() {
         "{err}"
     );
 }
+
+#[test]
+fn a_user_error_is_one_line_even_with_rust_backtrace_set() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(&dir.path().join("data"), &[]);
+    // Developer machines often export these; a user error is still not a crash.
+    let out = liftlab()
+        .args(["results", "no-such-exp", "--server", &server.base])
+        .env("RUST_BACKTRACE", "1")
+        .env("RUST_LIB_BACKTRACE", "1")
+        .output()
+        .expect("liftlab runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert_eq!(
+        err.lines().collect::<Vec<_>>(),
+        vec![
+            "error: cannot get the results of no-such-exp: the server answered 404 Not found: experiment \"no-such-exp\" not found"
+        ],
+        "{err}"
+    );
+}
