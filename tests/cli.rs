@@ -192,6 +192,11 @@ fn apply_lifecycle_results_then_rebuild_and_verify_offline() {
     assert!(!refused.status.success());
     let err = text(&refused.stderr);
     assert!(err.contains("422") && err.contains("/arms/1/role"), "{err}");
+    assert_eq!(
+        err.matches("/arms/1/role").count(),
+        1,
+        "each problem is printed once: {err}"
+    );
 
     let started = ok(&run(&[
         "start", key, "--server", &base, "--reason", "launch",

@@ -73,12 +73,12 @@ impl fmt::Display for ApiError {
                 errors,
             } => {
                 write!(f, "the server answered {status} {title}")?;
+                let detail = detail_without_problems(detail, errors);
                 if !detail.is_empty() && detail != title {
                     write!(f, ": {detail}")?;
                 }
                 for (pointer, message) in errors {
-                    let at = if pointer.is_empty() { "(document)" } else { pointer };
-                    write!(f, "\n  {at}: {message}")?;
+                    write!(f, "\n  {}: {message}", at(pointer))?;
                 }
                 Ok(())
             }
@@ -101,6 +101,27 @@ impl fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
+
+/// Where a problem is, for people: its JSON pointer, or `(document)` for the whole document.
+fn at(pointer: &str) -> &str {
+    if pointer.is_empty() {
+        "(document)"
+    } else {
+        pointer
+    }
+}
+
+/// The detail up to where it starts repeating the listed problems: the server spells them out
+/// in the detail for readers of the raw JSON, and the CLI prints them one a line below it.
+fn detail_without_problems<'a>(detail: &'a str, errors: &[(String, String)]) -> &'a str {
+    let Some((pointer, message)) = errors.first() else {
+        return detail;
+    };
+    match detail.find(&format!("{}: {message}", at(pointer))) {
+        Some(start) => detail[..start].trim_end_matches([' ', ':', ';']),
+        None => detail,
+    }
+}
 
 impl Client {
     /// A client of the server at `base` (`http://host:port`), sending `key` as a bearer token.
@@ -261,6 +282,18 @@ mod tests {
         ));
         assert!(text.contains("\n  /arms/1/role: must be baseline or treatment"));
         assert!(text.contains("\n  (document): bad"));
+    }
+
+    #[test]
+    fn each_problem_is_printed_once_when_the_detail_spells_them_out() {
+        let body = r#"{"title":"Invalid request content","status":422,
+            "detail":"the document is invalid: 2 problems: /arms/1/role: unknown value \"champion\"; (document): bad",
+            "errors":[{"pointer":"/arms/1/role","message":"unknown value \"champion\""},{"pointer":"","message":"bad"}]}"#;
+        let text = problem(422, body).expect("a problem").to_string();
+        assert_eq!(
+            text,
+            "the server answered 422 Invalid request content: the document is invalid: 2 problems\n  /arms/1/role: unknown value \"champion\"\n  (document): bad"
+        );
     }
 
     #[test]
