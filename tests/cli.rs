@@ -310,10 +310,32 @@ fn keys_come_from_the_environment_and_auth_failures_are_readable() {
         .output()
         .expect("liftlab runs");
     assert!(!refused.status.success());
+    let err = text(&refused.stderr);
     assert!(
-        text(&refused.stderr).contains("401"),
-        "{}",
-        text(&refused.stderr)
+        err.contains("401") && err.contains("pass --key or set LIFTLAB_KEY"),
+        "the advice names what a CLI user can do: {err}"
+    );
+    assert!(!err.contains("Authorization"), "{err}");
+
+    let wrong = liftlab()
+        .args([
+            "apply",
+            &spec,
+            "--server",
+            &server.base,
+            "--key",
+            "llk_wrong",
+        ])
+        .env_remove("LIFTLAB_KEY")
+        .output()
+        .expect("liftlab runs");
+    assert!(!wrong.status.success());
+    let err = text(&wrong.stderr);
+    assert!(
+        err.contains("401")
+            && err.contains("not recognised")
+            && err.contains("--key or LIFTLAB_KEY"),
+        "{err}"
     );
 
     let accepted = liftlab()

@@ -47,6 +47,13 @@ pub enum ApiError {
     },
     /// The server answered with an error status and no problem document.
     Status { status: u16, body: String },
+    /// The server answered 401: it needs an API key, or does not accept the one sent.
+    Unauthenticated {
+        /// Whether this client sent a key.
+        key_sent: bool,
+        /// The server's explanation.
+        detail: String,
+    },
     /// The server could not be reached.
     Transport { base: String, reason: String },
     /// The server answered 2xx with something that is not the expected JSON.
@@ -58,6 +65,7 @@ impl ApiError {
     pub fn status(&self) -> Option<u16> {
         match self {
             ApiError::Problem { status, .. } | ApiError::Status { status, .. } => Some(*status),
+            ApiError::Unauthenticated { .. } => Some(401),
             ApiError::Transport { .. } | ApiError::BadResponse(_) => None,
         }
     }
@@ -90,6 +98,25 @@ impl fmt::Display for ApiError {
                     write!(f, ": {short}")?;
                 }
                 Ok(())
+            }
+            // The server's own detail speaks HTTP (an Authorization header); a CLI user needs
+            // the flag or the variable that sends one.
+            ApiError::Unauthenticated { key_sent: false, .. } => write!(
+                f,
+                "the server answered 401: it needs an API key; pass --key or set LIFTLAB_KEY"
+            ),
+            ApiError::Unauthenticated {
+                key_sent: true,
+                detail,
+            } => {
+                write!(f, "the server answered 401")?;
+                if !detail.is_empty() {
+                    write!(f, ": {detail}")?;
+                }
+                write!(
+                    f,
+                    "; check the key given by --key or LIFTLAB_KEY (`liftlab keys new` makes one)"
+                )
             }
             ApiError::Transport { base, reason } => write!(
                 f,
@@ -205,7 +232,17 @@ impl Client {
         match error {
             ureq::Error::Status(status, response) => {
                 let body = response.into_string().unwrap_or_default();
-                problem(status, &body).unwrap_or(ApiError::Status { status, body })
+                let answer = problem(status, &body).unwrap_or(ApiError::Status { status, body });
+                if status != 401 {
+                    return answer;
+                }
+                ApiError::Unauthenticated {
+                    key_sent: self.key.is_some(),
+                    detail: match answer {
+                        ApiError::Problem { detail, .. } => detail,
+                        _ => String::new(),
+                    },
+                }
             }
             ureq::Error::Transport(t) => ApiError::Transport {
                 base: self.base.clone(),
