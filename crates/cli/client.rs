@@ -14,8 +14,13 @@ pub struct ServerArgs {
     /// Base URL of the liftlab server.
     #[arg(long, default_value = DEFAULT_SERVER)]
     pub server: String,
-    /// API key sent as `Authorization: Bearer KEY` (not needed for an open loopback server).
-    #[arg(long, env = "LIFTLAB_KEY", hide_env_values = true)]
+    /// API key (made by `liftlab keys new`); not needed for an open loopback server.
+    #[arg(
+        long,
+        value_name = "API_KEY",
+        env = "LIFTLAB_KEY",
+        hide_env_values = true
+    )]
     pub key: Option<String>,
 }
 

@@ -324,6 +324,53 @@ mod tests {
         );
     }
 
+    /// Every subcommand, with its path (`liftlab start`, `liftlab audit verify`).
+    fn subcommands(command: &clap::Command, path: String, out: &mut Vec<(String, clap::Command)>) {
+        for sub in command.get_subcommands() {
+            let path = format!("{path} {}", sub.get_name());
+            out.push((path.clone(), sub.clone()));
+            subcommands(sub, path, out);
+        }
+    }
+
+    #[test]
+    fn no_two_arguments_of_a_command_share_a_placeholder_in_help() {
+        use clap::CommandFactory as _;
+        let mut all = Vec::new();
+        subcommands(&Cli::command(), "liftlab".to_string(), &mut all);
+        for (path, command) in all {
+            let mut seen: Vec<String> = Vec::new();
+            for arg in command.get_arguments() {
+                if !arg.get_action().takes_values() {
+                    continue;
+                }
+                let names: Vec<String> = match arg.get_value_names() {
+                    Some(names) => names.iter().map(ToString::to_string).collect(),
+                    None => vec![arg.get_id().as_str().to_uppercase()],
+                };
+                for name in names {
+                    assert!(
+                        !seen.contains(&name),
+                        "`{path} --help` shows <{name}> for two different arguments"
+                    );
+                    seen.push(name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_experiment_and_the_api_key_have_their_own_names_in_help() {
+        use clap::CommandFactory as _;
+        let mut start = Cli::command()
+            .find_subcommand("start")
+            .expect("start")
+            .clone();
+        let help = start.render_help().to_string();
+        assert!(help.contains("<EXPERIMENT>"), "{help}");
+        assert!(help.contains("--key <API_KEY>"), "{help}");
+    }
+
     #[test]
     fn loopback_addresses_are_recognised() {
         assert!(is_loopback("127.0.0.1".parse().expect("ip")));

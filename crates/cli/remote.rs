@@ -27,7 +27,7 @@ pub struct ApplyArgs {
 #[derive(clap::Args, Debug)]
 pub struct LifecycleArgs {
     /// The experiment key.
-    #[arg(value_name = "KEY")]
+    #[arg(value_name = "EXPERIMENT")]
     experiment: String,
     /// Why, recorded with the new version.
     #[arg(long)]
@@ -51,7 +51,7 @@ pub enum ResultsFormat {
 #[derive(clap::Args, Debug)]
 pub struct ResultsArgs {
     /// The experiment key.
-    #[arg(value_name = "KEY")]
+    #[arg(value_name = "EXPERIMENT")]
     experiment: String,
     /// Output format.
     #[arg(long, value_enum, default_value_t = ResultsFormat::Table)]
