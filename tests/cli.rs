@@ -294,6 +294,22 @@ fn offline_commands_refuse_a_missing_data_directory() {
 }
 
 #[test]
+fn rebuild_without_data_looks_where_serve_keeps_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = liftlab()
+        .arg("rebuild")
+        .current_dir(dir.path())
+        .output()
+        .expect("liftlab runs");
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("./liftlab-data is not a liftlab data directory"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
 fn keys_come_from_the_environment_and_auth_failures_are_readable() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (key, line) = new_key("scientist", "ci");

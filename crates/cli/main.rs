@@ -82,7 +82,7 @@ struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
     /// Directory of the embedded store (created when missing).
-    #[arg(long, default_value = "./liftlab-data")]
+    #[arg(long, value_name = "DIR", default_value = offline::DEFAULT_DATA)]
     data: PathBuf,
     /// API keys file, one `ROLE SHA256_HEX NAME` a line; without it the API is open (loopback only).
     #[arg(long)]
@@ -369,6 +369,17 @@ mod tests {
         let help = start.render_help().to_string();
         assert!(help.contains("<EXPERIMENT>"), "{help}");
         assert!(help.contains("--key <API_KEY>"), "{help}");
+    }
+
+    #[test]
+    fn rebuild_defaults_its_data_directory_as_serve_does() {
+        let serve = Cli::try_parse_from(["liftlab", "serve"]).expect("parses");
+        let rebuild = Cli::try_parse_from(["liftlab", "rebuild"]).expect("parses");
+        let (Command::Serve(serve), Command::Rebuild(rebuild)) = (serve.command, rebuild.command)
+        else {
+            panic!("not the serve and rebuild commands");
+        };
+        assert_eq!(rebuild.data, serve.data);
     }
 
     #[test]
