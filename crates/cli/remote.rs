@@ -5,11 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::ValueEnum;
-use liftlab_domain::report::text::level;
+use liftlab_domain::report::text::{before_data, level};
 use liftlab_domain::report::{
     ComparisonResult, DecisionTest, Interval, MetricResult, Report, Verdict,
 };
-use liftlab_domain::Status;
 use serde_json::Value;
 
 use crate::client::{segment, Client, ServerArgs};
@@ -350,11 +349,10 @@ fn metric_block(out: &mut String, m: &MetricResult) {
 /// The readable summary of a report.
 pub fn table(r: &Report) -> String {
     let mut out = String::new();
-    let started = r.analysis.units > 0;
-    let status = match r.status {
-        _ if started => r.status.to_string(),
-        Status::Draft => "draft, not started".to_string(),
-        status => format!("{status}, no units assigned yet"),
+    let before_data = before_data(r);
+    let status = match before_data {
+        Some(words) => format!("{}, {words}", r.status),
+        None => r.status.to_string(),
     };
     let _ = writeln!(
         out,
@@ -378,7 +376,7 @@ pub fn table(r: &Report) -> String {
         })
         .collect();
     let _ = writeln!(out, "arms: {}", arms.join(" · "));
-    if started {
+    if before_data.is_none() {
         let _ = writeln!(
             out,
             "sample ratio: {} (chi² {:.2}, p {})",

@@ -364,6 +364,18 @@ fn roi_clause(report: &Report) -> Option<String> {
     })
 }
 
+/// What to say instead of a number while no unit is assigned: `not started` for a draft, `no
+/// units assigned yet` otherwise; `None` once units are assigned.
+pub fn before_data(report: &Report) -> Option<&'static str> {
+    if report.analysis.units > 0 {
+        return None;
+    }
+    Some(match report.status {
+        Status::Draft => "not started",
+        _ => "no units assigned yet",
+    })
+}
+
 /// One sentence a manager can repeat, such as "AI assist cuts cycle time by 18% (always-valid
 /// 95% interval 12–23%); harms guardrail escalated: +9.0% (…); saves about $41k a month."
 ///
