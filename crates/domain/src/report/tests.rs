@@ -1581,6 +1581,14 @@ fn words_for_numbers() {
     assert_eq!(text::money(2_500_000.0, "GBP"), "£2.5M");
     assert_eq!(text::humanize("ai_assist"), "AI assist");
     assert_eq!(text::number(-0.0001), "0.000");
+    // Whole numbers (degrees of freedom, counts) have no decimals.
+    assert_eq!(text::number(2.0), "2");
+    assert_eq!(text::number(12.0), "12");
+    assert_eq!(text::number(2.5), "2.50");
+    assert_eq!(text::number(0.05), "0.050");
+    // A p-value in a sentence is never "p = <0.0001".
+    assert_eq!(text::p_is(0.031), "p = 0.031");
+    assert_eq!(text::p_is(0.00004), "p < 0.0001");
     assert_eq!(text::level(0.05), "95");
     assert_eq!(text::level(0.1), "90");
 }

@@ -69,10 +69,11 @@ fn capitalize(s: &str) -> String {
     }
 }
 
-/// A number with precision that suits its size (no trailing noise, no `-0`).
+/// A number with precision that suits its size (no trailing noise, no `-0`); a whole number
+/// has no decimals (`2`, not `2.00`).
 pub fn number(x: f64) -> String {
     let a = x.abs();
-    let s = if a >= 100.0 {
+    let s = if a >= 100.0 || (x.fract() == 0.0 && a < 1e15) {
         format!("{x:.0}")
     } else if a >= 10.0 {
         format!("{x:.1}")
@@ -307,9 +308,9 @@ fn segment_clauses(spec: &ExperimentSpec, report: &Report, arm: &str) -> Vec<Str
         .filter(|(_, _, i, p)| *p < alpha && harmful(i))
         .map(|(attribute, value, i, p)| {
             format!(
-                "worse for {attribute} {value} ({name} {}, p = {})",
+                "worse for {attribute} {value} ({name} {}, {})",
                 signed_percent(i.estimate),
-                p_value(p)
+                p_is(p)
             )
         })
         .collect()
@@ -421,8 +422,8 @@ pub(crate) fn warnings(spec: &ExperimentSpec, report: &Report) -> Vec<Warning> {
         push(
             WarningKind::Srm,
             format!(
-                "Sample ratio mismatch: assigned units do not match the expected shares (p = {}); check the assignment path before trusting the results.",
-                p_value(report.srm.p_value)
+                "Sample ratio mismatch: assigned units do not match the expected shares ({}); check the assignment path before trusting the results.",
+                p_is(report.srm.p_value)
             ),
         );
     }
@@ -439,9 +440,9 @@ pub(crate) fn warnings(spec: &ExperimentSpec, report: &Report) -> Vec<Warning> {
         push(
             WarningKind::Attrition,
             format!(
-                "Outcome coverage differs between arms ({}; p = {}), so the arms' outcomes may not be comparable.",
+                "Outcome coverage differs between arms ({}; {}), so the arms' outcomes may not be comparable.",
                 shares.join(", "),
-                p_value(report.attrition.p_value)
+                p_is(report.attrition.p_value)
             ),
         );
     }
@@ -456,12 +457,12 @@ pub(crate) fn warnings(spec: &ExperimentSpec, report: &Report) -> Vec<Warning> {
         push(
             kind,
             format!(
-                "Guardrail {} is significantly worse for {}: {} ({}, harm test p = {}).",
+                "Guardrail {} is significantly worse for {}: {} ({}, harm test {}).",
                 humanize(&g.metric),
                 humanize(&g.arm),
                 signed_percent(d.estimate),
                 decision_interval_signed(&d),
-                p_value(d.p_value)
+                p_is(d.p_value)
             ),
         );
     }
@@ -544,7 +545,8 @@ pub(crate) fn warnings(spec: &ExperimentSpec, report: &Report) -> Vec<Warning> {
     out
 }
 
-/// A p-value for reading: `0.031`, `<0.0001`.
+/// A p-value after `p = ` or `p `, or as a table cell: `0.031`, `<0.0001`; in a sentence use
+/// [`p_is`], which never writes `p = <0.0001`.
 pub fn p_value(p: f64) -> String {
     if p < 1e-4 {
         "<0.0001".to_string()
@@ -552,5 +554,14 @@ pub fn p_value(p: f64) -> String {
         format!("{p:.4}")
     } else {
         format!("{p:.3}")
+    }
+}
+
+/// A p-value in a sentence: `p = 0.031`, `p < 0.0001`.
+pub fn p_is(p: f64) -> String {
+    let value = p_value(p);
+    match value.strip_prefix('<') {
+        Some(bound) => format!("p < {bound}"),
+        None => format!("p = {value}"),
     }
 }

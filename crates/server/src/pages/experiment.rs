@@ -2,7 +2,7 @@
 
 use liftlab_domain::lifecycle::Change;
 use liftlab_domain::report::text::{
-    before_data, humanize, level, money, number, p_value, percent, signed_percent,
+    before_data, humanize, level, money, number, p_is, p_value, percent, signed_percent,
 };
 use liftlab_domain::report::{
     ComparisonResult, DecisionMethod, DecisionTest, Interval, MetricResult, Report, SavingsBasis,
@@ -251,7 +251,7 @@ fn health(report: &Report) -> Markup {
                 @match before_data(report) {
                     None => {
                         div class={ "big " (if srm.ok { "ok" } else { "flag" }) } { @if srm.ok { "OK" } @else { "Mismatch" } }
-                        small.meta { "χ² = " (number(srm.chi2)) ", p = " (p_value(srm.p_value)) }
+                        small.meta { "χ² = " (number(srm.chi2)) ", " (p_is(srm.p_value)) }
                     }
                     Some(words) => {
                         div.big { (capitalized(words)) }
@@ -263,7 +263,7 @@ fn health(report: &Report) -> Markup {
                 div { "Outcome coverage" }
                 @if with_outcome > 0 {
                     div class={ "big " (if report.attrition.ok { "ok" } else { "flag" }) } { @if report.attrition.ok { "Even" } @else { "Uneven" } }
-                    small.meta { "χ² = " (number(report.attrition.chi2)) ", p = " (p_value(report.attrition.p_value)) }
+                    small.meta { "χ² = " (number(report.attrition.chi2)) ", " (p_is(report.attrition.p_value)) }
                 } @else {
                     div.big { "No outcomes" }
                     small.meta { "nothing to judge yet" }
@@ -435,7 +435,7 @@ fn segments(report: &Report) -> Markup {
                 }
             }
             @for h in &s.heterogeneity {
-                p { "Does the lift of " (h.arm) " differ by " (s.attribute) "? Cochran's Q = " (number(h.q)) " on " (number(h.df)) " df, p = " (p_value(h.p_value)) ", I² = " (percent(h.i_squared)) "%"
+                p { "Does the lift of " (h.arm) " differ by " (s.attribute) "? Cochran's Q = " (number(h.q)) " on " (number(h.df)) " df, " (p_is(h.p_value)) ", I² = " (percent(h.i_squared)) "%"
                     @if h.p_value < 0.05 { " — " span.flag { "the effect differs between segments" } } }
             }
             @if !s.disparate_impact.is_empty() {

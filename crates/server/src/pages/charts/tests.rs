@@ -76,7 +76,7 @@ fn a_day_of_data_is_drawn_by_the_hour_with_hour_labels() {
     assert!(svg.contains(">2026-12-03 15:00</text>"), "{svg}");
     assert!(svg.contains(">12:00</text>"), "{svg}");
     assert!(
-        svg.contains("ai 2026-12-03 10:00–11:00 UTC: 23.0 (n = 10)"),
+        svg.contains("ai 2026-12-03 10:00–11:00 UTC: 23 (n = 10)"),
         "{svg}"
     );
     assert_eq!(svg.matches("<polyline").count(), 2, "one line per arm");
