@@ -1579,6 +1579,14 @@ fn words_for_numbers() {
     assert_eq!(text::money(1_234.0, "EUR"), "€1.2k");
     assert_eq!(text::money(-850.4, "CHF"), "−CHF 850");
     assert_eq!(text::money(2_500_000.0, "GBP"), "£2.5M");
+    // Half away from zero on the amount rounded to cents, whatever its last bits.
+    assert_eq!(text::money(19.5, "USD"), "$20");
+    assert_eq!(text::money(19.499_999_999_999_996, "USD"), "$20");
+    assert_eq!(text::money(18.5, "USD"), "$19");
+    assert_eq!(text::money(-18.5, "USD"), "−$19");
+    assert_eq!(text::money(41_500.0, "USD"), "$42k");
+    assert_eq!(text::money(1_249.999_999_999_9, "EUR"), "€1.3k");
+    assert_eq!(text::money(-0.4, "USD"), "$0");
     assert_eq!(text::humanize("ai_assist"), "AI assist");
     assert_eq!(text::number(-0.0001), "0.000");
     // Whole numbers (degrees of freedom, counts) have no decimals.

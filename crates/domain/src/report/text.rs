@@ -105,7 +105,18 @@ pub fn signed_percent(x: f64) -> String {
     format!("{sign}{}%", percent(x))
 }
 
+/// `x` rounded half away from zero to `decimals` places.
+fn round_to(x: f64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    (x * scale).round() / scale
+}
+
 /// A money amount, rounded for reading: `$850`, `$41k`, `$1.2M`, `€3.4k`.
+///
+/// The amount is first rounded to cents, then half away from zero: a cost per case is a mean
+/// whose last bits depend on the order the outcomes were folded in, so 19.5 may arrive as
+/// 19.499999999999996 on one load and 19.5 on the next; both read `$20`. (Formatting with
+/// `{:.0}` alone would round the exact binary value half to even and show `$19` or `$20`.)
 pub fn money(amount: f64, currency: &str) -> String {
     let symbol = match currency {
         "USD" => "$".to_string(),
@@ -114,16 +125,21 @@ pub fn money(amount: f64, currency: &str) -> String {
         "JPY" => "¥".to_string(),
         other => format!("{other} "),
     };
-    let sign = if amount < 0.0 { "−" } else { "" };
-    let a = amount.abs();
+    let a = round_to(amount.abs(), 2);
     let body = if a >= 1e6 {
-        format!("{:.1}M", a / 1e6)
+        format!("{:.1}M", round_to(a / 1e6, 1))
     } else if a >= 1e4 {
-        format!("{:.0}k", a / 1e3)
+        format!("{:.0}k", round_to(a / 1e3, 0))
     } else if a >= 1e3 {
-        format!("{:.1}k", a / 1e3)
+        format!("{:.1}k", round_to(a / 1e3, 1))
     } else {
-        format!("{a:.0}")
+        format!("{:.0}", round_to(a, 0))
+    };
+    // No "−$0" for an amount that rounds to nothing.
+    let sign = if amount < 0.0 && body != "0" {
+        "−"
+    } else {
+        ""
     };
     format!("{sign}{symbol}{body}")
 }
