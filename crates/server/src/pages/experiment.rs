@@ -550,7 +550,7 @@ pub fn render_experiment(page: &ExperimentPage) -> Markup {
         @if report.bandit || report.allocation.len() > 1 {
             h2 { "Allocation over time" }
             figure {
-                (charts::allocation(&report.allocation, &arms))
+                (charts::allocation(&report.allocation, &arms, report.bandit))
                 figcaption { "Share of new units sent to each arm per allocation period. Under a bandit, means are also shown inverse-propensity weighted (IPW)." }
             }
         }
