@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::ValueEnum;
-use liftlab_domain::report::text::{before_data, level};
+use liftlab_domain::report::text::{before_data, level, power_note};
 use liftlab_domain::report::{
     ComparisonResult, DecisionTest, Interval, MetricResult, Report, Verdict,
 };
@@ -442,6 +442,9 @@ pub fn table(r: &Report) -> String {
         if let Some(note) = &power.note {
             let _ = write!(line, " (not computed: {note})");
         }
+        if let Some(why) = power_note(r) {
+            let _ = write!(line, "\n  {why}");
+        }
         let _ = writeln!(out, "{line}");
     }
     out
@@ -655,6 +658,7 @@ mod tests {
                     diagnostics:  abs 0.000 [-0.059, 0.059]  Welch p 1.0000 (adj 1.0000)  seq p 1.0000  P(win) 50%
 
                 power: minutes at mde +5.0% with 200 units per arm: 61% (target 80%); 142 more units needed
+                  Verdict already reached (better): the effect found, −22%, is larger than the 5.0% lift this power is for; more units would narrow its interval.
             "#]],
         );
     }

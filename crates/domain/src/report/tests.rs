@@ -1644,3 +1644,40 @@ fn timeline_orders_days_and_arms() {
     );
     assert!(timeline(&version.spec, 1, &aggregates).is_empty());
 }
+
+#[test]
+fn the_power_note_says_why_low_power_and_a_decided_verdict_both_hold() {
+    // A large effect on few units: decided, yet short of the power planned for a 5% lift.
+    let version = running(support_spec(json!({"analysis": {"mde": 0.05}})));
+    let report = report_of(&version, &support_data(3, 200, 20.0, 0.12));
+    let c = &metric(&report, "cycle_time").comparisons[0];
+    assert_eq!(c.verdict, Verdict::Better, "{}", report.verdict);
+    let power = report.power.as_ref().expect("power");
+    assert!(power.achieved_power.is_some_and(|a| a < power.target_power));
+    let note = text::power_note(&report).expect("a note");
+    assert!(
+        note.starts_with("Verdict already reached (better): the effect found, −")
+            && note.ends_with("is larger than the 5.0% lift this power is for; more units would narrow its interval."),
+        "{note}"
+    );
+
+    // A fixed horizon short of its planned units says the answer is not final yet.
+    let version = running(support_spec(
+        json!({"analysis": {"mde": 0.05, "sequential": false, "planned_units": 100_000}}),
+    ));
+    let report = report_of(&version, &support_data(3, 200, 20.0, 0.12));
+    let note = text::power_note(&report).expect("a note");
+    assert!(
+        note.starts_with("Verdict so far (better): ")
+            && note.ends_with("; the fixed-horizon answer is final at 100000 units."),
+        "{note}"
+    );
+
+    // No verdict yet, no note: the units still needed say it all.
+    let report = report_of(&version, &support_data(3, 200, 30.0, 0.12));
+    assert_ne!(
+        metric(&report, "cycle_time").comparisons[0].verdict,
+        Verdict::Better
+    );
+    assert_eq!(text::power_note(&report), None);
+}

@@ -393,6 +393,47 @@ pub fn before_data(report: &Report) -> Option<&'static str> {
     })
 }
 
+/// Why a power below target and a better or worse verdict both hold, for the power card: the
+/// verdict reads the decision interval, while power is for the spec's minimum detectable
+/// effect. `None` when power is on target or the featured arm's primary verdict is not decided.
+pub fn power_note(report: &Report) -> Option<String> {
+    let power = report.power.as_ref()?;
+    let below_target = power.achieved_power.is_some_and(|a| a < power.target_power)
+        || power.more_units_needed.is_some_and(|more| more > 0);
+    if !below_target {
+        return None;
+    }
+    let c = comparison_for(report, &power.metric, report.featured_arm.as_deref()?)?;
+    let d = c.decision?;
+    if !matches!(c.verdict, Verdict::Better | Verdict::Worse) {
+        return None;
+    }
+    let a = &report.analysis;
+    let not_final = a.method == DecisionMethod::Fixed && !a.final_answer;
+    let head = if not_final {
+        "Verdict so far"
+    } else {
+        "Verdict already reached"
+    };
+    let why = if d.estimate.abs() >= power.mde {
+        format!(
+            "the effect found, {}, is larger than the {}% lift this power is for",
+            signed_percent(d.estimate),
+            percent(power.mde)
+        )
+    } else {
+        format!(
+            "its interval excludes no change, even with less power than planned for a {}% lift",
+            percent(power.mde)
+        )
+    };
+    let next = match a.planned_units.filter(|_| not_final) {
+        Some(planned) => format!("the fixed-horizon answer is final at {planned} units"),
+        None => "more units would narrow its interval".to_string(),
+    };
+    Some(format!("{head} ({}): {why}; {next}.", c.verdict.as_str()))
+}
+
 /// One sentence a manager can repeat, such as "AI assist cuts cycle time by 18% (always-valid
 /// 95% interval 12–23%); harms guardrail escalated: +9.0% (…); saves about $41k a month."
 ///

@@ -2,7 +2,7 @@
 
 use liftlab_domain::lifecycle::Change;
 use liftlab_domain::report::text::{
-    before_data, humanize, level, money, number, p_is, p_value, percent, signed_percent,
+    before_data, humanize, level, money, number, p_is, p_value, percent, power_note, signed_percent,
 };
 use liftlab_domain::report::{
     ComparisonResult, DecisionMethod, DecisionTest, Interval, MetricResult, Report, SavingsBasis,
@@ -291,6 +291,7 @@ fn health(report: &Report) -> Markup {
                         "target " (percent(p.target_power)) "%"
                         @if let Some(more) = p.more_units_needed { ", " (more) " more units needed" }
                         @if let Some(note) = &p.note { br; (note) }
+                        @if let Some(why) = power_note(report) { br; (why) }
                     }
                 }
             }
