@@ -192,6 +192,11 @@ fn apply_lifecycle_results_then_rebuild_and_verify_offline() {
     assert!(!refused.status.success());
     let err = text(&refused.stderr);
     assert!(err.contains("422") && err.contains("/arms/1/role"), "{err}");
+    assert_eq!(
+        err.matches("/arms/1/role").count(),
+        1,
+        "each problem is printed once: {err}"
+    );
 
     let started = ok(&run(&[
         "start", key, "--server", &base, "--reason", "launch",
@@ -289,6 +294,22 @@ fn offline_commands_refuse_a_missing_data_directory() {
 }
 
 #[test]
+fn rebuild_without_data_looks_where_serve_keeps_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = liftlab()
+        .arg("rebuild")
+        .current_dir(dir.path())
+        .output()
+        .expect("liftlab runs");
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("./liftlab-data is not a liftlab data directory"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
 fn keys_come_from_the_environment_and_auth_failures_are_readable() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (key, line) = new_key("scientist", "ci");
@@ -305,10 +326,32 @@ fn keys_come_from_the_environment_and_auth_failures_are_readable() {
         .output()
         .expect("liftlab runs");
     assert!(!refused.status.success());
+    let err = text(&refused.stderr);
     assert!(
-        text(&refused.stderr).contains("401"),
-        "{}",
-        text(&refused.stderr)
+        err.contains("401") && err.contains("pass --key or set LIFTLAB_KEY"),
+        "the advice names what a CLI user can do: {err}"
+    );
+    assert!(!err.contains("Authorization"), "{err}");
+
+    let wrong = liftlab()
+        .args([
+            "apply",
+            &spec,
+            "--server",
+            &server.base,
+            "--key",
+            "llk_wrong",
+        ])
+        .env_remove("LIFTLAB_KEY")
+        .output()
+        .expect("liftlab runs");
+    assert!(!wrong.status.success());
+    let err = text(&wrong.stderr);
+    assert!(
+        err.contains("401")
+            && err.contains("not recognised")
+            && err.contains("--key or LIFTLAB_KEY"),
+        "{err}"
     );
 
     let accepted = liftlab()
@@ -327,6 +370,28 @@ fn an_unreachable_server_is_reported_with_advice() {
     let err = text(&out.stderr);
     assert!(
         err.contains("cannot reach the liftlab server at http://127.0.0.1:9"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_user_error_is_one_line_even_with_rust_backtrace_set() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(&dir.path().join("data"), &[]);
+    // Developer machines often export these; a user error is still not a crash.
+    let out = liftlab()
+        .args(["results", "no-such-exp", "--server", &server.base])
+        .env("RUST_BACKTRACE", "1")
+        .env("RUST_LIB_BACKTRACE", "1")
+        .output()
+        .expect("liftlab runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert_eq!(
+        err.lines().collect::<Vec<_>>(),
+        vec![
+            "error: cannot get the results of no-such-exp: the server answered 404 Not found: experiment \"no-such-exp\" not found"
+        ],
         "{err}"
     );
 }

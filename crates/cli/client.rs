@@ -14,8 +14,13 @@ pub struct ServerArgs {
     /// Base URL of the liftlab server.
     #[arg(long, default_value = DEFAULT_SERVER)]
     pub server: String,
-    /// API key sent as `Authorization: Bearer KEY` (not needed for an open loopback server).
-    #[arg(long, env = "LIFTLAB_KEY", hide_env_values = true)]
+    /// API key (made by `liftlab keys new`); not needed for an open loopback server.
+    #[arg(
+        long,
+        value_name = "API_KEY",
+        env = "LIFTLAB_KEY",
+        hide_env_values = true
+    )]
     pub key: Option<String>,
 }
 
@@ -47,6 +52,13 @@ pub enum ApiError {
     },
     /// The server answered with an error status and no problem document.
     Status { status: u16, body: String },
+    /// The server answered 401: it needs an API key, or does not accept the one sent.
+    Unauthenticated {
+        /// Whether this client sent a key.
+        key_sent: bool,
+        /// The server's explanation.
+        detail: String,
+    },
     /// The server could not be reached.
     Transport { base: String, reason: String },
     /// The server answered 2xx with something that is not the expected JSON.
@@ -58,6 +70,7 @@ impl ApiError {
     pub fn status(&self) -> Option<u16> {
         match self {
             ApiError::Problem { status, .. } | ApiError::Status { status, .. } => Some(*status),
+            ApiError::Unauthenticated { .. } => Some(401),
             ApiError::Transport { .. } | ApiError::BadResponse(_) => None,
         }
     }
@@ -73,12 +86,12 @@ impl fmt::Display for ApiError {
                 errors,
             } => {
                 write!(f, "the server answered {status} {title}")?;
+                let detail = detail_without_problems(detail, errors);
                 if !detail.is_empty() && detail != title {
                     write!(f, ": {detail}")?;
                 }
                 for (pointer, message) in errors {
-                    let at = if pointer.is_empty() { "(document)" } else { pointer };
-                    write!(f, "\n  {at}: {message}")?;
+                    write!(f, "\n  {}: {message}", at(pointer))?;
                 }
                 Ok(())
             }
@@ -91,6 +104,25 @@ impl fmt::Display for ApiError {
                 }
                 Ok(())
             }
+            // The server's own detail speaks HTTP (an Authorization header); a CLI user needs
+            // the flag or the variable that sends one.
+            ApiError::Unauthenticated { key_sent: false, .. } => write!(
+                f,
+                "the server answered 401: it needs an API key; pass --key or set LIFTLAB_KEY"
+            ),
+            ApiError::Unauthenticated {
+                key_sent: true,
+                detail,
+            } => {
+                write!(f, "the server answered 401")?;
+                if !detail.is_empty() {
+                    write!(f, ": {detail}")?;
+                }
+                write!(
+                    f,
+                    "; check the key given by --key or LIFTLAB_KEY (`liftlab keys new` makes one)"
+                )
+            }
             ApiError::Transport { base, reason } => write!(
                 f,
                 "cannot reach the liftlab server at {base}: {reason} (is `liftlab serve` running there? pass --server URL)"
@@ -101,6 +133,27 @@ impl fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
+
+/// Where a problem is, for people: its JSON pointer, or `(document)` for the whole document.
+fn at(pointer: &str) -> &str {
+    if pointer.is_empty() {
+        "(document)"
+    } else {
+        pointer
+    }
+}
+
+/// The detail up to where it starts repeating the listed problems: the server spells them out
+/// in the detail for readers of the raw JSON, and the CLI prints them one a line below it.
+fn detail_without_problems<'a>(detail: &'a str, errors: &[(String, String)]) -> &'a str {
+    let Some((pointer, message)) = errors.first() else {
+        return detail;
+    };
+    match detail.find(&format!("{}: {message}", at(pointer))) {
+        Some(start) => detail[..start].trim_end_matches([' ', ':', ';']),
+        None => detail,
+    }
+}
 
 impl Client {
     /// A client of the server at `base` (`http://host:port`), sending `key` as a bearer token.
@@ -184,7 +237,17 @@ impl Client {
         match error {
             ureq::Error::Status(status, response) => {
                 let body = response.into_string().unwrap_or_default();
-                problem(status, &body).unwrap_or(ApiError::Status { status, body })
+                let answer = problem(status, &body).unwrap_or(ApiError::Status { status, body });
+                if status != 401 {
+                    return answer;
+                }
+                ApiError::Unauthenticated {
+                    key_sent: self.key.is_some(),
+                    detail: match answer {
+                        ApiError::Problem { detail, .. } => detail,
+                        _ => String::new(),
+                    },
+                }
             }
             ureq::Error::Transport(t) => ApiError::Transport {
                 base: self.base.clone(),
@@ -261,6 +324,18 @@ mod tests {
         ));
         assert!(text.contains("\n  /arms/1/role: must be baseline or treatment"));
         assert!(text.contains("\n  (document): bad"));
+    }
+
+    #[test]
+    fn each_problem_is_printed_once_when_the_detail_spells_them_out() {
+        let body = r#"{"title":"Invalid request content","status":422,
+            "detail":"the document is invalid: 2 problems: /arms/1/role: unknown value \"champion\"; (document): bad",
+            "errors":[{"pointer":"/arms/1/role","message":"unknown value \"champion\""},{"pointer":"","message":"bad"}]}"#;
+        let text = problem(422, body).expect("a problem").to_string();
+        assert_eq!(
+            text,
+            "the server answered 422 Invalid request content: the document is invalid: 2 problems\n  /arms/1/role: unknown value \"champion\"\n  (document): bad"
+        );
     }
 
     #[test]

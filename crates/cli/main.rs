@@ -14,6 +14,7 @@ mod spec_cmd;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
@@ -81,7 +82,7 @@ struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
     /// Directory of the embedded store (created when missing).
-    #[arg(long, default_value = "./liftlab-data")]
+    #[arg(long, value_name = "DIR", default_value = offline::DEFAULT_DATA)]
     data: PathBuf,
     /// API keys file, one `ROLE SHA256_HEX NAME` a line; without it the API is open (loopback only).
     #[arg(long)]
@@ -127,8 +128,19 @@ enum KeysCommand {
     },
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+/// Runs the command; an error is printed as one line (its causes joined by `: `), never with a
+/// stack trace, even when `RUST_BACKTRACE` is set: a user error is not a crash.
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Keys {
@@ -310,6 +322,64 @@ mod tests {
             u64::try_from(args.cache_size),
             Ok(liftlab_store::DEFAULT_CACHE_BYTES)
         );
+    }
+
+    /// Every subcommand, with its path (`liftlab start`, `liftlab audit verify`).
+    fn subcommands(command: &clap::Command, path: String, out: &mut Vec<(String, clap::Command)>) {
+        for sub in command.get_subcommands() {
+            let path = format!("{path} {}", sub.get_name());
+            out.push((path.clone(), sub.clone()));
+            subcommands(sub, path, out);
+        }
+    }
+
+    #[test]
+    fn no_two_arguments_of_a_command_share_a_placeholder_in_help() {
+        use clap::CommandFactory as _;
+        let mut all = Vec::new();
+        subcommands(&Cli::command(), "liftlab".to_string(), &mut all);
+        for (path, command) in all {
+            let mut seen: Vec<String> = Vec::new();
+            for arg in command.get_arguments() {
+                if !arg.get_action().takes_values() {
+                    continue;
+                }
+                let names: Vec<String> = match arg.get_value_names() {
+                    Some(names) => names.iter().map(ToString::to_string).collect(),
+                    None => vec![arg.get_id().as_str().to_uppercase()],
+                };
+                for name in names {
+                    assert!(
+                        !seen.contains(&name),
+                        "`{path} --help` shows <{name}> for two different arguments"
+                    );
+                    seen.push(name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_experiment_and_the_api_key_have_their_own_names_in_help() {
+        use clap::CommandFactory as _;
+        let mut start = Cli::command()
+            .find_subcommand("start")
+            .expect("start")
+            .clone();
+        let help = start.render_help().to_string();
+        assert!(help.contains("<EXPERIMENT>"), "{help}");
+        assert!(help.contains("--key <API_KEY>"), "{help}");
+    }
+
+    #[test]
+    fn rebuild_defaults_its_data_directory_as_serve_does() {
+        let serve = Cli::try_parse_from(["liftlab", "serve"]).expect("parses");
+        let rebuild = Cli::try_parse_from(["liftlab", "rebuild"]).expect("parses");
+        let (Command::Serve(serve), Command::Rebuild(rebuild)) = (serve.command, rebuild.command)
+        else {
+            panic!("not the serve and rebuild commands");
+        };
+        assert_eq!(rebuild.data, serve.data);
     }
 
     #[test]

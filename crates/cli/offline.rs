@@ -8,6 +8,9 @@ use liftlab_store::{RebuildMode, SledStore, Store, StoreError};
 use crate::client::ServerArgs;
 use crate::progress;
 
+/// The data directory `serve` and `rebuild` use when `--data` is not given.
+pub const DEFAULT_DATA: &str = "./liftlab-data";
+
 /// Check the tamper-evident audit chain.
 #[derive(clap::Subcommand, Debug)]
 pub enum AuditCommand {
@@ -29,8 +32,8 @@ pub struct VerifyArgs {
 #[derive(clap::Args, Debug)]
 pub struct RebuildArgs {
     /// The data directory (the server must not be running on it).
-    #[arg(long, value_name = "DIR")]
-    data: PathBuf,
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA)]
+    pub data: PathBuf,
     /// Replace the live unit rows, aggregates and counters with the rebuilt ones.
     #[arg(long)]
     repair: bool,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::ValueEnum;
-use liftlab_domain::report::text::level;
+use liftlab_domain::report::text::{before_data, level, power_note};
 use liftlab_domain::report::{
     ComparisonResult, DecisionTest, Interval, MetricResult, Report, Verdict,
 };
@@ -27,7 +27,7 @@ pub struct ApplyArgs {
 #[derive(clap::Args, Debug)]
 pub struct LifecycleArgs {
     /// The experiment key.
-    #[arg(value_name = "KEY")]
+    #[arg(value_name = "EXPERIMENT")]
     experiment: String,
     /// Why, recorded with the new version.
     #[arg(long)]
@@ -51,7 +51,7 @@ pub enum ResultsFormat {
 #[derive(clap::Args, Debug)]
 pub struct ResultsArgs {
     /// The experiment key.
-    #[arg(value_name = "KEY")]
+    #[arg(value_name = "EXPERIMENT")]
     experiment: String,
     /// Output format.
     #[arg(long, value_enum, default_value_t = ResultsFormat::Table)]
@@ -272,25 +272,30 @@ fn comparison_line(c: &ComparisonResult) -> String {
         None => line.push_str("lift n/a"),
     }
     let _ = write!(line, "  → {}", verdict(c.verdict));
-    line.push_str("\n    diagnostics:");
+    let mut diagnostics = String::new();
     if let Some(a) = &c.absolute {
-        let _ = write!(line, "  abs {}", num_interval(a));
+        let _ = write!(diagnostics, "  abs {}", num_interval(a));
     }
     if let Some(pv) = c.p_value {
-        let _ = write!(line, "  Welch p {}", p(pv));
+        let _ = write!(diagnostics, "  Welch p {}", p(pv));
     }
     if let Some(pa) = c.p_value_adjusted {
-        let _ = write!(line, " (adj {})", p(pa));
+        let _ = write!(diagnostics, " (adj {})", p(pa));
     }
     if let Some(s) = &c.sequential {
-        let _ = write!(line, "  seq p {}", p(s.p_value));
+        let _ = write!(diagnostics, "  seq p {}", p(s.p_value));
     }
     if let Some(b) = &c.bayes {
-        let _ = write!(line, "  P(win) {:.0}%", b.chance_to_win * 100.0);
+        let _ = write!(diagnostics, "  P(win) {:.0}%", b.chance_to_win * 100.0);
+    }
+    // While collecting with nothing computed, the shortfall above already says why.
+    if diagnostics.is_empty() && c.verdict == Verdict::Collecting {
+        return line;
     }
     if let Some(note) = &c.note {
-        let _ = write!(line, "  ({note})");
+        let _ = write!(diagnostics, "  ({note})");
     }
+    let _ = write!(line, "\n    diagnostics:{diagnostics}");
     line
 }
 
@@ -344,10 +349,15 @@ fn metric_block(out: &mut String, m: &MetricResult) {
 /// The readable summary of a report.
 pub fn table(r: &Report) -> String {
     let mut out = String::new();
+    let before_data = before_data(r);
+    let status = match before_data {
+        Some(words) => format!("{}, {words}", r.status),
+        None => r.status.to_string(),
+    };
     let _ = writeln!(
         out,
-        "{} · version {} · {} · epoch {} · {} allocation",
-        r.experiment, r.version, r.status, r.epoch, r.policy
+        "{} · version {} · {status} · epoch {} · {} allocation",
+        r.experiment, r.version, r.epoch, r.policy
     );
     let _ = writeln!(out, "{}", r.verdict);
     for w in &r.warnings {
@@ -366,13 +376,17 @@ pub fn table(r: &Report) -> String {
         })
         .collect();
     let _ = writeln!(out, "arms: {}", arms.join(" · "));
-    let _ = writeln!(
-        out,
-        "sample ratio: {} (chi² {:.2}, p {})",
-        if r.srm.ok { "ok" } else { "MISMATCH" },
-        r.srm.chi2,
-        p(r.srm.p_value)
-    );
+    if before_data.is_none() {
+        let _ = writeln!(
+            out,
+            "sample ratio: {} (chi² {:.2}, p {})",
+            if r.srm.ok { "ok" } else { "MISMATCH" },
+            r.srm.chi2,
+            p(r.srm.p_value)
+        );
+    } else {
+        let _ = writeln!(out, "sample ratio: not judged (no units assigned yet)");
+    }
     for m in &r.metrics {
         metric_block(&mut out, m);
     }
@@ -425,6 +439,12 @@ pub fn table(r: &Report) -> String {
         if let Some(more) = power.more_units_needed {
             let _ = write!(line, "; {more} more units needed");
         }
+        if let Some(note) = &power.note {
+            let _ = write!(line, " (not computed: {note})");
+        }
+        if let Some(why) = power_note(r) {
+            let _ = write!(line, "\n  {why}");
+        }
         let _ = writeln!(out, "{line}");
     }
     out
@@ -432,7 +452,216 @@ pub fn table(r: &Report) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use clap::CommandFactory as _;
+    use expect_test::{expect, Expect};
+    use liftlab_domain::model::{AggDelta, AggKey, AggScope, AllocationPeriod, MetricAggregate};
+    use liftlab_domain::report::{self, ArmTally, EpochInfo, PeriodCount, Report, ReportInput};
+    use liftlab_domain::{ExperimentSpec, ExperimentVersion, Transition};
+    use serde_json::json;
+
+    const T0: i64 = 1_772_323_200_000; // 2026-03-01T00:00:00Z.
+
+    fn spec() -> ExperimentSpec {
+        ExperimentSpec::parse(&json!({
+            "key": "support-ai",
+            "arms": [
+                {"key": "human", "role": "baseline"},
+                {"key": "ai", "role": "treatment"}
+            ],
+            "allocation": {"policy": "fixed", "weights": {"human": 0.5, "ai": 0.5}},
+            "metrics": [
+                {"key": "minutes", "kind": "duration", "direction": "decrease", "role": "primary"},
+                {"key": "escalated", "kind": "binary", "direction": "decrease", "role": "guardrail"}
+            ]
+        }))
+        .expect("a valid spec")
+    }
+
+    /// The report of `version` with `units` units per arm, each with an outcome whose values
+    /// `values(arm, i)` gives as (minutes, escalated).
+    fn report_of(
+        version: &ExperimentVersion,
+        units: u64,
+        values: fn(&str, u64) -> (f64, f64),
+    ) -> Report {
+        let mut aggregates: BTreeMap<AggKey, MetricAggregate> = BTreeMap::new();
+        let mut assignments = Vec::new();
+        let mut tallies = Vec::new();
+        for arm in ["human", "ai"] {
+            for i in 0..units {
+                let (minutes, escalated) = values(arm, i);
+                for (metric, new) in [("minutes", minutes), ("escalated", escalated)] {
+                    let key = AggKey {
+                        epoch: 0,
+                        arm: arm.into(),
+                        metric: metric.into(),
+                        scope: AggScope::Overall,
+                    };
+                    aggregates.entry(key.clone()).or_default().apply(&AggDelta {
+                        key,
+                        old: None,
+                        new,
+                        propensity: 0.5,
+                    });
+                }
+            }
+            if units > 0 {
+                assignments.push(PeriodCount {
+                    period: 0,
+                    arm: arm.into(),
+                    count: units,
+                });
+            }
+            tallies.push(ArmTally {
+                arm: arm.into(),
+                units,
+                outcomes: units,
+                handled_by: BTreeMap::new(),
+            });
+        }
+        let aggregates: Vec<_> = aggregates.into_iter().collect();
+        let periods = vec![AllocationPeriod {
+            experiment: "support-ai".into(),
+            period: 0,
+            weights: vec![("human".into(), 0.5), ("ai".into(), 0.5)],
+            opened_at: T0,
+            rewards_seen: 0,
+        }];
+        let epochs = vec![EpochInfo {
+            epoch: 0,
+            reason: "created".into(),
+            started_at: T0,
+            version: 1,
+        }];
+        report::build(&ReportInput {
+            version,
+            epoch: 0,
+            aggregates: &aggregates,
+            tallies: &tallies,
+            assignments: &assignments,
+            periods: &periods,
+            epochs: &epochs,
+            drift: None,
+            pause_reason: None,
+        })
+    }
+
+    /// The table, then the CSV.
+    fn table_and_csv(report: &Report) -> String {
+        format!("{}\n{}", super::table(report), report.to_csv())
+    }
+
+    fn check(actual: &str, expect: Expect) {
+        expect.assert_eq(actual);
+    }
+
+    #[test]
+    fn the_table_of_a_draft_with_no_data_says_not_started() {
+        let draft = ExperimentVersion::created(spec(), T0);
+        check(
+            &table_and_csv(&report_of(&draft, 0, |_, _| (0.0, 0.0))),
+            expect![[r#"
+            support-ai · version 1 · draft, not started · epoch 0 · fixed allocation
+            Not started: the experiment is a draft and no units are assigned yet.
+            warning: Not enough data yet to compare every arm on minutes.
+            arms: human 0 assigned (50% expected) · ai 0 assigned (50% expected)
+            sample ratio: not judged (no units assigned yet)
+
+            minutes (primary, duration, decrease is better)
+              arm                         n         mean           sd
+              human                       0            —            —
+              ai                          0            —            —
+              ai vs human: collecting (0 of 30 units per arm)  → collecting
+
+            escalated (guardrail, binary, decrease is better)
+              arm                         n         mean           sd
+              human                       0            —            —
+              ai                          0            —            —
+              ai vs human: collecting (0 of 30 units per arm, 0 of 5 cases each way per arm)  → collecting
+
+            power: minutes at mde +5.0% with 0 units per arm (not computed: the baseline needs at least 2 units, a non-zero mean and some spread)
+
+            experiment,version,epoch,metric,kind,direction,role,arm,baseline,n_baseline,mean_baseline,sd_baseline,n_arm,mean_arm,sd_arm,verdict,decision_method,decision_test,decision_estimate,decision_ci_low,decision_ci_high,decision_p_value,decision_interval_level,absolute,absolute_ci_low,absolute_ci_high,relative,relative_ci_low,relative_ci_high,p_value,p_value_adjusted,chance_to_win,sequential_p_value,sequential_ci_low,sequential_ci_high
+            support-ai,1,0,minutes,duration,decrease,primary,ai,human,0,,,0,,,collecting,,,,,,,,,,,,,,,,,,,
+            support-ai,1,0,escalated,binary,decrease,guardrail,ai,human,0,,,0,,,collecting,,,,,,,,,,,,,,,,,,,
+        "#]],
+        );
+    }
+
+    #[test]
+    fn the_table_of_a_running_experiment_with_no_data_says_collecting() {
+        let running = ExperimentVersion::created(spec(), T0)
+            .transitioned(Transition::Start, None, T0 + 60_000)
+            .expect("start");
+        check(
+            &table_and_csv(&report_of(&running, 0, |_, _| (0.0, 0.0))),
+            expect![[r#"
+            support-ai · version 2 · running, no units assigned yet · epoch 0 · fixed allocation
+            No units assigned yet, so there is nothing to compare.
+            warning: Not enough data yet to compare every arm on minutes.
+            arms: human 0 assigned (50% expected) · ai 0 assigned (50% expected)
+            sample ratio: not judged (no units assigned yet)
+
+            minutes (primary, duration, decrease is better)
+              arm                         n         mean           sd
+              human                       0            —            —
+              ai                          0            —            —
+              ai vs human: collecting (0 of 30 units per arm)  → collecting
+
+            escalated (guardrail, binary, decrease is better)
+              arm                         n         mean           sd
+              human                       0            —            —
+              ai                          0            —            —
+              ai vs human: collecting (0 of 30 units per arm, 0 of 5 cases each way per arm)  → collecting
+
+            power: minutes at mde +5.0% with 0 units per arm (not computed: the baseline needs at least 2 units, a non-zero mean and some spread)
+
+            experiment,version,epoch,metric,kind,direction,role,arm,baseline,n_baseline,mean_baseline,sd_baseline,n_arm,mean_arm,sd_arm,verdict,decision_method,decision_test,decision_estimate,decision_ci_low,decision_ci_high,decision_p_value,decision_interval_level,absolute,absolute_ci_low,absolute_ci_high,relative,relative_ci_low,relative_ci_high,p_value,p_value_adjusted,chance_to_win,sequential_p_value,sequential_ci_low,sequential_ci_high
+            support-ai,2,0,minutes,duration,decrease,primary,ai,human,0,,,0,,,collecting,,,,,,,,,,,,,,,,,,,
+            support-ai,2,0,escalated,binary,decrease,guardrail,ai,human,0,,,0,,,collecting,,,,,,,,,,,,,,,,,,,
+        "#]],
+        );
+    }
+
+    #[test]
+    fn the_table_of_an_experiment_with_data_shows_each_decision() {
+        let running = ExperimentVersion::created(spec(), T0)
+            .transitioned(Transition::Start, None, T0 + 60_000)
+            .expect("start");
+        let values = |arm: &str, i: u64| {
+            let spread = f64::from(u32::try_from(i % 13).expect("small"));
+            let minutes = if arm == "ai" { 22.0 } else { 30.0 } + spread;
+            (minutes, if i % 10 == 0 { 1.0 } else { 0.0 })
+        };
+        check(
+            &super::table(&report_of(&running, 200, values)),
+            expect![[r#"
+                support-ai · version 2 · running · epoch 0 · fixed allocation
+                AI cuts minutes by 22% (always-valid 95% interval 18–26%); no clear harm to escalated (always-valid 90% interval −100% to +118%).
+                arms: human 200 assigned (50% expected) · ai 200 assigned (50% expected)
+                sample ratio: ok (chi² 0.00, p 1.0000)
+
+                minutes (primary, duration, decrease is better)
+                  arm                         n         mean           sd
+                  human                     200         35.9        3.763
+                  ai                        200         27.9        3.763
+                  ai vs human: lift -22.3% [-26.1%, -18.4%] (always-valid 95%) p <0.0001  → better
+                    diagnostics:  abs -8.000 [-8.740, -7.260]  Welch p <0.0001 (adj <0.0001)  seq p <0.0001  P(win) 100%
+
+                escalated (guardrail, binary, decrease is better)
+                  arm                         n         mean           sd
+                  human                     200        0.100        0.301
+                  ai                        200        0.100        0.301
+                  ai vs human: lift +0.0% [-100.0%, +118.0%] (always-valid 90%, harm test) p 0.4999  → inconclusive
+                    diagnostics:  abs 0.000 [-0.059, 0.059]  Welch p 1.0000 (adj 1.0000)  seq p 1.0000  P(win) 50%
+
+                power: minutes at mde +5.0% with 200 units per arm: 61% (target 80%); 142 more units needed
+                  Verdict already reached (better): the effect found, −22%, is larger than the 5.0% lift this power is for; more units would narrow its interval.
+            "#]],
+        );
+    }
 
     #[test]
     fn the_command_line_is_well_formed() {

@@ -51,14 +51,19 @@ pub struct SimulateArgs {
     /// Drive this server (http://HOST:PORT) instead of one started in-process on a temporary data directory.
     #[arg(long)]
     server: Option<String>,
-    /// API key for --server, sent as `Authorization: Bearer KEY`.
-    #[arg(long, env = "LIFTLAB_KEY", hide_env_values = true)]
+    /// API key for --server (made by `liftlab keys new`).
+    #[arg(
+        long,
+        value_name = "API_KEY",
+        env = "LIFTLAB_KEY",
+        hide_env_values = true
+    )]
     key: Option<String>,
     /// Seed of every random draw; the same seed gives the same run.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Run under this experiment key instead of the spec's (useful against a shared server).
-    #[arg(long, value_name = "KEY")]
+    #[arg(long, value_name = "EXPERIMENT")]
     experiment: Option<String>,
     /// Simulate this many tasks instead of the scenario's number.
     #[arg(long)]

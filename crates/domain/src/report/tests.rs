@@ -1579,8 +1579,24 @@ fn words_for_numbers() {
     assert_eq!(text::money(1_234.0, "EUR"), "€1.2k");
     assert_eq!(text::money(-850.4, "CHF"), "−CHF 850");
     assert_eq!(text::money(2_500_000.0, "GBP"), "£2.5M");
+    // Half away from zero on the amount rounded to cents, whatever its last bits.
+    assert_eq!(text::money(19.5, "USD"), "$20");
+    assert_eq!(text::money(19.499_999_999_999_996, "USD"), "$20");
+    assert_eq!(text::money(18.5, "USD"), "$19");
+    assert_eq!(text::money(-18.5, "USD"), "−$19");
+    assert_eq!(text::money(41_500.0, "USD"), "$42k");
+    assert_eq!(text::money(1_249.999_999_999_9, "EUR"), "€1.3k");
+    assert_eq!(text::money(-0.4, "USD"), "$0");
     assert_eq!(text::humanize("ai_assist"), "AI assist");
     assert_eq!(text::number(-0.0001), "0.000");
+    // Whole numbers (degrees of freedom, counts) have no decimals.
+    assert_eq!(text::number(2.0), "2");
+    assert_eq!(text::number(12.0), "12");
+    assert_eq!(text::number(2.5), "2.50");
+    assert_eq!(text::number(0.05), "0.050");
+    // A p-value in a sentence is never "p = <0.0001".
+    assert_eq!(text::p_is(0.031), "p = 0.031");
+    assert_eq!(text::p_is(0.00004), "p < 0.0001");
     assert_eq!(text::level(0.05), "95");
     assert_eq!(text::level(0.1), "90");
 }
@@ -1627,4 +1643,41 @@ fn timeline_orders_days_and_arms() {
         ]
     );
     assert!(timeline(&version.spec, 1, &aggregates).is_empty());
+}
+
+#[test]
+fn the_power_note_says_why_low_power_and_a_decided_verdict_both_hold() {
+    // A large effect on few units: decided, yet short of the power planned for a 5% lift.
+    let version = running(support_spec(json!({"analysis": {"mde": 0.05}})));
+    let report = report_of(&version, &support_data(3, 200, 20.0, 0.12));
+    let c = &metric(&report, "cycle_time").comparisons[0];
+    assert_eq!(c.verdict, Verdict::Better, "{}", report.verdict);
+    let power = report.power.as_ref().expect("power");
+    assert!(power.achieved_power.is_some_and(|a| a < power.target_power));
+    let note = text::power_note(&report).expect("a note");
+    assert!(
+        note.starts_with("Verdict already reached (better): the effect found, −")
+            && note.ends_with("is larger than the 5.0% lift this power is for; more units would narrow its interval."),
+        "{note}"
+    );
+
+    // A fixed horizon short of its planned units says the answer is not final yet.
+    let version = running(support_spec(
+        json!({"analysis": {"mde": 0.05, "sequential": false, "planned_units": 100_000}}),
+    ));
+    let report = report_of(&version, &support_data(3, 200, 20.0, 0.12));
+    let note = text::power_note(&report).expect("a note");
+    assert!(
+        note.starts_with("Verdict so far (better): ")
+            && note.ends_with("; the fixed-horizon answer is final at 100000 units."),
+        "{note}"
+    );
+
+    // No verdict yet, no note: the units still needed say it all.
+    let report = report_of(&version, &support_data(3, 200, 30.0, 0.12));
+    assert_ne!(
+        metric(&report, "cycle_time").comparisons[0].verdict,
+        Verdict::Better
+    );
+    assert_eq!(text::power_note(&report), None);
 }

@@ -69,10 +69,11 @@ fn capitalize(s: &str) -> String {
     }
 }
 
-/// A number with precision that suits its size (no trailing noise, no `-0`).
+/// A number with precision that suits its size (no trailing noise, no `-0`); a whole number
+/// has no decimals (`2`, not `2.00`).
 pub fn number(x: f64) -> String {
     let a = x.abs();
-    let s = if a >= 100.0 {
+    let s = if a >= 100.0 || (x.fract() == 0.0 && a < 1e15) {
         format!("{x:.0}")
     } else if a >= 10.0 {
         format!("{x:.1}")
@@ -104,7 +105,18 @@ pub fn signed_percent(x: f64) -> String {
     format!("{sign}{}%", percent(x))
 }
 
+/// `x` rounded half away from zero to `decimals` places.
+fn round_to(x: f64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    (x * scale).round() / scale
+}
+
 /// A money amount, rounded for reading: `$850`, `$41k`, `$1.2M`, `€3.4k`.
+///
+/// The amount is first rounded to cents, then half away from zero: a cost per case is a mean
+/// whose last bits depend on the order the outcomes were folded in, so 19.5 may arrive as
+/// 19.499999999999996 on one load and 19.5 on the next; both read `$20`. (Formatting with
+/// `{:.0}` alone would round the exact binary value half to even and show `$19` or `$20`.)
 pub fn money(amount: f64, currency: &str) -> String {
     let symbol = match currency {
         "USD" => "$".to_string(),
@@ -113,16 +125,21 @@ pub fn money(amount: f64, currency: &str) -> String {
         "JPY" => "¥".to_string(),
         other => format!("{other} "),
     };
-    let sign = if amount < 0.0 { "−" } else { "" };
-    let a = amount.abs();
+    let a = round_to(amount.abs(), 2);
     let body = if a >= 1e6 {
-        format!("{:.1}M", a / 1e6)
+        format!("{:.1}M", round_to(a / 1e6, 1))
     } else if a >= 1e4 {
-        format!("{:.0}k", a / 1e3)
+        format!("{:.0}k", round_to(a / 1e3, 0))
     } else if a >= 1e3 {
-        format!("{:.1}k", a / 1e3)
+        format!("{:.1}k", round_to(a / 1e3, 1))
     } else {
-        format!("{a:.0}")
+        format!("{:.0}", round_to(a, 0))
+    };
+    // No "−$0" for an amount that rounds to nothing.
+    let sign = if amount < 0.0 && body != "0" {
+        "−"
+    } else {
+        ""
     };
     format!("{sign}{symbol}{body}")
 }
@@ -307,9 +324,9 @@ fn segment_clauses(spec: &ExperimentSpec, report: &Report, arm: &str) -> Vec<Str
         .filter(|(_, _, i, p)| *p < alpha && harmful(i))
         .map(|(attribute, value, i, p)| {
             format!(
-                "worse for {attribute} {value} ({name} {}, p = {})",
+                "worse for {attribute} {value} ({name} {}, {})",
                 signed_percent(i.estimate),
-                p_value(p)
+                p_is(p)
             )
         })
         .collect()
@@ -364,6 +381,59 @@ fn roi_clause(report: &Report) -> Option<String> {
     })
 }
 
+/// What to say instead of a number while no unit is assigned: `not started` for a draft, `no
+/// units assigned yet` otherwise; `None` once units are assigned.
+pub fn before_data(report: &Report) -> Option<&'static str> {
+    if report.analysis.units > 0 {
+        return None;
+    }
+    Some(match report.status {
+        Status::Draft => "not started",
+        _ => "no units assigned yet",
+    })
+}
+
+/// Why a power below target and a better or worse verdict both hold, for the power card: the
+/// verdict reads the decision interval, while power is for the spec's minimum detectable
+/// effect. `None` when power is on target or the featured arm's primary verdict is not decided.
+pub fn power_note(report: &Report) -> Option<String> {
+    let power = report.power.as_ref()?;
+    let below_target = power.achieved_power.is_some_and(|a| a < power.target_power)
+        || power.more_units_needed.is_some_and(|more| more > 0);
+    if !below_target {
+        return None;
+    }
+    let c = comparison_for(report, &power.metric, report.featured_arm.as_deref()?)?;
+    let d = c.decision?;
+    if !matches!(c.verdict, Verdict::Better | Verdict::Worse) {
+        return None;
+    }
+    let a = &report.analysis;
+    let not_final = a.method == DecisionMethod::Fixed && !a.final_answer;
+    let head = if not_final {
+        "Verdict so far"
+    } else {
+        "Verdict already reached"
+    };
+    let why = if d.estimate.abs() >= power.mde {
+        format!(
+            "the effect found, {}, is larger than the {}% lift this power is for",
+            signed_percent(d.estimate),
+            percent(power.mde)
+        )
+    } else {
+        format!(
+            "its interval excludes no change, even with less power than planned for a {}% lift",
+            percent(power.mde)
+        )
+    };
+    let next = match a.planned_units.filter(|_| not_final) {
+        Some(planned) => format!("the fixed-horizon answer is final at {planned} units"),
+        None => "more units would narrow its interval".to_string(),
+    };
+    Some(format!("{head} ({}): {why}; {next}.", c.verdict.as_str()))
+}
+
 /// One sentence a manager can repeat, such as "AI assist cuts cycle time by 18% (always-valid
 /// 95% interval 12–23%); harms guardrail escalated: +9.0% (…); saves about $41k a month."
 ///
@@ -409,8 +479,8 @@ pub(crate) fn warnings(spec: &ExperimentSpec, report: &Report) -> Vec<Warning> {
         push(
             WarningKind::Srm,
             format!(
-                "Sample ratio mismatch: assigned units do not match the expected shares (p = {}); check the assignment path before trusting the results.",
-                p_value(report.srm.p_value)
+                "Sample ratio mismatch: assigned units do not match the expected shares ({}); check the assignment path before trusting the results.",
+                p_is(report.srm.p_value)
             ),
         );
     }
@@ -427,9 +497,9 @@ pub(crate) fn warnings(spec: &ExperimentSpec, report: &Report) -> Vec<Warning> {
         push(
             WarningKind::Attrition,
             format!(
-                "Outcome coverage differs between arms ({}; p = {}), so the arms' outcomes may not be comparable.",
+                "Outcome coverage differs between arms ({}; {}), so the arms' outcomes may not be comparable.",
                 shares.join(", "),
-                p_value(report.attrition.p_value)
+                p_is(report.attrition.p_value)
             ),
         );
     }
@@ -444,12 +514,12 @@ pub(crate) fn warnings(spec: &ExperimentSpec, report: &Report) -> Vec<Warning> {
         push(
             kind,
             format!(
-                "Guardrail {} is significantly worse for {}: {} ({}, harm test p = {}).",
+                "Guardrail {} is significantly worse for {}: {} ({}, harm test {}).",
                 humanize(&g.metric),
                 humanize(&g.arm),
                 signed_percent(d.estimate),
                 decision_interval_signed(&d),
-                p_value(d.p_value)
+                p_is(d.p_value)
             ),
         );
     }
@@ -532,7 +602,8 @@ pub(crate) fn warnings(spec: &ExperimentSpec, report: &Report) -> Vec<Warning> {
     out
 }
 
-/// A p-value for reading: `0.031`, `<0.0001`.
+/// A p-value after `p = ` or `p `, or as a table cell: `0.031`, `<0.0001`; in a sentence use
+/// [`p_is`], which never writes `p = <0.0001`.
 pub fn p_value(p: f64) -> String {
     if p < 1e-4 {
         "<0.0001".to_string()
@@ -540,5 +611,14 @@ pub fn p_value(p: f64) -> String {
         format!("{p:.4}")
     } else {
         format!("{p:.3}")
+    }
+}
+
+/// A p-value in a sentence: `p = 0.031`, `p < 0.0001`.
+pub fn p_is(p: f64) -> String {
+    let value = p_value(p);
+    match value.strip_prefix('<') {
+        Some(bound) => format!("p < {bound}"),
+        None => format!("p = {value}"),
     }
 }

@@ -435,12 +435,18 @@ fn stacked(entry: &AllocationEntry, arms: &[String]) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// The allocation history: each period's weights as a stacked bar.
-pub fn allocation(entries: &[AllocationEntry], arms: &[String]) -> Markup {
+/// The allocation history: each period's weights as a stacked bar, over an axis that says what
+/// opens a period (`bandit`: each recomputation of the weights; otherwise a spec change of them).
+pub fn allocation(entries: &[AllocationEntry], arms: &[String], bandit: bool) -> Markup {
     if entries.is_empty() {
         return html! { p.meta { "No allocation periods recorded." } };
     }
-    let (w, h, l, r, t, b) = (760.0, 220.0, 48.0, 20.0, 16.0, 56.0);
+    let axis = if bandit {
+        "allocation period (a new one each time the bandit recomputes its weights)"
+    } else {
+        "allocation period (a new one each time a spec change sets new weights)"
+    };
+    let (w, h, l, r, t, b) = (760.0, 240.0, 48.0, 20.0, 16.0, 76.0);
     let band = (w - l - r) / f(entries.len());
     let sy = Scale::new(0.0, 1.0, h - b, t);
     html! {
@@ -471,6 +477,7 @@ pub fn allocation(entries: &[AllocationEntry], arms: &[String]) -> Markup {
             @if let Some(last) = entries.last().filter(|_| entries.len() > 1) {
                 text x=(c(w - r)) y=(c(h - b + 16.0)) font-size="11" text-anchor="end" fill="#595959" { "period " (last.period) }
             }
+            text x=(c((l + w - r) / 2.0)) y=(c(h - b + 34.0)) font-size="12" text-anchor="middle" fill="#595959" { (axis) }
             @for (i, arm) in arms.iter().enumerate() {
                 @let x = l + 150.0 * f(i);
                 rect x=(c(x)) y=(c(h - 28.0)) width="14" height="14" fill=(arm_colour(i)) fill-opacity=(if i == 0 { "0.55" } else { "0.9" }) {}

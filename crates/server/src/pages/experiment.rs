@@ -2,7 +2,7 @@
 
 use liftlab_domain::lifecycle::Change;
 use liftlab_domain::report::text::{
-    humanize, level, money, number, p_value, percent, signed_percent,
+    before_data, humanize, level, money, number, p_is, p_value, percent, power_note, signed_percent,
 };
 use liftlab_domain::report::{
     ComparisonResult, DecisionMethod, DecisionTest, Interval, MetricResult, Report, SavingsBasis,
@@ -236,7 +236,6 @@ fn warnings(report: &Report) -> Markup {
 
 fn health(report: &Report) -> Markup {
     let srm = &report.srm;
-    let assigned = report.analysis.units > 0;
     let with_outcome: u64 = report.attrition.arms.iter().map(|c| c.with_outcome).sum();
     let bad = report.guardrails.iter().filter(|g| !g.ok).count();
     let collecting = report
@@ -249,19 +248,22 @@ fn health(report: &Report) -> Markup {
         div.cards {
             div.card {
                 div { "Sample ratio" }
-                @if assigned {
-                    div class={ "big " (if srm.ok { "ok" } else { "flag" }) } { @if srm.ok { "OK" } @else { "Mismatch" } }
-                    small.meta { "χ² = " (number(srm.chi2)) ", p = " (p_value(srm.p_value)) }
-                } @else {
-                    div.big { "Not started" }
-                    small.meta { "no units assigned yet" }
+                @match before_data(report) {
+                    None => {
+                        div class={ "big " (if srm.ok { "ok" } else { "flag" }) } { @if srm.ok { "OK" } @else { "Mismatch" } }
+                        small.meta { "χ² = " (number(srm.chi2)) ", " (p_is(srm.p_value)) }
+                    }
+                    Some(words) => {
+                        div.big { (capitalized(words)) }
+                        small.meta { "nothing to judge yet" }
+                    }
                 }
             }
             div.card {
                 div { "Outcome coverage" }
                 @if with_outcome > 0 {
                     div class={ "big " (if report.attrition.ok { "ok" } else { "flag" }) } { @if report.attrition.ok { "Even" } @else { "Uneven" } }
-                    small.meta { "χ² = " (number(report.attrition.chi2)) ", p = " (p_value(report.attrition.p_value)) }
+                    small.meta { "χ² = " (number(report.attrition.chi2)) ", " (p_is(report.attrition.p_value)) }
                 } @else {
                     div.big { "No outcomes" }
                     small.meta { "nothing to judge yet" }
@@ -289,6 +291,7 @@ fn health(report: &Report) -> Markup {
                         "target " (percent(p.target_power)) "%"
                         @if let Some(more) = p.more_units_needed { ", " (more) " more units needed" }
                         @if let Some(note) = &p.note { br; (note) }
+                        @if let Some(why) = power_note(report) { br; (why) }
                     }
                 }
             }
@@ -403,24 +406,28 @@ fn segments(report: &Report) -> Markup {
         h2 { "Segments" }
         @for s in &report.segments {
             h3 { "By " (s.attribute) }
-            table {
-                thead {
-                    tr {
-                        th { (s.attribute) }
-                        @for a in &report.arms { th.num { (a.key) } }
-                        @for a in report.arms.iter().skip(1) { th.num { "Lift " (a.key) } }
-                    }
-                }
-                tbody {
-                    @for v in &s.values {
+            @if s.values.is_empty() {
+                p.meta { "No outcomes by " (s.attribute) " yet." }
+            } @else {
+                table {
+                    thead {
                         tr {
-                            td { (v.value) }
-                            @for a in &v.arms { td.num { @if a.n > 0 { (number(a.mean)) br; small.meta { "n = " (a.n) } } @else { "—" } } }
-                            @for l in &v.lifts {
-                                td.num {
-                                    @match l.relative {
-                                        Some(r) => { (signed_percent(r.estimate)) br; small.meta { (interval_pct(&r)) } }
-                                        None => { "—" }
+                            th { (s.attribute) }
+                            @for a in &report.arms { th.num { (a.key) } }
+                            @for a in report.arms.iter().skip(1) { th.num { "Lift " (a.key) } }
+                        }
+                    }
+                    tbody {
+                        @for v in &s.values {
+                            tr {
+                                td { (v.value) }
+                                @for a in &v.arms { td.num { @if a.n > 0 { (number(a.mean)) br; small.meta { "n = " (a.n) } } @else { "—" } } }
+                                @for l in &v.lifts {
+                                    td.num {
+                                        @match l.relative {
+                                            Some(r) => { (signed_percent(r.estimate)) br; small.meta { (interval_pct(&r)) } }
+                                            None => { "—" }
+                                        }
                                     }
                                 }
                             }
@@ -429,7 +436,7 @@ fn segments(report: &Report) -> Markup {
                 }
             }
             @for h in &s.heterogeneity {
-                p { "Does the lift of " (h.arm) " differ by " (s.attribute) "? Cochran's Q = " (number(h.q)) " on " (number(h.df)) " df, p = " (p_value(h.p_value)) ", I² = " (percent(h.i_squared)) "%"
+                p { "Does the lift of " (h.arm) " differ by " (s.attribute) "? Cochran's Q = " (number(h.q)) " on " (number(h.df)) " df, " (p_is(h.p_value)) ", I² = " (percent(h.i_squared)) "%"
                     @if h.p_value < 0.05 { " — " span.flag { "the effect differs between segments" } } }
             }
             @if !s.disparate_impact.is_empty() {
@@ -520,7 +527,9 @@ pub fn render_experiment(page: &ExperimentPage) -> Markup {
     let body = html! {
         h1 { (spec.name()) }
         p.meta {
-            (report.experiment) " · " (status_badge(report.status)) " · spec v" (report.version)
+            (report.experiment) " · " (status_badge(report.status))
+            @if let Some(words) = before_data(report) { " · " (words) }
+            " · spec v" (report.version)
             " · epoch " (report.epoch) " · " (report.policy) " allocation"
             @if let Some(owner) = spec.owner() { " · owner " (owner) }
         }
@@ -542,7 +551,7 @@ pub fn render_experiment(page: &ExperimentPage) -> Markup {
         @if report.bandit || report.allocation.len() > 1 {
             h2 { "Allocation over time" }
             figure {
-                (charts::allocation(&report.allocation, &arms))
+                (charts::allocation(&report.allocation, &arms, report.bandit))
                 figcaption { "Share of new units sent to each arm per allocation period. Under a bandit, means are also shown inverse-propensity weighted (IPW)." }
             }
         }

@@ -1,6 +1,6 @@
 //! The experiment list at `GET /`: status, arms, the primary metric's lift with its interval, the verdict and the last update.
 
-use liftlab_domain::report::text::{level, signed_percent};
+use liftlab_domain::report::text::{before_data, level, signed_percent};
 use liftlab_domain::report::{Report, Verdict};
 use liftlab_domain::{ExperimentVersion, Millis};
 use maud::{html, Markup};
@@ -44,7 +44,15 @@ fn primary_lift(row: &IndexRow) -> Markup {
                     small { "(" (d.method.interval_name()) " " (level(1.0 - d.interval_level)) "% interval " (signed_percent(d.ci_low)) " to " (signed_percent(d.ci_high)) ")" }
                 }
             }
-            None => { div.meta { @match comparison { Some(c) if c.verdict == Verdict::Collecting => { "collecting (" (c.evidence.shortfall()) ")" }, _ => { "not enough data" } } } }
+            None => {
+                div.meta {
+                    @match (before_data(&row.report), comparison) {
+                        (Some(words), _) => { (words) }
+                        (None, Some(c)) if c.verdict == Verdict::Collecting => { "collecting (" (c.evidence.shortfall()) ")" }
+                        (None, _) => { "not enough data" }
+                    }
+                }
+            }
         }
     }
 }

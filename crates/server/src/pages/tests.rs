@@ -285,3 +285,68 @@ fn handled_by_ai_cards_appear_only_when_outcomes_said_ai_handled_them() {
         vec!["Handled by AI (ai_assist", "Handled by AI (human"]
     );
 }
+
+/// The page of `version` before any unit was assigned.
+fn empty_page(version: ExperimentVersion) -> ExperimentPage {
+    let epochs = vec![EpochInfo {
+        epoch: 0,
+        reason: "created".into(),
+        started_at: DAY0 * 86_400_000,
+        version: 1,
+    }];
+    let periods = vec![AllocationPeriod {
+        experiment: "support-ai".into(),
+        period: 0,
+        weights: vec![("human".into(), 0.5), ("ai_assist".into(), 0.5)],
+        opened_at: DAY0 * 86_400_000,
+        rewards_seen: 0,
+    }];
+    let report = report::build(&ReportInput {
+        version: &version,
+        epoch: 0,
+        aggregates: &[],
+        tallies: &[],
+        assignments: &[],
+        periods: &periods,
+        epochs: &epochs,
+        drift: None,
+        pause_reason: None,
+    });
+    ExperimentPage {
+        versions: vec![version.clone()],
+        version,
+        report,
+        history: Vec::new(),
+    }
+}
+
+fn draft(spec: ExperimentSpec) -> ExperimentVersion {
+    ExperimentVersion::created(spec, DAY0 * 86_400_000)
+}
+
+#[test]
+fn the_page_of_a_draft_with_no_data_says_not_started_and_shows_nothing_green() {
+    let html = render_experiment(&empty_page(draft(spec("h", json!({}))))).into_string();
+    expect_file!["snapshots/experiment-draft-empty.html"].assert_eq(&html);
+}
+
+#[test]
+fn the_page_of_a_running_experiment_with_no_data_shows_nothing_green() {
+    let html = render_experiment(&empty_page(running(spec("h", json!({}))))).into_string();
+    expect_file!["snapshots/experiment-running-empty.html"].assert_eq(&html);
+}
+
+#[test]
+fn the_index_of_experiments_with_no_data_says_not_started_or_collecting() {
+    let rows: Vec<IndexRow> = [draft(spec("h", json!({}))), running(spec("h", json!({})))]
+        .into_iter()
+        .map(|version| IndexRow {
+            report: empty_page(version.clone()).report,
+            updated_at: version.created_at,
+            version,
+            last_data: None,
+        })
+        .collect();
+    let html = render_index(&rows).into_string();
+    expect_file!["snapshots/index-empty.html"].assert_eq(&html);
+}

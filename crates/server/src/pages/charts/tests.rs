@@ -1,9 +1,11 @@
-//! Tests of the over-time chart: hourly and daily axes, and a legend of only what is drawn.
+//! Tests of the charts: the over-time chart's hourly and daily axes and its legend of only what is drawn, and the allocation chart's axis.
 
 use liftlab_domain::drift::{Detector, ShiftDirection};
 use liftlab_domain::report::text::format_day;
+use std::collections::BTreeMap;
+
 use liftlab_domain::report::{
-    format_ts, Bucket, DriftAction, DriftEntry, EpochEntry, TimelinePoint,
+    format_ts, AllocationEntry, Bucket, DriftAction, DriftEntry, EpochEntry, TimelinePoint,
 };
 
 use super::*;
@@ -76,7 +78,7 @@ fn a_day_of_data_is_drawn_by_the_hour_with_hour_labels() {
     assert!(svg.contains(">2026-12-03 15:00</text>"), "{svg}");
     assert!(svg.contains(">12:00</text>"), "{svg}");
     assert!(
-        svg.contains("ai 2026-12-03 10:00–11:00 UTC: 23.0 (n = 10)"),
+        svg.contains("ai 2026-12-03 10:00–11:00 UTC: 23 (n = 10)"),
         "{svg}"
     );
     assert_eq!(svg.matches("<polyline").count(), 2, "one line per arm");
@@ -247,4 +249,32 @@ fn hour_ticks_are_round_and_at_most_about_six() {
         last: DAY_MS + 86_400_000,
     };
     assert!(daily.hour_ticks().is_empty());
+}
+
+#[test]
+fn the_allocation_axis_says_what_opens_a_period() {
+    let entries: Vec<AllocationEntry> = (0..3u64)
+        .map(|period| AllocationEntry {
+            period,
+            opened_at: format_ts(hour(9) + 3_600_000 * i64::try_from(period).expect("small")),
+            opened_at_ms: hour(9),
+            weights: BTreeMap::from([("human".into(), 0.5), ("ai".into(), 0.5)]),
+            assigned: BTreeMap::from([("human".into(), 10), ("ai".into(), 10)]),
+        })
+        .collect();
+    let bandit = allocation(&entries, &arms(), true).into_string();
+    assert!(
+        bandit.contains(
+            ">allocation period (a new one each time the bandit recomputes its weights)</text>"
+        ),
+        "{bandit}"
+    );
+    assert!(bandit.contains(">period 0</text>") && bandit.contains(">period 2</text>"));
+    let fixed = allocation(&entries, &arms(), false).into_string();
+    assert!(
+        fixed.contains(
+            ">allocation period (a new one each time a spec change sets new weights)</text>"
+        ),
+        "{fixed}"
+    );
 }
