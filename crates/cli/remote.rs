@@ -222,7 +222,7 @@ fn num_at(x: f64, scale: f64) -> String {
 
 fn p(x: f64) -> String {
     if x < 0.0001 {
-        "<0.0001".to_string()
+        "< 0.0001".to_string()
     } else {
         format!("{x:.4}")
     }
@@ -647,8 +647,8 @@ mod tests {
                   arm                         n         mean           sd
                   human                     200         35.9        3.763
                   ai                        200         27.9        3.763
-                  ai vs human: lift -22.3% [-26.1%, -18.4%] (always-valid 95%) p <0.0001  → better
-                    diagnostics:  abs -8.000 [-8.740, -7.260]  Welch p <0.0001 (adj <0.0001)  seq p <0.0001  P(win) 100%
+                  ai vs human: lift -22.3% [-26.1%, -18.4%] (always-valid 95%) p < 0.0001  → better
+                    diagnostics:  abs -8.000 [-8.740, -7.260]  Welch p < 0.0001 (adj < 0.0001)  seq p < 0.0001  P(win) 100%
 
                 escalated (guardrail, binary, decrease is better)
                   arm                         n         mean           sd
