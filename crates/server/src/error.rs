@@ -385,9 +385,25 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Api
 /// Converts a parsed JSON value into `T`, locating a mismatch with a JSON pointer.
 pub fn from_value<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
-        let pointer = path_to_pointer(e.path());
+        let pointer = error_pointer(&e);
         json_error(e.inner(), &pointer)
     })
+}
+
+/// The RFC 6901 pointer of a deserialization error: the path serde reached, and for a missing
+/// required field the field itself (serde reports it at the object that lacks it).
+pub(crate) fn error_pointer(e: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let mut pointer = path_to_pointer(e.path());
+    let message = e.inner().to_string();
+    if let Some(field) = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(field, _)| field)
+    {
+        pointer.push('/');
+        pointer.push_str(&escape_pointer(field));
+    }
+    pointer
 }
 
 /// Renders serde_path_to_error's path as an RFC 6901 pointer.
