@@ -247,11 +247,15 @@ fn an_open_server_refuses_a_non_loopback_address() {
 }
 
 #[test]
-fn a_bad_keys_file_names_its_line() {
+fn a_bad_keys_file_names_every_bad_line() {
     let dir = tempfile::tempdir().expect("temp dir");
     let keys = dir.path().join("keys");
     let (_, good) = keys_new("admin", "root");
-    std::fs::write(&keys, format!("# comment\n{good}\nsuperuser abc bob\n")).expect("written");
+    std::fs::write(
+        &keys,
+        format!("# comment\n{good}\nsuperuser abc bob\n\nviewer 1234 carol\n"),
+    )
+    .expect("written");
     let out = refused(&[
         "--addr",
         "127.0.0.1:0",
@@ -263,6 +267,10 @@ fn a_bad_keys_file_names_its_line() {
     assert!(
         stderr.contains("line 3") && stderr.contains("superuser"),
         "{stderr}"
+    );
+    assert!(
+        stderr.contains("line 5") && stderr.contains("64 hexadecimal"),
+        "both bad lines are reported: {stderr}"
     );
 
     let out = refused(&["--addr", "127.0.0.1:0", "--keys", "/nonexistent/keys"]);

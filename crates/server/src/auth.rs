@@ -143,12 +143,30 @@ impl KeyEntry {
     }
 }
 
-/// A keys file that could not be read, with the line at fault.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("keys file line {line}: {message}")]
-pub struct KeysFileError {
+/// One line of a keys file that could not be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyLineError {
+    /// The line number, from 1.
     pub line: usize,
     pub message: String,
+}
+
+/// A keys file that could not be read: every line at fault, in file order.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", describe_lines(.lines))]
+pub struct KeysFileError {
+    pub lines: Vec<KeyLineError>,
+}
+
+fn describe_lines(lines: &[KeyLineError]) -> String {
+    let each: Vec<String> = lines
+        .iter()
+        .map(|l| format!("line {}: {}", l.line, l.message))
+        .collect();
+    match each.len() {
+        1 => format!("keys file {}", each[0]),
+        n => format!("keys file has {n} bad lines; {}", each.join("; ")),
+    }
 }
 
 /// Who may call the API: either open (no keys file) or a set of hashed keys.
@@ -171,41 +189,29 @@ impl KeyRing {
     }
 
     /// Parses a keys file: `ROLE SHA256_HEX NAME` a line; `#` comments and blank lines are skipped.
+    ///
+    /// Every bad line is reported, not just the first, so one edit can fix them all.
     pub fn parse(text: &str) -> Result<KeyRing, KeysFileError> {
-        let mut entries = Vec::new();
+        let mut entries: Vec<KeyEntry> = Vec::new();
+        let mut bad = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let err = |message: String| KeysFileError {
-                line: i + 1,
-                message,
-            };
-            let mut parts = line.split_whitespace();
-            let (Some(role), Some(hash), Some(name), None) =
-                (parts.next(), parts.next(), parts.next(), parts.next())
-            else {
-                return Err(err(
-                    "expected `ROLE SHA256_HEX NAME` (three fields separated by spaces)"
-                        .to_string(),
-                ));
-            };
-            let role = role.parse::<Role>().map_err(err)?;
-            let hash = parse_hash(hash).map_err(err)?;
-            if entries.iter().any(|e: &KeyEntry| e.name == name) {
-                return Err(err(format!("the name `{name}` is used twice")));
+            match parse_line(line, &entries) {
+                Ok(entry) => entries.push(entry),
+                Err(message) => bad.push(KeyLineError {
+                    line: i + 1,
+                    message,
+                }),
             }
-            if entries.iter().any(|e: &KeyEntry| e.hash == hash) {
-                return Err(err("this key hash is listed twice".to_string()));
-            }
-            entries.push(KeyEntry {
-                role,
-                hash,
-                name: name.to_string(),
-            });
         }
-        Ok(KeyRing::from_entries(entries))
+        if bad.is_empty() {
+            Ok(KeyRing::from_entries(entries))
+        } else {
+            Err(KeysFileError { lines: bad })
+        }
     }
 
     /// Whether the server runs without keys.
@@ -273,6 +279,31 @@ impl KeyRing {
             role: entry.role,
         })
     }
+}
+
+/// Reads one non-blank, non-comment line of a keys file, given the entries read before it.
+fn parse_line(line: &str, earlier: &[KeyEntry]) -> Result<KeyEntry, String> {
+    let mut parts = line.split_whitespace();
+    let (Some(role), Some(hash), Some(name), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(
+            "expected `ROLE SHA256_HEX NAME` (three fields separated by spaces)".to_string(),
+        );
+    };
+    let role = role.parse::<Role>()?;
+    let hash = parse_hash(hash)?;
+    if earlier.iter().any(|e| e.name == name) {
+        return Err(format!("the name `{name}` is used twice"));
+    }
+    if earlier.iter().any(|e| e.hash == hash) {
+        return Err("this key hash is listed twice".to_string());
+    }
+    Ok(KeyEntry {
+        role,
+        hash,
+        name: name.to_string(),
+    })
 }
 
 fn parse_hash(text: &str) -> Result<[u8; 32], String> {
@@ -392,8 +423,27 @@ router 60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752 claims-r
 
     fn check_bad(text: &str, line: usize, fragment: &str) {
         let err = KeyRing::parse(text).expect_err("the file is rejected");
-        assert_eq!(err.line, line, "{err}");
+        assert_eq!(err.lines.len(), 1, "{err}");
+        assert_eq!(err.lines[0].line, line, "{err}");
         assert!(err.to_string().contains(fragment), "{err}");
+        assert!(err.to_string().contains(&format!("line {line}: ")), "{err}");
+    }
+
+    #[test]
+    fn every_bad_line_is_reported() {
+        let good = KeyEntry::for_key(Role::Admin, "k1", "root").line();
+        let text = format!("# keys\nroot abc bob\n{good}\n\nviewer 1234 carol\nviewer\n");
+        let err = KeyRing::parse(&text).expect_err("the file is rejected");
+        let lines: Vec<usize> = err.lines.iter().map(|l| l.line).collect();
+        assert_eq!(lines, [2, 5, 6], "{err}");
+        let text = err.to_string();
+        assert!(
+            text.starts_with("keys file has 3 bad lines; line 2: unknown role"),
+            "{text}"
+        );
+        for fragment in ["line 5: the key hash", "line 6: expected `ROLE"] {
+            assert!(text.contains(fragment), "{text}");
+        }
     }
 
     #[test]
