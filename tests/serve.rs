@@ -196,7 +196,12 @@ fn sigterm_drains_flushes_and_keeps_the_data() {
         .0,
         201
     );
-    assert!(server.log().contains("open"), "the open mode is announced");
+    let log = server.log();
+    assert!(log.contains("open"), "the open mode is announced");
+    assert!(
+        !log.contains('\u{1b}'),
+        "text logs to a file carry no ANSI colour codes: {log:?}"
+    );
     assert!(server.terminate().success());
     let server = Running::start(&data, &[]);
     let (status, body) = call(
@@ -243,6 +248,10 @@ fn an_open_server_refuses_a_non_loopback_address() {
     assert!(
         stderr.contains("refusing") && stderr.contains("--keys"),
         "{stderr}"
+    );
+    assert!(
+        stderr.contains("liftlab keys new"),
+        "the refusal says how to make a key: {stderr}"
     );
 }
 

@@ -157,7 +157,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if keys.is_open() {
         if !is_loopback(args.addr.ip()) {
             bail!(
-                "refusing to serve on {} without --keys: an open server may only bind a loopback address (127.0.0.1 or ::1)",
+                "refusing to serve on {} without --keys: an open server may only bind a loopback address (127.0.0.1 or ::1); make a key with `liftlab keys new admin NAME`, add the line it prints to a keys file and pass --keys FILE",
                 args.addr
             );
         }
@@ -219,7 +219,8 @@ fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().with_current_span(true).init(),
