@@ -288,6 +288,24 @@ fn a_bad_keys_file_names_every_bad_line() {
 }
 
 #[test]
+fn a_busy_port_fails_without_creating_the_data_directory() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let addr = taken.local_addr().expect("bound").to_string();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let out = liftlab()
+        .args(["serve", "--addr", &addr, "--data"])
+        .arg(&data)
+        .stdin(Stdio::null())
+        .output()
+        .expect("the liftlab binary runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&addr), "{stderr}");
+    assert!(!data.exists(), "{} was created: {stderr}", data.display());
+}
+
+#[test]
 fn keys_new_rejects_unknown_roles_and_bad_names() {
     for args in [
         ["keys", "new", "root", "x"],

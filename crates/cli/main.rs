@@ -168,6 +168,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         tracing::info!(keys = keys.len(), "API keys loaded");
     }
+    // Claim the address first: a busy port then fails before the data directory is created.
+    let listener = liftlab_server::bind(args.addr)
+        .with_context(|| format!("cannot listen on {}", args.addr))?;
     let cache_bytes = u64::try_from(args.cache_size).context("--cache-size is too large")?;
     let store = liftlab_store::SledStore::open_with_cache(&args.data, cache_bytes)
         .with_context(|| format!("cannot open the store in {}", args.data.display()))?;
@@ -180,9 +183,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .map(|rate| liftlab_server::RateLimit::new(rate, args.burst)),
     };
     let state = AppState::new(Arc::clone(&store), keys, config);
-    let mut options = ServeOptions::new(args.addr);
-    options.workers = args.workers;
-    let served = actix_web::rt::System::new().block_on(liftlab_server::serve(state, options));
+    let options = ServeOptions {
+        workers: args.workers,
+        ..ServeOptions::default()
+    };
+    let served =
+        actix_web::rt::System::new().block_on(liftlab_server::serve(state, listener, options));
     // Flush and close even when serving failed: whatever was acknowledged must be on disk.
     let flushed = store.flush().and_then(|()| store.close());
     served.with_context(|| format!("cannot serve on {}", args.addr))?;

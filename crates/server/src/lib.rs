@@ -31,7 +31,7 @@ pub use error::{ApiError, FieldError, Problem, ProblemCode};
 pub use extract::JsonBody;
 pub use metrics::Metrics;
 pub use ratelimit::{Rate, RateLimit, RateLimiter};
-pub use serve::{serve, ServeOptions};
+pub use serve::{bind, serve, ServeOptions};
 
 /// One mebibyte, the default JSON body limit.
 pub const MIB: usize = 1024 * 1024;
