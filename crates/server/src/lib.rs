@@ -12,6 +12,7 @@ pub mod error;
 mod extract;
 pub mod metrics;
 pub mod observe;
+mod process;
 pub mod ratelimit;
 pub mod results;
 mod routes;

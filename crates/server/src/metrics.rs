@@ -2,7 +2,8 @@
 //!
 //! Series are created on first use and live for the life of the process. Reads of an existing
 //! series take a shared lock and one atomic add, so the hot path stays cheap. [`Metrics::render`]
-//! writes the text exposition format (version 0.0.4).
+//! writes the text exposition format (version 0.0.4), followed by `liftlab_build_info` and the
+//! process metrics of [`crate::process`].
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -327,6 +328,7 @@ impl Metrics {
         ] {
             render_histograms(&mut out, family);
         }
+        crate::process::render(&mut out);
         out
     }
 }

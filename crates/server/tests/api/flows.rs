@@ -1080,6 +1080,20 @@ async fn healthz_metrics_and_request_ids() {
         "{text}"
     );
     assert!(!text.contains(VIEWER) && !text.contains(SCIENTIST));
+    let build_info = format!(
+        "liftlab_build_info{{version=\"{}\"}} 1\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(text.contains(&build_info), "{text}");
+    if cfg!(target_os = "linux") {
+        for name in [
+            "process_resident_memory_bytes",
+            "process_open_fds",
+            "process_start_time_seconds",
+        ] {
+            assert!(text.contains(&format!("\n{name} ")), "{name} in {text}");
+        }
+    }
 }
 
 #[actix_web::test]
