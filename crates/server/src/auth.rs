@@ -5,7 +5,8 @@
 //! [`Scientist`], [`Admin`]) as an argument: the guard's extractor hashes the bearer token,
 //! compares it in constant time against every stored hash and checks the role, so no handler
 //! contains auth code. Without a keys file the server is open (loopback only) and every guard
-//! passes as the anonymous admin.
+//! passes as the anonymous admin. The HTML pages take [`PageViewer`] instead, which also
+//! admits a signed-in browser's session cookie ([`crate::session`]); the API never reads it.
 
 use std::fmt;
 use std::future::{ready, Ready};
@@ -90,7 +91,7 @@ pub enum Capability {
 }
 
 impl Capability {
-    fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             Capability::ReadExperiments => "read experiments",
             Capability::ReadResults => "read results and audit data",
@@ -135,6 +136,15 @@ impl KeyEntry {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The id a session cookie names this key by: the first 64 bits of a SHA-256 of its
+    /// stored hash, in hex, so the cookie reveals neither the key nor its hash.
+    pub fn session_id(&self) -> String {
+        let mut digest = Sha256::new();
+        digest.update(b"liftlab session id\0");
+        digest.update(self.hash);
+        hex::encode(&digest.finalize()[..8])
     }
 
     /// The line to put in a keys file for this entry.
@@ -239,6 +249,11 @@ impl KeyRing {
             }
         }
         found
+    }
+
+    /// The key a session cookie names by [`KeyEntry::session_id`].
+    pub fn by_session_id(&self, id: &str) -> Option<&KeyEntry> {
+        self.entries.as_ref()?.iter().find(|e| e.session_id() == id)
     }
 
     /// Authenticates a request's `Authorization` header and checks that it grants `capability`.
@@ -352,6 +367,134 @@ fn authorize_request(req: &HttpRequest, capability: Capability) -> Result<Princi
         })?),
     };
     state.keys.authorize(authorization, capability)
+}
+
+/// A caller of the HTML pages: a Bearer key as for the API, or a signed-in browser's session
+/// cookie (see [`crate::session`]); either must grant reading results.
+#[derive(Clone, Debug)]
+pub struct PageViewer {
+    pub principal: Principal,
+    /// True when the session cookie let the caller in (the page then offers to sign out).
+    pub signed_in: bool,
+}
+
+/// Why a page was refused: a browser is sent to sign in, any other client gets the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum PageDenied {
+    /// No valid credentials from a browser: 303 to `/signin?next=PATH`, clearing a session
+    /// cookie that no longer opens anything.
+    #[error("sign in to read this page")]
+    SignIn { next: String, stale_cookie: bool },
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+impl actix_web::ResponseError for PageDenied {
+    fn status_code(&self) -> actix_web::http::StatusCode {
+        match self {
+            PageDenied::SignIn { .. } => actix_web::http::StatusCode::SEE_OTHER,
+            PageDenied::Api(e) => e.status_code(),
+        }
+    }
+
+    fn error_response(&self) -> actix_web::HttpResponse {
+        match self {
+            PageDenied::SignIn { next, stale_cookie } => {
+                let mut res = actix_web::HttpResponse::SeeOther();
+                res.insert_header((header::LOCATION, signin_location(next)));
+                if *stale_cookie {
+                    res.insert_header((header::SET_COOKIE, crate::session::clear_cookie()));
+                }
+                res.finish()
+            }
+            PageDenied::Api(e) => e.error_response(),
+        }
+    }
+}
+
+/// `/signin`, with `?next=PATH` to come back to (a path percent-encoded where needed).
+fn signin_location(next: &str) -> String {
+    if next == "/" {
+        return "/signin".to_string();
+    }
+    let mut out = String::from("/signin?next=");
+    for b in next.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Whether the request comes from a browser navigating to a page (it accepts HTML).
+fn wants_html(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.to_ascii_lowercase().contains("text/html"))
+}
+
+fn authorize_page(req: &HttpRequest) -> Result<PageViewer, PageDenied> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::Internal("the application state is not registered".to_string()))?;
+    if state.keys.is_open() || req.headers().contains_key(header::AUTHORIZATION) {
+        let principal = authorize_request(req, Capability::ReadResults)?;
+        return Ok(PageViewer {
+            principal,
+            signed_in: false,
+        });
+    }
+    let cookie = req
+        .headers()
+        .get_all(header::COOKIE)
+        .filter_map(|v| v.to_str().ok())
+        .find_map(crate::session::from_cookie_header);
+    let entry = cookie.and_then(|value| {
+        state
+            .sessions
+            .verify(value, &state.keys, crate::session::now_secs())
+    });
+    match entry {
+        Some(entry) if entry.role.grants(Capability::ReadResults) => Ok(PageViewer {
+            principal: Principal {
+                name: entry.name.clone(),
+                role: entry.role,
+            },
+            signed_in: true,
+        }),
+        Some(entry) => Err(ApiError::Forbidden(format!(
+            "the key `{}` has role {}, which may not {}",
+            entry.name,
+            entry.role,
+            Capability::ReadResults.describe()
+        ))
+        .into()),
+        None if wants_html(req) => Err(PageDenied::SignIn {
+            next: req
+                .uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_string(),
+            stale_cookie: cookie.is_some(),
+        }),
+        None => Err(ApiError::Unauthorized(
+            "this page needs an API key: send `Authorization: Bearer KEY`, or sign in at /signin in a browser"
+                .to_string(),
+        )
+        .into()),
+    }
+}
+
+impl FromRequest for PageViewer {
+    type Error = PageDenied;
+    type Future = Ready<Result<Self, PageDenied>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authorize_page(req))
+    }
 }
 
 macro_rules! guard {

@@ -491,6 +491,29 @@ pub fn query_config() -> web::QueryConfig {
     })
 }
 
+/// The `web::Form` configuration (the sign-in form): a small urlencoded body, else a problem.
+pub fn form_config() -> web::FormConfig {
+    web::FormConfig::default()
+        .limit(8 * 1024)
+        .error_handler(|e, _req| {
+            use actix_web::error::UrlencodedError as E;
+            match &e {
+                E::ContentType => ApiError::UnsupportedMediaType(
+                    "the form must be application/x-www-form-urlencoded".to_string(),
+                ),
+                E::Overflow { limit, .. } => {
+                    ApiError::PayloadTooLarge(format!("the form is larger than {limit} bytes"))
+                }
+                E::Parse(inner) => ApiError::BadRequest(format!("invalid form: {inner}")),
+                other => ApiError::BadRequest(format!(
+                    "the form could not be read: {}",
+                    other.to_string().trim_end_matches('.')
+                )),
+            }
+            .into()
+        })
+}
+
 /// The `web::Bytes`/`String` payload configuration: the size limit for raw bodies.
 pub fn payload_config(limit: usize) -> web::PayloadConfig {
     web::PayloadConfig::new(limit)

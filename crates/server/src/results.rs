@@ -35,11 +35,18 @@ mod tests;
 /// The harm check runs again once this many more outcomes have been recorded in the epoch.
 pub const HARM_CHECK_EVERY: u64 = 200;
 
-/// Registers `GET /v1/experiments/{key}/results`, `GET /` and `GET /experiments/{key}`.
+/// Registers `GET /v1/experiments/{key}/results`, the pages `GET /` and
+/// `GET /experiments/{key}`, and signing in to them (`GET|POST /signin`, `POST /signout`).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/v1/experiments/{key}/results").route(web::get().to(results)))
         .service(web::resource("/").route(web::get().to(pages::index)))
-        .service(web::resource("/experiments/{key}").route(web::get().to(pages::experiment)));
+        .service(web::resource("/experiments/{key}").route(web::get().to(pages::experiment)))
+        .service(
+            web::resource("/signin")
+                .route(web::get().to(pages::signin_form))
+                .route(web::post().to(pages::sign_in)),
+        )
+        .service(web::resource("/signout").route(web::post().to(pages::sign_out)));
 }
 
 /// The results formats.
