@@ -8,6 +8,9 @@
 //!   sign-in;
 //! - `MAC` is HMAC-SHA256 over `1.ID.EXPIRES` under the process's [`SessionKey`].
 //!
+//! Signing out clears the cookie and also remembers its MAC until it would have expired, so a
+//! copy of a signed-out cookie opens nothing either.
+//!
 //! Every request re-checks the cookie against the loaded [`KeyRing`]: a cookie naming a key
 //! that is not in the keys file the server runs with, or whose role there does not grant
 //! reading results, opens nothing. The keys file is read at start, so revoking a key is
@@ -20,6 +23,8 @@
 //! reads it) and `Secure`: browsers keep it over HTTPS, and on `localhost`/`127.0.0.1`, which
 //! they treat as secure.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
@@ -48,7 +53,13 @@ type HmacSha256 = Hmac<Sha256>;
 /// not honour each other's cookies (route a browser to one replica, or sign in again).
 pub struct SessionKey {
     secret: [u8; 32],
+    /// Sessions signed out before they expired, by MAC, with their expiry: a copy of a
+    /// signed-out cookie opens nothing either.
+    ended: Mutex<HashMap<String, u64>>,
 }
+
+/// The most signed-out sessions remembered; past it the oldest expiries are forgotten first.
+const MAX_ENDED: usize = 100_000;
 
 impl std::fmt::Debug for SessionKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -61,6 +72,7 @@ impl SessionKey {
     pub fn random() -> SessionKey {
         SessionKey {
             secret: rand::random(),
+            ended: Mutex::new(HashMap::new()),
         }
     }
 
@@ -96,7 +108,45 @@ impl SessionKey {
         if expires <= now {
             return None;
         }
+        if self.ended().contains_key(&hex::encode(&tag)) {
+            return None;
+        }
         ring.by_session_id(id)
+    }
+
+    /// Ends the session of a cookie value this process signed, so that no copy of it opens
+    /// anything again; anything else is ignored.
+    pub fn end(&self, value: &str, now: u64) {
+        let Some((payload, tag)) = value.rsplit_once('.') else {
+            return;
+        };
+        let Some(expires) = payload
+            .rsplit('.')
+            .next()
+            .and_then(|e| e.parse::<u64>().ok())
+        else {
+            return;
+        };
+        let signed = hex::decode(tag)
+            .ok()
+            .is_some_and(|t| self.mac(payload).verify_slice(&t).is_ok());
+        if !signed || expires <= now {
+            return;
+        }
+        let mut ended = self.ended();
+        ended.retain(|_, until| *until > now);
+        if ended.len() >= MAX_ENDED {
+            // Forget the sessions closest to expiring on their own.
+            let mut expiries: Vec<u64> = ended.values().copied().collect();
+            expiries.sort_unstable();
+            let cut = expiries[expiries.len() / 2];
+            ended.retain(|_, until| *until > cut);
+        }
+        ended.insert(tag.to_ascii_lowercase(), expires);
+    }
+
+    fn ended(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.ended.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -203,9 +253,19 @@ mod tests {
         ] {
             assert!(key.verify(bad, &ring, 1_000).is_none(), "{bad}");
         }
+        // Signed out: the same value opens nothing any more, while other sessions go on.
+        let other = key.issue(ring.identify("a-key").expect("listed"), 1_000);
+        key.end(&viewer, 1_500);
+        assert!(key.verify(&viewer, &ring, 1_600).is_none());
+        assert!(key.verify(&other, &ring, 1_600).is_some());
+        key.end("garbage", 1_600);
+        key.end(&foreign, 1_600);
+        assert!(key.verify(&other, &ring, 1_600).is_some());
         // The key left the keys file: its cookie opens nothing any more.
         let without = KeyRing::from_entries(vec![KeyEntry::for_key(Role::Admin, "a-key", "root")]);
-        assert!(key.verify(&viewer, &without, 1_000).is_none());
+        assert!(key.verify(&other, &without, 1_000).is_some());
+        let without = KeyRing::from_entries(vec![KeyEntry::for_key(Role::Viewer, "v-key", "dash")]);
+        assert!(key.verify(&other, &without, 1_000).is_none());
     }
 
     #[test]

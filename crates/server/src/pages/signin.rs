@@ -195,8 +195,16 @@ pub async fn sign_in(
         .finish()
 }
 
-/// `POST /signout`: clears the session cookie and goes back to the sign-in page.
-pub async fn sign_out() -> HttpResponse {
+/// `POST /signout`: ends the session (a copy of its cookie opens nothing either), clears the
+/// cookie and goes back to the sign-in page.
+pub async fn sign_out(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let cookies = req
+        .headers()
+        .get_all(header::COOKIE)
+        .filter_map(|v| v.to_str().ok());
+    for value in cookies.filter_map(session::from_cookie_header) {
+        state.sessions.end(value, session::now_secs());
+    }
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/signin"))
         .insert_header((header::SET_COOKIE, session::clear_cookie()))

@@ -173,6 +173,9 @@ async fn a_viewer_signs_in_reads_the_pages_and_signs_out() {
     );
     let (status, _, _) = call(&app, browser(Method::GET, "/", Some(&cookie_pair(cleared)))).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
+    // A copy of the signed-out cookie opens nothing either.
+    let (status, _, _) = call(&app, browser(Method::GET, "/", Some(&cookie))).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
 }
 
 #[actix_web::test]
