@@ -5,7 +5,7 @@ use std::sync::Arc;
 use actix_web::dev::Service;
 use actix_web::http::{Method, StatusCode};
 use actix_web::test::{self, TestRequest};
-use liftlab_server::{app, AppState, Config, KeyEntry, KeyRing, Role};
+use liftlab_server::{app, AppState, Config, KeyEntry, KeyRing, Role, RESULTS_ROUTES, ROUTES};
 use liftlab_store::{MemStore, Store};
 use serde_json::json;
 
@@ -21,6 +21,11 @@ fn browser(method: Method, path: &str, cookie: Option<&str>) -> TestRequest {
         req = req.insert_header(("cookie", format!("theme=dark; {cookie}")));
     }
     req
+}
+
+/// The pages and signing in to them: everything else is the API.
+fn is_page(path: &str) -> bool {
+    ["/", "/experiments/{key}", "/signin", "/signout"].contains(&path)
 }
 
 /// The sign-in form posted with `key` (and `next`).
@@ -150,18 +155,23 @@ async fn a_viewer_signs_in_reads_the_pages_and_signs_out() {
     let (_, _, page) = call(&app, browser(Method::GET, "/signin", Some(&cookie))).await;
     assert!(page.contains("Signed in"), "{page}");
 
-    // The cookie opens the pages only: the API takes Bearer keys.
-    for (method, path) in [
-        (Method::GET, "/v1/experiments"),
-        (Method::GET, "/v1/experiments/acl/results"),
-        (Method::POST, "/v1/experiments/acl/pause"),
-        (Method::GET, "/metrics"),
-    ] {
-        let req = browser(method.clone(), path, Some(&cookie))
+    // The cookie opens the pages only: every API route takes Bearer keys alone.
+    let mut checked = 0;
+    let api = ROUTES
+        .iter()
+        .map(|r| (r.method.clone(), r.path))
+        .chain(RESULTS_ROUTES.iter().cloned())
+        .filter(|(_, path)| *path != "/healthz" && !is_page(path));
+    for (method, pattern) in api {
+        let path = pattern.replace("{key}", "acl");
+        let req = browser(method.clone(), &path, Some(&cookie))
             .insert_header(("accept", "application/json"));
         let (status, _, body) = call(&app, req).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}: {body}");
+        checked += 1;
     }
+
+    assert!(checked >= 15, "{checked} API routes");
 
     let (status, headers, _) = call(&app, browser(Method::POST, "/signout", Some(&cookie))).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
