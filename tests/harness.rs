@@ -197,6 +197,16 @@ impl Server {
         self.client.send_raw(method, path, key, body)
     }
 
+    /// Sends a request without a body with extra headers (a cookie, say) and no API key.
+    pub fn send_raw_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Reply, String> {
+        self.client.send_raw_with(method, path, headers)
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
     }
@@ -259,6 +269,20 @@ impl Client {
         )
     }
 
+    /// Sends a request without a body with extra headers and no API key.
+    pub fn send_raw_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Reply, String> {
+        let mut req = self.agent.request(method, &format!("{}{path}", self.base));
+        for (name, value) in headers {
+            req = req.set(name, value);
+        }
+        Self::reply(req.call())
+    }
+
     /// Sends a body of any content type.
     pub fn send_raw(
         &self,
@@ -275,6 +299,11 @@ impl Client {
             Some((ct, text)) => req.set("Content-Type", ct).send_string(&text),
             None => req.call(),
         };
+        Self::reply(result)
+    }
+
+    /// Reads an answer whole, whatever its status; `Err` when none came back.
+    fn reply(result: Result<ureq::Response, ureq::Error>) -> Result<Reply, String> {
         let res = match result {
             Ok(res) => res,
             Err(ureq::Error::Status(_, res)) => res,

@@ -196,7 +196,12 @@ fn sigterm_drains_flushes_and_keeps_the_data() {
         .0,
         201
     );
-    assert!(server.log().contains("open"), "the open mode is announced");
+    let log = server.log();
+    assert!(log.contains("open"), "the open mode is announced");
+    assert!(
+        !log.contains('\u{1b}'),
+        "text logs to a file carry no ANSI colour codes: {log:?}"
+    );
     assert!(server.terminate().success());
     let server = Running::start(&data, &[]);
     let (status, body) = call(
@@ -244,14 +249,22 @@ fn an_open_server_refuses_a_non_loopback_address() {
         stderr.contains("refusing") && stderr.contains("--keys"),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("liftlab keys new"),
+        "the refusal says how to make a key: {stderr}"
+    );
 }
 
 #[test]
-fn a_bad_keys_file_names_its_line() {
+fn a_bad_keys_file_names_every_bad_line() {
     let dir = tempfile::tempdir().expect("temp dir");
     let keys = dir.path().join("keys");
     let (_, good) = keys_new("admin", "root");
-    std::fs::write(&keys, format!("# comment\n{good}\nsuperuser abc bob\n")).expect("written");
+    std::fs::write(
+        &keys,
+        format!("# comment\n{good}\nsuperuser abc bob\n\nviewer 1234 carol\n"),
+    )
+    .expect("written");
     let out = refused(&[
         "--addr",
         "127.0.0.1:0",
@@ -264,10 +277,32 @@ fn a_bad_keys_file_names_its_line() {
         stderr.contains("line 3") && stderr.contains("superuser"),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("line 5") && stderr.contains("64 hexadecimal"),
+        "both bad lines are reported: {stderr}"
+    );
 
     let out = refused(&["--addr", "127.0.0.1:0", "--keys", "/nonexistent/keys"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("keys file"));
+}
+
+#[test]
+fn a_busy_port_fails_without_creating_the_data_directory() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let addr = taken.local_addr().expect("bound").to_string();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let out = liftlab()
+        .args(["serve", "--addr", &addr, "--data"])
+        .arg(&data)
+        .stdin(Stdio::null())
+        .output()
+        .expect("the liftlab binary runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&addr), "{stderr}");
+    assert!(!data.exists(), "{} was created: {stderr}", data.display());
 }
 
 #[test]

@@ -169,7 +169,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if keys.is_open() {
         if !is_loopback(args.addr.ip()) {
             bail!(
-                "refusing to serve on {} without --keys: an open server may only bind a loopback address (127.0.0.1 or ::1)",
+                "refusing to serve on {} without --keys: an open server may only bind a loopback address (127.0.0.1 or ::1); make a key with `liftlab keys new admin NAME`, add the line it prints to a keys file and pass --keys FILE",
                 args.addr
             );
         }
@@ -180,6 +180,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         tracing::info!(keys = keys.len(), "API keys loaded");
     }
+    // Claim the address first: a busy port then fails before the data directory is created.
+    let listener = liftlab_server::bind(args.addr)
+        .with_context(|| format!("cannot listen on {}", args.addr))?;
     let cache_bytes = u64::try_from(args.cache_size).context("--cache-size is too large")?;
     let store = liftlab_store::SledStore::open_with_cache(&args.data, cache_bytes)
         .with_context(|| format!("cannot open the store in {}", args.data.display()))?;
@@ -192,9 +195,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .map(|rate| liftlab_server::RateLimit::new(rate, args.burst)),
     };
     let state = AppState::new(Arc::clone(&store), keys, config);
-    let mut options = ServeOptions::new(args.addr);
-    options.workers = args.workers;
-    let served = actix_web::rt::System::new().block_on(liftlab_server::serve(state, options));
+    let options = ServeOptions {
+        workers: args.workers,
+        ..ServeOptions::default()
+    };
+    let served =
+        actix_web::rt::System::new().block_on(liftlab_server::serve(state, listener, options));
     // Flush and close even when serving failed: whatever was acknowledged must be on disk.
     let flushed = store.flush().and_then(|()| store.close());
     served.with_context(|| format!("cannot serve on {}", args.addr))?;
@@ -231,7 +237,8 @@ fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().with_current_span(true).init(),

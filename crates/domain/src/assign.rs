@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::SpecErrors;
@@ -257,6 +258,35 @@ fn period_fits(spec: &ExperimentSpec, period: &AllocationPeriod) -> bool {
             .all(|((k, _), a)| k == a.key())
 }
 
+/// Why a unit is answered the baseline arm with `in_experiment: false`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutReason {
+    /// The experiment is a draft, paused or stopped.
+    NotRunning,
+    /// The unit's attributes miss the spec's targeting (an attribute absent or not allowed).
+    NotTargeted,
+    /// The unit's hash falls outside the spec's coverage.
+    OutsideCoverage,
+}
+
+impl OutReason {
+    pub const ALL: [OutReason; 3] = [
+        OutReason::NotRunning,
+        OutReason::NotTargeted,
+        OutReason::OutsideCoverage,
+    ];
+
+    /// The reason's name in the API and in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutReason::NotRunning => "not_running",
+            OutReason::NotTargeted => "not_targeted",
+            OutReason::OutsideCoverage => "outside_coverage",
+        }
+    }
+}
+
 /// The arm chosen for a unit: the allocation-free core of [`decide`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Decision {
@@ -265,6 +295,8 @@ pub struct Decision {
     pub in_experiment: bool,
     /// Probability with which the unit was placed in `arm` (1.0 when not in the experiment).
     pub propensity: f64,
+    /// Why the unit is not in the experiment; `None` exactly when `in_experiment`.
+    pub reason: Option<OutReason>,
 }
 
 /// Chooses the arm for a unit that has no stored assignment yet, without allocating.
@@ -289,13 +321,17 @@ pub fn choose_arm(
     unit_id: &str,
     attributes: &BTreeMap<String, String>,
 ) -> Decision {
-    let outside = Decision {
+    let outside = |reason| Decision {
         arm: spec.baseline_index(),
         in_experiment: false,
         propensity: 1.0,
+        reason: Some(reason),
     };
-    if status != Status::Running || !spec.targeting().matches(attributes) {
-        return outside;
+    if status != Status::Running {
+        return outside(OutReason::NotRunning);
+    }
+    if !spec.targeting().matches(attributes) {
+        return outside(OutReason::NotTargeted);
     }
     // The same value as `hash_v2(spec.hash_seed(), unit_id)`, with the seed hashed once per spec.
     let h = spec.seed_prefix().hash_v2(unit_id);
@@ -312,8 +348,34 @@ pub fn choose_arm(
             arm,
             in_experiment: true,
             propensity,
+            reason: None,
         },
-        None => outside,
+        None => outside(OutReason::OutsideCoverage),
+    }
+}
+
+/// Why the answer served to `req` is not in the experiment (`None` when it is).
+///
+/// For an answer [`decide`] just made this is exactly [`choose_arm`]'s reason. A returning
+/// unit of a running experiment is served the assignment stored for it first, which does not
+/// keep its reason; it is judged on the current spec and request: `not_targeted` when the
+/// request misses the targeting now, otherwise `outside_coverage` (the unit was outside the
+/// coverage when first assigned, or the spec or the unit's attributes changed since, and the
+/// first answer stands).
+pub fn out_reason(
+    spec: &ExperimentSpec,
+    status: Status,
+    answer: &Assignment,
+    req: &AssignRequest,
+) -> Option<OutReason> {
+    if answer.in_experiment {
+        None
+    } else if status != Status::Running {
+        Some(OutReason::NotRunning)
+    } else if !spec.targeting().matches(&req.attributes) {
+        Some(OutReason::NotTargeted)
+    } else {
+        Some(OutReason::OutsideCoverage)
     }
 }
 

@@ -32,7 +32,9 @@ pub mod report;
 pub mod spec;
 pub mod thompson;
 
-pub use assign::{choose_arm, decide, initial_period, AssignRequest, Decision};
+pub use assign::{
+    choose_arm, decide, initial_period, out_reason, AssignRequest, Decision, OutReason,
+};
 pub use error::{DomainError, LifecycleError, SpecErrors, SpecProblem};
 pub use fold::{fold, Folded};
 pub use lifecycle::{transition, Change, ExperimentVersion, Transition};

@@ -5,7 +5,8 @@
 //! [`Scientist`], [`Admin`]) as an argument: the guard's extractor hashes the bearer token,
 //! compares it in constant time against every stored hash and checks the role, so no handler
 //! contains auth code. Without a keys file the server is open (loopback only) and every guard
-//! passes as the anonymous admin.
+//! passes as the anonymous admin. The HTML pages take [`PageViewer`] instead, which also
+//! admits a signed-in browser's session cookie ([`crate::session`]); the API never reads it.
 
 use std::fmt;
 use std::future::{ready, Ready};
@@ -90,7 +91,7 @@ pub enum Capability {
 }
 
 impl Capability {
-    fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             Capability::ReadExperiments => "read experiments",
             Capability::ReadResults => "read results and audit data",
@@ -137,18 +138,45 @@ impl KeyEntry {
         &self.name
     }
 
+    /// The id a session cookie names this key by: the first 64 bits of a SHA-256 of its
+    /// stored hash, in hex, so the cookie reveals neither the key nor its hash.
+    pub fn session_id(&self) -> String {
+        let mut digest = Sha256::new();
+        digest.update(b"liftlab session id\0");
+        digest.update(self.hash);
+        hex::encode(&digest.finalize()[..8])
+    }
+
     /// The line to put in a keys file for this entry.
     pub fn line(&self) -> String {
         format!("{} {} {}", self.role, hex::encode(self.hash), self.name)
     }
 }
 
-/// A keys file that could not be read, with the line at fault.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("keys file line {line}: {message}")]
-pub struct KeysFileError {
+/// One line of a keys file that could not be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyLineError {
+    /// The line number, from 1.
     pub line: usize,
     pub message: String,
+}
+
+/// A keys file that could not be read: every line at fault, in file order.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", describe_lines(.lines))]
+pub struct KeysFileError {
+    pub lines: Vec<KeyLineError>,
+}
+
+fn describe_lines(lines: &[KeyLineError]) -> String {
+    let each: Vec<String> = lines
+        .iter()
+        .map(|l| format!("line {}: {}", l.line, l.message))
+        .collect();
+    match each.len() {
+        1 => format!("keys file {}", each[0]),
+        n => format!("keys file has {n} bad lines; {}", each.join("; ")),
+    }
 }
 
 /// Who may call the API: either open (no keys file) or a set of hashed keys.
@@ -171,41 +199,29 @@ impl KeyRing {
     }
 
     /// Parses a keys file: `ROLE SHA256_HEX NAME` a line; `#` comments and blank lines are skipped.
+    ///
+    /// Every bad line is reported, not just the first, so one edit can fix them all.
     pub fn parse(text: &str) -> Result<KeyRing, KeysFileError> {
-        let mut entries = Vec::new();
+        let mut entries: Vec<KeyEntry> = Vec::new();
+        let mut bad = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let err = |message: String| KeysFileError {
-                line: i + 1,
-                message,
-            };
-            let mut parts = line.split_whitespace();
-            let (Some(role), Some(hash), Some(name), None) =
-                (parts.next(), parts.next(), parts.next(), parts.next())
-            else {
-                return Err(err(
-                    "expected `ROLE SHA256_HEX NAME` (three fields separated by spaces)"
-                        .to_string(),
-                ));
-            };
-            let role = role.parse::<Role>().map_err(err)?;
-            let hash = parse_hash(hash).map_err(err)?;
-            if entries.iter().any(|e: &KeyEntry| e.name == name) {
-                return Err(err(format!("the name `{name}` is used twice")));
+            match parse_line(line, &entries) {
+                Ok(entry) => entries.push(entry),
+                Err(message) => bad.push(KeyLineError {
+                    line: i + 1,
+                    message,
+                }),
             }
-            if entries.iter().any(|e: &KeyEntry| e.hash == hash) {
-                return Err(err("this key hash is listed twice".to_string()));
-            }
-            entries.push(KeyEntry {
-                role,
-                hash,
-                name: name.to_string(),
-            });
         }
-        Ok(KeyRing::from_entries(entries))
+        if bad.is_empty() {
+            Ok(KeyRing::from_entries(entries))
+        } else {
+            Err(KeysFileError { lines: bad })
+        }
     }
 
     /// Whether the server runs without keys.
@@ -233,6 +249,11 @@ impl KeyRing {
             }
         }
         found
+    }
+
+    /// The key a session cookie names by [`KeyEntry::session_id`].
+    pub fn by_session_id(&self, id: &str) -> Option<&KeyEntry> {
+        self.entries.as_ref()?.iter().find(|e| e.session_id() == id)
     }
 
     /// Authenticates a request's `Authorization` header and checks that it grants `capability`.
@@ -273,6 +294,31 @@ impl KeyRing {
             role: entry.role,
         })
     }
+}
+
+/// Reads one non-blank, non-comment line of a keys file, given the entries read before it.
+fn parse_line(line: &str, earlier: &[KeyEntry]) -> Result<KeyEntry, String> {
+    let mut parts = line.split_whitespace();
+    let (Some(role), Some(hash), Some(name), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(
+            "expected `ROLE SHA256_HEX NAME` (three fields separated by spaces)".to_string(),
+        );
+    };
+    let role = role.parse::<Role>()?;
+    let hash = parse_hash(hash)?;
+    if earlier.iter().any(|e| e.name == name) {
+        return Err(format!("the name `{name}` is used twice"));
+    }
+    if earlier.iter().any(|e| e.hash == hash) {
+        return Err("this key hash is listed twice".to_string());
+    }
+    Ok(KeyEntry {
+        role,
+        hash,
+        name: name.to_string(),
+    })
 }
 
 fn parse_hash(text: &str) -> Result<[u8; 32], String> {
@@ -321,6 +367,134 @@ fn authorize_request(req: &HttpRequest, capability: Capability) -> Result<Princi
         })?),
     };
     state.keys.authorize(authorization, capability)
+}
+
+/// A caller of the HTML pages: a Bearer key as for the API, or a signed-in browser's session
+/// cookie (see [`crate::session`]); either must grant reading results.
+#[derive(Clone, Debug)]
+pub struct PageViewer {
+    pub principal: Principal,
+    /// True when the session cookie let the caller in (the page then offers to sign out).
+    pub signed_in: bool,
+}
+
+/// Why a page was refused: a browser is sent to sign in, any other client gets the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum PageDenied {
+    /// No valid credentials from a browser: 303 to `/signin?next=PATH`, clearing a session
+    /// cookie that no longer opens anything.
+    #[error("sign in to read this page")]
+    SignIn { next: String, stale_cookie: bool },
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+impl actix_web::ResponseError for PageDenied {
+    fn status_code(&self) -> actix_web::http::StatusCode {
+        match self {
+            PageDenied::SignIn { .. } => actix_web::http::StatusCode::SEE_OTHER,
+            PageDenied::Api(e) => e.status_code(),
+        }
+    }
+
+    fn error_response(&self) -> actix_web::HttpResponse {
+        match self {
+            PageDenied::SignIn { next, stale_cookie } => {
+                let mut res = actix_web::HttpResponse::SeeOther();
+                res.insert_header((header::LOCATION, signin_location(next)));
+                if *stale_cookie {
+                    res.insert_header((header::SET_COOKIE, crate::session::clear_cookie()));
+                }
+                res.finish()
+            }
+            PageDenied::Api(e) => e.error_response(),
+        }
+    }
+}
+
+/// `/signin`, with `?next=PATH` to come back to (a path percent-encoded where needed).
+fn signin_location(next: &str) -> String {
+    if next == "/" {
+        return "/signin".to_string();
+    }
+    let mut out = String::from("/signin?next=");
+    for b in next.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Whether the request comes from a browser navigating to a page (it accepts HTML).
+fn wants_html(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.to_ascii_lowercase().contains("text/html"))
+}
+
+fn authorize_page(req: &HttpRequest) -> Result<PageViewer, PageDenied> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::Internal("the application state is not registered".to_string()))?;
+    if state.keys.is_open() || req.headers().contains_key(header::AUTHORIZATION) {
+        let principal = authorize_request(req, Capability::ReadResults)?;
+        return Ok(PageViewer {
+            principal,
+            signed_in: false,
+        });
+    }
+    let cookie = req
+        .headers()
+        .get_all(header::COOKIE)
+        .filter_map(|v| v.to_str().ok())
+        .find_map(crate::session::from_cookie_header);
+    let entry = cookie.and_then(|value| {
+        state
+            .sessions
+            .verify(value, &state.keys, crate::session::now_secs())
+    });
+    match entry {
+        Some(entry) if entry.role.grants(Capability::ReadResults) => Ok(PageViewer {
+            principal: Principal {
+                name: entry.name.clone(),
+                role: entry.role,
+            },
+            signed_in: true,
+        }),
+        Some(entry) => Err(ApiError::Forbidden(format!(
+            "the key `{}` has role {}, which may not {}",
+            entry.name,
+            entry.role,
+            Capability::ReadResults.describe()
+        ))
+        .into()),
+        None if wants_html(req) => Err(PageDenied::SignIn {
+            next: req
+                .uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_string(),
+            stale_cookie: cookie.is_some(),
+        }),
+        None => Err(ApiError::Unauthorized(
+            "this page needs an API key: send `Authorization: Bearer KEY`, or sign in at /signin in a browser"
+                .to_string(),
+        )
+        .into()),
+    }
+}
+
+impl FromRequest for PageViewer {
+    type Error = PageDenied;
+    type Future = Ready<Result<Self, PageDenied>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authorize_page(req))
+    }
 }
 
 macro_rules! guard {
@@ -392,8 +566,27 @@ router 60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752 claims-r
 
     fn check_bad(text: &str, line: usize, fragment: &str) {
         let err = KeyRing::parse(text).expect_err("the file is rejected");
-        assert_eq!(err.line, line, "{err}");
+        assert_eq!(err.lines.len(), 1, "{err}");
+        assert_eq!(err.lines[0].line, line, "{err}");
         assert!(err.to_string().contains(fragment), "{err}");
+        assert!(err.to_string().contains(&format!("line {line}: ")), "{err}");
+    }
+
+    #[test]
+    fn every_bad_line_is_reported() {
+        let good = KeyEntry::for_key(Role::Admin, "k1", "root").line();
+        let text = format!("# keys\nroot abc bob\n{good}\n\nviewer 1234 carol\nviewer\n");
+        let err = KeyRing::parse(&text).expect_err("the file is rejected");
+        let lines: Vec<usize> = err.lines.iter().map(|l| l.line).collect();
+        assert_eq!(lines, [2, 5, 6], "{err}");
+        let text = err.to_string();
+        assert!(
+            text.starts_with("keys file has 3 bad lines; line 2: unknown role"),
+            "{text}"
+        );
+        for fragment in ["line 5: the key hash", "line 6: expected `ROLE"] {
+            assert!(text.contains(fragment), "{text}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use actix_web::http::header::{self, HeaderMap};
 use liftlab_domain::lifecycle::Change;
 use liftlab_domain::spec::is_slug;
-use liftlab_domain::{Assignment, ExperimentVersion, Millis, Status};
+use liftlab_domain::{Assignment, ExperimentVersion, Millis, OutReason, Status};
 use liftlab_store::{AuditRecord, Epoch, VerifyReport};
 use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
@@ -188,10 +188,14 @@ pub struct AssignView {
     pub version: u64,
     pub assignment_id: String,
     pub propensity: f64,
+    /// Why the unit is not in the experiment; absent when it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<OutReason>,
 }
 
-impl From<&Assignment> for AssignView {
-    fn from(a: &Assignment) -> Self {
+impl AssignView {
+    /// The answer `a`, with the reason it is outside the experiment (if it is).
+    pub fn new(a: &Assignment, reason: Option<OutReason>) -> Self {
         AssignView {
             experiment: a.experiment.clone(),
             arm: a.arm.clone(),
@@ -199,6 +203,7 @@ impl From<&Assignment> for AssignView {
             version: a.version,
             assignment_id: a.assignment_id.clone(),
             propensity: a.propensity,
+            reason,
         }
     }
 }

@@ -385,9 +385,25 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Api
 /// Converts a parsed JSON value into `T`, locating a mismatch with a JSON pointer.
 pub fn from_value<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
-        let pointer = path_to_pointer(e.path());
+        let pointer = error_pointer(&e);
         json_error(e.inner(), &pointer)
     })
+}
+
+/// The RFC 6901 pointer of a deserialization error: the path serde reached, and for a missing
+/// required field the field itself (serde reports it at the object that lacks it).
+pub(crate) fn error_pointer(e: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let mut pointer = path_to_pointer(e.path());
+    let message = e.inner().to_string();
+    if let Some(field) = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(field, _)| field)
+    {
+        pointer.push('/');
+        pointer.push_str(&escape_pointer(field));
+    }
+    pointer
 }
 
 /// Renders serde_path_to_error's path as an RFC 6901 pointer.
@@ -473,6 +489,29 @@ pub fn query_config() -> web::QueryConfig {
         };
         ApiError::BadRequest(detail).into()
     })
+}
+
+/// The `web::Form` configuration (the sign-in form): a small urlencoded body, else a problem.
+pub fn form_config() -> web::FormConfig {
+    web::FormConfig::default()
+        .limit(8 * 1024)
+        .error_handler(|e, _req| {
+            use actix_web::error::UrlencodedError as E;
+            match &e {
+                E::ContentType => ApiError::UnsupportedMediaType(
+                    "the form must be application/x-www-form-urlencoded".to_string(),
+                ),
+                E::Overflow { limit, .. } => {
+                    ApiError::PayloadTooLarge(format!("the form is larger than {limit} bytes"))
+                }
+                E::Parse(inner) => ApiError::BadRequest(format!("invalid form: {inner}")),
+                other => ApiError::BadRequest(format!(
+                    "the form could not be read: {}",
+                    other.to_string().trim_end_matches('.')
+                )),
+            }
+            .into()
+        })
 }
 
 /// The `web::Bytes`/`String` payload configuration: the size limit for raw bodies.

@@ -12,10 +12,12 @@ pub mod error;
 mod extract;
 pub mod metrics;
 pub mod observe;
+mod process;
 pub mod ratelimit;
 pub mod results;
 mod routes;
 mod serve;
+pub mod session;
 
 use std::sync::Arc;
 
@@ -25,13 +27,16 @@ use actix_web::http::Method;
 use actix_web::{middleware, web, App};
 use liftlab_store::Store;
 
-pub use auth::{Admin, KeyEntry, KeyRing, Principal, Reader, Role, Router, Scientist, Viewer};
+pub use auth::{
+    Admin, KeyEntry, KeyRing, PageViewer, Principal, Reader, Role, Router, Scientist, Viewer,
+};
 pub use cache::{CachedStore, Live};
 pub use error::{ApiError, FieldError, Problem, ProblemCode};
 pub use extract::JsonBody;
 pub use metrics::Metrics;
 pub use ratelimit::{Rate, RateLimit, RateLimiter};
-pub use serve::{serve, ServeOptions};
+pub use serve::{bind, serve, ServeOptions};
+pub use session::SessionKey;
 
 /// One mebibyte, the default JSON body limit.
 pub const MIB: usize = 1024 * 1024;
@@ -66,6 +71,8 @@ pub struct AppState {
     /// The same store with its cache's own API ([`CachedStore::live`]) for the hot paths.
     pub cache: Arc<CachedStore>,
     pub keys: Arc<KeyRing>,
+    /// The secret that signs the pages' session cookies (per process: see [`SessionKey`]).
+    pub sessions: Arc<SessionKey>,
     pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
     /// The token buckets of [`Config::rate_limit`], shared by every worker.
@@ -80,6 +87,7 @@ impl AppState {
             store: Arc::clone(&cache) as Arc<dyn Store>,
             cache,
             keys: Arc::new(keys),
+            sessions: Arc::new(SessionKey::random()),
             metrics: Arc::new(Metrics::new()),
             limiter: config.rate_limit.map(|l| Arc::new(RateLimiter::new(l))),
             config: Arc::new(config),
@@ -179,11 +187,15 @@ pub const ROUTES: &[RouteDef] = &[
 /// for every task.
 const HOT_PATHS: &[&str] = &["/v1/experiments/{key}/assign", "/v1/outcomes"];
 
-/// The routes [`results::configure`] registers (results JSON/CSV and the HTML pages).
+/// The routes [`results::configure`] registers (results JSON/CSV, the HTML pages and signing
+/// in to them).
 pub const RESULTS_ROUTES: &[(Method, &str)] = &[
     (Method::GET, "/v1/experiments/{key}/results"),
     (Method::GET, "/"),
     (Method::GET, "/experiments/{key}"),
+    (Method::GET, "/signin"),
+    (Method::POST, "/signin"),
+    (Method::POST, "/signout"),
 ];
 
 /// Builds the whole application over `state`: routes, error handlers, middleware.
@@ -204,6 +216,7 @@ pub fn app(
         .app_data(error::json_config(json_limit))
         .app_data(error::path_config())
         .app_data(error::query_config())
+        .app_data(error::form_config())
         .app_data(error::payload_config(json_limit))
         .wrap(middleware::from_fn(ratelimit::limit))
         .wrap(middleware::from_fn(observe::observe));

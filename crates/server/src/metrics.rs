@@ -2,13 +2,16 @@
 //!
 //! Series are created on first use and live for the life of the process. Reads of an existing
 //! series take a shared lock and one atomic add, so the hot path stays cheap. [`Metrics::render`]
-//! writes the text exposition format (version 0.0.4).
+//! writes the text exposition format (version 0.0.4), followed by `liftlab_build_info` and the
+//! process metrics of [`crate::process`].
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+
+use liftlab_domain::OutReason;
 
 /// The content type of [`Metrics::render`]'s output.
 pub const EXPOSITION_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -182,6 +185,7 @@ pub struct Metrics {
     requests: Family<Counter>,
     request_seconds: Family<Histogram>,
     assignments: Family<Counter>,
+    answers: Family<Counter>,
     outcomes: Family<Counter>,
     store_seconds: Family<Histogram>,
     store_batch: Family<Histogram>,
@@ -229,6 +233,11 @@ impl Metrics {
                 "Assignment answers by experiment, arm and whether the unit is in the experiment.",
                 &["experiment", "arm", "in_experiment"],
             ),
+            answers: Family::new(
+                "liftlab_assign_answers_total",
+                "Assignment answers by experiment and reason: in_experiment, or why not (not_running, not_targeted, outside_coverage).",
+                &["experiment", "reason"],
+            ),
             outcomes: Family::new(
                 "liftlab_outcomes_total",
                 "Outcome events by experiment and result (accepted, duplicate, rejected).",
@@ -259,11 +268,16 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// Counts one assignment answer.
-    pub fn observe_assignment(&self, experiment: &str, arm: &str, in_experiment: bool) {
-        let flag = if in_experiment { "true" } else { "false" };
+    /// Counts one assignment answer: by arm and membership, and by reason (`None`: in the
+    /// experiment).
+    pub fn observe_assignment(&self, experiment: &str, arm: &str, reason: Option<OutReason>) {
+        let flag = if reason.is_none() { "true" } else { "false" };
         self.assignments
             .get_or_create(&[experiment, arm, flag], Counter::default)
+            .inc_by(1);
+        let reason = reason.map_or("in_experiment", OutReason::as_str);
+        self.answers
+            .get_or_create(&[experiment, reason], Counter::default)
             .inc_by(1);
     }
 
@@ -299,7 +313,12 @@ impl Metrics {
     /// Renders every series in the Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        for family in [&self.requests, &self.assignments, &self.outcomes] {
+        for family in [
+            &self.requests,
+            &self.assignments,
+            &self.answers,
+            &self.outcomes,
+        ] {
             render_counters(&mut out, family);
         }
         for family in [
@@ -309,6 +328,7 @@ impl Metrics {
         ] {
             render_histograms(&mut out, family);
         }
+        crate::process::render(&mut out);
         out
     }
 }
@@ -416,7 +436,8 @@ mod tests {
             Duration::from_secs(20),
         );
         m.observe_request("/healthz", "GET", 200, Duration::from_micros(50));
-        m.observe_assignment("checkout \"v2\"", "ai", true);
+        m.observe_assignment("checkout \"v2\"", "ai", None);
+        m.observe_assignment("claims", "human", Some(OutReason::NotRunning));
         m.observe_outcomes("claims", OutcomeResult::Duplicate, 3);
         m.observe_store_write("record_outcomes", 500, Duration::from_millis(3));
         let text = m.render();
@@ -445,6 +466,14 @@ mod tests {
             2.0
         );
         assert!(text.contains(r#"experiment="checkout \"v2\"""#), "{text}");
+        assert_eq!(
+            samples["liftlab_assign_answers_total{experiment=\"claims\",reason=\"not_running\"}"],
+            1.0
+        );
+        assert_eq!(
+            samples["liftlab_assignments_total{experiment=\"claims\",arm=\"human\",in_experiment=\"false\"}"],
+            1.0
+        );
         assert_eq!(
             samples["liftlab_outcomes_total{experiment=\"claims\",result=\"duplicate\"}"],
             3.0

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 use actix_web::http::header;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use liftlab_domain::drift::DriftMonitor;
 use liftlab_domain::lifecycle::Change;
 use liftlab_domain::report::{self, ArmTally, EpochInfo, PeriodCount, Report, ReportInput};
@@ -35,11 +35,18 @@ mod tests;
 /// The harm check runs again once this many more outcomes have been recorded in the epoch.
 pub const HARM_CHECK_EVERY: u64 = 200;
 
-/// Registers `GET /v1/experiments/{key}/results`, `GET /` and `GET /experiments/{key}`.
+/// Registers `GET /v1/experiments/{key}/results`, the pages `GET /` and
+/// `GET /experiments/{key}`, and signing in to them (`GET|POST /signin`, `POST /signout`).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/v1/experiments/{key}/results").route(web::get().to(results)))
         .service(web::resource("/").route(web::get().to(pages::index)))
-        .service(web::resource("/experiments/{key}").route(web::get().to(pages::experiment)));
+        .service(web::resource("/experiments/{key}").route(web::get().to(pages::experiment)))
+        .service(
+            web::resource("/signin")
+                .route(web::get().to(pages::signin_form))
+                .route(web::post().to(pages::sign_in)),
+        )
+        .service(web::resource("/signout").route(web::post().to(pages::sign_out)));
 }
 
 /// The results formats.
@@ -53,13 +60,42 @@ pub enum Format {
     Csv,
 }
 
+impl Format {
+    /// The format an `Accept` header asks for: CSV when it ranks `text/csv` above
+    /// `application/json` (by q-value, then by order), else JSON, the default for `*/*`, for
+    /// anything else and for no header at all.
+    pub fn from_accept(accept: Option<&str>) -> Format {
+        let Some(accept) = accept else {
+            return Format::Json;
+        };
+        let mut best: Option<(f64, Format)> = None;
+        for range in accept.split(',') {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let format = match media.as_str() {
+                "text/csv" => Format::Csv,
+                "application/json" => Format::Json,
+                _ => continue,
+            };
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q=").map(str::trim))
+                .find_map(|q| q.parse::<f64>().ok())
+                .filter(|q| (0.0..=1.0).contains(q))
+                .unwrap_or(1.0);
+            if q > 0.0 && !matches!(best, Some((top, _)) if q <= top) {
+                best = Some((q, format));
+            }
+        }
+        best.map_or(Format::Json, |(_, format)| format)
+    }
+}
+
 /// `?format=json|csv&epoch=N`.
 #[derive(Clone, Copy, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResultsQuery {
-    /// The response format; JSON by default.
-    #[serde(default)]
-    pub format: Format,
+    /// The response format; when absent, the `Accept` header chooses (JSON by default).
+    pub format: Option<Format>,
     /// The analysis epoch; the current one by default.
     pub epoch: Option<u64>,
 }
@@ -170,20 +206,25 @@ pub fn gather(store: &dyn Store, key: &str, epoch: Option<u64>) -> Result<Gather
     })
 }
 
-/// `GET /v1/experiments/{key}/results`: the results JSON (`?format=csv` for CSV, `?epoch=N`
-/// for an older epoch).
+/// `GET /v1/experiments/{key}/results`: the results JSON (`?format=csv` or `Accept: text/csv`
+/// for CSV, `?format=` winning over `Accept`; `?epoch=N` for an older epoch).
 pub async fn results(
     _who: Viewer,
     state: web::Data<AppState>,
+    req: HttpRequest,
     key: web::Path<String>,
     query: web::Query<ResultsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let key = experiment_key(key.into_inner())?;
+    let format = query.format.unwrap_or_else(|| {
+        let accept = req.headers().get(header::ACCEPT);
+        Format::from_accept(accept.and_then(|v| v.to_str().ok()))
+    });
     let store = state.store.clone();
     let epoch = query.epoch;
     let gathered = web::block(move || gather(store.as_ref(), &key, epoch)).await??;
     let report = gathered.report();
-    Ok(match query.format {
+    Ok(match format {
         Format::Json => HttpResponse::Ok().json(&report),
         Format::Csv => HttpResponse::Ok()
             .insert_header((header::CONTENT_TYPE, "text/csv; charset=utf-8"))

@@ -415,3 +415,74 @@ proptest! {
         prop_assert_eq!(run(&spec, Status::Running, &req), run(&spec, Status::Running, &req));
     }
 }
+
+/// Every answer outside the experiment says why, and the reason of the served answer is the
+/// decision's own: not running before targeting, targeting before coverage.
+#[test]
+fn every_answer_outside_says_why() {
+    let spec = spec_with(json!({"coverage": 0.5, "targeting": {"region": ["emea"]}}));
+    let period = initial_period(&spec, 0);
+    let mut seen = std::collections::BTreeSet::new();
+    for i in 0..200 {
+        let unit = format!("unit-{i}");
+        for status in [
+            Status::Draft,
+            Status::Running,
+            Status::Paused,
+            Status::Stopped,
+        ] {
+            for region in ["emea", "apac"] {
+                let req = request(&unit, &[("region", region)]);
+                let decision = choose_arm(&spec, status, &period, &unit, req.attributes());
+                let expected = if status != Status::Running {
+                    Some(OutReason::NotRunning)
+                } else if region != "emea" {
+                    Some(OutReason::NotTargeted)
+                } else if choose(
+                    hash_v2("seed", &unit),
+                    &bucket_ranges(&[0.2, 0.3, 0.5], 0.5),
+                )
+                .is_none()
+                {
+                    Some(OutReason::OutsideCoverage)
+                } else {
+                    None
+                };
+                assert_eq!(decision.reason, expected, "{unit} {status} {region}");
+                assert_eq!(decision.in_experiment, expected.is_none());
+                let answer = run(&spec, status, &req);
+                assert_eq!(out_reason(&spec, status, &answer, &req), expected);
+                seen.insert(expected);
+            }
+        }
+    }
+    assert_eq!(
+        seen.len(),
+        4,
+        "every reason and in-experiment occur: {seen:?}"
+    );
+}
+
+/// A returning unit keeps its first answer; its reason is judged on the current request.
+#[test]
+fn a_stored_answer_outside_is_judged_on_the_current_request() {
+    let spec = spec_with(json!({"targeting": {"region": ["emea"]}}));
+    let first = run(&spec, Status::Running, &request("b", &[("region", "apac")]));
+    assert!(!first.in_experiment);
+    let now = request("b", &[("region", "emea")]);
+    let again = request("b", &[("region", "apac")]);
+    assert_eq!(
+        out_reason(&spec, Status::Running, &first, &again),
+        Some(OutReason::NotTargeted)
+    );
+    assert_eq!(
+        out_reason(&spec, Status::Running, &first, &now),
+        Some(OutReason::OutsideCoverage)
+    );
+    assert_eq!(
+        out_reason(&spec, Status::Paused, &first, &now),
+        Some(OutReason::NotRunning)
+    );
+    let inside = run(&spec, Status::Running, &now);
+    assert_eq!(out_reason(&spec, Status::Running, &inside, &now), None);
+}

@@ -8,6 +8,7 @@
 mod charts;
 mod experiment;
 mod index;
+mod signin;
 
 #[cfg(test)]
 mod tests;
@@ -20,7 +21,7 @@ use liftlab_store::Store;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use serde::Deserialize;
 
-use crate::auth::Viewer;
+use crate::auth::PageViewer;
 use crate::dto::experiment_key;
 use crate::error::ApiError;
 use crate::results::gather;
@@ -28,6 +29,7 @@ use crate::AppState;
 
 pub use experiment::{render_experiment, ExperimentPage};
 pub use index::{render_index, IndexRow};
+pub use signin::{form as signin_form, render_signin, sign_in, sign_out, SignInView};
 
 /// The most versions listed in a page's change history (the newest ones).
 pub const MAX_VERSIONS_SHOWN: usize = 50;
@@ -96,10 +98,19 @@ pub(crate) fn layout(title: &str, body: Markup) -> Markup {
     }
 }
 
-fn html_response(markup: Markup) -> HttpResponse {
+/// A page for `who`: a browser signed in with a session cookie gets a sign-out button in the
+/// page header (the render functions stay pure, so it is added to their output here).
+fn html_response(markup: Markup, who: &PageViewer) -> HttpResponse {
+    let mut html = markup.into_string();
+    if who.signed_in {
+        let form = signin::signout_form(Some(&who.principal.name)).into_string();
+        if let Some(at) = html.find("</header>") {
+            html.insert_str(at, &form);
+        }
+    }
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
-        .body(markup.into_string())
+        .body(html)
 }
 
 /// `?epoch=N` on the experiment page.
@@ -111,10 +122,10 @@ pub struct PageQuery {
 }
 
 /// `GET /`: every experiment with its status, primary lift and verdict.
-pub async fn index(_who: Viewer, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn index(who: PageViewer, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let store = state.store.clone();
     let rows = web::block(move || index_rows(store.as_ref())).await??;
-    Ok(html_response(render_index(&rows)))
+    Ok(html_response(render_index(&rows), &who))
 }
 
 fn index_rows(store: &dyn Store) -> Result<Vec<IndexRow>, ApiError> {
@@ -134,7 +145,7 @@ fn index_rows(store: &dyn Store) -> Result<Vec<IndexRow>, ApiError> {
 
 /// `GET /experiments/{key}`: the result page (`?epoch=N` for an older epoch).
 pub async fn experiment(
-    _who: Viewer,
+    who: PageViewer,
     state: web::Data<AppState>,
     key: web::Path<String>,
     query: web::Query<PageQuery>,
@@ -143,7 +154,7 @@ pub async fn experiment(
     let store = state.store.clone();
     let epoch = query.epoch;
     let page = web::block(move || experiment_page(store.as_ref(), &key, epoch)).await??;
-    Ok(html_response(render_experiment(&page)))
+    Ok(html_response(render_experiment(&page), &who))
 }
 
 fn experiment_page(

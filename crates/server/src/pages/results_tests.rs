@@ -151,6 +151,30 @@ async fn results_json_csv_and_epochs_over_http() {
     let csv = String::from_utf8(csv.to_vec()).expect("utf-8");
     assert_eq!(csv, report.to_csv());
     assert_eq!(csv.lines().count(), 3);
+    // `Accept: text/csv` asks for the same CSV; `?format=` wins over `Accept`.
+    let url = format!("/v1/experiments/{key}/results");
+    for (uri, accept, csv_wanted) in [
+        (url.clone(), "text/csv", true),
+        (url.clone(), "application/json;q=0.5, text/csv", true),
+        (url.clone(), "text/csv;q=0.2, application/json", false),
+        (url.clone(), "*/*", false),
+        (format!("{url}?format=json"), "text/csv", false),
+        (format!("{url}?format=csv"), "application/json", true),
+    ] {
+        let (s, ct, body) = call!(
+            svc,
+            test::TestRequest::get()
+                .uri(&uri)
+                .insert_header(("accept", accept))
+        );
+        assert_eq!(s, 200, "{uri} {accept}");
+        if csv_wanted {
+            assert_eq!(ct, "text/csv; charset=utf-8", "{uri} {accept}");
+            assert_eq!(body, csv.as_bytes(), "{uri} {accept}");
+        } else {
+            assert!(ct.starts_with("application/json"), "{uri} {accept}: {ct}");
+        }
+    }
 
     let (s, ct, body) = call!(
         svc,

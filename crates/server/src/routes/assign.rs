@@ -3,7 +3,9 @@
 //! The experiment's current version and parsed spec come from memory ([`crate::CachedStore`]).
 //! A running experiment stores the decision (first write wins, so a returning unit gets its
 //! stored arm) and answers only after the group commit has made it durable; a non-running one
-//! answers the baseline with `in_experiment: false` and stores nothing.
+//! answers the baseline with `in_experiment: false` and stores nothing. An answer outside the
+//! experiment carries its `reason` ([`liftlab_domain::out_reason`]), and `/metrics` counts
+//! answers by experiment and reason.
 //!
 //! The handler never blocks its worker: the one read it makes here — the unit's stored
 //! assignment — does not wait for a group commit, and the write hands its answer to a channel
@@ -15,7 +17,7 @@
 use std::time::Instant;
 
 use actix_web::{web, HttpResponse};
-use liftlab_domain::{decide, AssignRequest, Assignment, Status};
+use liftlab_domain::{decide, out_reason, AssignRequest, Assignment, Status};
 use liftlab_store::StoreError;
 use serde_json::Value;
 
@@ -69,10 +71,11 @@ pub async fn assign(
             }
         }
     };
+    let reason = out_reason(&current.spec, current.status, &answer, &request);
     state
         .metrics
-        .observe_assignment(&answer.experiment, &answer.arm, answer.in_experiment);
-    Ok(HttpResponse::Ok().json(AssignView::from(&answer)))
+        .observe_assignment(&answer.experiment, &answer.arm, reason);
+    Ok(HttpResponse::Ok().json(AssignView::new(&answer, reason)))
 }
 
 /// Records a decision and waits, without blocking the worker, for it to be durable.

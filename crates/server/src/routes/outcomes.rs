@@ -23,8 +23,7 @@ use serde_json::Value;
 use crate::auth::Router;
 use crate::dto::{now_millis, parse_rfc3339};
 use crate::error::{
-    escape_pointer, json_error, path_to_pointer as path_pointer, strip_position, too_large,
-    ApiError, FieldError,
+    error_pointer, escape_pointer, json_error, strip_position, too_large, ApiError, FieldError,
 };
 use crate::extract::{content_type, is_json, read_body};
 use crate::metrics::OutcomeResult;
@@ -317,7 +316,7 @@ impl Pending {
         let event = match serde_path_to_error::deserialize::<_, EventDto>(value) {
             Ok(event) => Ok(event),
             Err(e) => {
-                let pointer = path_pointer(e.path());
+                let pointer = error_pointer(&e);
                 Err(vec![FieldError::new(
                     pointer,
                     strip_position(&e.inner().to_string()),
@@ -336,7 +335,7 @@ impl Pending {
         let mut de = serde_json::Deserializer::from_slice(line);
         let parsed = serde_path_to_error::deserialize::<_, EventDto>(&mut de)
             .map_err(|e| {
-                let pointer = path_pointer(e.path());
+                let pointer = error_pointer(&e);
                 let message = match json_error(e.inner(), &pointer) {
                     ApiError::Validation { errors, .. } => errors
                         .into_iter()

@@ -194,3 +194,72 @@ async fn bad_requests_are_4xx_problems_and_change_nothing() {
     let after = snapshot(&app, store.as_ref()).await;
     assert_eq!(before, after);
 }
+
+/// A required field left out is located at the field itself, whatever else the event gets right.
+#[actix_web::test]
+async fn a_missing_required_field_has_its_own_pointer() {
+    let app = test::init_service(app(keyed_state(Config::default()))).await;
+    create_running(&app, spec("bat")).await;
+    assign(&app, "bat", "u0").await;
+    let full =
+        json!({"event_id": "m1", "experiment": "bat", "task_id": "u0", "metrics": {"minutes": 3}});
+    for field in ["event_id", "experiment", "task_id", "metrics"] {
+        let mut event = full.clone();
+        event.as_object_mut().expect("object").remove(field);
+        let r = send(
+            &app,
+            Method::POST,
+            "/v1/outcomes",
+            Some(ROUTER),
+            Body::Json(event.clone()),
+        )
+        .await;
+        assert_eq!(
+            r.pointers(),
+            [format!("/{field}")],
+            "single event without {field}"
+        );
+        let batch = json!({"events": [full.clone(), event.clone()]});
+        let r = send(
+            &app,
+            Method::POST,
+            "/v1/outcomes",
+            Some(ROUTER),
+            Body::Json(batch),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        let rejected = &r.json()["rejected"][0];
+        assert_eq!(rejected["index"], json!(1), "{rejected}");
+        // A batch's rejected events carry pointers relative to the event, beside its index.
+        assert_eq!(
+            rejected["errors"][0]["pointer"],
+            json!(format!("/{field}")),
+            "{rejected}"
+        );
+        let stream = format!("{event}\n").into_bytes();
+        let r = send(
+            &app,
+            Method::POST,
+            "/v1/outcomes",
+            Some(ROUTER),
+            Body::Raw("application/x-ndjson", stream),
+        )
+        .await;
+        let problem = r.problem(422);
+        assert_eq!(
+            problem["errors"][0]["pointer"],
+            json!(format!("/0/{field}")),
+            "{problem}"
+        );
+    }
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/experiments/bat/assign",
+        Some(ROUTER),
+        Body::Json(json!({})),
+    )
+    .await;
+    assert_eq!(r.pointers(), ["/unit_id"]);
+}

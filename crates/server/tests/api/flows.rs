@@ -331,6 +331,77 @@ async fn non_running_experiments_answer_the_baseline_and_store_nothing() {
     r.problem(404);
 }
 
+/// Every answer outside the experiment says why, and `/metrics` counts answers by reason, so an
+/// experiment that only ever answers `not_running` shows up on a dashboard.
+#[actix_web::test]
+async fn answers_outside_the_experiment_carry_their_reason_and_are_counted() {
+    let app = test::init_service(app(keyed_state(Config::default()))).await;
+    let mut document = seeded_spec("why", "seed");
+    document["targeting"] = json!({"region": ["emea"]});
+    document["coverage"] = json!(0.5);
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/experiments",
+        Some(SCIENTIST),
+        Body::Json(document),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let ask = |unit: &'static str, region: &'static str| {
+        let app = &app;
+        async move {
+            let r = send(
+                app,
+                Method::POST,
+                "/v1/experiments/why/assign",
+                Some(ROUTER),
+                Body::Json(json!({"unit_id": unit, "attributes": {"region": region}})),
+            )
+            .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+            r.json()
+        }
+    };
+    // A draft: the router that forgot `start` is told so.
+    let draft = ask("a", "emea").await;
+    assert_eq!(
+        (draft["in_experiment"].clone(), draft["reason"].clone()),
+        (json!(false), json!("not_running"))
+    );
+    let r = send(
+        &app,
+        Method::POST,
+        "/v1/experiments/why/start",
+        Some(SCIENTIST),
+        Body::None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    // hash_v2("seed", "a") = 0.0505 lies in the first arm's covered range [0, 0.25);
+    // hash_v2("seed", "b") = 0.2696 in the gap [0.25, 0.5) that coverage 0.5 leaves out.
+    let inside = ask("a", "emea").await;
+    assert_eq!(inside["in_experiment"], json!(true));
+    assert!(inside.get("reason").is_none(), "{inside}");
+    assert_eq!(ask("c", "apac").await["reason"], json!("not_targeted"));
+    let outside = ask("b", "emea").await;
+    assert_eq!(outside["reason"], json!("outside_coverage"), "{outside}");
+    // A returning unit keeps its stored answer, and its reason.
+    assert_eq!(ask("b", "emea").await, outside);
+    let r = send(&app, Method::GET, "/metrics", Some(VIEWER), Body::None).await;
+    let text = r.text();
+    for (reason, n) in [
+        ("not_running", 1),
+        ("in_experiment", 1),
+        ("not_targeted", 1),
+        ("outside_coverage", 2),
+    ] {
+        let line =
+            format!("liftlab_assign_answers_total{{experiment=\"why\",reason=\"{reason}\"}} {n}\n");
+        assert!(text.contains(&line), "{line} in {text}");
+    }
+}
+
 #[actix_web::test]
 async fn assignment_requests_are_validated() {
     let app = test::init_service(app(keyed_state(Config::default()))).await;
@@ -1009,6 +1080,20 @@ async fn healthz_metrics_and_request_ids() {
         "{text}"
     );
     assert!(!text.contains(VIEWER) && !text.contains(SCIENTIST));
+    let build_info = format!(
+        "liftlab_build_info{{version=\"{}\"}} 1\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(text.contains(&build_info), "{text}");
+    if cfg!(target_os = "linux") {
+        for name in [
+            "process_resident_memory_bytes",
+            "process_open_fds",
+            "process_start_time_seconds",
+        ] {
+            assert!(text.contains(&format!("\n{name} ")), "{name} in {text}");
+        }
+    }
 }
 
 #[actix_web::test]

@@ -5,3 +5,4 @@ mod battery;
 mod common;
 mod flows;
 mod openapi;
+mod signin;
