@@ -99,6 +99,12 @@ pub(crate) fn arms_and_srm(
             role: a.role(),
             assigned: per_period.values().map(|c| c[i]).sum(),
             expected_share: shares[i],
+            handled_by: input
+                .tallies
+                .iter()
+                .filter(|t| t.arm == a.key())
+                .flat_map(|t| t.handled_by.iter().map(|(by, n)| (*by, *n)))
+                .collect(),
         })
         .collect();
     let srm = SrmResult {

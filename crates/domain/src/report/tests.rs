@@ -783,6 +783,50 @@ fn automation_coverage_and_quality_adjusted_productivity() {
         drift: None,
         pause_reason: None,
     });
+    assert!(
+        !report
+            .warnings
+            .iter()
+            .any(|w| w.kind == WarningKind::Contamination),
+        "the AI arm handled by AI is no contamination"
+    );
+    // Baseline outcomes that say AI took part are flagged, with their counts.
+    let mut contaminated = tallies.clone();
+    for t in &mut contaminated {
+        if t.arm == "human" {
+            t.handled_by = BTreeMap::from([
+                (HandledBy::Human, 280),
+                (HandledBy::Ai, 12),
+                (HandledBy::Hybrid, 8),
+            ]);
+        }
+    }
+    let flagged = build(&ReportInput {
+        tallies: &contaminated,
+        ..ReportInput {
+            version: &version,
+            epoch: 0,
+            aggregates: &aggregates,
+            tallies: &tallies,
+            assignments: &assignments,
+            periods: &periods,
+            epochs: &epochs,
+            drift: None,
+            pause_reason: None,
+        }
+    });
+    let warning = flagged
+        .warnings
+        .iter()
+        .find(|w| w.kind == WarningKind::Contamination)
+        .expect("contamination flagged");
+    assert!(
+        warning.message.starts_with(
+            "20 of 300 outcomes of the baseline human say AI took part (12 by AI, 8 hybrid)"
+        ),
+        "{}",
+        warning.message
+    );
     let roi = report.roi.as_ref().expect("roi");
     assert_eq!(roi.automation_coverage.get("ai_assist"), Some(&0.8));
     assert_eq!(
@@ -1130,6 +1174,7 @@ fn json_shape_snapshot() {
         .arms
         .arms[].assigned
         .arms[].expected_share
+        .arms[].handled_by
         .arms[].key
         .arms[].role
         .attrition

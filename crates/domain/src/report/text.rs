@@ -4,8 +4,8 @@ use super::compare::{len_f64, MIN_UNITS_PER_ARM};
 use super::types::{
     ComparisonResult, Decision, DecisionMethod, Interval, Report, Verdict, Warning, WarningKind,
 };
-use crate::model::{Millis, Status};
-use crate::spec::{Direction, ExperimentSpec, MetricRole};
+use crate::model::{HandledBy, Millis, Status};
+use crate::spec::{ArmRole, Direction, ExperimentSpec, MetricRole};
 
 /// Year, month and day of the proleptic Gregorian calendar for days since 1970-01-01
 /// (Howard Hinnant's `civil_from_days`).
@@ -528,6 +528,21 @@ pub(crate) fn warnings(spec: &ExperimentSpec, report: &Report) -> Vec<Warning> {
             push(
                 WarningKind::Segment,
                 format!("{} is {clause}.", capitalize(&humanize(arm))),
+            );
+        }
+    }
+    for arm in report.arms.iter().filter(|a| a.role == ArmRole::Baseline) {
+        let said: u64 = arm.handled_by.values().sum();
+        let ai = arm.handled_by.get(&HandledBy::Ai).copied().unwrap_or(0);
+        let hybrid = arm.handled_by.get(&HandledBy::Hybrid).copied().unwrap_or(0);
+        if ai + hybrid > 0 {
+            push(
+                WarningKind::Contamination,
+                format!(
+                    "{} of {said} outcomes of the baseline {} say AI took part ({ai} by AI, {hybrid} hybrid): the router may be sending baseline tasks to the AI path, which shrinks every difference measured here.",
+                    ai + hybrid,
+                    humanize(&arm.key),
+                ),
             );
         }
     }

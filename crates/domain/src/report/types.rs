@@ -115,6 +115,8 @@ pub enum WarningKind {
     Segment,
     /// A fixed-horizon design has not reached its planned units, so its answer is not final.
     NotFinal,
+    /// Outcomes of the baseline arm say AI handled them: the baseline may be contaminated.
+    Contamination,
 }
 
 /// A problem a reader must know about.
@@ -137,6 +139,9 @@ pub struct ArmSummary {
     pub assigned: u64,
     /// The share of units the allocation meant to send here (propensity-weighted under a bandit).
     pub expected_share: f64,
+    /// Outcomes by who said they handled them (outcomes that did not say are not counted).
+    #[serde(default)]
+    pub handled_by: BTreeMap<crate::model::HandledBy, u64>,
 }
 
 /// The sample-ratio-mismatch check.
