@@ -5,7 +5,10 @@
 //!    [`EFFECT_WINDOW`] values. Its relative lift is r = (m_T − m_B)/|m_B| (the decision's scale)
 //!    with the delta-method variance v = s_T²/(n_T m_B²) + m_T² s_B²/(n_B m_B⁴).
 //! 2. The first [`EFFECT_REFERENCE_WINDOWS`] windows are pooled into the reference effect r₀
-//!    (its variance v₀ from the pooled moments).
+//!    (its variance v₀ from the pooled moments). Later windows after which both CUSUM sums
+//!    stand at zero (no evidence of a change) join the reference too, so its own error, which
+//!    otherwise acts as a small permanent shift and makes a long stationary run alarm, keeps
+//!    shrinking; windows that push a sum up stay out of it.
 //! 3. Every later window gives z = (m_T − ρ₀ m_B)/(L √(v + v₀)), ρ₀ = 1 + r₀, where
 //!    L = (m_T + m_B)/(1 + ρ₀) is the window's baseline level estimated from both arms and v is
 //!    computed with the reference's coefficients of variation, v = ρ₀² (cv_T²/n_T + cv_B²/n_B).
@@ -39,7 +42,7 @@ pub const EFFECT_REFERENCE_WINDOWS: u64 = 20;
 pub const EFFECT_SLACK: f64 = 0.5;
 
 /// The CUSUM's threshold, in standard errors of one window's change.
-pub const EFFECT_THRESHOLD: f64 = 8.0;
+pub const EFFECT_THRESHOLD: f64 = 10.0;
 
 /// The normal quantile of the 95% intervals of the before/after effects.
 const Z95: f64 = 1.959_963_984_540_054;
@@ -110,6 +113,20 @@ fn lift(t: &Moments, b: &Moments) -> Option<(f64, f64)> {
     (r.is_finite() && v.is_finite() && v > 0.0).then_some((r, v))
 }
 
+/// The reference's lift, its variance and its scale ((m_T/m_B)², cv_T², cv_B²), when usable.
+fn reference_effect(reference: &(Moments, Moments)) -> Option<(f64, f64, (f64, f64, f64))> {
+    let (t, b) = reference;
+    let (mt, mb) = (t.mean(), b.mean());
+    let scale = (
+        (mt / mb).powi(2),
+        t.variance() / (mt * mt),
+        b.variance() / (mb * mb),
+    );
+    let usable = [scale.0, scale.1, scale.2].iter().all(|x| x.is_finite());
+    let (lift, var) = lift(t, b)?;
+    usable.then_some((lift, var, scale))
+}
+
 fn estimate(r: f64, v: f64) -> EffectEstimate {
     let half = Z95 * v.sqrt();
     EffectEstimate {
@@ -155,15 +172,7 @@ impl EffectStream {
             merge(&mut self.reference, &window);
             self.reference_windows += 1;
             if self.reference_windows >= EFFECT_REFERENCE_WINDOWS {
-                let (t, b) = &self.reference;
-                let (mt, mb) = (t.mean(), b.mean());
-                let scale = (
-                    (mt / mb).powi(2),
-                    t.variance() / (mt * mt),
-                    b.variance() / (mb * mb),
-                );
-                let usable = [scale.0, scale.1, scale.2].iter().all(|x| x.is_finite());
-                self.armed = lift(t, b).filter(|_| usable).map(|(lift, var)| Armed {
+                self.armed = reference_effect(&self.reference).map(|(lift, var, scale)| Armed {
                     lift,
                     var,
                     scale,
@@ -201,6 +210,18 @@ impl EffectStream {
             } else {
                 *run = (Moments::new(), Moments::new());
             }
+        }
+        if armed.up == 0.0 && armed.down == 0.0 {
+            // No evidence of a change: the window joins the reference, so the reference's own
+            // error (which otherwise acts as a permanent small shift) keeps shrinking.
+            let mut grown = self.reference;
+            merge(&mut grown, &window);
+            if let Some((lift, var, scale)) = reference_effect(&grown) {
+                (armed.lift, armed.var, armed.scale) = (lift, var, scale);
+                self.reference = grown;
+                self.reference_windows += 1;
+            }
+            return None;
         }
         let run = if armed.up > EFFECT_THRESHOLD {
             &armed.run_up
@@ -302,7 +323,7 @@ mod tests {
         assert!((s.armed.as_ref().unwrap().var - v0).abs() < 1e-15);
         // One window of T 8..10 (mean 9): r = −0.1; L = (9 + 10)/1.8 = 10.5556, ρ₀ = 0.8, with
         // the reference's cvs v = 0.64 (1.0005/64 + 1.0005/100)/100 = 1.64082e−4, so
-        // z = (9 − 8)/(L √(v + v₀)) = 7.2176: S⁺ = 6.7176, below 8.
+        // z = (9 − 8)/(L √(v + v₀)) = 7.2176: S⁺ = 6.7176, below 10.
         assert!(feed(&mut s, &window(8.0, 10.0), &window(9.0, 11.0), 4).is_empty());
         let var = 2000.0 / 1999.0;
         let v = 0.64 * (var / 64.0 + var / 100.0) / 100.0;
