@@ -26,6 +26,25 @@ pub struct ExperimentPage {
     pub history: Vec<TimelinePoint>,
     /// The newest versions, newest first.
     pub versions: Vec<ExperimentVersion>,
+    /// The primary metric's decision per treatment in each of the newest epochs, oldest first
+    /// (shown when there is more than one epoch).
+    pub epoch_effects: Vec<EpochEffect>,
+}
+
+/// One row of "Effect by epoch": an epoch's decision on the primary metric for one treatment.
+pub struct EpochEffect {
+    /// The epoch.
+    pub epoch: u64,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// Why it started.
+    pub reason: String,
+    /// The treatment arm.
+    pub arm: String,
+    /// The decision's relative lift with its interval, once there is one.
+    pub decision: Option<(f64, f64, f64)>,
+    /// better | worse | inconclusive | collecting.
+    pub verdict: Verdict,
 }
 
 /// The text with its first letter in upper case.
@@ -495,6 +514,31 @@ fn provenance(page: &ExperimentPage) -> Markup {
                         td { (e.started_at) }
                         td { (e.reason) }
                         td.num { "v" (e.version) }
+                    }
+                }
+            }
+        }
+        @if page.epoch_effects.len() > 1 {
+            h3 { "Effect by epoch" }
+            p.meta { "The primary metric's decision (relative lift) per treatment in each epoch, each from that epoch's own data." }
+            table {
+                thead { tr { th { "Epoch" } th { "Started" } th { "Reason" } th { "Arm" } th.num { "Lift" } th { "Interval" } th { "Verdict" } } }
+                tbody {
+                    @for e in &page.epoch_effects {
+                        tr {
+                            td { a href={ "/experiments/" (v.key) "?epoch=" (e.epoch) } { (e.epoch) } }
+                            td { (e.started_at) }
+                            td { (e.reason) }
+                            td { (e.arm) }
+                            @if let Some((estimate, low, high)) = e.decision {
+                                td.num { (signed_percent(estimate)) }
+                                td { (signed_percent(low)) " to " (signed_percent(high)) }
+                            } @else {
+                                td.num { "–" }
+                                td { "–" }
+                            }
+                            td { (e.verdict.as_str()) }
+                        }
                     }
                 }
             }

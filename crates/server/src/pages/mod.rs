@@ -27,12 +27,15 @@ use crate::error::ApiError;
 use crate::results::gather;
 use crate::AppState;
 
-pub use experiment::{render_experiment, ExperimentPage};
+pub use experiment::{render_experiment, EpochEffect, ExperimentPage};
 pub use index::{render_index, IndexRow};
 pub use signin::{form as signin_form, render_signin, sign_in, sign_out, SignInView};
 
 /// The most versions listed in a page's change history (the newest ones).
 pub const MAX_VERSIONS_SHOWN: usize = 50;
+
+/// The most epochs "Effect by epoch" shows (the newest), each one report of that epoch.
+pub const MAX_EPOCHS_SHOWN: usize = 12;
 
 /// The page stylesheet: readable on screen and in print.
 const CSS: &str = r#"
@@ -170,6 +173,36 @@ fn experiment_page(
         let aggregates = store.aggregates(key, e.epoch)?;
         history.extend(timeline(&gathered.version.spec, e.epoch, &aggregates));
     }
+    // The primary metric's decision in each of the newest epochs, from each epoch's report
+    // (a handful of reads per epoch, none growing with the outcomes).
+    let mut epoch_effects = Vec::new();
+    let skip = gathered.epochs.len().saturating_sub(MAX_EPOCHS_SHOWN);
+    for e in gathered.epochs.iter().skip(skip) {
+        let other;
+        let epoch_report = if e.epoch == gathered.epoch {
+            &report
+        } else {
+            other = gather(store, key, Some(e.epoch))?.report();
+            &other
+        };
+        let primary = epoch_report
+            .metrics
+            .iter()
+            .find(|m| m.role == liftlab_domain::spec::MetricRole::Primary);
+        for c in primary.iter().flat_map(|m| m.comparisons.iter()) {
+            epoch_effects.push(EpochEffect {
+                epoch: e.epoch,
+                started_at: liftlab_domain::report::format_ts(e.started_at),
+                reason: e.reason.clone(),
+                arm: c.arm.clone(),
+                decision: c
+                    .decision
+                    .as_ref()
+                    .map(|d| (d.estimate, d.ci_low, d.ci_high)),
+                verdict: c.verdict,
+            });
+        }
+    }
     let mut versions: Vec<ExperimentVersion> = store.versions(key)?;
     let skip = versions.len().saturating_sub(MAX_VERSIONS_SHOWN);
     versions.drain(..skip);
@@ -179,5 +212,6 @@ fn experiment_page(
         report,
         history,
         versions,
+        epoch_effects,
     })
 }

@@ -236,6 +236,24 @@ async fn results_json_csv_and_epochs_over_http() {
         assert!(ct.starts_with("text/html"), "{uri}");
         assert!(String::from_utf8_lossy(&body).contains(&key));
     }
+
+    // The experiment page sets both epochs' effects side by side, each from its own report.
+    let (_, _, body) = call!(
+        svc,
+        test::TestRequest::get().uri(&format!("/experiments/{key}"))
+    );
+    let html = String::from_utf8_lossy(&body);
+    let table = &html[html.find("Effect by epoch").expect("the table")..];
+    let table = &table[..table.find("</table>").expect("its end")];
+    assert!(
+        table.contains("?epoch=0") && table.contains("?epoch=1"),
+        "{table}"
+    );
+    assert!(table.contains("new model"), "{table}");
+    assert!(
+        table.contains("collecting"),
+        "epoch 1 has no data yet: {table}"
+    );
 }
 
 #[actix_web::test]
