@@ -29,6 +29,8 @@ pub struct ExperimentPage {
     /// The primary metric's decision per treatment in each of the newest epochs, oldest first
     /// (shown when there is more than one epoch).
     pub epoch_effects: Vec<EpochEffect>,
+    /// Each time an arm's outcomes named a model version new to the arm, over every epoch.
+    pub model_changes: Vec<charts::ModelMarker>,
 }
 
 /// One row of "Effect by epoch": an epoch's decision on the primary metric for one treatment.
@@ -589,8 +591,8 @@ pub fn render_experiment(page: &ExperimentPage) -> Markup {
         }
         h2 { (capitalized(&humanize(primary))) " over time" }
         figure {
-            (charts::timeline(&page.history, &arms, &report.epochs, &report.drift, primary))
-            figcaption { (charts::timeline_caption(&page.history, &report.epochs, &report.drift, primary)) }
+            (charts::timeline(&page.history, &arms, &report.epochs, &report.drift, &page.model_changes, primary))
+            figcaption { (charts::timeline_caption(&page.history, &report.epochs, &report.drift, &page.model_changes, primary)) }
         }
         @if report.bandit || report.allocation.len() > 1 {
             h2 { "Allocation over time" }

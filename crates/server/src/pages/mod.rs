@@ -168,10 +168,33 @@ fn experiment_page(
     let gathered = gather(store, key, epoch)?;
     let report = gathered.report();
     // The primary metric over every epoch, so the chart shows the boundaries.
+    // And each arm's model-version changes, from the first-seen times the epochs' drift
+    // monitors keep (no rescan of events).
     let mut history: Vec<TimelinePoint> = Vec::new();
+    let mut model_changes: Vec<charts::ModelMarker> = Vec::new();
+    let mut seen: Vec<(String, String)> = Vec::new();
     for e in &gathered.epochs {
         let aggregates = store.aggregates(key, e.epoch)?;
         history.extend(timeline(&gathered.version.spec, e.epoch, &aggregates));
+        let Some(monitor) = store.drift_monitor(key, e.epoch)? else {
+            continue;
+        };
+        let mut firsts = monitor.model_versions().to_vec();
+        firsts.sort_by_key(|m| m.first_seen);
+        for m in firsts {
+            let pair = (m.arm.clone(), m.model_version.clone());
+            if seen.contains(&pair) {
+                continue;
+            }
+            if seen.iter().any(|(arm, _)| *arm == m.arm) {
+                model_changes.push(charts::ModelMarker {
+                    arm: m.arm,
+                    model_version: m.model_version,
+                    at_ms: m.first_seen,
+                });
+            }
+            seen.push(pair);
+        }
     }
     // The primary metric's decision in each of the newest epochs, from each epoch's report
     // (a handful of reads per epoch, none growing with the outcomes).
@@ -213,5 +236,6 @@ fn experiment_page(
         history,
         versions,
         epoch_effects,
+        model_changes,
     })
 }

@@ -175,6 +175,7 @@ fn page(version: ExperimentVersion, pause_reason: Option<&str>) -> ExperimentPag
     ExperimentPage {
         versions: vec![version.clone()],
         epoch_effects: Vec::new(),
+        model_changes: Vec::new(),
         version,
         report,
         history,
@@ -316,6 +317,7 @@ fn empty_page(version: ExperimentVersion) -> ExperimentPage {
     ExperimentPage {
         versions: vec![version.clone()],
         epoch_effects: Vec::new(),
+        model_changes: Vec::new(),
         version,
         report,
         history: Vec::new(),
