@@ -26,6 +26,9 @@
 //!   has less dynamic regret than undiscounted.
 //! - Drift: false alarms per 10,000 stationary events and the median delay to detect a 30%
 //!   shift (reported; DESIGN.md sets no target).
+//! - Effect drift: a 30% change in the treatment's advantage detected in at least 95% of runs
+//!   within [`EFFECT_HORIZON`] outcomes per arm; a 30% level shift shared by both arms raises
+//!   an effect alarm in at most 5% of runs.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -33,7 +36,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::ValueEnum;
-use liftlab_domain::drift::{Detector, DriftMonitor};
+use liftlab_domain::drift::{effect, Detector, DriftMonitor};
 use liftlab_domain::hash::{choose_weighted, hash_v2};
 use liftlab_domain::report::{
     build as build_report, Decision as ReportDecision, EpochInfo, PeriodCount, Report, ReportInput,
@@ -91,6 +94,20 @@ const DISCOUNT: f64 = 0.9;
 const DRIFT_EVENTS: usize = 10_000;
 /// The relative shift of the mean the drift study detects.
 const DRIFT_SHIFT: f64 = 0.30;
+
+/// The treatment's true relative lift on cycle time before the effect changes (−30%).
+const EFFECT_LIFT: f64 = -0.30;
+/// The relative change of that advantage: −30% becomes −21%.
+const EFFECT_CHANGE: f64 = 0.30;
+/// The level factor of the shared shift (both arms' cycle times × 1.3).
+const EFFECT_LEVEL_SHIFT: f64 = 1.30;
+/// Stationary outcomes per arm before the change, counted from the start (the reference,
+/// 20 windows of 100, is learned from the first 2,000).
+const EFFECT_BEFORE: u64 = 3000;
+/// Outcomes per arm after the change within which a detection counts.
+const EFFECT_HORIZON: u64 = 8000;
+/// Outcomes per arm after the shared level shift over which effect alarms are counted.
+const EFFECT_LEVEL_HORIZON: u64 = 5000;
 
 /// Units per arm added between two looks of the decision studies.
 const DECISION_LOOK_UNITS: u64 = 100;
@@ -254,6 +271,7 @@ pub fn calibrate(
     add(cuped_study(&pool, runs, analysis.alpha)?);
     add(bandit_study(&pool, bandit_runs)?);
     add(drift_study(&pool, drift_runs)?);
+    add(effect_drift_study(&pool, runs)?);
     Ok(Calibration {
         seed,
         runs,
@@ -1871,6 +1889,153 @@ fn drift_study(pool: &Pool, runs: u64) -> anyhow::Result<(Vec<Figure>, u64)> {
     Ok((figures, 0))
 }
 
+/// One effect-drift run: outcomes per arm after the change until the first effect alarm (if
+/// within the horizon) for the changed advantage, and whether the shared level shift raised
+/// an effect alarm at any point of its run.
+type EffectRun = (Option<u64>, bool);
+
+/// Feeds one outcome per arm (baseline first) to the monitor; returns whether an effect
+/// detection was added.
+fn feed_pair(
+    spec: &ExperimentSpec,
+    monitor: &mut DriftMonitor,
+    outcome: &mut Outcome,
+    x: [f64; 2],
+) -> bool {
+    let before = monitor.effect_detections().len();
+    for (arm, value) in DECISION_ARMS.iter().zip(x) {
+        outcome.ts += 1;
+        outcome.arm = (*arm).to_string();
+        outcome.metrics.insert("cycle_time".to_string(), value);
+        monitor.observe(spec, outcome);
+    }
+    monitor.effect_detections().len() > before
+}
+
+fn effect_drift_study(pool: &Pool, runs: u64) -> anyhow::Result<(Vec<Figure>, u64)> {
+    let spec = ExperimentSpec::parse(&serde_json::json!({
+        "key": "calibration-effect-drift",
+        "arms": [{"key": DECISION_ARMS[0], "role": "baseline"}, {"key": DECISION_ARMS[1], "role": "treatment"}],
+        "allocation": {"policy": "fixed", "weights": {DECISION_ARMS[0]: 0.5, DECISION_ARMS[1]: 0.5}},
+        "metrics": [{"key": "cycle_time", "kind": "duration", "direction": "decrease", "role": "primary"}],
+        "drift": {"metrics": ["cycle_time"]}
+    }))
+    .map_err(|e| anyhow::anyhow!("the calibration effect-drift spec is invalid: {e}"))?;
+    let after_lift = EFFECT_LIFT * (1.0 - EFFECT_CHANGE);
+    let results: Vec<EffectRun> = pool.map(runs, "effect drift", |run| {
+        let mut rng = pool.rng(21, run);
+        let dist = cycle_time();
+        let new_outcome = || Outcome {
+            event_id: String::new(),
+            experiment: spec.key().to_string(),
+            task_id: String::new(),
+            unit_id: String::new(),
+            arm: String::new(),
+            epoch: 0,
+            ts: 0,
+            metrics: BTreeMap::new(),
+            handled_by: None,
+            model_version: None,
+            attributes: BTreeMap::new(),
+        };
+        // The advantage changes: the treatment's cycle times go from 0.70 to 0.79 of the
+        // baseline's level.
+        let mut monitor = DriftMonitor::new();
+        let mut outcome = new_outcome();
+        let mut caught = None;
+        for i in 0..EFFECT_BEFORE + EFFECT_HORIZON {
+            let lift = if i < EFFECT_BEFORE {
+                EFFECT_LIFT
+            } else {
+                after_lift
+            };
+            let x = [dist.sample(&mut rng), dist.sample(&mut rng) * (1.0 + lift)];
+            if feed_pair(&spec, &mut monitor, &mut outcome, x) && i >= EFFECT_BEFORE {
+                caught = Some(i - EFFECT_BEFORE + 1);
+                break;
+            }
+        }
+        // Both arms' levels × 1.3, the advantage unchanged: any effect alarm is false.
+        let mut monitor = DriftMonitor::new();
+        let mut outcome = new_outcome();
+        let mut false_alarm = false;
+        for i in 0..EFFECT_BEFORE + EFFECT_LEVEL_HORIZON {
+            let level = if i < EFFECT_BEFORE {
+                1.0
+            } else {
+                EFFECT_LEVEL_SHIFT
+            };
+            let x = [
+                dist.sample(&mut rng) * level,
+                dist.sample(&mut rng) * level * (1.0 + EFFECT_LIFT),
+            ];
+            if feed_pair(&spec, &mut monitor, &mut outcome, x) {
+                false_alarm = true;
+                break;
+            }
+        }
+        (caught, false_alarm)
+    });
+    let settings = format!(
+        "windows of {} outcomes per arm, a {}-window reference, CUSUM slack {} and threshold {}",
+        effect::EFFECT_WINDOW,
+        effect::EFFECT_REFERENCE_WINDOWS,
+        effect::EFFECT_SLACK,
+        effect::EFFECT_THRESHOLD
+    );
+    let detected = results.iter().filter(|(c, _)| c.is_some()).count();
+    let alarms = results.iter().filter(|(_, a)| *a).count();
+    let delays: Vec<f64> = results
+        .iter()
+        .map(|(c, _)| count(c.unwrap_or(EFFECT_HORIZON)))
+        .collect();
+    let (median, low, high) = median_ci(delays);
+    let figures = vec![
+        rate_figure(
+            "effect_drift_detected",
+            "effect_drift",
+            format!(
+                "a {:.0}% change in the treatment's advantage (lift {:+.0}% → {:+.0}%) detected within {EFFECT_HORIZON} outcomes per arm ({settings})",
+                EFFECT_CHANGE * 100.0,
+                EFFECT_LIFT * 100.0,
+                after_lift * 100.0
+            ),
+            u64::try_from(detected).unwrap_or(u64::MAX),
+            runs,
+            "≥ 95%".to_string(),
+            |v, _, _| v >= 0.95,
+        ),
+        Figure {
+            id: "effect_drift_delay",
+            study: "effect_drift",
+            label: format!(
+                "median outcomes per arm to detect that change (undetected runs count as {EFFECT_HORIZON})"
+            ),
+            value: median,
+            low,
+            high,
+            target: "reported".to_string(),
+            met: None,
+            runs,
+            percent: false,
+        },
+        rate_figure(
+            "effect_drift_level_alarms",
+            "effect_drift",
+            format!(
+                "runs with any effect alarm when both arms' levels shift by {:+.0}% (advantage unchanged; {} outcomes per arm, the shift after {EFFECT_BEFORE})",
+                (EFFECT_LEVEL_SHIFT - 1.0) * 100.0,
+                EFFECT_BEFORE + EFFECT_LEVEL_HORIZON
+            ),
+            u64::try_from(alarms).unwrap_or(u64::MAX),
+            runs,
+            "≤ 5%".to_string(),
+            |v, _, _| v <= 0.05,
+        ),
+    ];
+    Ok((figures, 0))
+}
+
 /// A number with its sign, the minus as a typographic minus (U+2212).
 fn signed(x: f64, decimals: usize) -> String {
     format!("{x:+.decimals$}").replace('-', "\u{2212}")
@@ -1923,6 +2088,7 @@ Garwood (Poisson) for alarm counts, binomial order statistics for medians) and t
         ("cuped", "### CUPED on a covariate sent at assignment", "A primary duration metric with `covariate: {\"attribute\": \"estimated_minutes\"}`: each unit's estimate is uniform on 10–50 minutes and its minutes are the estimate (times 0.95 in the treatment of the effect scenario) plus normal noise with sd 8, so the simulator's truth for the share of variance the estimate explains is ρ² = Var(estimate)/(Var(estimate) + 64). The report reads the paired aggregates (x, the estimate, and x + estimate) the store keeps and decides on the CUPED-adjusted lift with one pooled θ."),
         ("thompson", "## Thompson sampling", "liftlab-domain's machinery end to end: units hashed by `decide` into the current allocation period, rewards fed to `BanditState`, a new period opened when `due` (default floor 0.01, warm-up 100 rewards per arm, update every 50). Regret is the pseudo-regret Σ(best rate − served arm's rate); uniform allocation's is exact. Rewards arrive immediately; batching every 50 rewards is the only delay. The change study pairs the two samplers on the same seeds."),
         ("drift", "## Drift detection", "liftlab-domain's `DriftMonitor` with a spec's default drift settings (Page–Hinkley, CUSUM and the windowed test, in units of the reference window's sd), fed log-normal cycle times of one arm. False alarms: the 10,000 stationary events after the 500-event reference (after an alarm the monitor learns a new reference, as in production). Delay: events until the first detection after the mean shifts up by 30%."),
+        ("effect_drift", "## Drift on the effect", "liftlab-domain's `DriftMonitor` watching the treatment's effect: the relative lift of the treatment's cycle time over the baseline's, per window of outcomes, against a reference learned from the first windows, by a two-sided CUSUM on the standardized change (the fixed settings in the rows). Both arms draw log-normal cycle times (σ = 0.8), one outcome per arm in turn; the treatment's are 0.70 of the baseline's. Detection: after 3,000 outcomes per arm the treatment's factor becomes 0.79 (its advantage shrinks by 30%). Workload drift: after 3,000 outcomes per arm both arms' cycle times are multiplied by 1.3, which leaves the relative lift unchanged; any effect alarm in the run counts. Level detections (the study above) are workload drift and never re-baseline; effect detections are what `auto_rebaseline` acts on."),
     ];
     for (study, title, how) in studies {
         if study.is_empty() {

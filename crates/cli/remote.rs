@@ -408,6 +408,33 @@ pub fn table(r: &Report) -> String {
             );
         }
     }
+    if !r.effect_drift.is_empty() {
+        let _ = writeln!(out, "\neffect drift (the treatment's advantage changed):");
+        for d in &r.effect_drift {
+            let pct = |e: &liftlab_domain::drift::EffectEstimate| {
+                format!(
+                    "{:+.1}% [{:+.1}%, {:+.1}%]",
+                    e.estimate * 100.0,
+                    e.ci_low * 100.0,
+                    e.ci_high * 100.0
+                )
+            };
+            let _ = writeln!(
+                out,
+                "  {} lift of {} over {}: {} before, {} after, at {} ({})",
+                d.metric,
+                d.arm,
+                d.baseline,
+                pct(&d.effect_before),
+                pct(&d.effect_after),
+                d.detected_at,
+                serde_json::to_value(d.action)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            );
+        }
+    }
     if let Some(roi) = &r.roi {
         let _ = writeln!(out, "\nroi ({}):", roi.currency);
         for (arm, cost) in &roi.cost_per_case {

@@ -256,8 +256,10 @@ fn action_lock() -> &'static Mutex<()> {
 
 /// Runs after a batch of outcomes for `experiment` was recorded, on a blocking thread.
 ///
-/// - With `drift.auto_rebaseline`, a detection in the current epoch's drift monitor starts a
-///   new epoch (`store.rebaseline`, with the detection as the reason).
+/// - With `drift.auto_rebaseline`, a change in a treatment's effect detected by the current
+///   epoch's drift monitor starts a new epoch (`store.rebaseline`, with the detection as the
+///   reason). Level detections (workload drift, which a shift shared by all arms causes) never
+///   re-baseline: the epoch's randomized comparison stays valid under them.
 /// - With `analysis.auto_pause_on_harm`, a running experiment is checked every
 ///   [`HARM_CHECK_EVERY`] outcomes; a guardrail that the sequential test finds significantly
 ///   worse under its harm test (the report's `harm`, the same test its verdict reads) pauses it (`store.transition(Pause)` with the reason, which the audit chain
@@ -277,14 +279,15 @@ fn check(state: &AppState, key: &str) -> Result<(), ApiError> {
     let pause = spec.analysis().auto_pause_on_harm() && live.version.status == Status::Running;
     if rebaseline {
         if let Some(monitor) = state.store.drift_monitor(key, live.epoch)? {
-            if let Some(d) = monitor.detections().first() {
+            if let Some(d) = monitor.effect_detections().first() {
                 let reason = format!(
-                    "drift: {} went {} in arm {} at {} ({})",
-                    d.metric,
-                    d.direction.as_str(),
+                    "effect drift: the lift of {} over {} on {} went from {:+.1}% to {:+.1}% at {}",
                     d.arm,
+                    d.baseline,
+                    d.metric,
+                    d.effect_before.estimate * 100.0,
+                    d.effect_after.estimate * 100.0,
                     report::format_ts(d.detected_at),
-                    d.detector.as_str()
                 );
                 let _guard = action_lock().lock().unwrap_or_else(|p| p.into_inner());
                 // Another batch may have re-baselined meanwhile: act only on the current epoch.

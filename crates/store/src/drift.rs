@@ -8,12 +8,14 @@ use crate::kv::{get_as, Scan, Tx};
 use crate::ops::keys;
 use crate::tree::TreeId;
 
-/// Feeds the outcome to the drift monitor of its (experiment, epoch), when the spec monitors drift.
+/// Feeds the outcome to the drift monitor of its (experiment, epoch), when the spec monitors
+/// drift or the outcome names a model version (the monitor keeps each arm's first-seen time
+/// per model version, for the over-time chart).
 ///
 /// The monitor's detections are not acted on here: results read the stored monitor, and
 /// re-baselining stays an explicit call.
 pub(crate) fn observe(tx: &mut Tx<'_>, spec: &ExperimentSpec, outcome: &Outcome) -> Result<()> {
-    if spec.drift().is_none() {
+    if spec.drift().is_none() && outcome.model_version.is_none() {
         return Ok(());
     }
     let key = keys::exp_n(spec.key(), outcome.epoch);

@@ -192,6 +192,7 @@ pub fn build(input: &ReportInput<'_>) -> Report {
     let productivity = money::productivity(spec, &index, input.tallies);
     let segments = segments::segments(spec, &index);
     let drift = drift_entries(input);
+    let effect_drift = effect_drift_entries(input);
     let epochs = epoch_entries(input);
     let timeline = timeline::timeline(spec, input.epoch, input.aggregates);
     let bandit = spec.allocation().thompson().is_some();
@@ -215,6 +216,7 @@ pub fn build(input: &ReportInput<'_>) -> Report {
         guardrails,
         harm,
         drift,
+        effect_drift,
         roi,
         productivity,
         power,
@@ -255,16 +257,12 @@ fn analysis_summary(spec: &ExperimentSpec, arms: &[ArmSummary]) -> AnalysisSumma
     }
 }
 
+/// Level detections: workload drift, which never re-baselines by itself.
 fn drift_entries(input: &ReportInput<'_>) -> Vec<DriftEntry> {
     let Some(monitor) = input.drift else {
         return Vec::new();
     };
-    let superseded = input.epochs.iter().any(|e| e.epoch > input.epoch);
-    let action = if superseded {
-        DriftAction::Rebaselined
-    } else {
-        DriftAction::RebaselineProposed
-    };
+    let action = DriftAction::WorkloadDrift;
     monitor
         .detections()
         .iter()
@@ -275,6 +273,33 @@ fn drift_entries(input: &ReportInput<'_>) -> Vec<DriftEntry> {
             detected_at_ms: d.detected_at,
             direction: d.direction,
             detector: d.detector,
+            action,
+        })
+        .collect()
+}
+
+/// Effect detections: a re-baseline is proposed, or was done when a later epoch exists.
+fn effect_drift_entries(input: &ReportInput<'_>) -> Vec<EffectDriftEntry> {
+    let Some(monitor) = input.drift else {
+        return Vec::new();
+    };
+    let superseded = input.epochs.iter().any(|e| e.epoch > input.epoch);
+    let action = if superseded {
+        DriftAction::Rebaselined
+    } else {
+        DriftAction::RebaselineProposed
+    };
+    monitor
+        .effect_detections()
+        .iter()
+        .map(|d| EffectDriftEntry {
+            metric: d.metric.clone(),
+            arm: d.arm.clone(),
+            baseline: d.baseline.clone(),
+            detected_at: format_ts(d.detected_at),
+            detected_at_ms: d.detected_at,
+            effect_before: d.effect_before,
+            effect_after: d.effect_after,
             action,
         })
         .collect()

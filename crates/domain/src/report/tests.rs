@@ -1195,6 +1195,7 @@ fn json_shape_snapshot() {
         .drift[].detector
         .drift[].direction
         .drift[].metric
+        .effect_drift
         .epoch
         .epochs
         .epochs[].current
@@ -1401,7 +1402,7 @@ fn json_shape_snapshot() {
     // DESIGN.md's literal values.
     assert_eq!(json["policy"], "fixed");
     assert_eq!(json["status"], "running");
-    assert_eq!(json["drift"][0]["action"], "rebaseline_proposed");
+    assert_eq!(json["drift"][0]["action"], "workload_drift");
     assert_eq!(json["drift"][0]["detector"], "cusum");
     assert_eq!(json["drift"][0]["direction"], "up");
     assert_eq!(json["drift"][0]["detected_at"], "2026-03-01T09:30:00Z");
@@ -1562,14 +1563,87 @@ fn drift_entries_and_epochs() {
         pause_reason: None,
     };
     let old = build(&input(0));
-    assert_eq!(old.drift[0].action, DriftAction::Rebaselined);
+    // A level detection is workload drift, whether or not a later epoch exists.
+    assert_eq!(old.drift[0].action, DriftAction::WorkloadDrift);
     assert!(old.epochs[0].current && !old.epochs[1].current);
     let new = build(&input(1));
-    assert_eq!(new.drift[0].action, DriftAction::RebaselineProposed);
+    assert_eq!(new.drift[0].action, DriftAction::WorkloadDrift);
+    assert!(new.effect_drift.is_empty());
     assert_eq!(new.epochs[1].started_at, "2026-03-01T09:30:00Z");
     assert!(new.warnings.iter().any(|w| w.kind == WarningKind::Drift
-        && w.message
-            .starts_with("Cycle time drifted up in human at 2026-03-01T09:30:00Z (cusum)")));
+        && w.message.starts_with(
+            "Cycle time drifted up in human at 2026-03-01T09:30:00Z (cusum); workload drift"
+        )));
+}
+
+#[test]
+fn effect_drift_entries_carry_the_before_and_after_effect() {
+    let version = running(support_spec(json!({"drift": {"metrics": ["cycle_time"]}})));
+    let mut monitor = DriftMonitor::new();
+    let effect = |estimate: f64, half: f64| crate::drift::EffectEstimate {
+        estimate,
+        ci_low: estimate - half,
+        ci_high: estimate + half,
+    };
+    monitor.push_effect_detection_for_tests(crate::drift::EffectDetection {
+        metric: "cycle_time".to_string(),
+        arm: "ai".to_string(),
+        baseline: "human".to_string(),
+        detected_at: 1_772_357_400_000,
+        effect_before: effect(-0.2, 0.02),
+        effect_after: effect(-0.1, 0.05),
+    });
+    let epochs = |n: u64| -> Vec<EpochInfo> {
+        (0..n)
+            .map(|epoch| EpochInfo {
+                epoch,
+                reason: "created".to_string(),
+                started_at: 0,
+                version: 1,
+            })
+            .collect()
+    };
+    let report = |all: &[EpochInfo]| {
+        build(&ReportInput {
+            version: &version,
+            epoch: 0,
+            aggregates: &[],
+            tallies: &[],
+            assignments: &[],
+            periods: &[],
+            epochs: all,
+            drift: Some(&monitor),
+            pause_reason: None,
+        })
+    };
+    let current = report(&epochs(1));
+    let json = serde_json::to_value(&current).unwrap();
+    let e = &json["effect_drift"][0];
+    assert_eq!(e["metric"], "cycle_time");
+    assert_eq!(e["arm"], "ai");
+    assert_eq!(e["detected_at"], "2026-03-01T09:30:00Z");
+    assert_eq!(e["effect_before"]["estimate"], -0.2);
+    assert_eq!(e["effect_after"]["estimate"], -0.1);
+    assert_eq!(e["effect_after"]["ci_low"], -0.15000000000000002);
+    assert_eq!(e["action"], "rebaseline_proposed");
+    let warning = current
+        .warnings
+        .iter()
+        .find(|w| w.kind == WarningKind::EffectDrift)
+        .expect("an effect warning");
+    assert!(
+        warning.message.contains("advantage changed")
+            && warning
+                .message
+                .contains("from −20.0% (−22.0% to −18.0%) to −10.0% (−15.0% to −5.0%)")
+            || warning
+                .message
+                .contains("from -20.0% (-22.0% to -18.0%) to -10.0% (-15.0% to -5.0%)"),
+        "{}",
+        warning.message
+    );
+    let old = report(&epochs(2));
+    assert_eq!(old.effect_drift[0].action, DriftAction::Rebaselined);
 }
 
 #[test]

@@ -561,15 +561,37 @@ pub(crate) fn warnings(spec: &ExperimentSpec, report: &Report) -> Vec<Warning> {
         push(
             WarningKind::Drift,
             format!(
-                "{} drifted {} in {} at {} ({}); {}.",
+                "{} drifted {} in {} at {} ({}); workload drift, which moves the level and does not re-baseline by itself.",
                 capitalize(&humanize(&d.metric)),
                 d.direction.as_str(),
                 humanize(&d.arm),
                 d.detected_at,
                 d.detector.as_str(),
+            ),
+        );
+    }
+    for d in report.effect_drift.iter().take(MAX_DRIFT_WARNINGS) {
+        let pct = |e: &crate::drift::EffectEstimate| {
+            format!(
+                "{:+.1}% ({:+.1}% to {:+.1}%)",
+                e.estimate * 100.0,
+                e.ci_low * 100.0,
+                e.ci_high * 100.0
+            )
+        };
+        push(
+            WarningKind::EffectDrift,
+            format!(
+                "The {} arm's advantage changed: its lift on {} over {} went from {} to {} at {}; {}.",
+                humanize(&d.arm),
+                humanize(&d.metric),
+                humanize(&d.baseline),
+                pct(&d.effect_before),
+                pct(&d.effect_after),
+                d.detected_at,
                 match d.action {
-                    super::types::DriftAction::RebaselineProposed => "re-baselining is proposed",
                     super::types::DriftAction::Rebaselined => "a new epoch was started",
+                    _ => "re-baselining is proposed",
                 }
             ),
         );

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::timeline::Bucket;
-use crate::drift::{Detector, ShiftDirection};
+use crate::drift::{Detector, EffectEstimate, ShiftDirection};
 use crate::model::{Millis, Status};
 use crate::spec::{Direction, MetricKind, MetricRole};
 
@@ -50,8 +50,10 @@ pub struct Report {
     pub guardrails: Vec<GuardrailStatus>,
     /// The first guardrail the harm test finds significantly worse, if any.
     pub harm: Option<Harm>,
-    /// Drift detections of the epoch.
+    /// Level drift detections of the epoch (workload drift).
     pub drift: Vec<DriftEntry>,
+    /// Changes in a treatment's effect detected in the epoch: what re-baselining acts on.
+    pub effect_drift: Vec<EffectDriftEntry>,
     /// Money: cost per case, savings, hours saved, automation coverage.
     pub roi: Option<RoiResult>,
     /// Quality-adjusted productivity per arm.
@@ -107,6 +109,8 @@ pub enum WarningKind {
     Harm,
     /// A metric drifted during the epoch.
     Drift,
+    /// A treatment's effect changed during the epoch (the AI arm's advantage changed).
+    EffectDrift,
     /// A segment's favourable-outcome rate is below four fifths of the best segment's.
     DisparateImpact,
     /// Too few units to compare yet.
@@ -481,6 +485,9 @@ pub struct Harm {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DriftAction {
+    /// Workload drift: an arm's level moved, which a change shared by all arms causes as
+    /// well; reported, never a reason to re-baseline by itself.
+    WorkloadDrift,
     /// A re-baseline is proposed (the epoch is still current).
     RebaselineProposed,
     /// A later epoch exists, so the experiment was re-baselined.
@@ -503,6 +510,27 @@ pub struct DriftEntry {
     /// Which detector fired.
     pub detector: Detector,
     /// What was done.
+    pub action: DriftAction,
+}
+
+/// One detected change in a treatment's effect (relative lift over the baseline).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EffectDriftEntry {
+    /// The metric whose effect changed.
+    pub metric: String,
+    /// The treatment arm.
+    pub arm: String,
+    /// The baseline arm.
+    pub baseline: String,
+    /// The timestamp (RFC 3339) of the event at which it was detected.
+    pub detected_at: String,
+    /// The same instant in Unix milliseconds.
+    pub detected_at_ms: Millis,
+    /// The reference effect, with its 95% interval.
+    pub effect_before: EffectEstimate,
+    /// The effect since the estimated change point, with its 95% interval.
+    pub effect_after: EffectEstimate,
+    /// What was done: re-baselining proposed, or done.
     pub action: DriftAction,
 }
 

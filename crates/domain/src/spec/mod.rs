@@ -591,7 +591,8 @@ impl DriftSpec {
         self.window_alpha
     }
 
-    /// Whether a detection starts a new analysis epoch by itself; default false (it is only proposed).
+    /// Whether a change in a treatment's effect starts a new analysis epoch by itself; default
+    /// false (it is only proposed). Level detections (workload drift) never do.
     pub fn auto_rebaseline(&self) -> bool {
         self.auto_rebaseline
     }

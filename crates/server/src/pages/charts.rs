@@ -252,11 +252,23 @@ fn bucket_label(p: &TimelinePoint) -> String {
     }
 }
 
+/// An arm's outcomes naming a model version they had not named before.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelMarker {
+    /// The arm.
+    pub arm: String,
+    /// The new model version.
+    pub model_version: String,
+    /// When it was first seen (Unix ms).
+    pub at_ms: i64,
+}
+
 /// The caption of [`timeline`]: what a point is, and the markers the chart really draws.
 pub fn timeline_caption(
     points: &[TimelinePoint],
     epochs: &[EpochEntry],
     drift: &[DriftEntry],
+    models: &[ModelMarker],
     metric: &str,
 ) -> String {
     let hourly = points.iter().filter(|p| p.bucket == Bucket::Hour).count();
@@ -283,6 +295,9 @@ pub fn timeline_caption(
         (false, true) => caption.push_str(" Triangles mark drift detections."),
         (false, false) => {}
     }
+    if models.iter().any(|m| axis.place(m.at_ms).is_some()) {
+        caption.push_str(" Diamonds mark an arm's change of model version.");
+    }
     caption
 }
 
@@ -297,6 +312,7 @@ pub fn timeline(
     arms: &[String],
     epochs: &[EpochEntry],
     drift: &[DriftEntry],
+    models: &[ModelMarker],
     metric: &str,
 ) -> Markup {
     if points.is_empty() {
@@ -344,6 +360,10 @@ pub fn timeline(
     let detections: Vec<(&DriftEntry, i64)> = drift
         .iter()
         .filter_map(|d| Some((d, axis.place(d.detected_at_ms)?)))
+        .collect();
+    let model_marks: Vec<(&ModelMarker, i64)> = models
+        .iter()
+        .filter_map(|m| Some((m, axis.place(m.at_ms)?)))
         .collect();
     let ticks_x: Vec<(f64, String)> = axis
         .hour_ticks()
@@ -403,6 +423,13 @@ pub fn timeline(
                 };
                 polygon points=(tri) fill="#D55E00" {
                     title { "drift: " (d.metric) " went " (d.direction.as_str()) " in " (d.arm) " at " (d.detected_at) " (" (d.detector.as_str()) ")" }
+                }
+            }
+            @for (m, at) in &model_marks {
+                @let x = sx.at(fms(*at));
+                @let y = h - b - 8.0;
+                polygon points=(format!("{},{} {},{} {},{} {},{}", c(x), c(y - 6.0), c(x + 5.0), c(y), c(x), c(y + 6.0), c(x - 5.0), c(y))) fill="#0072B2" {
+                    title { "model: " (m.arm) " now runs " (m.model_version) " (first seen " (liftlab_domain::report::format_ts(m.at_ms)) ")" }
                 }
             }
             @for (k, (i, arm, line)) in legend.iter().enumerate() {

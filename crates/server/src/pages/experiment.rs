@@ -26,6 +26,27 @@ pub struct ExperimentPage {
     pub history: Vec<TimelinePoint>,
     /// The newest versions, newest first.
     pub versions: Vec<ExperimentVersion>,
+    /// The primary metric's decision per treatment in each of the newest epochs, oldest first
+    /// (shown when there is more than one epoch).
+    pub epoch_effects: Vec<EpochEffect>,
+    /// Each time an arm's outcomes named a model version new to the arm, over every epoch.
+    pub model_changes: Vec<charts::ModelMarker>,
+}
+
+/// One row of "Effect by epoch": an epoch's decision on the primary metric for one treatment.
+pub struct EpochEffect {
+    /// The epoch.
+    pub epoch: u64,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// Why it started.
+    pub reason: String,
+    /// The treatment arm.
+    pub arm: String,
+    /// The decision's relative lift with its interval, once there is one.
+    pub decision: Option<(f64, f64, f64)>,
+    /// better | worse | inconclusive | collecting.
+    pub verdict: Verdict,
 }
 
 /// The text with its first letter in upper case.
@@ -499,6 +520,31 @@ fn provenance(page: &ExperimentPage) -> Markup {
                 }
             }
         }
+        @if page.epoch_effects.len() > 1 {
+            h3 { "Effect by epoch" }
+            p.meta { "The primary metric's decision (relative lift) per treatment in each epoch, each from that epoch's own data." }
+            table {
+                thead { tr { th { "Epoch" } th { "Started" } th { "Reason" } th { "Arm" } th.num { "Lift" } th { "Interval" } th { "Verdict" } } }
+                tbody {
+                    @for e in &page.epoch_effects {
+                        tr {
+                            td { a href={ "/experiments/" (v.key) "?epoch=" (e.epoch) } { (e.epoch) } }
+                            td { (e.started_at) }
+                            td { (e.reason) }
+                            td { (e.arm) }
+                            @if let Some((estimate, low, high)) = e.decision {
+                                td.num { (signed_percent(estimate)) }
+                                td { (signed_percent(low)) " to " (signed_percent(high)) }
+                            } @else {
+                                td.num { "–" }
+                                td { "–" }
+                            }
+                            td { (e.verdict.as_str()) }
+                        }
+                    }
+                }
+            }
+        }
         h3 { "Change history" }
         p.meta { "Every change is a version kept in the hash-chained audit log; the full log is at " a href={ "/v1/experiments/" (v.key) "/audit" } { "/v1/experiments/" (v.key) "/audit" } "." }
         table {
@@ -545,8 +591,8 @@ pub fn render_experiment(page: &ExperimentPage) -> Markup {
         }
         h2 { (capitalized(&humanize(primary))) " over time" }
         figure {
-            (charts::timeline(&page.history, &arms, &report.epochs, &report.drift, primary))
-            figcaption { (charts::timeline_caption(&page.history, &report.epochs, &report.drift, primary)) }
+            (charts::timeline(&page.history, &arms, &report.epochs, &report.drift, &page.model_changes, primary))
+            figcaption { (charts::timeline_caption(&page.history, &report.epochs, &report.drift, &page.model_changes, primary)) }
         }
         @if report.bandit || report.allocation.len() > 1 {
             h2 { "Allocation over time" }

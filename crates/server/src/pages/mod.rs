@@ -27,12 +27,15 @@ use crate::error::ApiError;
 use crate::results::gather;
 use crate::AppState;
 
-pub use experiment::{render_experiment, ExperimentPage};
+pub use experiment::{render_experiment, EpochEffect, ExperimentPage};
 pub use index::{render_index, IndexRow};
 pub use signin::{form as signin_form, render_signin, sign_in, sign_out, SignInView};
 
 /// The most versions listed in a page's change history (the newest ones).
 pub const MAX_VERSIONS_SHOWN: usize = 50;
+
+/// The most epochs "Effect by epoch" shows (the newest), each one report of that epoch.
+pub const MAX_EPOCHS_SHOWN: usize = 12;
 
 /// The page stylesheet: readable on screen and in print.
 const CSS: &str = r#"
@@ -165,10 +168,63 @@ fn experiment_page(
     let gathered = gather(store, key, epoch)?;
     let report = gathered.report();
     // The primary metric over every epoch, so the chart shows the boundaries.
+    // And each arm's model-version changes, from the first-seen times the epochs' drift
+    // monitors keep (no rescan of events).
     let mut history: Vec<TimelinePoint> = Vec::new();
+    let mut model_changes: Vec<charts::ModelMarker> = Vec::new();
+    let mut seen: Vec<(String, String)> = Vec::new();
     for e in &gathered.epochs {
         let aggregates = store.aggregates(key, e.epoch)?;
         history.extend(timeline(&gathered.version.spec, e.epoch, &aggregates));
+        let Some(monitor) = store.drift_monitor(key, e.epoch)? else {
+            continue;
+        };
+        let mut firsts = monitor.model_versions().to_vec();
+        firsts.sort_by_key(|m| m.first_seen);
+        for m in firsts {
+            let pair = (m.arm.clone(), m.model_version.clone());
+            if seen.contains(&pair) {
+                continue;
+            }
+            if seen.iter().any(|(arm, _)| *arm == m.arm) {
+                model_changes.push(charts::ModelMarker {
+                    arm: m.arm,
+                    model_version: m.model_version,
+                    at_ms: m.first_seen,
+                });
+            }
+            seen.push(pair);
+        }
+    }
+    // The primary metric's decision in each of the newest epochs, from each epoch's report
+    // (a handful of reads per epoch, none growing with the outcomes).
+    let mut epoch_effects = Vec::new();
+    let skip = gathered.epochs.len().saturating_sub(MAX_EPOCHS_SHOWN);
+    for e in gathered.epochs.iter().skip(skip) {
+        let other;
+        let epoch_report = if e.epoch == gathered.epoch {
+            &report
+        } else {
+            other = gather(store, key, Some(e.epoch))?.report();
+            &other
+        };
+        let primary = epoch_report
+            .metrics
+            .iter()
+            .find(|m| m.role == liftlab_domain::spec::MetricRole::Primary);
+        for c in primary.iter().flat_map(|m| m.comparisons.iter()) {
+            epoch_effects.push(EpochEffect {
+                epoch: e.epoch,
+                started_at: liftlab_domain::report::format_ts(e.started_at),
+                reason: e.reason.clone(),
+                arm: c.arm.clone(),
+                decision: c
+                    .decision
+                    .as_ref()
+                    .map(|d| (d.estimate, d.ci_low, d.ci_high)),
+                verdict: c.verdict,
+            });
+        }
     }
     let mut versions: Vec<ExperimentVersion> = store.versions(key)?;
     let skip = versions.len().saturating_sub(MAX_VERSIONS_SHOWN);
@@ -179,5 +235,7 @@ fn experiment_page(
         report,
         history,
         versions,
+        epoch_effects,
+        model_changes,
     })
 }

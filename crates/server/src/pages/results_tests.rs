@@ -236,6 +236,24 @@ async fn results_json_csv_and_epochs_over_http() {
         assert!(ct.starts_with("text/html"), "{uri}");
         assert!(String::from_utf8_lossy(&body).contains(&key));
     }
+
+    // The experiment page sets both epochs' effects side by side, each from its own report.
+    let (_, _, body) = call!(
+        svc,
+        test::TestRequest::get().uri(&format!("/experiments/{key}"))
+    );
+    let html = String::from_utf8_lossy(&body);
+    let table = &html[html.find("Effect by epoch").expect("the table")..];
+    let table = &table[..table.find("</table>").expect("its end")];
+    assert!(
+        table.contains("?epoch=0") && table.contains("?epoch=1"),
+        "{table}"
+    );
+    assert!(table.contains("new model"), "{table}");
+    assert!(
+        table.contains("collecting"),
+        "epoch 1 has no data yet: {table}"
+    );
 }
 
 #[actix_web::test]
@@ -272,7 +290,7 @@ async fn a_harmful_guardrail_pauses_the_experiment() {
 }
 
 #[actix_web::test]
-async fn drift_with_auto_rebaseline_starts_a_new_epoch() {
+async fn a_shared_level_shift_is_workload_drift_and_does_not_rebaseline() {
     let state = state();
     let store = state.store.clone();
     let svc = test::init_service(app(state)).await;
@@ -292,11 +310,49 @@ async fn drift_with_auto_rebaseline_starts_a_new_epoch() {
         ts
     );
     let epochs = store.epochs(&key).expect("epochs");
+    assert_eq!(epochs.len(), 1, "{epochs:?}");
+    let (_, _, body) = call!(
+        svc,
+        test::TestRequest::get().uri(&format!("/v1/experiments/{key}/results"))
+    );
+    let report: Report = serde_json::from_slice(&body).expect("report");
+    assert!(!report.drift.is_empty());
+    assert!(report
+        .drift
+        .iter()
+        .all(|d| d.action == liftlab_domain::report::DriftAction::WorkloadDrift));
+    assert!(report.effect_drift.is_empty(), "{:?}", report.effect_drift);
+}
+
+#[actix_web::test]
+async fn an_effect_change_rebaselines_and_the_page_says_the_advantage_changed() {
+    let state = state();
+    let store = state.store.clone();
+    let svc = test::init_service(app(state)).await;
+    let key = run_experiment!(
+        svc,
+        spec(
+            "effecty",
+            json!({"drift": {"metrics": ["cycle_time"], "auto_rebaseline": true}})
+        ),
+        5200u64,
+        |arm: &str, i: u64| {
+            // The AI arm's advantage (24 + 4U against 30 + 4U) shrinks by half after unit 4600.
+            let base = match (arm, i >= 4600) {
+                ("ai", false) => 24.0,
+                ("ai", true) => 27.0,
+                _ => 30.0,
+            };
+            (base + 4.0 * unit_random(i, 5), false)
+        },
+        ts
+    );
+    let epochs = store.epochs(&key).expect("epochs");
     assert_eq!(epochs.len(), 2, "{epochs:?}");
     assert!(
         epochs[1]
             .reason
-            .starts_with("drift: cycle_time went up in arm"),
+            .starts_with("effect drift: the lift of ai over human on cycle_time"),
         "{}",
         epochs[1].reason
     );
@@ -305,9 +361,20 @@ async fn drift_with_auto_rebaseline_starts_a_new_epoch() {
         test::TestRequest::get().uri(&format!("/v1/experiments/{key}/results?epoch=0"))
     );
     let old: Report = serde_json::from_slice(&body).expect("report");
-    assert!(!old.drift.is_empty());
-    assert_eq!(
-        old.drift[0].action.clone(),
-        liftlab_domain::report::DriftAction::Rebaselined
+    let e = &old.effect_drift[0];
+    assert_eq!(e.action, liftlab_domain::report::DriftAction::Rebaselined);
+    // Means 26 against 32, then 29 against 32.
+    assert!((e.effect_before.estimate + 0.1875).abs() < 0.01, "{e:?}");
+    // The alarm comes on the first window after the change, which straddles it, so the after
+    // effect lies between the two regimes, clear of the before interval.
+    assert!(
+        e.effect_before.ci_high < e.effect_after.estimate && e.effect_after.estimate < -0.09,
+        "{e:?}"
     );
+    let (_, _, body) = call!(
+        svc,
+        test::TestRequest::get().uri(&format!("/experiments/{key}?epoch=0"))
+    );
+    let html = String::from_utf8_lossy(&body);
+    assert!(html.contains("advantage changed"), "{html}");
 }

@@ -174,6 +174,8 @@ fn page(version: ExperimentVersion, pause_reason: Option<&str>) -> ExperimentPag
     }
     ExperimentPage {
         versions: vec![version.clone()],
+        epoch_effects: Vec::new(),
+        model_changes: Vec::new(),
         version,
         report,
         history,
@@ -314,6 +316,8 @@ fn empty_page(version: ExperimentVersion) -> ExperimentPage {
     });
     ExperimentPage {
         versions: vec![version.clone()],
+        epoch_effects: Vec::new(),
+        model_changes: Vec::new(),
         version,
         report,
         history: Vec::new(),

@@ -48,7 +48,7 @@ fn arms() -> Vec<String> {
 }
 
 fn render(points: &[TimelinePoint], epochs: &[EpochEntry], drift: &[DriftEntry]) -> String {
-    timeline(points, &arms(), epochs, drift, "minutes").into_string()
+    timeline(points, &arms(), epochs, drift, &[], "minutes").into_string()
 }
 
 /// The legend's part of the chart (it follows the drift markers, at the bottom).
@@ -86,7 +86,7 @@ fn a_day_of_data_is_drawn_by_the_hour_with_hour_labels() {
     let legend = legend_of(&svg);
     assert!(legend.contains(r#"stroke-dasharray="7 4""#), "{legend}");
     assert_eq!(
-        timeline_caption(&points, &epoch0(), &[], "minutes"),
+        timeline_caption(&points, &epoch0(), &[], &[], "minutes"),
         "Hourly mean of minutes per arm (UTC)."
     );
 }
@@ -155,7 +155,7 @@ fn a_long_history_is_drawn_by_the_day_with_date_labels() {
     assert!(!svg.contains(":00</text>"), "no hour labels: {svg}");
     assert!(svg.contains(">drift detected</text>"), "{svg}");
     assert_eq!(
-        timeline_caption(&points, &epoch0(), &drift, "minutes"),
+        timeline_caption(&points, &epoch0(), &drift, &[], "minutes"),
         "Daily mean of minutes per arm (UTC). Triangles mark drift detections."
     );
 }
@@ -188,7 +188,7 @@ fn markers_outside_the_chart_are_neither_drawn_nor_in_legend_or_caption() {
     assert!(!svg.contains("drift detected"), "{svg}");
     assert!(!svg.contains("epoch 1"), "{svg}");
     assert_eq!(
-        timeline_caption(&points, &epochs, &drift, "minutes"),
+        timeline_caption(&points, &epochs, &drift, &[], "minutes"),
         "Hourly mean of minutes per arm (UTC)."
     );
     // Within the chart, an epoch boundary is drawn at its hour and named in the caption.
@@ -196,7 +196,7 @@ fn markers_outside_the_chart_are_neither_drawn_nor_in_legend_or_caption() {
     let svg = render(&points, &epochs, &[]);
     assert!(svg.contains(">epoch 1</text>"), "{svg}");
     assert_eq!(
-        timeline_caption(&points, &epochs, &[], "minutes"),
+        timeline_caption(&points, &epochs, &[], &[], "minutes"),
         "Hourly mean of minutes per arm (UTC). Dashed verticals start new analysis epochs."
     );
 }
@@ -221,7 +221,7 @@ fn a_history_of_daily_and_hourly_epochs_is_captioned_as_both() {
         "{svg}"
     );
     assert_eq!(
-        timeline_caption(&points, &epoch0(), &[], "minutes"),
+        timeline_caption(&points, &epoch0(), &[], &[], "minutes"),
         "Mean of minutes per arm by UTC day, and by the hour in epochs with under 72 hours of data."
     );
 }
@@ -276,5 +276,43 @@ fn the_allocation_axis_says_what_opens_a_period() {
             ">allocation period (a new one each time a spec change sets new weights)</text>"
         ),
         "{fixed}"
+    );
+}
+
+#[test]
+fn a_model_version_change_is_marked_with_its_arm_version_and_time() {
+    let points: Vec<TimelinePoint> = (9..=15)
+        .flat_map(|h| {
+            [
+                point(Bucket::Hour, hour(h), "human", 30.0),
+                point(Bucket::Hour, hour(h), "ai", 24.0),
+            ]
+        })
+        .collect();
+    let models = [
+        ModelMarker {
+            arm: "ai".into(),
+            model_version: "gpt-2027-01".into(),
+            at_ms: hour(12),
+        },
+        // Outside the charted span: neither drawn nor captioned on its own.
+        ModelMarker {
+            arm: "ai".into(),
+            model_version: "later".into(),
+            at_ms: hour(40),
+        },
+    ];
+    let svg = timeline(&points, &arms(), &epoch0(), &[], &models, "minutes").into_string();
+    assert!(
+        svg.contains("model: ai now runs gpt-2027-01 (first seen 2026-12-03T12:00:00Z)"),
+        "{svg}"
+    );
+    assert!(!svg.contains("later"), "{svg}");
+    assert!(
+        timeline_caption(&points, &epoch0(), &[], &models, "minutes")
+            .ends_with(" Diamonds mark an arm's change of model version.")
+    );
+    assert!(
+        !timeline_caption(&points, &epoch0(), &[], &models[1..], "minutes").contains("Diamonds")
     );
 }

@@ -37,6 +37,18 @@
 //!    that follow), so each regime change is reported once.
 //!
 //! Detections beyond [`MAX_DETECTIONS`] are counted, not kept.
+//!
+//! These level detections are **workload drift**: a change in an arm's level, which a
+//! change shared by all arms (season, workload mix) causes as well; they never start a new
+//! epoch by themselves. Beside them the monitor watches each comparison's **effect** (see
+//! [`effect`]): the treatment's relative lift over the baseline, window by window; a change in
+//! it is what `auto_rebaseline` acts on. It also keeps the first time each (arm, model
+//! version) was seen, for the over-time chart's markers.
+//!
+//! The fields added for the effect and the model versions are `serde(default)`, so a monitor
+//! stored before them reads as one whose effect streams start now.
+
+pub mod effect;
 
 use std::collections::VecDeque;
 
@@ -45,6 +57,9 @@ use liftlab_stats::{
     PageHinkleyParams, SampleStats,
 };
 use serde::{Deserialize, Serialize};
+
+use effect::EffectStream;
+pub use effect::{EffectDetection, EffectEstimate};
 
 use crate::model::{Millis, Outcome};
 use crate::spec::{DriftSpec, ExperimentSpec, MetricKind};
@@ -149,13 +164,33 @@ struct Stream {
     armed: Option<Armed>,
 }
 
-/// The drift state of one experiment epoch: a stream per monitored (metric, arm) and the
-/// detections so far.
+/// The most (arm, model version) pairs a monitor keeps.
+pub const MAX_MODEL_VERSIONS: usize = 100;
+
+/// When an arm's outcomes first named a model version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelVersionSeen {
+    /// The arm.
+    pub arm: String,
+    /// The outcome's `model_version`.
+    pub model_version: String,
+    /// The `ts` of the first outcome of the epoch that named it.
+    pub first_seen: Millis,
+}
+
+/// The drift state of one experiment epoch: a stream per monitored (metric, arm), a stream per
+/// monitored (metric, treatment) effect, the detections so far and the model versions seen.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DriftMonitor {
     streams: Vec<Stream>,
     detections: Vec<Detection>,
     dropped: u64,
+    #[serde(default)]
+    effects: Vec<EffectStream>,
+    #[serde(default)]
+    effect_detections: Vec<EffectDetection>,
+    #[serde(default)]
+    model_versions: Vec<ModelVersionSeen>,
 }
 
 impl DriftMonitor {
@@ -168,11 +203,15 @@ impl DriftMonitor {
     /// goes (cut to the metric's cap, as folding does) to that metric's stream for the
     /// outcome's arm. Returns what was detected now.
     ///
-    /// Does nothing when the spec monitors no drift.
+    /// The outcome's model version is noted (first time seen per arm) whatever the spec; the
+    /// rest does nothing when the spec monitors no drift. Effect detections are kept in
+    /// [`DriftMonitor::effect_detections`].
     pub fn observe(&mut self, spec: &ExperimentSpec, outcome: &Outcome) -> Vec<Detection> {
+        self.note_model_version(outcome);
         let Some(settings) = spec.drift() else {
             return Vec::new();
         };
+        self.observe_effects(spec, settings, outcome);
         let mut found = Vec::new();
         for metric in settings.metrics() {
             let Some(&x) = outcome.metrics.get(metric) else {
@@ -207,7 +246,76 @@ impl DriftMonitor {
         found
     }
 
-    /// The detections kept, oldest first.
+    fn note_model_version(&mut self, outcome: &Outcome) {
+        let Some(version) = outcome.model_version.as_deref() else {
+            return;
+        };
+        let seen = self
+            .model_versions
+            .iter()
+            .position(|m| m.arm == outcome.arm && m.model_version == version);
+        match seen {
+            Some(at) => {
+                let m = &mut self.model_versions[at];
+                m.first_seen = m.first_seen.min(outcome.ts);
+            }
+            None if self.model_versions.len() < MAX_MODEL_VERSIONS => {
+                self.model_versions.push(ModelVersionSeen {
+                    arm: outcome.arm.clone(),
+                    model_version: version.to_string(),
+                    first_seen: outcome.ts,
+                });
+            }
+            None => {}
+        }
+    }
+
+    fn observe_effects(&mut self, spec: &ExperimentSpec, settings: &DriftSpec, outcome: &Outcome) {
+        let baseline = spec.baseline().key();
+        for metric in settings.metrics() {
+            let Some(&x) = outcome.metrics.get(metric) else {
+                continue;
+            };
+            if !x.is_finite() {
+                continue;
+            }
+            let x = spec.metric(metric).map_or(x, |m| m.capped(x));
+            for treatment in spec.treatments() {
+                let arm = treatment.key();
+                if outcome.arm != arm && outcome.arm != baseline {
+                    continue;
+                }
+                let at = self
+                    .effects
+                    .iter()
+                    .position(|s| &s.metric == metric && s.arm == arm && s.baseline == baseline);
+                let at = at.unwrap_or_else(|| {
+                    self.effects.push(EffectStream::new(metric, arm, baseline));
+                    self.effects.len() - 1
+                });
+                if let Some(d) = self.effects[at].push(&outcome.arm, x, outcome.ts) {
+                    if self.effect_detections.len() < MAX_DETECTIONS {
+                        self.effect_detections.push(d);
+                    } else {
+                        self.dropped += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The changes in a treatment's effect detected, oldest first: the trigger of
+    /// `auto_rebaseline`.
+    pub fn effect_detections(&self) -> &[EffectDetection] {
+        &self.effect_detections
+    }
+
+    /// The first time each (arm, model version) was seen in the epoch, in the order first seen.
+    pub fn model_versions(&self) -> &[ModelVersionSeen] {
+        &self.model_versions
+    }
+
+    /// The level detections kept (workload drift), oldest first.
     pub fn detections(&self) -> &[Detection] {
         &self.detections
     }
@@ -219,13 +327,19 @@ impl DriftMonitor {
 
     /// True when nothing was detected.
     pub fn is_quiet(&self) -> bool {
-        self.detections.is_empty() && self.dropped == 0
+        self.detections.is_empty() && self.effect_detections.is_empty() && self.dropped == 0
     }
 
     /// Records a detection directly (tests that need a fixed timestamp).
     #[cfg(test)]
     pub(crate) fn push_detection_for_tests(&mut self, detection: Detection) {
         self.detections.push(detection);
+    }
+
+    /// Records an effect detection directly (tests that need fixed numbers).
+    #[cfg(test)]
+    pub(crate) fn push_effect_detection_for_tests(&mut self, detection: EffectDetection) {
+        self.effect_detections.push(detection);
     }
 
     fn stream(&mut self, metric: &str, arm: &str) -> &mut Stream {
