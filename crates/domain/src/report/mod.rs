@@ -32,6 +32,8 @@ mod types;
 #[cfg(test)]
 mod decision_tests;
 #[cfg(test)]
+mod stratified_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
@@ -182,8 +184,11 @@ pub fn build(input: &ReportInput<'_>) -> Report {
 
     let (arms, srm, allocation) = health::arms_and_srm(spec, input);
     let attrition = health::attrition(spec, &arms, input.tallies);
-    let metrics = compare::metrics(spec, &index);
-    let analysis = analysis_summary(spec, &arms);
+    let bandit = spec.allocation().thompson().is_some();
+    let stratify = bandit || allocation_changed(input);
+    let metrics = compare::metrics(spec, &index, stratify);
+    let analysis = analysis_summary(spec, &arms, stratify);
+    let bandit_leaderboard = bandit.then(|| compare::leaderboard(spec, &index)).flatten();
     let featured = compare::featured_treatment(spec, &metrics);
     let guardrails = compare::guardrails(spec, &metrics);
     let harm = compare::harm(&guardrails);
@@ -194,7 +199,6 @@ pub fn build(input: &ReportInput<'_>) -> Report {
     let drift = drift_entries(input);
     let epochs = epoch_entries(input);
     let timeline = timeline::timeline(spec, input.epoch, input.aggregates);
-    let bandit = spec.allocation().thompson().is_some();
 
     let mut report = Report {
         experiment: spec.key().to_string(),
@@ -220,6 +224,8 @@ pub fn build(input: &ReportInput<'_>) -> Report {
         power,
         allocation,
         bandit,
+        stratified: stratify,
+        bandit_leaderboard,
         segments,
         epochs,
         timeline,
@@ -229,10 +235,23 @@ pub fn build(input: &ReportInput<'_>) -> Report {
     report
 }
 
+/// Whether units were assigned in more than one allocation period during the epoch (weights
+/// changed: a bandit's recomputation, or a fixed policy's ramp).
+fn allocation_changed(input: &ReportInput<'_>) -> bool {
+    let mut periods = input
+        .assignments
+        .iter()
+        .filter(|c| c.count > 0)
+        .map(|c| c.period);
+    periods
+        .next()
+        .is_some_and(|first| periods.any(|p| p != first))
+}
+
 /// How the decisions are made, and whether a fixed-horizon answer is final yet.
-fn analysis_summary(spec: &ExperimentSpec, arms: &[ArmSummary]) -> AnalysisSummary {
+fn analysis_summary(spec: &ExperimentSpec, arms: &[ArmSummary], stratify: bool) -> AnalysisSummary {
     let analysis = spec.analysis();
-    let method = compare::method(spec);
+    let method = compare::report_method(spec, stratify);
     let family: Vec<String> = spec
         .metrics()
         .iter()

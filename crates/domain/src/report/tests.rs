@@ -1115,6 +1115,10 @@ fn json_shape_snapshot() {
         .allocation[].opened_at
         .allocation[].opened_at_ms
         .allocation[].period
+        .allocation[].srm
+        .allocation[].srm.chi2
+        .allocation[].srm.ok
+        .allocation[].srm.p_value
         .allocation[].weights
         .allocation[].weights.ai_assist
         .allocation[].weights.human
@@ -1142,6 +1146,7 @@ fn json_shape_snapshot() {
         .attrition.ok
         .attrition.p_value
         .bandit
+        .bandit_leaderboard
         .drift
         .drift[].action
         .drift[].arm
@@ -1346,6 +1351,7 @@ fn json_shape_snapshot() {
         .srm.ok
         .srm.p_value
         .status
+        .stratified
         .timeline
         .verdict
         .version
