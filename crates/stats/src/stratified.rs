@@ -16,9 +16,11 @@
 //!   Var(L) = Var(Δ)/μ_B² + Δ²·Var(μ_B)/μ_B⁴ − 2Δ·Cov(Δ, μ_B)/μ_B³.
 //!
 //! **Merging short periods.** A period in which some compared arm has fewer than 2 units has
-//! no variance for that arm, so periods are merged: walking periods in order, each period is
-//! added to an open stratum, which is closed as soon as every compared arm has at least 2
-//! units in it; a trailing stratum that never qualifies is merged into the last closed one.
+//! no variance for that arm, and one with a handful has a variance too noisy to trust, so
+//! periods are merged: walking periods in order, each period is added to an open stratum,
+//! which is closed as soon as every compared arm has at least `min_units` units in it (never
+//! fewer than 2; liftlab's report asks for 10); a trailing stratum that never qualifies is
+//! merged into the last closed one.
 //! Within a merged stratum the arms' pooled means are compared as if its weights were one, so
 //! the estimand stays exact only when the merged periods share their weights or the outcome
 //! does not drift across them; merging touches only periods with almost no units of some arm,
@@ -26,7 +28,8 @@
 
 use crate::{Moments, StatsError};
 
-/// The fewest units an arm needs in a stratum (a sample variance needs two).
+/// The fewest units an arm may have in a stratum: a sample variance needs two. Callers may
+/// ask for more (`min_units`), so that each stratum's variance estimate is stable.
 pub const MIN_UNITS_PER_STRATUM: u64 = 2;
 
 /// One allocation period's data: its units over all arms (the weight) and each compared arm's
@@ -74,9 +77,11 @@ pub struct StratifiedLift {
 }
 
 /// Merges short periods (see the module documentation); every stratum in the result has at
-/// least [`MIN_UNITS_PER_STRATUM`] units of every arm. Empty when no stratum qualifies.
-pub fn merge_short(periods: &[Stratum]) -> Vec<Stratum> {
-    let enough = |s: &Stratum| s.arms.iter().all(|m| m.n() >= MIN_UNITS_PER_STRATUM);
+/// least `min_units` (never fewer than [`MIN_UNITS_PER_STRATUM`]) units of every arm. Empty
+/// when no stratum qualifies.
+pub fn merge_short(periods: &[Stratum], min_units: u64) -> Vec<Stratum> {
+    let min_units = min_units.max(MIN_UNITS_PER_STRATUM);
+    let enough = |s: &Stratum| s.arms.iter().all(|m| m.n() >= min_units);
     let mut out: Vec<Stratum> = Vec::new();
     let mut open: Option<Stratum> = None;
     for period in periods {
@@ -101,9 +106,12 @@ pub fn merge_short(periods: &[Stratum]) -> Vec<Stratum> {
     out
 }
 
-/// Each arm's mean stratified by period, weighting period p by its share of units over all
-/// arms; fails when no stratum has 2 units of every arm, or no units at all.
-pub fn stratified_means(periods: &[Stratum]) -> Result<StratifiedMeans, StatsError> {
+/// Each arm's mean stratified by period (short periods merged until every arm has
+/// `min_units`), weighting period p by its share of units over all arms; fails when no stratum has 2 units of every arm, or no units at all.
+pub fn stratified_means(
+    periods: &[Stratum],
+    min_units: u64,
+) -> Result<StratifiedMeans, StatsError> {
     let arms = periods.first().map_or(0, |p| p.arms.len());
     if periods.iter().any(|p| p.arms.len() != arms) {
         return Err(StatsError::InvalidParameter {
@@ -112,7 +120,7 @@ pub fn stratified_means(periods: &[Stratum]) -> Result<StratifiedMeans, StatsErr
             expected: "the same arms in every period",
         });
     }
-    let strata = merge_short(periods);
+    let strata = merge_short(periods, min_units);
     let total: u64 = strata.iter().map(|s| s.units).sum();
     if strata.is_empty() || total == 0 {
         return Err(StatsError::TooFewObservations {
@@ -143,8 +151,12 @@ pub fn stratified_means(periods: &[Stratum]) -> Result<StratifiedMeans, StatsErr
 }
 
 /// The stratified comparison of `treatment` with `baseline`: each period's pair is
-/// `(units over all arms, baseline moments, treatment moments)`.
-pub fn stratified_lift(periods: &[(u64, Moments, Moments)]) -> Result<StratifiedLift, StatsError> {
+/// `(units over all arms, baseline moments, treatment moments)`; short periods are merged
+/// until both arms have `min_units`.
+pub fn stratified_lift(
+    periods: &[(u64, Moments, Moments)],
+    min_units: u64,
+) -> Result<StratifiedLift, StatsError> {
     let strata: Vec<Stratum> = periods
         .iter()
         .map(|(units, b, t)| Stratum {
@@ -152,7 +164,7 @@ pub fn stratified_lift(periods: &[(u64, Moments, Moments)]) -> Result<Stratified
             arms: vec![*b, *t],
         })
         .collect();
-    let m = stratified_means(&strata)?;
+    let m = stratified_means(&strata, min_units)?;
     let (mu_b, mu_t) = (m.means[0], m.means[1]);
     let (var_b, var_t) = (m.variances[0], m.variances[1]);
     let delta = mu_t - mu_b;
@@ -213,10 +225,13 @@ mod tests {
     /// Var(L) = (23/16)/3.5² + 3.75²·(13/16)/3.5⁴ + 2·3.75·(13/16)/3.5³.
     #[test]
     fn matches_a_hand_computed_case() {
-        let got = stratified_lift(&[
-            (4, moments(&[1.0, 3.0]), moments(&[4.0, 6.0])),
-            (12, moments(&[2.0, 4.0, 6.0]), moments(&[7.0, 9.0])),
-        ])
+        let got = stratified_lift(
+            &[
+                (4, moments(&[1.0, 3.0]), moments(&[4.0, 6.0])),
+                (12, moments(&[2.0, 4.0, 6.0]), moments(&[7.0, 9.0])),
+            ],
+            2,
+        )
         .unwrap();
         close(got.baseline_mean, 3.5, "mu_b");
         close(got.treatment_mean, 7.25, "mu_t");
@@ -234,27 +249,33 @@ mod tests {
     /// μ_T²·Var(μ_B)/μ_B⁴.
     #[test]
     fn the_covariance_term_matches_the_ratio_form() {
-        let got = stratified_lift(&[
-            (10, moments(&[1.0, 2.0, 4.0]), moments(&[3.0, 5.0])),
-            (
-                30,
-                moments(&[2.0, 2.5, 7.0, 1.0]),
-                moments(&[6.0, 9.0, 4.0]),
-            ),
-        ])
+        let got = stratified_lift(
+            &[
+                (10, moments(&[1.0, 2.0, 4.0]), moments(&[3.0, 5.0])),
+                (
+                    30,
+                    moments(&[2.0, 2.5, 7.0, 1.0]),
+                    moments(&[6.0, 9.0, 4.0]),
+                ),
+            ],
+            2,
+        )
         .unwrap();
         let (b, t) = (got.baseline_mean, got.treatment_mean);
         let var_b = {
-            let m = stratified_means(&[
-                Stratum {
-                    units: 10,
-                    arms: vec![moments(&[1.0, 2.0, 4.0])],
-                },
-                Stratum {
-                    units: 30,
-                    arms: vec![moments(&[2.0, 2.5, 7.0, 1.0])],
-                },
-            ])
+            let m = stratified_means(
+                &[
+                    Stratum {
+                        units: 10,
+                        arms: vec![moments(&[1.0, 2.0, 4.0])],
+                    },
+                    Stratum {
+                        units: 30,
+                        arms: vec![moments(&[2.0, 2.5, 7.0, 1.0])],
+                    },
+                ],
+                2,
+            )
             .unwrap();
             m.variances[0]
         };
@@ -285,7 +306,7 @@ mod tests {
                 arms: vec![moments(&[7.0]), moments(&[])],
             },
         ];
-        let merged = merge_short(&periods);
+        let merged = merge_short(&periods, 2);
         assert_eq!(merged.len(), 2);
         assert_eq!(merged[0].units, 8);
         assert_eq!(merged[0].arms[0].n(), 3);
@@ -296,12 +317,13 @@ mod tests {
 
     #[test]
     fn too_little_data_is_an_error() {
-        let err = stratified_lift(&[(2, moments(&[1.0]), moments(&[2.0]))]).unwrap_err();
+        let err = stratified_lift(&[(2, moments(&[1.0]), moments(&[2.0]))], 2).unwrap_err();
         assert!(
             matches!(err, StatsError::TooFewObservations { .. }),
             "{err}"
         );
-        let err = stratified_lift(&[(4, moments(&[0.0, 0.0]), moments(&[1.0, 2.0]))]).unwrap_err();
+        let err =
+            stratified_lift(&[(4, moments(&[0.0, 0.0]), moments(&[1.0, 2.0]))], 2).unwrap_err();
         assert_eq!(err, StatsError::ZeroBaseline);
     }
 
@@ -309,7 +331,7 @@ mod tests {
     #[test]
     fn one_period_is_the_plain_comparison() {
         let (b, t) = (moments(&[1.0, 2.0, 4.0, 5.0]), moments(&[3.0, 4.0, 8.0]));
-        let got = stratified_lift(&[(7, b, t)]).unwrap();
+        let got = stratified_lift(&[(7, b, t)], 2).unwrap();
         close(got.absolute, t.mean() - b.mean(), "delta");
         let se = (b.variance() / 4.0 + t.variance() / 3.0).sqrt();
         close(got.absolute_se, se, "se");

@@ -562,7 +562,7 @@ fn stratified_lift_matches_numpy() {
             .iter()
             .map(|p| (p[0].as_u64().unwrap(), arm(&p[1]), arm(&p[2])))
             .collect();
-        let got = liftlab_stats::stratified_lift(&periods).unwrap();
+        let got = liftlab_stats::stratified_lift(&periods, 2).unwrap();
         let e = &c["expected"];
         let what = format!("stratified case {i}");
         for (name, value) in [

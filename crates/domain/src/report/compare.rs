@@ -52,6 +52,11 @@ pub(crate) fn arm_stats(arm: &str, moments: &Moments, ipw: Option<(f64, f64)>) -
     }
 }
 
+/// The fewest units of each compared arm in one stratum of an estimate stratified by
+/// allocation period: shorter periods are merged with the next (see
+/// [`liftlab_stats::merge_short`]).
+pub const MIN_UNITS_PER_STRATUM: u64 = 10;
+
 /// The fewest units with a value per arm before a comparison gets a verdict.
 pub const MIN_UNITS_PER_ARM: u64 = 30;
 
@@ -136,7 +141,8 @@ fn strata(
         .collect()
 }
 
-/// The comparison of `arm` with `baseline` on `metric` stratified by allocation period.
+/// The comparison of `arm` with `baseline` on `metric` stratified by allocation period (short
+/// periods merged until both arms have [`MIN_UNITS_PER_STRATUM`] units).
 fn stratified(
     spec: &ExperimentSpec,
     index: &AggIndex<'_>,
@@ -148,7 +154,7 @@ fn stratified(
         .into_iter()
         .map(|s| (s.units, s.arms[0], s.arms[1]))
         .collect();
-    let s = stratified_lift(&periods)?;
+    let s = stratified_lift(&periods, MIN_UNITS_PER_STRATUM)?;
     Ok(StratifiedResult {
         baseline_mean: s.baseline_mean,
         treatment_mean: s.treatment_mean,
@@ -227,11 +233,16 @@ fn stratify_comparison(
 
 /// The bandit leaderboard of the primary metric: each arm's mean stratified by allocation
 /// period, its chance of being best (normal posteriors, flat prior) and its expected loss
-/// against the leading other arm; `None` before every arm has 2 units in some period.
+/// against the leading other arm; `None` before every arm has [`MIN_UNITS_PER_STRATUM`] units
+/// in some stratum.
 pub(crate) fn leaderboard(spec: &ExperimentSpec, index: &AggIndex<'_>) -> Option<Leaderboard> {
     let metric = spec.primary();
     let keys: Vec<&str> = spec.arms().iter().map(|a| a.key()).collect();
-    let means = stratified_means(&strata(spec, index, metric.key(), &keys)).ok()?;
+    let means = stratified_means(
+        &strata(spec, index, metric.key(), &keys),
+        MIN_UNITS_PER_STRATUM,
+    )
+    .ok()?;
     // Read through the direction: "best" is the highest for increase, the lowest for decrease.
     let sign = match metric.direction() {
         Direction::Increase => 1.0,

@@ -47,7 +47,7 @@ use crate::model::{
 };
 use crate::spec::{ExperimentSpec, MetricRole};
 
-pub use compare::{MIN_EACH_WAY, MIN_UNITS_PER_ARM};
+pub use compare::{MIN_EACH_WAY, MIN_UNITS_PER_ARM, MIN_UNITS_PER_STRATUM};
 pub use text::format_ts;
 pub use timeline::{timeline, Bucket, HOURLY_SPAN_HOURS};
 pub use types::*;

@@ -131,18 +131,21 @@ fn a_ramp_is_decided_on_the_lift_stratified_by_period() {
     // w = (1000, 1000)/2000: μ_B = 15, μ_T = 14.
     assert!((d.estimate - (-1.0 / 15.0)).abs() < SAME, "{}", d.estimate);
     let s = c.stratified.expect("the stratified estimate");
-    let want = stratified_lift(&[
-        (
-            1000,
-            Moments::from_sums(900, 9000.0, 4.0 * 899.0 + 90_000.0),
-            { Moments::from_sums(100, 900.0, 4.0 * 99.0 + 8100.0) },
-        ),
-        (
-            1000,
-            Moments::from_sums(500, 10_000.0, 4.0 * 499.0 + 200_000.0),
-            { Moments::from_sums(500, 9500.0, 4.0 * 499.0 + 180_500.0) },
-        ),
-    ])
+    let want = stratified_lift(
+        &[
+            (
+                1000,
+                Moments::from_sums(900, 9000.0, 4.0 * 899.0 + 90_000.0),
+                { Moments::from_sums(100, 900.0, 4.0 * 99.0 + 8100.0) },
+            ),
+            (
+                1000,
+                Moments::from_sums(500, 10_000.0, 4.0 * 499.0 + 200_000.0),
+                { Moments::from_sums(500, 9500.0, 4.0 * 499.0 + 180_500.0) },
+            ),
+        ],
+        2,
+    )
     .expect("a lift");
     assert!((s.relative_se - want.relative_se).abs() < SAME);
     assert_eq!(c.verdict, Verdict::Better);
