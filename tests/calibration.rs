@@ -166,6 +166,37 @@ fn calibration_figures_hold_within_their_sampling_error() {
         "CUPED coverage {coverage}"
     );
 
+    // Adaptive allocation, decided on the lift stratified by allocation period: bandit A/A
+    // keeps the always-valid verdict's false-positive rate at or below alpha; under a shared
+    // trend the stratified 95% interval covers the run-averaged lift about 95% of the time,
+    // the decision's always-valid one at least that, and naive pooling clearly less.
+    for id in [
+        "bandit_aa_2_arms_floor_001",
+        "bandit_aa_3_arms_floor_001",
+        "bandit_aa_2_arms_floor_005",
+        "bandit_aa_3_arms_floor_005",
+    ] {
+        let v = value(&report, id);
+        assert!(v <= 0.05 + band(0.05, RUNS), "{id}: {v}");
+    }
+    for setting in ["bandit_trend", "ramp_trend"] {
+        let stratified = value(&report, &format!("{setting}_stratified_coverage"));
+        assert!(
+            (stratified - 0.95).abs() <= band(0.95, RUNS),
+            "{setting} stratified coverage {stratified}"
+        );
+        let decision = value(&report, &format!("{setting}_decision_coverage"));
+        assert!(
+            decision >= 0.95 - band(0.95, RUNS),
+            "{setting} decision coverage {decision}"
+        );
+        let pooled = value(&report, &format!("{setting}_pooled_coverage"));
+        assert!(
+            pooled < 0.95 - band(0.95, RUNS),
+            "{setting}: naive pooling should fail under the trend, covered {pooled}"
+        );
+    }
+
     // Thompson sampling: the design's bar, on the mean over the seeds run here.
     let ratio = value(&report, "thompson_regret_ratio");
     assert!(ratio <= 0.30, "Thompson regret is {ratio} of uniform's");

@@ -24,6 +24,14 @@
 //! - Thompson sampling: regret over 5,000 tasks on a stationary 3-arm Bernoulli problem at
 //!   most 30% of uniform allocation's; after an abrupt change, discounted Thompson sampling
 //!   has less dynamic regret than undiscounted.
+//! - Adaptive allocation (`calibrate/adaptive.rs`), decisions stratified by allocation
+//!   period: bandit A/A with 2 and 3 identical arms at floors 0.01 and 0.05, the verdict's
+//!   false-positive rate at most alpha (the decision is always-valid, so it is held to ≤ α
+//!   rather than to the binomial range of a test that spends exactly α); a bandit and a ramp
+//!   (90/10 then 50/50) under a time trend shared by both arms with a true effect, the
+//!   stratified estimate's 95% interval covering "every unit on T against every unit on B,
+//!   averaged over the run" 95% ± 1.5 pp, the decision's always-valid interval at least
+//!   that, and naive pooling shown failing beside them.
 //! - Drift: false alarms per 10,000 stationary events and the median delay to detect a 30%
 //!   shift (reported; DESIGN.md sets no target).
 //! - Effect drift: a 30% change in the treatment's advantage detected in at least 95% of runs
@@ -58,6 +66,8 @@ use rand_distr::{Binomial, Distribution, LogNormal};
 use serde::Serialize;
 
 use crate::intervals::{acceptance_range, clopper_pearson, count, poisson_interval};
+
+mod adaptive;
 use crate::progress;
 
 /// Median cycle time (minutes) of the simulated duration metric.
@@ -270,6 +280,7 @@ pub fn calibrate(
     add(decision_harm_study(&pool, runs, analysis.alpha)?);
     add(cuped_study(&pool, runs, analysis.alpha)?);
     add(bandit_study(&pool, bandit_runs)?);
+    add(adaptive::adaptive_study(&pool, runs, analysis.alpha)?);
     add(drift_study(&pool, drift_runs)?);
     add(effect_drift_study(&pool, runs)?);
     Ok(Calibration {
@@ -2087,6 +2098,7 @@ Garwood (Poisson) for alarm counts, binomial order statistics for medians) and t
         ("decision_harm", "### Guardrail harm test", "A primary cycle-time metric (A/A) beside a guardrail escalation rate (10% in the baseline; direction decrease). The guardrail's decision is a one-sided always-valid harm test at alpha for a relative rise beyond `max_harm`, not corrected for the other metrics; its verdict \"worse\" is what the page warns about and what `auto_pause_on_harm` acts on. Runs are flagged when the verdict is worse at any of the 20 looks, except the last power row, which reads the final look only."),
         ("cuped", "### CUPED on a covariate sent at assignment", "A primary duration metric with `covariate: {\"attribute\": \"estimated_minutes\"}`: each unit's estimate is uniform on 10–50 minutes and its minutes are the estimate (times 0.95 in the treatment of the effect scenario) plus normal noise with sd 8, so the simulator's truth for the share of variance the estimate explains is ρ² = Var(estimate)/(Var(estimate) + 64). The report reads the paired aggregates (x, the estimate, and x + estimate) the store keeps and decides on the CUPED-adjusted lift with one pooled θ."),
         ("thompson", "## Thompson sampling", "liftlab-domain's machinery end to end: units hashed by `decide` into the current allocation period, rewards fed to `BanditState`, a new period opened when `due` (default floor 0.01, warm-up 100 rewards per arm, update every 50). Regret is the pseudo-regret Σ(best rate − served arm's rate); uniform allocation's is exact. Rewards arrive immediately; batching every 50 rewards is the only delay. The change study pairs the two samplers on the same seeds."),
+        ("adaptive", "## Adaptive allocation: decisions stratified by allocation period", "Experiments whose weights change (every Thompson experiment; a fixed policy ramped by a spec update) decide on the lift stratified by allocation period: each period's arms compared within the period, the periods weighted by their share of units, periods merged until each compared arm has 10 units (liftlab-stats' `stratified`, read by `report::build`). Each run sends 3,000 units through liftlab-domain's `decide` (and `BanditState`, default warm-up 100 and update every 50, for the bandits) with a binary outcome per unit, and reads the report at the end of the run. Bandit A/A: every arm at 10%; the always-valid decision is held to at most alpha (it spends less than alpha at a single look, so the binomial range of exactly alpha would be the wrong target). Trend: the rate of both arms rises linearly from 10% to 20% over the run and the treatment adds 2 points, so the estimand \"every unit on T against every unit on B, averaged over the run\" is +2 points over the baseline's run average; the stratified estimate's plain 95% interval is held to 95% ± 1.5 pp, the decision's always-valid interval to at least that, and the naive pooled interval (the report's `relative` diagnostic) is shown failing. Thompson regret is unchanged by construction: the estimator reads the aggregates and never feeds the allocation (the Thompson rows above come from the same `BanditState`)."),
         ("drift", "## Drift detection", "liftlab-domain's `DriftMonitor` with a spec's default drift settings (Page–Hinkley, CUSUM and the windowed test, in units of the reference window's sd), fed log-normal cycle times of one arm. False alarms: the 10,000 stationary events after the 500-event reference (after an alarm the monitor learns a new reference, as in production). Delay: events until the first detection after the mean shifts up by 30%."),
         ("effect_drift", "## Drift on the effect", "liftlab-domain's `DriftMonitor` watching the treatment's effect: the relative lift of the treatment's cycle time over the baseline's, per window of outcomes, against a reference learned from the first windows, by a two-sided CUSUM on the standardized change (the fixed settings in the rows). Both arms draw log-normal cycle times (σ = 0.8), one outcome per arm in turn; the treatment's are 0.70 of the baseline's. Detection: after 3,000 outcomes per arm the treatment's factor becomes 0.79 (its advantage shrinks by 30%). Workload drift: after 3,000 outcomes per arm both arms' cycle times are multiplied by 1.3, which leaves the relative lift unchanged; any effect alarm in the run counts. Level detections (the study above) are workload drift and never re-baseline; effect detections are what `auto_rebaseline` acts on."),
     ];

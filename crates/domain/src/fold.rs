@@ -59,9 +59,11 @@ pub fn fold_cell(old: Option<MetricCell>, value: f64, aggregate: Aggregate) -> M
 /// is first cut to its metric's cap. For every metric in the outcome that the spec declares
 /// (others, and ratio metrics, which outcomes never carry, are skipped; the caller validated
 /// them), the unit's cell is updated by the metric's aggregate and these deltas are produced:
-/// - `Overall` and one `Segment` per declared segment attribute the unit has a value for,
-///   with `old` the unit's previous value (`None` the first time) and `new` its new value;
-///   omitted when the value did not change (for example `max` with a smaller event);
+/// - `Overall`, `Period(assignment.period)` (the allocation period that placed the unit, for
+///   estimates stratified by period) and one `Segment` per declared segment attribute the
+///   unit has a value for, with `old` the unit's previous value (`None` the first time) and
+///   `new` its new value; omitted when the value did not change (for example `max` with a
+///   smaller event);
 /// - for a metric with a covariate, when its value changes: `Paired` with the unit's
 ///   covariate y when the unit first enters (y never changes afterwards), and `PairSum`
 ///   with x + y (old: the previous x + y);
@@ -73,7 +75,8 @@ pub fn fold_cell(old: Option<MetricCell>, value: f64, aggregate: Aggregate) -> M
 /// (x, y) = (numerator value or 0, denominator value or 0) moves: `Overall` (x), `Paired` (y)
 /// and `PairSum` (x + y) under the ratio's key, with `old` the previous pair's (`None` when
 /// the unit had neither part before); a part that did not change is omitted. Ratio metrics get
-/// no `Segment` or `Day` deltas: a segment's ratio needs its own pair sums, which no report
+/// no `Segment`, `Period` or `Day` deltas (their decision stays pooled, with a note, under
+/// changing weights): a segment's ratio needs its own pair sums, which no report
 /// asks for yet.
 ///
 /// An assignment with `in_experiment: false` is outside the analysis population: its row is
@@ -133,6 +136,7 @@ pub fn fold(
                 previous.push((key.as_str(), old_value));
             }
             out.push(AggScope::Overall, old_value, cell.value);
+            out.push(AggScope::Period(assignment.period), old_value, cell.value);
             for attribute in spec.segments() {
                 if let Some(v) = row.segments.get(attribute) {
                     let scope = AggScope::Segment {

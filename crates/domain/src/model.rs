@@ -193,6 +193,9 @@ pub enum AggScope {
     /// Raw event values of the primary metric only, received in this UTC hour (hours since
     /// the Unix epoch), for the over-time chart when the data spans too short a time for days.
     Hour(i64),
+    /// Per-unit values (x for a paired metric) of the arm's units assigned in this allocation
+    /// period ([`Assignment::period`]), for estimates stratified by period.
+    Period(u64),
 }
 
 /// The key of an aggregate within one experiment.

@@ -55,6 +55,8 @@
 //!   over Beta `(alpha, beta)` posteriors (both deterministic quadrature),
 //!   [`floor_weights`], [`normal_arm_posterior`], and the [`Hajek`]
 //!   inverse-propensity accumulator.
+//! - [`stratified_lift`] and [`stratified_means`] over allocation periods ([`Stratum`]): arm
+//!   means and lifts valid when the weights change (batched-bandit inference).
 //! - [`PageHinkley`] and [`Cusum`] detectors (`update(x) -> Option<DriftSignal>`,
 //!   `Clone + serde` so their state can be persisted) and [`window_test`].
 //!
@@ -89,6 +91,7 @@ pub mod power;
 mod quadrature;
 pub mod sequential;
 pub mod srm;
+pub mod stratified;
 
 pub use adjust::{cuped, cuped_binary, ratio_stats, Cuped};
 pub use bandit::{
@@ -118,3 +121,6 @@ pub use sequential::{
     ONE_SIDED_MIN_P,
 };
 pub use srm::{srm, Srm, SRM_THRESHOLD};
+pub use stratified::{
+    merge_short, stratified_lift, stratified_means, StratifiedLift, StratifiedMeans, Stratum,
+};

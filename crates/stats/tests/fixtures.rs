@@ -544,3 +544,48 @@ fn adjusted_intervals_match_scipy_and_statsmodels() {
     }
     check.done();
 }
+
+/// The period-stratified estimator against numpy (scripts/stratified-reference.py), short
+/// periods merged by the same rule.
+#[test]
+fn stratified_lift_matches_numpy() {
+    let mut check = Check::default();
+    for (i, c) in load("stratified.json").iter().enumerate() {
+        let arm = |v: &Value| {
+            let mut m = liftlab_stats::Moments::new();
+            v.as_array().unwrap().iter().for_each(|x| m.push(num(x)));
+            m
+        };
+        let periods: Vec<_> = c["periods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p[0].as_u64().unwrap(), arm(&p[1]), arm(&p[2])))
+            .collect();
+        let got = liftlab_stats::stratified_lift(&periods, 2).unwrap();
+        let e = &c["expected"];
+        let what = format!("stratified case {i}");
+        for (name, value) in [
+            ("baseline_mean", got.baseline_mean),
+            ("treatment_mean", got.treatment_mean),
+            ("absolute_se", got.absolute_se),
+            ("relative", got.relative),
+            ("relative_se", got.relative_se),
+        ] {
+            check.rel(value, num(&e[name]), CLOSED_FORM, &format!("{what} {name}"));
+        }
+        check.scaled(
+            got.absolute,
+            num(&e["absolute"]),
+            CLOSED_FORM,
+            got.baseline_mean.abs(),
+            &format!("{what} absolute"),
+        );
+        check.same(
+            Some(got.strata) == usize::try_from(e["strata"].as_u64().unwrap()).ok(),
+            true,
+            &format!("{what} strata"),
+        );
+    }
+    check.done();
+}

@@ -77,6 +77,7 @@ pub(crate) mod keys {
             3 => AggScope::Paired,
             4 => AggScope::PairSum,
             5 => AggScope::Hour(r.i64()?),
+            6 => AggScope::Period(r.u64()?),
             t => {
                 return Err(StoreError::corrupt(
                     TreeId::Aggregates.name(),
@@ -107,6 +108,7 @@ pub(crate) mod keys {
             AggScope::Paired => k.tag(3),
             AggScope::PairSum => k.tag(4),
             AggScope::Hour(hour) => k.tag(5).i64(*hour),
+            AggScope::Period(period) => k.tag(6).u64(*period),
         }
         .into_bytes()
     }

@@ -43,7 +43,11 @@ pub const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
 /// 5: aggregates may have the scopes `Paired`, `PairSum` (covariate and ratio metrics) and
 ///    `Hour` (the primary metric by the hour). Older directories read the same and are upgraded
 ///    at open; an older build would fail on the new scopes' key tags, so it refuses instead.
-const SCHEMA_VERSION: u64 = 5;
+/// 6: aggregates may have the scope `Period` (per-unit values by allocation period, for
+///    estimates stratified by period). Older directories read the same (their reports pool
+///    periods until the aggregates are rebuilt) and are upgraded at open; an older build would
+///    fail on the new scope's key tag, so it refuses instead.
+const SCHEMA_VERSION: u64 = 6;
 
 /// The oldest schema version this build upgrades at open.
 const UPGRADES_FROM: u64 = 2;

@@ -671,6 +671,16 @@ fn aggregates_match_a_direct_computation(store: &dyn Store) {
             assert!(close(agg.ipw_weight, ipw_weight), "{key:?}");
             assert!(close(agg.ipw_weighted_sum, ipw_sum), "{key:?}");
 
+            // One allocation period placed every unit, so its scope holds the same units.
+            let period_key = liftlab_domain::AggKey {
+                scope: AggScope::Period(0),
+                ..key.clone()
+            };
+            let period = aggs
+                .get(&period_key)
+                .unwrap_or_else(|| panic!("{period_key:?} exists"));
+            assert_eq!(period.moments, agg.moments, "{period_key:?}");
+
             // Segments split the same units by region.
             for region in ["eu", "us"] {
                 let in_region: Vec<f64> = mine

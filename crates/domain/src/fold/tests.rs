@@ -99,6 +99,7 @@ fn the_first_outcome_creates_the_row_and_enters_every_scope() {
         folded.deltas,
         vec![
             d(AggScope::Overall, None, 12.0),
+            d(AggScope::Period(0), None, 12.0),
             d(segment, None, 12.0),
             d(AggScope::Day(3), None, 12.0),
             d(AggScope::Hour(72), None, 12.0),
@@ -286,6 +287,7 @@ fn a_covariate_enters_once_and_its_pair_sum_follows_the_value() {
         of_metric(&first.deltas, "minutes"),
         vec![
             (AggScope::Overall, None, 12.0),
+            (AggScope::Period(0), None, 12.0),
             (segment.clone(), None, 12.0),
             (AggScope::Paired, None, 30.0),
             (AggScope::PairSum, None, 42.0),
@@ -304,6 +306,7 @@ fn a_covariate_enters_once_and_its_pair_sum_follows_the_value() {
         of_metric(&second.deltas, "minutes"),
         vec![
             (AggScope::Overall, Some(12.0), 16.0),
+            (AggScope::Period(0), Some(12.0), 16.0),
             (segment, Some(12.0), 16.0),
             (AggScope::PairSum, Some(42.0), 46.0),
             (AggScope::Day(0), None, 20.0),
@@ -509,6 +512,8 @@ proptest! {
             };
             for (metric, cell) in &row.metrics {
                 push(&mut rebuilt, key(metric, AggScope::Overall), cell.value, row.propensity);
+                // Every test assignment is placed by period 0.
+                push(&mut rebuilt, key(metric, AggScope::Period(0)), cell.value, row.propensity);
                 for attribute in spec.segments() {
                     if let Some(v) = row.segments.get(attribute) {
                         let scope = AggScope::Segment { attribute: attribute.clone(), value: v.clone() };

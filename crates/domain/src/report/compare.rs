@@ -3,15 +3,18 @@
 use liftlab_stats::dist::t_ppf;
 use liftlab_stats::sequential::rho;
 use liftlab_stats::{
-    adjusted_alpha, bayesian, benjamini_hochberg, compare, cuped, holm, ratio_stats, sequential,
-    sequential_with_rho, t_test, Alternative, CoMoments, CompareSettings, Moments, SampleStats,
+    adjusted_alpha, bayesian, benjamini_hochberg, compare, cuped, holm, prob_best, ratio_stats,
+    sequential, sequential_with_rho, stratified_lift, stratified_means, t_test, Alternative,
+    CoMoments, CompareSettings, Moments, SampleStats, Stratum,
 };
 
 use super::types::{
     ArmStats, BayesResult, ComparisonResult, CupedResult, Decision, DecisionMethod, DecisionTest,
-    EffectSize, Evidence, GuardrailStatus, Harm, Interval, MetricResult, SequentialResult, Verdict,
+    EffectSize, Evidence, GuardrailStatus, Harm, Interval, Leaderboard, LeaderboardEntry,
+    MetricResult, SequentialResult, StratifiedResult, Verdict,
 };
 use super::AggIndex;
+use crate::model::AggScope;
 use crate::spec::{Correction, Direction, ExperimentSpec, Metric, MetricKind, MetricRole};
 
 /// Converts a count to `f64`; exact below 2^53, far beyond any unit count.
@@ -49,6 +52,11 @@ pub(crate) fn arm_stats(arm: &str, moments: &Moments, ipw: Option<(f64, f64)>) -
     }
 }
 
+/// The fewest units of each compared arm in one stratum of an estimate stratified by
+/// allocation period: shorter periods are merged with the next (see
+/// [`liftlab_stats::merge_short`]).
+pub const MIN_UNITS_PER_STRATUM: u64 = 10;
+
 /// The fewest units with a value per arm before a comparison gets a verdict.
 pub const MIN_UNITS_PER_ARM: u64 = 30;
 
@@ -78,6 +86,210 @@ pub(crate) fn method(spec: &ExperimentSpec) -> DecisionMethod {
     } else {
         DecisionMethod::Fixed
     }
+}
+
+/// The decision method of a report's two-sided decisions: `stratified` when the allocation
+/// changed during the epoch, otherwise the spec's ([`method`]).
+pub(crate) fn report_method(spec: &ExperimentSpec, stratify: bool) -> DecisionMethod {
+    if stratify {
+        DecisionMethod::Stratified
+    } else {
+        method(spec)
+    }
+}
+
+/// The allocation periods `metric` has per-period aggregates for, in any arm, in order.
+fn periods_of(spec: &ExperimentSpec, index: &AggIndex<'_>, metric: &str) -> Vec<u64> {
+    let mut periods: Vec<u64> = spec
+        .arms()
+        .iter()
+        .flat_map(|a| index.scoped(a.key(), metric))
+        .filter_map(|(scope, _)| match scope {
+            AggScope::Period(p) => Some(*p),
+            _ => None,
+        })
+        .collect();
+    periods.sort_unstable();
+    periods.dedup();
+    periods
+}
+
+/// Per period of `metric`: its units over all arms and the moments of each arm in `arms`.
+fn strata(
+    spec: &ExperimentSpec,
+    index: &AggIndex<'_>,
+    metric: &str,
+    arms: &[&str],
+) -> Vec<Stratum> {
+    periods_of(spec, index, metric)
+        .into_iter()
+        .map(|p| {
+            let scope = AggScope::Period(p);
+            let units = spec
+                .arms()
+                .iter()
+                .map(|a| index.get(a.key(), metric, &scope).moments.n())
+                .sum();
+            Stratum {
+                units,
+                arms: arms
+                    .iter()
+                    .map(|a| index.get(a, metric, &scope).moments)
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// The comparison of `arm` with `baseline` on `metric` stratified by allocation period (short
+/// periods merged until both arms have [`MIN_UNITS_PER_STRATUM`] units).
+fn stratified(
+    spec: &ExperimentSpec,
+    index: &AggIndex<'_>,
+    metric: &str,
+    baseline: &str,
+    arm: &str,
+) -> Result<StratifiedResult, liftlab_stats::StatsError> {
+    let periods: Vec<(u64, Moments, Moments)> = strata(spec, index, metric, &[baseline, arm])
+        .into_iter()
+        .map(|s| (s.units, s.arms[0], s.arms[1]))
+        .collect();
+    let s = stratified_lift(&periods, MIN_UNITS_PER_STRATUM)?;
+    Ok(StratifiedResult {
+        baseline_mean: s.baseline_mean,
+        treatment_mean: s.treatment_mean,
+        absolute: s.absolute,
+        absolute_se: s.absolute_se,
+        relative: s.relative,
+        relative_se: s.relative_se,
+        strata: s.strata,
+    })
+}
+
+/// Replaces a comparison's lift by the one stratified by allocation period (see
+/// [`StratifiedResult`]); chance to win follows it. A ratio metric stays pooled with a note
+/// (its per-unit pairs are not kept per period); a metric with a covariate is stratified
+/// without the CUPED adjustment. When the aggregates have no periods (a store written before
+/// they were kept), the pooled lift stays, with a note.
+fn stratify_comparison(
+    spec: &ExperimentSpec,
+    index: &AggIndex<'_>,
+    metric: &Metric,
+    out: &mut ComparisonResult,
+    lift: Option<Lift>,
+) -> (Option<Lift>, DecisionMethod) {
+    let pooled = method(spec);
+    let Some(pooled_lift) = lift else {
+        return (None, pooled);
+    };
+    if metric.ratio().is_some() {
+        out.note = Some(
+            "a ratio metric is compared on pooled means: its pairs are not kept per allocation period, so the weights' changes are not accounted for"
+                .to_string(),
+        );
+        return (lift, pooled);
+    }
+    match stratified(spec, index, metric.key(), &out.baseline, &out.arm) {
+        Ok(s) => {
+            let lift = Lift {
+                estimate: s.relative,
+                se: s.relative_se,
+                dof: (pooled_lift.n_total - 2.0).max(1.0),
+                n_total: pooled_lift.n_total,
+            };
+            let settings = settings(spec, metric);
+            out.bayes = bayesian(
+                lift.estimate,
+                lift.se,
+                None,
+                settings.alpha,
+                settings.inverse,
+            )
+            .ok()
+            .map(|b| BayesResult {
+                chance_to_win: b.chance_to_win,
+                risk_control: b.risk_control,
+                risk_treatment: b.risk_treatment,
+                ci_low: b.ci_low,
+                ci_high: b.ci_high,
+            });
+            if out.cuped.take().is_some() {
+                out.note = Some(
+                    "the decision is stratified by allocation period without the CUPED adjustment"
+                        .to_string(),
+                );
+            }
+            out.stratified = Some(s);
+            (Some(lift), DecisionMethod::Stratified)
+        }
+        Err(e) => {
+            out.note = Some(format!(
+                "pooled means: no estimate stratified by allocation period ({e})"
+            ));
+            (lift, pooled)
+        }
+    }
+}
+
+/// The bandit leaderboard of the primary metric: each arm's mean stratified by allocation
+/// period, its chance of being best (normal posteriors, flat prior) and its expected loss
+/// against the leading other arm; `None` before every arm has [`MIN_UNITS_PER_STRATUM`] units
+/// in some stratum.
+pub(crate) fn leaderboard(spec: &ExperimentSpec, index: &AggIndex<'_>) -> Option<Leaderboard> {
+    let metric = spec.primary();
+    let keys: Vec<&str> = spec.arms().iter().map(|a| a.key()).collect();
+    let means = stratified_means(
+        &strata(spec, index, metric.key(), &keys),
+        MIN_UNITS_PER_STRATUM,
+    )
+    .ok()?;
+    // Read through the direction: "best" is the highest for increase, the lowest for decrease.
+    let sign = match metric.direction() {
+        Direction::Increase => 1.0,
+        Direction::Decrease => -1.0,
+    };
+    let posteriors: Vec<(f64, f64)> = means
+        .means
+        .iter()
+        .zip(&means.variances)
+        .map(|(m, v)| (sign * m, v.sqrt()))
+        .collect();
+    if posteriors.iter().any(|(_, sd)| sd.is_nan() || *sd <= 0.0) {
+        return None;
+    }
+    let best = prob_best(&posteriors).ok()?;
+    let mut arms: Vec<LeaderboardEntry> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, arm)| {
+            let (m, sd) = posteriors[i];
+            let leader = posteriors
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .max_by(|a, b| a.1 .0.total_cmp(&b.1 .0))
+                .map(|(_, p)| *p);
+            let expected_loss = leader.map_or(0.0, |(lm, lsd)| {
+                let d = lm - m;
+                let s = (sd * sd + lsd * lsd).sqrt();
+                let z = d / s;
+                d * liftlab_stats::dist::norm_cdf(z) + s * liftlab_stats::dist::norm_pdf(z)
+            });
+            LeaderboardEntry {
+                arm: (*arm).to_string(),
+                mean: means.means[i],
+                se: sd,
+                prob_best: best[i],
+                expected_loss,
+            }
+        })
+        .collect();
+    arms.sort_by(|a, b| b.prob_best.total_cmp(&a.prob_best));
+    Some(Leaderboard {
+        metric: metric.key().to_string(),
+        strata: means.strata,
+        arms,
+    })
 }
 
 /// Whether the metric's values cannot be negative, so its relative lift cannot go below −100%.
@@ -131,7 +343,7 @@ impl Lift {
     pub(crate) fn p_two_sided(&self, method: DecisionMethod, alpha: f64, tau: f64) -> Option<f64> {
         let alt = Alternative::TwoSided;
         match method {
-            DecisionMethod::Sequential => {
+            DecisionMethod::Sequential | DecisionMethod::Stratified => {
                 sequential(self.estimate, self.se, self.n_total, alpha, tau, alt)
                     .ok()
                     .map(|s| s.p_value)
@@ -153,7 +365,7 @@ impl Lift {
         tau: f64,
     ) -> f64 {
         match method {
-            DecisionMethod::Sequential => {
+            DecisionMethod::Sequential | DecisionMethod::Stratified => {
                 let r = rho(alpha, tau, true);
                 match sequential_with_rho(
                     self.estimate,
@@ -233,11 +445,13 @@ pub(crate) fn two_sided_decision(
 }
 
 /// A guardrail's harm test: one-sided, always-valid (a guardrail is watched all the time and
-/// may pause the experiment), for a relative lift beyond `max_harm` on the harmful side, at
+/// may pause the experiment; `method` is `sequential`, or `stratified` when the lift is), for a
+/// relative lift beyond `max_harm` on the harmful side, at
 /// the spec's alpha and not corrected for the other metrics. The interval's two ends are the
 /// one-sided bounds at alpha (so a 1 − 2·alpha interval).
 pub(crate) fn harm_decision(
     lift: &Lift,
+    method: DecisionMethod,
     direction: Direction,
     kind: MetricKind,
     max_harm: f64,
@@ -287,7 +501,7 @@ pub(crate) fn harm_decision(
     }
     lo = floor_lift(kind, lo);
     Some(Decision {
-        method: DecisionMethod::Sequential,
+        method,
         test: DecisionTest::Harm,
         estimate: lift.estimate,
         ci_low: lo,
@@ -391,6 +605,7 @@ pub(crate) fn comparison(
         bayes: None,
         sequential: None,
         cuped: None,
+        stratified: None,
         note: None,
     };
     let (c, t) = match (control.stats(metric), treatment.stats(metric)) {
@@ -490,13 +705,20 @@ pub(crate) fn comparison(
 /// metrics with enough evidence; the spec's correction adjusts their decision p-values, and
 /// each decision interval is widened to the level that matches its adjusted p-value.
 /// Guardrails are harm tests outside the family.
-pub(crate) fn metrics(spec: &ExperimentSpec, index: &AggIndex<'_>) -> Vec<MetricResult> {
+///
+/// With `stratify` (the allocation changed during the epoch: a bandit, or ramped weights),
+/// every lift is the one stratified by allocation period ([`stratify_comparison`]) and its
+/// decision's method is `stratified`: the always-valid confidence sequence on that lift.
+pub(crate) fn metrics(
+    spec: &ExperimentSpec,
+    index: &AggIndex<'_>,
+    stratify: bool,
+) -> Vec<MetricResult> {
     let thompson = spec.allocation().thompson().is_some();
     let baseline = spec.baseline().key();
     let analysis = spec.analysis();
     let (alpha, tau) = (analysis.alpha(), analysis.sequential_tuning());
-    let method = method(spec);
-    let mut lifts: Vec<Vec<Option<Lift>>> = Vec::new();
+    let mut lifts: Vec<Vec<Option<(Lift, DecisionMethod)>>> = Vec::new();
     let mut results: Vec<MetricResult> = spec
         .metrics()
         .iter()
@@ -531,7 +753,14 @@ pub(crate) fn metrics(spec: &ExperimentSpec, index: &AggIndex<'_>) -> Vec<Metric
                 .zip(&measures)
                 .filter(|(arm, _)| !arm.is_baseline())
                 .map(|(arm, treatment)| {
-                    comparison(spec, metric, baseline, arm.key(), control, treatment)
+                    let (mut out, lift) =
+                        comparison(spec, metric, baseline, arm.key(), control, treatment);
+                    let (lift, method) = if stratify {
+                        stratify_comparison(spec, index, metric, &mut out, lift)
+                    } else {
+                        (lift, method(spec))
+                    };
+                    (out, lift.map(|l| (l, method)))
                 })
                 .unzip();
             lifts.push(metric_lifts);
@@ -554,7 +783,7 @@ pub(crate) fn metrics(spec: &ExperimentSpec, index: &AggIndex<'_>) -> Vec<Metric
             continue;
         }
         for (j, lift) in lifts[i].iter().enumerate() {
-            if let Some(p) = lift.and_then(|l| l.p_two_sided(method, alpha, tau)) {
+            if let Some(p) = lift.and_then(|(l, method)| l.p_two_sided(method, alpha, tau)) {
                 family.push((i, j, p));
             }
         }
@@ -564,7 +793,7 @@ pub(crate) fn metrics(spec: &ExperimentSpec, index: &AggIndex<'_>) -> Vec<Metric
     for (&(i, j, p), p_adj) in family.iter().zip(adjusted) {
         let metric = &spec.metrics()[i];
         let level = interval_alpha(analysis.correction(), family.len(), alpha, p, p_adj);
-        if let Some(lift) = lifts[i][j] {
+        if let Some((lift, method)) = lifts[i][j] {
             results[i].comparisons[j].decision =
                 two_sided_decision(&lift, method, metric.kind(), alpha, tau, p_adj, level);
         }
@@ -572,9 +801,16 @@ pub(crate) fn metrics(spec: &ExperimentSpec, index: &AggIndex<'_>) -> Vec<Metric
     for (i, metric) in spec.metrics().iter().enumerate() {
         for (j, c) in results[i].comparisons.iter_mut().enumerate() {
             if metric.role() == MetricRole::Guardrail {
-                c.decision = lifts[i][j].and_then(|lift| {
+                c.decision = lifts[i][j].and_then(|(lift, method)| {
+                    let method = match method {
+                        DecisionMethod::Stratified => DecisionMethod::Stratified,
+                        DecisionMethod::Sequential | DecisionMethod::Fixed => {
+                            DecisionMethod::Sequential
+                        }
+                    };
                     harm_decision(
                         &lift,
+                        method,
                         metric.direction(),
                         metric.kind(),
                         metric.max_harm(),

@@ -115,7 +115,9 @@ pub(crate) fn arms_and_srm(
     (arms, srm, allocation(spec, input, &per_period))
 }
 
-/// The allocation history, merged into at most [`MAX_ALLOCATION_ENTRIES`] groups.
+/// The allocation history, merged into at most [`MAX_ALLOCATION_ENTRIES`] groups, each with
+/// its own SRM check (its units against its own weights; a merged group's expected counts
+/// are the sums of its periods').
 fn allocation(
     spec: &ExperimentSpec,
     input: &ReportInput<'_>,
@@ -132,17 +134,31 @@ fn allocation(
             let mut assigned = vec![0u64; k];
             let mut weighted = vec![0.0; k];
             let mut plain = vec![0.0; k];
+            let mut expected = vec![0.0; k];
             for p in chunk {
                 let counts = per_period.get(&p.period);
                 let n: u64 = counts.map_or(0, |c| c.iter().sum());
                 let weights = period_weights(spec, Some(&p.weights));
+                let sum_w: f64 = weights.iter().sum();
                 for i in 0..k {
                     assigned[i] += counts.map_or(0, |c| c[i]);
                     weighted[i] += count_f64(n) * weights[i];
                     plain[i] += weights[i] / len_f64(chunk.len());
+                    if sum_w > 0.0 {
+                        expected[i] += count_f64(n) * weights[i] / sum_w;
+                    }
                 }
             }
             let units: f64 = assigned.iter().map(|c| count_f64(*c)).sum();
+            let observed: Vec<f64> = assigned.iter().map(|c| count_f64(*c)).collect();
+            let period_srm = (units > 0.0).then(|| {
+                let check = srm(&observed, &expected);
+                SrmResult {
+                    chi2: check.chi2,
+                    p_value: check.p_value,
+                    ok: check.ok,
+                }
+            });
             let weights = if units > 0.0 {
                 weighted.iter().map(|w| w / units).collect()
             } else {
@@ -164,6 +180,7 @@ fn allocation(
                     .zip(assigned)
                     .map(|(a, n)| (a.key().to_string(), n))
                     .collect(),
+                srm: period_srm,
             }
         })
         .collect()

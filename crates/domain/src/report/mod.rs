@@ -32,6 +32,8 @@ mod types;
 #[cfg(test)]
 mod decision_tests;
 #[cfg(test)]
+mod stratified_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
@@ -45,7 +47,7 @@ use crate::model::{
 };
 use crate::spec::{ExperimentSpec, MetricRole};
 
-pub use compare::{MIN_EACH_WAY, MIN_UNITS_PER_ARM};
+pub use compare::{MIN_EACH_WAY, MIN_UNITS_PER_ARM, MIN_UNITS_PER_STRATUM};
 pub use text::format_ts;
 pub use timeline::{timeline, Bucket, HOURLY_SPAN_HOURS};
 pub use types::*;
@@ -182,8 +184,11 @@ pub fn build(input: &ReportInput<'_>) -> Report {
 
     let (arms, srm, allocation) = health::arms_and_srm(spec, input);
     let attrition = health::attrition(spec, &arms, input.tallies);
-    let metrics = compare::metrics(spec, &index);
-    let analysis = analysis_summary(spec, &arms);
+    let bandit = spec.allocation().thompson().is_some();
+    let stratify = bandit || allocation_changed(input);
+    let metrics = compare::metrics(spec, &index, stratify);
+    let analysis = analysis_summary(spec, &arms, stratify);
+    let bandit_leaderboard = bandit.then(|| compare::leaderboard(spec, &index)).flatten();
     let featured = compare::featured_treatment(spec, &metrics);
     let guardrails = compare::guardrails(spec, &metrics);
     let harm = compare::harm(&guardrails);
@@ -195,7 +200,6 @@ pub fn build(input: &ReportInput<'_>) -> Report {
     let effect_drift = effect_drift_entries(input);
     let epochs = epoch_entries(input);
     let timeline = timeline::timeline(spec, input.epoch, input.aggregates);
-    let bandit = spec.allocation().thompson().is_some();
 
     let mut report = Report {
         experiment: spec.key().to_string(),
@@ -222,6 +226,8 @@ pub fn build(input: &ReportInput<'_>) -> Report {
         power,
         allocation,
         bandit,
+        stratified: stratify,
+        bandit_leaderboard,
         segments,
         epochs,
         timeline,
@@ -231,10 +237,23 @@ pub fn build(input: &ReportInput<'_>) -> Report {
     report
 }
 
+/// Whether units were assigned in more than one allocation period during the epoch (weights
+/// changed: a bandit's recomputation, or a fixed policy's ramp).
+fn allocation_changed(input: &ReportInput<'_>) -> bool {
+    let mut periods = input
+        .assignments
+        .iter()
+        .filter(|c| c.count > 0)
+        .map(|c| c.period);
+    periods
+        .next()
+        .is_some_and(|first| periods.any(|p| p != first))
+}
+
 /// How the decisions are made, and whether a fixed-horizon answer is final yet.
-fn analysis_summary(spec: &ExperimentSpec, arms: &[ArmSummary]) -> AnalysisSummary {
+fn analysis_summary(spec: &ExperimentSpec, arms: &[ArmSummary], stratify: bool) -> AnalysisSummary {
     let analysis = spec.analysis();
-    let method = compare::method(spec);
+    let method = compare::report_method(spec, stratify);
     let family: Vec<String> = spec
         .metrics()
         .iter()

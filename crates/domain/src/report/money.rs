@@ -28,17 +28,24 @@ fn mean_interval(stats: &ArmStats, alpha: f64) -> Option<Interval> {
 }
 
 /// The per-case saving of `arm` on `metric` (baseline minus treatment, in the metric's unit)
-/// from the metric's decision: −(relative lift) × the baseline mean, so the saving's interval
+/// from the metric's decision: −(relative lift) × the baseline mean (stratified by allocation
+/// period when the decision is), so the saving's interval
 /// excludes 0 exactly when the metric's verdict is better or worse.
 fn saving_per_case(metrics: &[MetricResult], metric: Option<&str>, arm: &str) -> Option<Interval> {
     let result = metrics.iter().find(|m| Some(m.key.as_str()) == metric)?;
     let comparison = result.comparisons.iter().find(|c| c.arm == arm)?;
     let d = comparison.decision?;
-    let base = result
-        .arms
-        .iter()
-        .find(|a| a.arm == comparison.baseline)?
-        .mean;
+    // The decision's own baseline: the stratified mean when the lift is stratified by period.
+    let base = match comparison.stratified {
+        Some(s) => s.baseline_mean,
+        None => {
+            result
+                .arms
+                .iter()
+                .find(|a| a.arm == comparison.baseline)?
+                .mean
+        }
+    };
     Some(Interval {
         estimate: -d.estimate * base,
         ci_low: -d.ci_high * base,

@@ -1159,6 +1159,10 @@ fn json_shape_snapshot() {
         .allocation[].opened_at
         .allocation[].opened_at_ms
         .allocation[].period
+        .allocation[].srm
+        .allocation[].srm.chi2
+        .allocation[].srm.ok
+        .allocation[].srm.p_value
         .allocation[].weights
         .allocation[].weights.ai_assist
         .allocation[].weights.human
@@ -1187,6 +1191,7 @@ fn json_shape_snapshot() {
         .attrition.ok
         .attrition.p_value
         .bandit
+        .bandit_leaderboard
         .drift
         .drift[].action
         .drift[].arm
@@ -1392,6 +1397,7 @@ fn json_shape_snapshot() {
         .srm.ok
         .srm.p_value
         .status
+        .stratified
         .timeline
         .verdict
         .version

@@ -484,6 +484,27 @@ pub(crate) fn warnings(spec: &ExperimentSpec, report: &Report) -> Vec<Warning> {
             ),
         );
     }
+    let failing: Vec<String> = report
+        .allocation
+        .iter()
+        .filter(|a| a.srm.is_some_and(|s| !s.ok))
+        .map(|a| a.period.to_string())
+        .collect();
+    if !failing.is_empty() {
+        push(
+            WarningKind::PeriodSrm,
+            format!(
+                "Sample ratio mismatch within allocation period {}: assigned units do not match that period's weights; check the assignment path before trusting the results.",
+                failing.join(", ")
+            ),
+        );
+    }
+    if report.stratified && !report.bandit {
+        push(
+            WarningKind::Ramped,
+            "Ramped: the weights changed during the epoch, so estimates are stratified by period (each allocation period compared within itself, weighted by its share of units).".to_string(),
+        );
+    }
     if !report.attrition.ok {
         let shares: Vec<String> = report
             .attrition

@@ -64,6 +64,13 @@ pub struct Report {
     pub allocation: Vec<AllocationEntry>,
     /// Whether the allocation is adaptive (a bandit), so `ipw_mean` is shown beside `mean`.
     pub bandit: bool,
+    /// Whether the allocation changed during the epoch (a bandit, or ramped weights), so the
+    /// decisions are stratified by allocation period.
+    #[serde(default)]
+    pub stratified: bool,
+    /// For a bandit: the arms ranked by their chance of being best on the primary metric.
+    #[serde(default)]
+    pub bandit_leaderboard: Option<Leaderboard>,
     /// Breakdowns by the spec's segment attributes.
     pub segments: Vec<SegmentBreakdown>,
     /// Every epoch of the experiment.
@@ -121,6 +128,11 @@ pub enum WarningKind {
     NotFinal,
     /// Outcomes of the baseline arm say AI handled them: the baseline may be contaminated.
     Contamination,
+    /// The weights of a fixed policy changed during the epoch, so estimates are stratified by
+    /// allocation period.
+    Ramped,
+    /// Within one allocation period, assigned units do not match that period's weights.
+    PeriodSrm,
 }
 
 /// A problem a reader must know about.
@@ -282,6 +294,10 @@ pub enum DecisionMethod {
     Sequential,
     /// A fixed-horizon t test, final only at the spec's `planned_units`.
     Fixed,
+    /// Always-valid confidence sequences on the lift stratified by allocation period (each
+    /// period's arms compared within it, combined with weights by the period's share of
+    /// units): the method when the allocation changed (a bandit, or ramped weights).
+    Stratified,
 }
 
 impl DecisionMethod {
@@ -290,14 +306,17 @@ impl DecisionMethod {
         match self {
             DecisionMethod::Sequential => "sequential",
             DecisionMethod::Fixed => "fixed",
+            DecisionMethod::Stratified => "stratified",
         }
     }
 
-    /// The interval's name for people: `always-valid` or `fixed-horizon`.
+    /// The interval's name for people: `always-valid`, `fixed-horizon` or
+    /// `always-valid, period-stratified`.
     pub fn interval_name(self) -> &'static str {
         match self {
             DecisionMethod::Sequential => "always-valid",
             DecisionMethod::Fixed => "fixed-horizon",
+            DecisionMethod::Stratified => "always-valid, period-stratified",
         }
     }
 }
@@ -320,7 +339,7 @@ pub enum DecisionTest {
 /// end lies beyond `threshold` exactly when `p_value` < `alpha`, and then the verdict is worse.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
-    /// `sequential` or `fixed`.
+    /// `sequential`, `fixed` or `stratified`.
     pub method: DecisionMethod,
     /// `two_sided` or `harm`.
     pub test: DecisionTest,
@@ -430,8 +449,63 @@ pub struct ComparisonResult {
     /// The CUPED adjustment the decision uses, for a metric with a covariate.
     #[serde(default)]
     pub cuped: Option<CupedResult>,
+    /// The estimate stratified by allocation period that the decision uses when the
+    /// allocation changed (a bandit, or ramped weights); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stratified: Option<StratifiedResult>,
     /// Why something above is missing.
     pub note: Option<String>,
+}
+
+/// A comparison stratified by allocation period: the estimand is "every unit on the
+/// treatment against every unit on the baseline, averaged over the run", each period
+/// weighted by its share of units.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StratifiedResult {
+    /// The baseline's stratified mean μ_B.
+    pub baseline_mean: f64,
+    /// The treatment's stratified mean μ_T.
+    pub treatment_mean: f64,
+    /// μ_T − μ_B.
+    pub absolute: f64,
+    /// Its standard error.
+    pub absolute_se: f64,
+    /// (μ_T − μ_B)/|μ_B| (the decision's estimate).
+    pub relative: f64,
+    /// Its delta-method standard error.
+    pub relative_se: f64,
+    /// Allocation periods after merging those in which an arm had fewer than 10 units
+    /// ([`MIN_UNITS_PER_STRATUM`](crate::report::MIN_UNITS_PER_STRATUM)).
+    pub strata: usize,
+}
+
+/// One arm on the bandit leaderboard: its mean stratified by allocation period, the chance
+/// that it is the best arm and its expected loss, from normal posteriors (flat prior) on the
+/// stratified means.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LeaderboardEntry {
+    /// The arm key.
+    pub arm: String,
+    /// Its stratified mean of the primary metric.
+    pub mean: f64,
+    /// The standard error of that mean.
+    pub se: f64,
+    /// P(this arm is the best), read through the metric's direction.
+    pub prob_best: f64,
+    /// E[(leading other arm − this arm)⁺] in the metric's unit, read through its direction:
+    /// what choosing this arm costs if another is better (0 is no loss).
+    pub expected_loss: f64,
+}
+
+/// The bandit leaderboard of the primary metric, best first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Leaderboard {
+    /// The metric ranked (the spec's primary metric).
+    pub metric: String,
+    /// Allocation periods after merging short ones.
+    pub strata: usize,
+    /// Arms, most likely best first.
+    pub arms: Vec<LeaderboardEntry>,
 }
 
 /// The CUPED (regression on a pre-experiment covariate) adjustment of a comparison.
@@ -660,6 +734,10 @@ pub struct AllocationEntry {
     pub weights: BTreeMap<String, f64>,
     /// Units assigned per arm during the epoch under these weights.
     pub assigned: BTreeMap<String, u64>,
+    /// Sample ratio mismatch within this entry: its assigned units against its own weights
+    /// (`null` when it assigned no unit).
+    #[serde(default)]
+    pub srm: Option<SrmResult>,
 }
 
 /// The breakdown by one segment attribute.

@@ -130,6 +130,9 @@ fn analysis_note(report: &Report) -> Markup {
         p.meta.analysis {
             @match a.method {
                 DecisionMethod::Sequential => { "Intervals are always-valid (safe to look at any time) at " (lv) "% confidence." }
+                DecisionMethod::Stratified => {
+                    "Intervals are always-valid, period-stratified at " (lv) "% confidence: the allocation changed during the epoch, so each allocation period's arms are compared within that period and the periods are weighted by their share of units (every unit on an arm against every unit on the baseline, averaged over the run); pooled means are shown as diagnostics only."
+                }
                 DecisionMethod::Fixed => {
                     "Intervals are fixed-horizon at " (lv) "% confidence, final only at "
                     (a.planned_units.map_or("the planned".to_string(), |p| p.to_string())) " units ("
@@ -564,6 +567,53 @@ fn provenance(page: &ExperimentPage) -> Markup {
     }
 }
 
+/// The sample-ratio check of each allocation period, when any period fails it.
+fn period_srm(report: &Report) -> Markup {
+    let failing: Vec<_> = report
+        .allocation
+        .iter()
+        .filter_map(|a| a.srm.filter(|s| !s.ok).map(|s| (a.period, s)))
+        .collect();
+    html! {
+        @if failing.is_empty() {
+            p.meta.period-srm { "Each allocation period's assigned units match its weights (sample ratio checked per period)." }
+        } @else {
+            p.meta.period-srm {
+                "Sample ratio mismatch within "
+                @for (i, (period, s)) in failing.iter().enumerate() {
+                    @if i > 0 { ", " }
+                    "period " (period) " (χ² = " (number(s.chi2)) ", " (p_is(s.p_value)) ")"
+                }
+                "."
+            }
+        }
+    }
+}
+
+/// The bandit leaderboard: arms by their chance of being best on stratified means.
+fn leaderboard(report: &Report) -> Markup {
+    let Some(board) = &report.bandit_leaderboard else {
+        return html! {};
+    };
+    html! {
+        h2 { "Bandit leaderboard" }
+        table.leaderboard {
+            thead { tr { th { "Arm" } th { "Mean (stratified)" } th { "Chance of being best" } th { "Expected loss" } } }
+            tbody {
+                @for a in &board.arms {
+                    tr {
+                        td { (a.arm) }
+                        td { (number(a.mean)) " ± " (number(a.se)) }
+                        td { (percent(a.prob_best)) "%" }
+                        td { (number(a.expected_loss)) }
+                    }
+                }
+            }
+        }
+        p.meta { "Ranked on " (humanize(&board.metric)) ": each arm's mean stratified by allocation period (" (board.strata) " periods), with normal posteriors under a flat prior. Expected loss is what choosing the arm costs, in the metric's unit, if the leading other arm is better." }
+    }
+}
+
 /// Renders the result page.
 pub fn render_experiment(page: &ExperimentPage) -> Markup {
     let report = &page.report;
@@ -600,7 +650,9 @@ pub fn render_experiment(page: &ExperimentPage) -> Markup {
                 (charts::allocation(&report.allocation, &arms, report.bandit))
                 figcaption { "Share of new units sent to each arm per allocation period. Under a bandit, means are also shown inverse-propensity weighted (IPW)." }
             }
+            (period_srm(report))
         }
+        (leaderboard(report))
         (health(report))
         (roi(report))
         (segments(report))

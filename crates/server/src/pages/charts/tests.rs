@@ -260,6 +260,7 @@ fn the_allocation_axis_says_what_opens_a_period() {
             opened_at_ms: hour(9),
             weights: BTreeMap::from([("human".into(), 0.5), ("ai".into(), 0.5)]),
             assigned: BTreeMap::from([("human".into(), 10), ("ai".into(), 10)]),
+            srm: None,
         })
         .collect();
     let bandit = allocation(&entries, &arms(), true).into_string();
