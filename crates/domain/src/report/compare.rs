@@ -197,22 +197,7 @@ fn stratify_comparison(
                 dof: (pooled_lift.n_total - 2.0).max(1.0),
                 n_total: pooled_lift.n_total,
             };
-            let settings = settings(spec, metric);
-            out.bayes = bayesian(
-                lift.estimate,
-                lift.se,
-                None,
-                settings.alpha,
-                settings.inverse,
-            )
-            .ok()
-            .map(|b| BayesResult {
-                chance_to_win: b.chance_to_win,
-                risk_control: b.risk_control,
-                risk_treatment: b.risk_treatment,
-                ci_low: b.ci_low,
-                ci_high: b.ci_high,
-            });
+            out.bayes = bayes_of(&lift, &settings(spec, metric));
             if out.cuped.take().is_some() {
                 out.note = Some(
                     "the decision is stratified by allocation period without the CUPED adjustment"
@@ -518,6 +503,26 @@ fn beside(x: f64, sign: f64) -> f64 {
     x + sign * f64::EPSILON * x.abs().max(f64::MIN_POSITIVE / f64::EPSILON)
 }
 
+/// gbstats' Gaussian model on a decision's lift: chance to win and risks, read through the
+/// metric's direction.
+fn bayes_of(lift: &Lift, settings: &CompareSettings) -> Option<BayesResult> {
+    let b = bayesian(
+        lift.estimate,
+        lift.se,
+        None,
+        settings.alpha,
+        settings.inverse,
+    )
+    .ok()?;
+    Some(BayesResult {
+        chance_to_win: b.chance_to_win,
+        risk_control: b.risk_control,
+        risk_treatment: b.risk_treatment,
+        ci_low: b.ci_low,
+        ci_high: b.ci_high,
+    })
+}
+
 /// The verdict a decision gives, read through the metric's direction.
 pub(crate) fn verdict_of(direction: Direction, decision: Option<&Decision>) -> Verdict {
     let Some(d) = decision else {
@@ -676,14 +681,7 @@ pub(crate) fn comparison(
     // Chance to win reads the same lift as the decision (CUPED-adjusted when there is a covariate).
     out.bayes = lift
         .filter(|_| evidence.enough)
-        .and_then(|l| bayesian(l.estimate, l.se, None, settings.alpha, settings.inverse).ok())
-        .map(|b| BayesResult {
-            chance_to_win: b.chance_to_win,
-            risk_control: b.risk_control,
-            risk_treatment: b.risk_treatment,
-            ci_low: b.ci_low,
-            ci_high: b.ci_high,
-        });
+        .and_then(|l| bayes_of(&l, &settings));
     out.sequential = result.sequential.map(|s| SequentialResult {
         p_value: s.p_value,
         p_value_adjusted: None,
