@@ -809,15 +809,7 @@ impl Reporter {
         }))
         .map_err(|e| anyhow::anyhow!("the calibration spec {key} is invalid: {e}"))?;
         let periods = vec![initial_period(&spec, 0)];
-        let version = ExperimentVersion::created(spec, 0)
-            .transitioned(Transition::Start, None, 0)
-            .map_err(|e| anyhow::anyhow!("the calibration experiment cannot start: {e}"))?;
-        let epochs = vec![EpochInfo {
-            epoch: 0,
-            reason: "created".to_string(),
-            started_at: 0,
-            version: version.version,
-        }];
+        let (version, epochs) = started(spec)?;
         Ok(Self {
             version,
             periods,
@@ -874,6 +866,46 @@ impl Reporter {
             pause_reason: None,
         })
     }
+}
+
+/// A calibration experiment started at time 0, with its one epoch.
+fn started(spec: ExperimentSpec) -> anyhow::Result<(ExperimentVersion, Vec<EpochInfo>)> {
+    let version = ExperimentVersion::created(spec, 0)
+        .transitioned(Transition::Start, None, 0)
+        .map_err(|e| anyhow::anyhow!("the calibration experiment cannot start: {e}"))?;
+    let epochs = vec![EpochInfo {
+        epoch: 0,
+        reason: "created".to_string(),
+        started_at: 0,
+        version: version.version,
+    }];
+    Ok((version, epochs))
+}
+
+/// The assignment the domain's `decide` gives `unit` under `period` at `now` (Unix ms), with
+/// the index of its arm.
+fn serve(
+    spec: &ExperimentSpec,
+    period: &AllocationPeriod,
+    unit: &str,
+    now: i64,
+) -> anyhow::Result<(liftlab_domain::Assignment, usize)> {
+    let request = AssignRequest::new(unit.to_string(), None, BTreeMap::new())
+        .map_err(|e| anyhow::anyhow!("invalid assignment request: {e}"))?;
+    let assignment = decide(
+        spec,
+        Status::Running,
+        1,
+        0,
+        period,
+        &request,
+        String::new(),
+        now,
+    );
+    let arm = spec
+        .arm_index(&assignment.arm)
+        .context("decide returned an unknown arm")?;
+    Ok((assignment, arm))
 }
 
 /// The verdict and decision of `metric`'s treatment comparison in `report`; `Err` when the
@@ -1559,21 +1591,7 @@ fn bandit_run(
     let mut regret = 0.0;
     for task in 0..BANDIT_TASKS {
         let now = i64::try_from(task).unwrap_or(i64::MAX);
-        let request = AssignRequest::new(format!("{tag}-{task}"), None, BTreeMap::new())
-            .map_err(|e| anyhow::anyhow!("invalid assignment request: {e}"))?;
-        let assignment = decide(
-            spec,
-            Status::Running,
-            1,
-            0,
-            &period,
-            &request,
-            String::new(),
-            now,
-        );
-        let arm = spec
-            .arm_index(&assignment.arm)
-            .context("decide returned an unknown arm")?;
+        let (assignment, arm) = serve(spec, &period, &format!("{tag}-{task}"), now)?;
         let p = rates(task);
         let best = p.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         regret += best - p[arm];

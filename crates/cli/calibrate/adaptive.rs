@@ -12,15 +12,15 @@ use std::collections::BTreeMap;
 use anyhow::Context as _;
 use liftlab_domain::report::{build as build_report, EpochInfo, PeriodCount, Report, ReportInput};
 use liftlab_domain::{
-    decide, initial_period, AggKey, AggScope, AllocationPeriod, AssignRequest, BanditState,
-    ExperimentSpec, ExperimentVersion, MetricAggregate, Status, Transition,
+    initial_period, AggKey, AggScope, AllocationPeriod, BanditState, ExperimentSpec,
+    ExperimentVersion, MetricAggregate,
 };
 use liftlab_stats::dist::norm_ppf;
 use liftlab_stats::Moments;
 use rand::rngs::StdRng;
 use rand::Rng;
 
-use super::{acceptance_range, count, rate_figure, tally, Figure, Pool, Verdict};
+use super::{acceptance_range, count, rate_figure, serve, started, tally, Figure, Pool, Verdict};
 
 /// Units per run of the adaptive studies.
 const UNITS: usize = 3000;
@@ -73,15 +73,7 @@ impl Experiment {
             "metrics": [{"key": METRIC, "kind": "binary", "direction": "increase", "role": "primary"}]
         }))
         .map_err(|e| anyhow::anyhow!("the adaptive calibration spec is invalid: {e}"))?;
-        let version = ExperimentVersion::created(spec, 0)
-            .transitioned(Transition::Start, None, 0)
-            .map_err(|e| anyhow::anyhow!("the calibration experiment cannot start: {e}"))?;
-        let epochs = vec![EpochInfo {
-            epoch: 0,
-            reason: "created".to_string(),
-            started_at: 0,
-            version: version.version,
-        }];
+        let (version, epochs) = started(spec)?;
         Ok(Self { version, epochs })
     }
 
@@ -146,21 +138,7 @@ fn simulate(
                 run.periods.push(period.clone());
             }
         }
-        let request = AssignRequest::new(format!("{tag}-{unit}"), None, BTreeMap::new())
-            .map_err(|e| anyhow::anyhow!("invalid assignment request: {e}"))?;
-        let assignment = decide(
-            spec,
-            Status::Running,
-            1,
-            0,
-            &period,
-            &request,
-            String::new(),
-            now,
-        );
-        let arm = spec
-            .arm_index(&assignment.arm)
-            .context("decide returned an unknown arm")?;
+        let (assignment, arm) = serve(spec, &period, &format!("{tag}-{unit}"), now)?;
         let reward = f64::from(u8::from(rng.random::<f64>() < rate(arm, unit)));
         run.cells
             .entry((assignment.period, arm))
