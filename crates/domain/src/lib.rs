@@ -19,6 +19,9 @@
 //! - [`thompson`]: [`BanditState`] (`new`, `observe`, `observe_outcome`, `due`, `recompute`).
 //! - [`fold`]: [`fold::fold`] an outcome into its unit row (event values cut to their metric's
 //!   cap), giving the [`AggDelta`]s to apply, paired scopes included.
+//! - [`record`]: the write path as one pure step: [`record::record_assignment`] and
+//!   [`record::record_outcome`] read a store's [`record::Views`] and return the effects to
+//!   apply atomically, automatic re-baselines and pauses included.
 //! - [`DomainError`]: the crate's one error type.
 
 pub mod assign;
@@ -28,6 +31,7 @@ pub mod fold;
 pub mod hash;
 pub mod lifecycle;
 pub mod model;
+pub mod record;
 pub mod report;
 pub mod spec;
 pub mod thompson;

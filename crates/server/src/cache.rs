@@ -3,7 +3,8 @@
 //!
 //! It wraps the real store and implements [`Store`] itself, so every caller (handlers, the
 //! results module) goes through it and every experiment-level write (create, update,
-//! transition, rebaseline) drops the experiment's entry. The store holds its data directory
+//! transition, rebaseline, and outcomes of a spec whose outcomes can re-baseline or pause it)
+//! drops the experiment's entry. The store holds its data directory
 //! exclusively, so no other process can change an experiment behind the cache's back. A
 //! generation counter keeps a slow read that raced with a write from caching the old version.
 
@@ -47,6 +48,15 @@ impl CachedStore {
             inner,
             live: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(0),
+        }
+    }
+
+    /// Outcomes of a spec that re-baselines on effect drift or pauses on harm may have changed
+    /// the experiment (the domain's write step takes those actions in the outcome's batch).
+    fn after_outcomes(&self, spec: &ExperimentSpec) {
+        let analysis = spec.analysis();
+        if analysis.auto_pause_on_harm() || spec.drift().is_some_and(|d| d.auto_rebaseline()) {
+            self.forget(spec.key());
         }
     }
 
@@ -186,7 +196,9 @@ impl Store for CachedStore {
     }
 
     fn record_outcome(&self, spec: &ExperimentSpec, outcome: Outcome) -> Result<Recorded> {
-        self.inner.record_outcome(spec, outcome)
+        let recorded = self.inner.record_outcome(spec, outcome);
+        self.after_outcomes(spec);
+        recorded
     }
 
     fn record_outcomes(
@@ -194,7 +206,9 @@ impl Store for CachedStore {
         spec: &ExperimentSpec,
         outcomes: Vec<Outcome>,
     ) -> Result<Vec<Result<Recorded>>> {
-        self.inner.record_outcomes(spec, outcomes)
+        let recorded = self.inner.record_outcomes(spec, outcomes);
+        self.after_outcomes(spec);
+        recorded
     }
 
     fn aggregates(&self, experiment: &str, epoch: u64) -> Result<Vec<(AggKey, MetricAggregate)>> {

@@ -1,13 +1,11 @@
-//! Results JSON/CSV and the HTML result pages, plus the drift and harm checks that run after outcomes.
+//! Results JSON/CSV and the HTML result pages.
 //!
-//! `app()` registers [`configure`]'s routes (see `RESULTS_ROUTES` in lib.rs) and the outcomes
-//! handler calls [`after_outcomes`] after every batch that accepted events for an experiment.
+//! `app()` registers [`configure`]'s routes (see `RESULTS_ROUTES` in lib.rs). The automatic
+//! re-baseline on effect drift and pause on harm are not here: the domain's write step
+//! (`liftlab_domain::record`) decides them and the store takes them in the outcome's batch.
 //! The report itself is [`liftlab_domain::report::build`]: this module only gathers its inputs
 //! from the store (a handful of reads whose size does not grow with the number of outcomes) and
 //! maps the result to JSON, CSV or a page.
-
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -21,7 +19,7 @@ use liftlab_store::{Store, StoreError};
 use serde::Deserialize;
 
 use crate::auth::Viewer;
-use crate::dto::{experiment_key, now_millis};
+use crate::dto::experiment_key;
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -31,9 +29,6 @@ pub mod pages;
 #[cfg(test)]
 #[path = "pages/results_tests.rs"]
 mod tests;
-
-/// The harm check runs again once this many more outcomes have been recorded in the epoch.
-pub const HARM_CHECK_EVERY: u64 = 200;
 
 /// Registers `GET /v1/experiments/{key}/results`, the pages `GET /` and
 /// `GET /experiments/{key}`, and signing in to them (`GET|POST /signin`, `POST /signout`).
@@ -237,110 +232,4 @@ pub async fn results(
             ))
             .body(report.to_csv()),
     })
-}
-
-/// (store, experiment, epoch): the store told apart by its cache's address.
-type CheckSlot = (usize, String, u64);
-
-/// Per (store, experiment, epoch), the outcome count at the last harm check.
-fn harm_checks() -> &'static Mutex<HashMap<CheckSlot, u64>> {
-    static CHECKS: OnceLock<Mutex<HashMap<CheckSlot, u64>>> = OnceLock::new();
-    CHECKS.get_or_init(|| Mutex::new(HashMap::new()))
-}
-
-/// Serializes the automatic actions, so two batches cannot both re-baseline or pause.
-fn action_lock() -> &'static Mutex<()> {
-    static LOCK: OnceLock<Mutex<()>> = OnceLock::new();
-    LOCK.get_or_init(|| Mutex::new(()))
-}
-
-/// Runs after a batch of outcomes for `experiment` was recorded, on a blocking thread.
-///
-/// - With `drift.auto_rebaseline`, a change in a treatment's effect detected by the current
-///   epoch's drift monitor starts a new epoch (`store.rebaseline`, with the detection as the
-///   reason). Level detections (workload drift, which a shift shared by all arms causes) never
-///   re-baseline: the epoch's randomized comparison stays valid under them.
-/// - With `analysis.auto_pause_on_harm`, a running experiment is checked every
-///   [`HARM_CHECK_EVERY`] outcomes; a guardrail that the sequential test finds significantly
-///   worse under its harm test (the report's `harm`, the same test its verdict reads) pauses it (`store.transition(Pause)` with the reason, which the audit chain
-///   records and the result page shows at the top).
-///
-/// Failures are logged, never returned: the outcomes themselves were recorded.
-pub fn after_outcomes(state: &AppState, experiment: &str) {
-    if let Err(e) = check(state, experiment) {
-        tracing::warn!(experiment, error = %e, "post-outcome drift and harm check failed");
-    }
-}
-
-fn check(state: &AppState, key: &str) -> Result<(), ApiError> {
-    let live = state.cache.live(key)?;
-    let spec = &live.version.spec;
-    let rebaseline = spec.drift().is_some_and(|d| d.auto_rebaseline());
-    let pause = spec.analysis().auto_pause_on_harm() && live.version.status == Status::Running;
-    if rebaseline {
-        if let Some(monitor) = state.store.drift_monitor(key, live.epoch)? {
-            if let Some(d) = monitor.effect_detections().first() {
-                let reason = format!(
-                    "effect drift: the lift of {} over {} on {} went from {:+.1}% to {:+.1}% at {}",
-                    d.arm,
-                    d.baseline,
-                    d.metric,
-                    d.effect_before.estimate * 100.0,
-                    d.effect_after.estimate * 100.0,
-                    report::format_ts(d.detected_at),
-                );
-                let _guard = action_lock().lock().unwrap_or_else(|p| p.into_inner());
-                // Another batch may have re-baselined meanwhile: act only on the current epoch.
-                let current = state.store.epochs(key)?.last().map_or(0, |e| e.epoch);
-                if current == live.epoch {
-                    state.store.rebaseline(key, &reason, now_millis())?;
-                    tracing::info!(experiment = key, %reason, "re-baselined automatically");
-                }
-                return Ok(());
-            }
-        }
-    }
-    if !pause {
-        return Ok(());
-    }
-    let outcomes: u64 = state
-        .store
-        .arm_counters(key, live.epoch)?
-        .iter()
-        .map(|c| c.outcomes)
-        .sum();
-    let slot = (
-        // The cache's address tells apart the stores of several apps in one process.
-        std::sync::Arc::as_ptr(&state.cache) as usize,
-        key.to_string(),
-        live.epoch,
-    );
-    {
-        let mut checks = harm_checks().lock().unwrap_or_else(|p| p.into_inner());
-        let last = checks.get(&slot).copied();
-        if last.is_some_and(|last| outcomes < last + HARM_CHECK_EVERY) {
-            return Ok(());
-        }
-        checks.insert(slot, outcomes);
-    }
-    let report = gather(state.store.as_ref(), key, Some(live.epoch))?.report();
-    let Some(harm) = report.harm else {
-        return Ok(());
-    };
-    let reason = format!(
-        "guardrail {} is significantly worse in arm {} (harm test p = {:.4}, relative lift {:+.1}% to {:+.1}%)",
-        harm.metric,
-        harm.arm,
-        harm.p_value,
-        harm.ci_low * 100.0,
-        harm.ci_high * 100.0
-    );
-    let _guard = action_lock().lock().unwrap_or_else(|p| p.into_inner());
-    if state.store.experiment(key)?.status == Status::Running {
-        state
-            .store
-            .transition(key, Transition::Pause, Some(&reason), now_millis())?;
-        tracing::warn!(experiment = key, %reason, "paused automatically on harm");
-    }
-    Ok(())
 }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use liftlab_domain::record::Refusal;
 use liftlab_domain::DomainError;
 
 /// Why a store operation failed.
@@ -70,6 +71,15 @@ pub enum StoreError {
 
 /// The result type of every store operation.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+impl From<Refusal> for StoreError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Invalid(m) => StoreError::Invalid(m),
+            Refusal::Conflict(m) => StoreError::Conflict(m),
+        }
+    }
+}
 
 impl StoreError {
     /// A `NotFound` for an experiment key.

@@ -4,11 +4,14 @@
 //! and an `Err` anywhere drops their writes (see [`crate::kv::atomically`]). Read operations
 //! take a [`Scan`] over committed state.
 
-use liftlab_domain::assign::MAX_ID_CHARS;
+use liftlab_domain::drift::DriftMonitor;
+use liftlab_domain::record::{
+    self, AssignmentEffects, AutoAction, OutcomeEffects, Standing, Views,
+};
 use liftlab_domain::thompson::BanditState;
 use liftlab_domain::{
-    fold, initial_period, AggKey, AllocationPeriod, Assignment, ExperimentSpec, ExperimentVersion,
-    MetricAggregate, Millis, Outcome, Status, Transition, UnitRow,
+    initial_period, AggKey, AllocationPeriod, Assignment, ExperimentSpec, ExperimentVersion,
+    MetricAggregate, Millis, Outcome, Transition, UnitRow,
 };
 
 use crate::audit;
@@ -112,20 +115,6 @@ pub(crate) mod keys {
         }
         .into_bytes()
     }
-}
-
-/// Checks a caller-supplied id: non-empty and at most [`MAX_ID_CHARS`] characters.
-fn check_id(what: &str, id: &str) -> Result<()> {
-    let n = id.chars().count();
-    if n == 0 {
-        return Err(StoreError::Invalid(format!("{what} must not be empty")));
-    }
-    if n > MAX_ID_CHARS {
-        return Err(StoreError::Invalid(format!(
-            "{what} must be at most {MAX_ID_CHARS} characters, got {n}"
-        )));
-    }
-    Ok(())
 }
 
 fn state(tx: &Tx<'_>, exp: &str) -> Result<ExpState> {
@@ -310,113 +299,130 @@ pub(crate) fn rebaseline(tx: &mut Tx<'_>, key: &str, reason: String, now: Millis
     Ok(epoch)
 }
 
-/// The unit a task belongs to: its `tasks` entry, or else the unit of the same id whose
-/// assignment names the task as its own (such a task has no entry). `own_unit_checked`:
-/// the caller already knows the unit of the task's id does not name it.
-fn task_owner(
-    tx: &Tx<'_>,
-    exp: &str,
-    task_id: &str,
-    own_unit_checked: bool,
-) -> Result<Option<String>> {
-    let key = keys::exp_id(exp, task_id);
-    if let Some(unit) = tx.get_as::<String>(TreeId::Tasks, &key)? {
-        return Ok(Some(unit));
+/// The store's views as one operation sees them (this batch's earlier writes included).
+struct TxViews<'t, 'a>(&'t Tx<'a>);
+
+impl Views for TxViews<'_, '_> {
+    type Error = StoreError;
+
+    fn seen(&self, exp: &str, event_id: &str) -> Result<bool> {
+        self.0
+            .contains(TreeId::Events, &keys::exp_id(exp, event_id))
     }
-    if own_unit_checked {
-        return Ok(None);
+
+    fn assignment(&self, exp: &str, unit_id: &str) -> Result<Option<Assignment>> {
+        self.0
+            .get_as(TreeId::Assignments, &keys::exp_id(exp, unit_id))
     }
-    Ok(tx
-        .get_as::<Assignment>(TreeId::Assignments, &key)?
-        .filter(|a| a.task_id == task_id)
-        .map(|a| a.unit_id))
+
+    fn task_unit(&self, exp: &str, task_id: &str) -> Result<Option<String>> {
+        self.0.get_as(TreeId::Tasks, &keys::exp_id(exp, task_id))
+    }
+
+    fn unit_row(&self, exp: &str, epoch: u64, unit_id: &str) -> Result<Option<UnitRow>> {
+        self.0
+            .get_as(TreeId::Units, &keys::unit_row(exp, epoch, unit_id))
+    }
+
+    fn aggregate(&self, exp: &str, key: &AggKey) -> Result<Option<MetricAggregate>> {
+        self.0
+            .get_as(TreeId::Aggregates, &keys::aggregate(exp, key))
+    }
+
+    fn outcomes(&self, exp: &str, epoch: u64, arm: &str) -> Result<u64> {
+        let counters: Option<ArmCounters> = self
+            .0
+            .get_as(TreeId::Counters, &keys::counter(exp, epoch, arm))?;
+        Ok(counters.map_or(0, |c| c.outcomes))
+    }
+
+    fn assigned(&self, exp: &str, epoch: u64, period: u64, arm: &str) -> Result<u64> {
+        let key = keys::assignment_count(exp, epoch, period, arm);
+        let count: Option<AssignmentCount> = self.0.get_as(TreeId::AssignmentCounts, &key)?;
+        Ok(count.map_or(0, |c| c.count))
+    }
+
+    fn bandit(&self, exp: &str) -> Result<Option<BanditState>> {
+        self.0.get_shared(TreeId::Bandits, &keys::exp(exp))
+    }
+
+    fn drift(&self, exp: &str, epoch: u64) -> Result<Option<DriftMonitor>> {
+        self.0.get_as(TreeId::Drift, &keys::exp_n(exp, epoch))
+    }
 }
 
+fn standing(st: &ExpState) -> Standing<'_> {
+    Standing {
+        status: st.status,
+        epoch: st.epoch,
+        period: st.period,
+        arms: &st.arms,
+    }
+}
+
+/// Stores an assignment as [`record::record_assignment`] decides.
 pub(crate) fn record_assignment(tx: &mut Tx<'_>, a: Assignment) -> Result<Assignment> {
-    check_id("unit_id", &a.unit_id)?;
-    check_id("task_id", &a.task_id)?;
     let exp = a.experiment.clone();
+    let at = a.assigned_at;
     let st = state(tx, &exp)?;
-    let task_key = keys::exp_id(&exp, &a.task_id);
-    let unit_key = keys::exp_id(&exp, &a.unit_id);
-    let stored = tx.get_as::<Assignment>(TreeId::Assignments, &unit_key)?;
-    let bound = if stored.as_ref().is_some_and(|s| s.task_id == a.task_id) {
-        Some(a.unit_id.clone())
-    } else {
-        task_owner(tx, &exp, &a.task_id, a.task_id == a.unit_id)?
-    };
-    if let Some(unit) = &bound {
-        if *unit != a.unit_id {
-            // The other unit is not named: the answer goes to whoever asked for this one.
-            return Err(StoreError::Conflict(format!(
-                "task {:?} already belongs to another unit of experiment {exp:?}",
-                a.task_id
-            )));
+    let effects = record::record_assignment(&TxViews(tx), &standing(&st), a)?;
+    match effects {
+        AssignmentEffects::Existing { stored, bind_task } => {
+            // The binding goes into the audit chain too: it is the primary record the
+            // `tasks` index is rebuilt from, beside each assignment's own task id.
+            if let Some(task_id) = bind_task {
+                let binding = crate::records::TaskBinding {
+                    task_id,
+                    unit_id: stored.unit_id.clone(),
+                };
+                audit::append(tx, AuditKind::TaskBound, &exp, &binding, at)?;
+                tx.put(
+                    TreeId::Tasks,
+                    keys::exp_id(&exp, &binding.task_id),
+                    binding.unit_id,
+                );
+            }
+            Ok(stored)
+        }
+        AssignmentEffects::New {
+            assignment: a,
+            counted,
+            index_task,
+        } => {
+            if counted {
+                count_assignment(tx, &a)?;
+            }
+            if index_task {
+                tx.put(
+                    TreeId::Tasks,
+                    keys::exp_id(&exp, &a.task_id),
+                    a.unit_id.clone(),
+                );
+            }
+            tx.put(
+                TreeId::Assignments,
+                keys::exp_id(&exp, &a.unit_id),
+                a.clone(),
+            );
+            audit::append(tx, AuditKind::Assigned, &exp, &a, a.assigned_at)?;
+            Ok(a)
         }
     }
-    if let Some(stored) = stored {
-        // First write wins; a returning unit may bring a new task id, which now points at it.
-        // The binding goes into the audit chain too: it is the primary record the `tasks`
-        // index is rebuilt from, beside each assignment's own task id.
-        if bound.is_none() {
-            let binding = crate::records::TaskBinding {
-                task_id: a.task_id,
-                unit_id: a.unit_id,
-            };
-            audit::append(tx, AuditKind::TaskBound, &exp, &binding, a.assigned_at)?;
-            tx.put(TreeId::Tasks, task_key, binding.unit_id);
-        }
-        return Ok(stored);
-    }
-    if !st.arms.contains(&a.arm) {
-        return Err(StoreError::Invalid(format!(
-            "experiment {exp:?} has no arm {:?}",
-            a.arm
-        )));
-    }
-    if a.epoch > st.epoch {
-        return Err(StoreError::Invalid(format!(
-            "experiment {exp:?} has no epoch {} (the current one is {})",
-            a.epoch, st.epoch
-        )));
-    }
-    if a.period > st.period {
-        return Err(StoreError::Invalid(format!(
-            "experiment {exp:?} has no allocation period {} (the current one is {})",
-            a.period, st.period
-        )));
-    }
-    if !(a.propensity > 0.0 && a.propensity <= 1.0) {
-        return Err(StoreError::Invalid(format!(
-            "propensity must be in (0, 1], got {}",
-            a.propensity
-        )));
-    }
-    if a.in_experiment && st.status != Status::Running {
-        return Err(StoreError::Invalid(format!(
-            "experiment {exp:?} is {}, so no unit can enter it",
-            st.status
-        )));
-    }
-    if a.in_experiment {
-        let count_key = keys::assignment_count(&exp, a.epoch, a.period, &a.arm);
-        let mut count = tx
-            .get_as::<AssignmentCount>(TreeId::AssignmentCounts, &count_key)?
-            .unwrap_or(AssignmentCount {
-                period: a.period,
-                arm: a.arm.clone(),
-                count: 0,
-            });
-        count.count += 1;
-        tx.put(TreeId::AssignmentCounts, count_key, count);
-    }
-    // A unit's own id as its task (the default) needs no index entry: the assignment names it.
-    if a.task_id != a.unit_id {
-        tx.put(TreeId::Tasks, task_key, a.unit_id.clone());
-    }
-    tx.put(TreeId::Assignments, unit_key, a.clone());
-    audit::append(tx, AuditKind::Assigned, &exp, &a, a.assigned_at)?;
-    Ok(a)
+}
+
+/// Adds a unit in the experiment to its (epoch, period, arm) assignment count.
+pub(crate) fn count_assignment(tx: &mut Tx<'_>, a: &Assignment) -> Result<()> {
+    let count_key = keys::assignment_count(&a.experiment, a.epoch, a.period, &a.arm);
+    let mut count = tx
+        .get_as::<AssignmentCount>(TreeId::AssignmentCounts, &count_key)?
+        .unwrap_or(AssignmentCount {
+            period: a.period,
+            arm: a.arm.clone(),
+            count: 0,
+        });
+    count.count += 1;
+    tx.put(TreeId::AssignmentCounts, count_key, count);
+    Ok(())
 }
 
 pub(crate) fn record_outcome(
@@ -424,54 +430,58 @@ pub(crate) fn record_outcome(
     spec: &ExperimentSpec,
     outcome: Outcome,
 ) -> Result<Recorded> {
-    let exp = outcome.experiment.as_str();
-    if spec.key() != exp {
-        return Err(StoreError::Invalid(format!(
-            "outcome for experiment {exp:?} recorded with the spec of {:?}",
-            spec.key()
-        )));
-    }
-    check_id("event_id", &outcome.event_id)?;
-    let event_key = keys::exp_id(exp, &outcome.event_id);
-    if tx.contains(TreeId::Events, &event_key)? {
+    let exp = outcome.experiment.clone();
+    let st = match state(tx, &exp) {
+        Ok(st) => st,
+        // The spec's key is checked first, so a mismatch is named as such.
+        Err(e) if spec.key() == exp => return Err(e),
+        Err(_) => {
+            return Err(StoreError::Invalid(format!(
+                "outcome for experiment {exp:?} recorded with the spec of {:?}",
+                spec.key()
+            )))
+        }
+    };
+    let effects = record::record_outcome(&TxViews(tx), &standing(&st), spec, &outcome)?;
+    let OutcomeEffects::Accepted(effects) = effects else {
         return Ok(Recorded::Duplicate);
-    }
-    let st = state(tx, exp)?;
-    if outcome.epoch > st.epoch {
-        return Err(StoreError::Invalid(format!(
-            "experiment {exp:?} has no epoch {} (the current one is {})",
-            outcome.epoch, st.epoch
-        )));
-    }
-    if outcome.metrics.is_empty() {
-        return Err(StoreError::Invalid(
-            "an outcome needs at least one metric".to_string(),
-        ));
-    }
-    if let Some((k, v)) = outcome.metrics.iter().find(|(_, v)| !v.is_finite()) {
-        return Err(StoreError::Invalid(format!(
-            "metric {k:?} must be a finite number, got {v}"
-        )));
-    }
-    let assignment: Assignment = tx
-        .get_as(TreeId::Assignments, &keys::exp_id(exp, &outcome.unit_id))?
-        .ok_or_else(|| {
-            StoreError::Invalid(format!(
-                "unit {:?} has no assignment in experiment {exp:?}",
-                outcome.unit_id
-            ))
-        })?;
-    if assignment.arm != outcome.arm {
-        return Err(StoreError::Invalid(format!(
-            "unit {:?} was served arm {:?}, not {:?}",
-            outcome.unit_id, assignment.arm, outcome.arm
-        )));
-    }
+    };
+    apply_outcome(tx, st, &outcome, *effects)?;
+    let seq = tx
+        .get_as::<u64>(TreeId::Meta, OUTCOME_SEQ_KEY)?
+        .unwrap_or(0)
+        + 1;
+    tx.put(TreeId::Meta, OUTCOME_SEQ_KEY.to_vec(), seq);
+    tx.put(TreeId::Events, keys::exp_id(&exp, &outcome.event_id), seq);
+    audit::append(tx, AuditKind::OutcomeRecorded, &exp, &outcome, outcome.ts)?;
+    let chunk = tx.chunk_key(TreeId::Outcomes, &exp, seq)?;
+    tx.append(TreeId::Outcomes, chunk, outcome);
+    Ok(Recorded::Accepted)
+}
 
-    let row_key = keys::unit_row(exp, outcome.epoch, &outcome.unit_id);
-    let row: Option<UnitRow> = tx.get_as(TreeId::Units, &row_key)?;
-    let folded = fold(spec, &assignment, row, &outcome);
-    tx.put(TreeId::Units, row_key, folded.row);
+/// Applies an accepted outcome's effects to the views: its unit row, the aggregate deltas, the
+/// arm's counters, the bandit and the period it opened, the drift monitor, and the automatic
+/// action (taken at the outcome's time, in the same batch).
+pub(crate) fn apply_outcome(
+    tx: &mut Tx<'_>,
+    mut st: ExpState,
+    outcome: &Outcome,
+    effects: record::Accepted,
+) -> Result<()> {
+    let exp = outcome.experiment.as_str();
+    let record::Accepted {
+        folded,
+        counted,
+        bandit,
+        period,
+        drift,
+        action,
+    } = effects;
+    tx.put(
+        TreeId::Units,
+        keys::unit_row(exp, outcome.epoch, &outcome.unit_id),
+        folded.row,
+    );
     for delta in &folded.deltas {
         let agg_key = keys::aggregate(exp, &delta.key);
         let mut aggregate = tx
@@ -480,59 +490,36 @@ pub(crate) fn record_outcome(
         aggregate.apply(delta);
         tx.put(TreeId::Aggregates, agg_key, aggregate);
     }
-
-    if assignment.in_experiment {
-        let counter_key = keys::counter(exp, outcome.epoch, &outcome.arm);
+    if let Some(step) = counted {
+        let counter_key = keys::counter(exp, outcome.epoch, &step.arm);
         let mut counters = tx
             .get_as::<ArmCounters>(TreeId::Counters, &counter_key)?
             .unwrap_or_else(|| ArmCounters {
-                arm: outcome.arm.clone(),
+                arm: step.arm.clone(),
                 ..ArmCounters::default()
             });
-        counters.outcomes += 1;
-        if folded.new_unit {
-            counters.units += 1;
-        }
-        if let Some(by) = outcome.handled_by {
-            *counters.handled_by.entry(by).or_insert(0) += 1;
-        }
+        counters.step(&step);
         tx.put(TreeId::Counters, counter_key, counters);
-        observe_bandit(tx, spec, &outcome)?;
-        crate::drift::observe(tx, spec, &outcome)?;
     }
-
-    let seq = tx
-        .get_as::<u64>(TreeId::Meta, OUTCOME_SEQ_KEY)?
-        .unwrap_or(0)
-        + 1;
-    tx.put(TreeId::Meta, OUTCOME_SEQ_KEY.to_vec(), seq);
-    tx.put(TreeId::Events, event_key, seq);
-    audit::append(tx, AuditKind::OutcomeRecorded, exp, &outcome, outcome.ts)?;
-    let chunk = tx.chunk_key(TreeId::Outcomes, exp, seq)?;
-    tx.append(TreeId::Outcomes, chunk, outcome);
-    Ok(Recorded::Accepted)
-}
-
-/// Feeds a bandit's reward and, when a recomputation is due, opens the next allocation period.
-fn observe_bandit(tx: &mut Tx<'_>, spec: &ExperimentSpec, outcome: &Outcome) -> Result<()> {
-    if spec.allocation().thompson().is_none() {
-        return Ok(());
-    }
-    let exp = spec.key();
-    let bandit_key = keys::exp(exp);
-    let Some(mut bandit) = tx.get_shared::<BanditState>(TreeId::Bandits, &bandit_key)? else {
-        return Ok(());
-    };
-    if !bandit.observe_outcome(spec, outcome)? {
-        return Ok(());
-    }
-    if bandit.due(spec) {
-        let mut st = state(tx, exp)?;
-        let period = bandit.recompute(spec, st.period + 1, outcome.ts);
+    if let Some(period) = period {
         open_period(tx, &mut st, &period)?;
         tx.put(TreeId::State, keys::exp(exp), st);
     }
-    tx.put(TreeId::Bandits, bandit_key, bandit);
+    if let Some(bandit) = bandit {
+        tx.put(TreeId::Bandits, keys::exp(exp), bandit);
+    }
+    if let Some(monitor) = drift {
+        tx.put(TreeId::Drift, keys::exp_n(exp, outcome.epoch), monitor);
+    }
+    match action {
+        Some(AutoAction::Rebaseline { reason }) => {
+            rebaseline(tx, exp, reason, outcome.ts)?;
+        }
+        Some(AutoAction::Pause { reason }) => {
+            transition(tx, exp, Transition::Pause, Some(reason), outcome.ts)?;
+        }
+        None => {}
+    }
     Ok(())
 }
 

@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use liftlab_domain::record::CounterStep;
 use liftlab_domain::{fold, Assignment, MetricAggregate, UnitRow};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -175,13 +176,11 @@ fn derive(
                         arm: outcome.arm.clone(),
                         ..ArmCounters::default()
                     });
-                counters.outcomes += 1;
-                if folded.new_unit {
-                    counters.units += 1;
-                }
-                if let Some(by) = outcome.handled_by {
-                    *counters.handled_by.entry(by).or_insert(0) += 1;
-                }
+                counters.step(&CounterStep {
+                    arm: outcome.arm.clone(),
+                    new_unit: folded.new_unit,
+                    handled_by: outcome.handled_by,
+                });
             }
         }
     }

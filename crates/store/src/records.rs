@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use liftlab_domain::record::CounterStep;
 use liftlab_domain::{HandledBy, Millis, Status};
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +42,19 @@ pub struct ArmCounters {
     pub outcomes: u64,
     /// Outcomes by who handled them (outcomes without `handled_by` are not counted here).
     pub handled_by: BTreeMap<HandledBy, u64>,
+}
+
+impl ArmCounters {
+    /// Counts one outcome of the arm, as the domain's step says.
+    pub fn step(&mut self, step: &CounterStep) {
+        self.outcomes += 1;
+        if step.new_unit {
+            self.units += 1;
+        }
+        if let Some(by) = step.handled_by {
+            *self.handled_by.entry(by).or_insert(0) += 1;
+        }
+    }
 }
 
 /// How many units one allocation period placed into one arm (units in the experiment only).

@@ -185,7 +185,7 @@ pub fn build(input: &ReportInput<'_>) -> Report {
     let (arms, srm, allocation) = health::arms_and_srm(spec, input);
     let attrition = health::attrition(spec, &arms, input.tallies);
     let bandit = spec.allocation().thompson().is_some();
-    let stratify = bandit || allocation_changed(input);
+    let stratify = bandit || allocation_changed(input.assignments);
     let metrics = compare::metrics(spec, &index, stratify);
     let analysis = analysis_summary(spec, &arms, stratify);
     let bandit_leaderboard = bandit.then(|| compare::leaderboard(spec, &index)).flatten();
@@ -237,14 +237,46 @@ pub fn build(input: &ReportInput<'_>) -> Report {
     report
 }
 
+/// The first guardrail harmed in a treatment, exactly as [`build`] reports it in `harm`, from
+/// only the inputs the harm test reads: the aggregates of [`harm_keys`] and the assignment
+/// counts. It is what `analysis.auto_pause_on_harm` acts on (see [`crate::record`]).
+pub fn harm_of(
+    spec: &ExperimentSpec,
+    epoch: u64,
+    aggregates: &[(AggKey, MetricAggregate)],
+    assignments: &[PeriodCount],
+) -> Option<Harm> {
+    let index = AggIndex::new(epoch, aggregates);
+    let stratify = spec.allocation().thompson().is_some() || allocation_changed(assignments);
+    let metrics = compare::metrics(spec, &index, stratify);
+    compare::harm(&compare::guardrails(spec, &metrics))
+}
+
+/// The aggregates of one arm that the decisions (and so the harm test) read in an epoch:
+/// every metric's `Overall`, `Paired` and `PairSum` scopes (covariates and ratios), and its
+/// `Period` scope of each allocation period up to `last_period` (stratified estimates).
+pub fn harm_keys(spec: &ExperimentSpec, epoch: u64, arm: &str, last_period: u64) -> Vec<AggKey> {
+    let scopes = [AggScope::Overall, AggScope::Paired, AggScope::PairSum]
+        .into_iter()
+        .chain((0..=last_period).map(AggScope::Period));
+    let scopes: Vec<AggScope> = scopes.collect();
+    spec.metrics()
+        .iter()
+        .flat_map(|m| {
+            scopes.iter().map(move |scope| AggKey {
+                epoch,
+                arm: arm.to_string(),
+                metric: m.key().to_string(),
+                scope: scope.clone(),
+            })
+        })
+        .collect()
+}
+
 /// Whether units were assigned in more than one allocation period during the epoch (weights
 /// changed: a bandit's recomputation, or a fixed policy's ramp).
-fn allocation_changed(input: &ReportInput<'_>) -> bool {
-    let mut periods = input
-        .assignments
-        .iter()
-        .filter(|c| c.count > 0)
-        .map(|c| c.period);
+fn allocation_changed(assignments: &[PeriodCount]) -> bool {
+    let mut periods = assignments.iter().filter(|c| c.count > 0).map(|c| c.period);
     periods
         .next()
         .is_some_and(|first| periods.any(|p| p != first))

@@ -703,6 +703,31 @@ fn a_significantly_worse_guardrail_is_flagged_and_harm_is_found_sequentially() {
         "{}",
         report.verdict
     );
+    // What `auto_pause_on_harm` reads (the harm keys' aggregates only) finds the same harm.
+    assert_eq!(harm_from_keys(&version, &units), report.harm);
+    let calm = support_data(3, 1500, 30.0, 0.10);
+    assert_eq!(report_of(&version, &calm).harm, None);
+    assert_eq!(harm_from_keys(&version, &calm), None);
+}
+
+/// [`harm_of`] over the aggregates of [`harm_keys`] alone, as the write step gathers them.
+fn harm_from_keys(version: &ExperimentVersion, units: &[RawUnit]) -> Option<Harm> {
+    let spec = &version.spec;
+    let wanted: Vec<AggKey> = spec
+        .arms()
+        .iter()
+        .flat_map(|a| harm_keys(spec, 0, a.key(), 0))
+        .collect();
+    let aggregates: Vec<(AggKey, MetricAggregate)> = aggregate(0, units)
+        .into_iter()
+        .filter(|(k, _)| wanted.contains(k))
+        .collect();
+    assert!(
+        aggregates.len() < aggregate(0, units).len(),
+        "segments left out"
+    );
+    let (assignments, _) = counts(units);
+    harm_of(spec, 0, &aggregates, &assignments)
 }
 
 #[test]

@@ -459,9 +459,6 @@ fn process_blocking(
             .or_default() += rejected;
         summary.accepted += accepted;
         summary.duplicates += duplicates;
-        if accepted > 0 {
-            crate::results::after_outcomes(state, &experiment);
-        }
     }
     for (experiment, n) in rejected_per_experiment {
         state
