@@ -59,6 +59,7 @@ conformance!(
     closing_refuses_writes_but_keeps_reads,
     drift_monitors_follow_outcomes_per_epoch,
     paired_metrics_are_stored_and_rebuilt,
+    a_harmful_batch_pauses_the_experiment_in_the_same_commit,
 );
 
 const T0: i64 = 1_700_000_000_000;
@@ -1152,4 +1153,78 @@ fn paired_metrics_are_stored_and_rebuilt(store: &dyn Store) {
     }
     let report = store.rebuild(RebuildMode::Check).expect("rebuilt");
     assert!(report.mismatches.is_empty(), "{:#?}", report.mismatches);
+}
+
+/// `auto_pause_on_harm`: the outcome that completes a harm check showing the guardrail harmed
+/// pauses the experiment in its own batch; later outcomes of the batch are still recorded.
+fn a_harmful_batch_pauses_the_experiment_in_the_same_commit(store: &dyn Store) {
+    let mut doc = fixed_spec("harm").to_json();
+    doc["metrics"][1] = serde_json::json!({"key": "escalated", "kind": "binary",
+        "direction": "decrease", "role": "guardrail"});
+    doc["analysis"] = serde_json::json!({"auto_pause_on_harm": true});
+    let spec = liftlab_domain::ExperimentSpec::parse(&doc).expect("a spec that pauses on harm");
+    store.create_experiment(spec.clone(), T0).expect("created");
+    store
+        .transition("harm", Transition::Start, None, T0 + 1)
+        .expect("started");
+    let n = 1600u64;
+    let units: Vec<(String, &str)> = (0..n)
+        .map(|i| (format!("u{i}"), if i % 2 == 0 { "human" } else { "ai" }))
+        .collect();
+    let assigned = store
+        .record_assignments(
+            units
+                .iter()
+                .map(|(u, arm)| assignment("harm", u, arm, 0.5))
+                .collect(),
+        )
+        .expect("a batch");
+    assert!(assigned.iter().all(Result::is_ok));
+    // The AI arm escalates 4 cases in 10, the baseline 1 in 10.
+    let outcomes = units
+        .iter()
+        .enumerate()
+        .map(|(i, (u, arm))| {
+            let bad = if *arm == "ai" {
+                (i / 2) % 10 < 4
+            } else {
+                (i / 2) % 10 < 1
+            };
+            let e = if bad { 1.0 } else { 0.0 };
+            outcome("harm", &format!("e{i}"), u, arm, &[("escalated", e)])
+        })
+        .collect();
+    let results = store.record_outcomes(&spec, outcomes).expect("a batch");
+    assert!(results.iter().all(|r| matches!(r, Ok(Recorded::Accepted))));
+
+    let version = store.experiment("harm").expect("found");
+    assert_eq!(version.status, Status::Paused);
+    let reason = version.reason.clone().unwrap_or_default();
+    assert!(
+        reason.starts_with("guardrail escalated is significantly worse in arm ai"),
+        "{reason}"
+    );
+    let records = store.audit("harm", 0, 10_000).expect("found");
+    let paused_at = records
+        .iter()
+        .position(|r| r.kind == AuditKind::StatusChanged && r.payload.contains("guardrail"))
+        .expect("the pause is in the audit chain");
+    let before = records[..paused_at]
+        .iter()
+        .filter(|r| r.kind == AuditKind::OutcomeRecorded)
+        .count() as u64;
+    assert_eq!(before % liftlab_domain::record::HARM_CHECK_EVERY, 0);
+    assert!(before < n, "paused within the batch");
+    let counted: u64 = store
+        .arm_counters("harm", 0)
+        .expect("found")
+        .iter()
+        .map(|c| c.outcomes)
+        .sum();
+    assert_eq!(counted, n, "the rest of the batch is recorded too");
+    // Paused: no new unit enters.
+    assert!(store
+        .record_assignment(assignment("harm", "late", "ai", 0.5))
+        .is_err());
+    assert!(store.verify().expect("verifies").ok);
 }
