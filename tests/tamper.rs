@@ -1,4 +1,4 @@
-//! Tamper evidence on disk: editing, deleting, reordering or cutting records of the audit chain of a stopped server makes `liftlab audit verify --data DIR` fail and name the first bad record, and the restarted server's `/v1/audit/verify` says the same.
+//! Tamper evidence on disk, and the export auditors verify on their own: editing, deleting, reordering or cutting records of the audit chain of a stopped server makes `liftlab audit verify --data DIR` fail and name the first bad record, and the restarted server's `/v1/audit/verify` says the same.
 
 use std::path::Path;
 
@@ -170,5 +170,86 @@ fn a_cut_tail_is_named() {
             total
         },
         "head",
+    );
+}
+
+/// The export an auditor gets: `liftlab audit export` writes every record as one JSON line,
+/// and the chain re-verifies from those lines alone by the hash rule its help states.
+#[test]
+fn the_exported_chain_verifies_from_its_lines_alone() {
+    use sha2::{Digest, Sha256};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let records = history(&data);
+    let out_file = dir.path().join("audit.jsonl");
+    let out = liftlab()
+        .args(["audit", "export", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out_file)
+        .output()
+        .expect("liftlab audit export runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&out_file).expect("the export");
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert_eq!(lines.len() as u64, records);
+
+    let mut prev = [0u8; 32];
+    for (i, r) in lines.iter().enumerate() {
+        let seq = r["seq"].as_u64().expect("seq");
+        assert_eq!(seq, i as u64 + 1);
+        assert_eq!(r["prev_hash"], json!(hex::encode(prev)));
+        let mut h = Sha256::new();
+        h.update(prev);
+        h.update(seq.to_be_bytes());
+        for part in ["kind", "experiment", "payload"] {
+            let s = r[part].as_str().expect("a string");
+            h.update(u32::try_from(s.len()).expect("short").to_be_bytes());
+            h.update(s.as_bytes());
+        }
+        h.update(r["ts"].as_i64().expect("ts").to_be_bytes());
+        let hash: [u8; 32] = h.finalize().into();
+        assert_eq!(r["hash"], json!(hex::encode(hash)), "record {seq}");
+        prev = hash;
+    }
+    let kinds: Vec<&str> = lines.iter().filter_map(|r| r["kind"].as_str()).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "outcome_recorded").count(),
+        10
+    );
+    let first_outcome = lines
+        .iter()
+        .find(|r| r["kind"] == "outcome_recorded")
+        .expect("an outcome");
+    let payload: serde_json::Value =
+        serde_json::from_str(first_outcome["payload"].as_str().expect("text")).expect("JSON");
+    assert_eq!(payload["event_id"], "e0");
+
+    // One experiment's records to standard output; an unknown experiment is an error.
+    let one = liftlab()
+        .args(["audit", "export", "--experiment", "tamper", "--data"])
+        .arg(&data)
+        .output()
+        .expect("runs");
+    assert!(one.status.success());
+    assert_eq!(String::from_utf8_lossy(&one.stdout), text);
+    let none = liftlab()
+        .args(["audit", "export", "--experiment", "nope", "--data"])
+        .arg(&data)
+        .output()
+        .expect("runs");
+    assert!(!none.status.success());
+    assert!(
+        String::from_utf8_lossy(&none.stderr).contains("nope"),
+        "{}",
+        String::from_utf8_lossy(&none.stderr)
     );
 }

@@ -1,4 +1,4 @@
-//! The `liftlab` binary: serve, demo, spec validate, apply, results, simulate, audit verify.
+//! The `liftlab` binary: serve, demo, spec validate, apply, results, simulate, audit verify and export.
 
 mod calibrate;
 mod client;

@@ -1,4 +1,4 @@
-//! Subcommands on a data directory with no server running: `audit verify --data` and `rebuild`.
+//! Subcommands on a data directory with no server running: `audit verify --data`, `audit export` and `rebuild`.
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +17,27 @@ pub enum AuditCommand {
     /// Walk the SHA-256 audit chain and name the first record that was edited, deleted or
     /// moved; exit 1 when it does not verify.
     Verify(VerifyArgs),
+    /// Write the audit chain as JSON Lines, one record a line in chain order, for auditors.
+    ///
+    /// Each line has `seq`, `prev_hash`, `kind`, `experiment`, `payload` (the event as the
+    /// exact JSON text that was hashed), `ts` (milliseconds since the Unix epoch) and `hash`.
+    /// A record's hash is SHA-256 over the previous record's hash (32 bytes; zeros before the
+    /// first), `seq` (8 bytes big-endian), then `kind`, `experiment` and `payload`, each as a
+    /// 4-byte big-endian length and its UTF-8 bytes, then `ts` (8 bytes big-endian, signed).
+    Export(ExportArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExportArgs {
+    /// The data directory (the server must not be running on it).
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA)]
+    data: PathBuf,
+    /// Only the records of this experiment (the chain's hashes still link across all of them).
+    #[arg(long, value_name = "EXPERIMENT")]
+    experiment: Option<String>,
+    /// Write to this file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -46,6 +67,67 @@ pub fn audit(command: AuditCommand) -> anyhow::Result<()> {
             Some(dir) => verify_offline(dir),
             None => crate::remote::verify_remote(&args.server),
         },
+        AuditCommand::Export(args) => export(&args),
+    }
+}
+
+/// Runs `liftlab audit export`.
+fn export(args: &ExportArgs) -> anyhow::Result<()> {
+    let store = open(&args.data)?;
+    let written = match &args.out {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            let mut out = std::io::BufWriter::new(file);
+            let n = write_log(&store, args.experiment.as_deref(), &mut out)?;
+            out.into_inner()
+                .map_err(|e| e.into_error())
+                .and_then(|f| f.sync_all())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("wrote {n} audit records to {}", path.display());
+            n
+        }
+        None => write_log(
+            &store,
+            args.experiment.as_deref(),
+            &mut std::io::stdout().lock(),
+        )?,
+    };
+    store.close().context("cannot close the store")?;
+    if written == 0 {
+        if let Some(key) = &args.experiment {
+            store
+                .experiment(key)
+                .with_context(|| format!("cannot export experiment {key}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the chain (or one experiment's records of it) as JSON Lines; returns the count.
+fn write_log(
+    store: &SledStore,
+    experiment: Option<&str>,
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<u64> {
+    let mut after = 0;
+    let mut written = 0;
+    loop {
+        let page = store
+            .audit_log(after, liftlab_store::MAX_AUDIT_PAGE)
+            .context("cannot read the audit chain")?;
+        let Some(last) = page.last() else {
+            return Ok(written);
+        };
+        after = last.seq;
+        for record in page
+            .iter()
+            .filter(|r| experiment.map_or(true, |key| r.experiment == key))
+        {
+            serde_json::to_writer(&mut *out, record).context("cannot write a record")?;
+            out.write_all(b"\n").context("cannot write a record")?;
+            written += 1;
+        }
     }
 }
 

@@ -243,6 +243,10 @@ impl Store for CachedStore {
         self.inner.audit(experiment, after, limit)
     }
 
+    fn audit_log(&self, after: u64, limit: usize) -> Result<Vec<AuditRecord>> {
+        self.inner.audit_log(after, limit)
+    }
+
     fn verify(&self) -> Result<VerifyReport> {
         self.inner.verify()
     }

@@ -240,6 +240,10 @@ pub trait Store: Send + Sync {
     /// Up to `limit` (at most [`MAX_AUDIT_PAGE`]) audit records of an experiment with `seq > after`.
     fn audit(&self, experiment: &str, after: u64, limit: usize) -> Result<Vec<AuditRecord>>;
 
+    /// Up to `limit` (at most [`MAX_AUDIT_PAGE`]) records of the whole audit chain with
+    /// `seq > after`, in chain order (for exports; `audit` pages one experiment's).
+    fn audit_log(&self, after: u64, limit: usize) -> Result<Vec<AuditRecord>>;
+
     /// Walks the whole audit chain.
     fn verify(&self) -> Result<VerifyReport>;
 
@@ -479,6 +483,15 @@ macro_rules! impl_store {
             ) -> $crate::Result<Vec<$crate::AuditRecord>> {
                 let limit = limit.min($crate::MAX_AUDIT_PAGE);
                 self.read(|src| $crate::ops::audit(src, experiment, after, limit))
+            }
+
+            fn audit_log(
+                &self,
+                after: u64,
+                limit: usize,
+            ) -> $crate::Result<Vec<$crate::AuditRecord>> {
+                let limit = limit.min($crate::MAX_AUDIT_PAGE);
+                self.read(|src| $crate::ops::audit_log(src, after, limit))
             }
 
             fn verify(&self) -> $crate::Result<$crate::VerifyReport> {

@@ -693,6 +693,21 @@ pub(crate) fn audit(
     Ok(out)
 }
 
+/// Up to `limit` records of the whole chain after `after`, in order.
+pub(crate) fn audit_log(src: &dyn Scan, after: u64, limit: usize) -> Result<Vec<AuditRecord>> {
+    let mut out = Vec::new();
+    let mut records = audit::Reader::new(src);
+    let mut seq = after;
+    while out.len() < limit {
+        seq += 1;
+        let Some(record) = records.record(seq)? else {
+            break;
+        };
+        out.push(record.to_public());
+    }
+    Ok(out)
+}
+
 /// Decodes one chunk of an experiment's outcome log (the outcomes one batch recorded).
 pub(crate) fn decode_outcomes(key: &[u8], value: &[u8]) -> Result<Vec<Outcome>> {
     decode(TreeId::Outcomes, key, value)
