@@ -6,7 +6,6 @@
 //! the only crate that knows HTTP.
 
 pub mod auth;
-mod cache;
 mod dto;
 pub mod error;
 mod extract;
@@ -30,9 +29,9 @@ use liftlab_store::Store;
 pub use auth::{
     Admin, KeyEntry, KeyRing, PageViewer, Principal, Reader, Role, Router, Scientist, Viewer,
 };
-pub use cache::{CachedStore, Live};
 pub use error::{ApiError, FieldError, Problem, ProblemCode};
 pub use extract::JsonBody;
+pub use liftlab_store::{CachedStore, Live};
 pub use metrics::Metrics;
 pub use ratelimit::{Rate, RateLimit, RateLimiter};
 pub use serve::{bind, serve, ServeOptions};

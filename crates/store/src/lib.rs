@@ -2,7 +2,8 @@
 //!
 //! Two implementations share every line of logic and one conformance suite:
 //! [`SledStore`] (sled 0.34 on a data directory) and [`MemStore`] (in memory, for tests and
-//! demos; durable by definition within its process).
+//! demos; durable by definition within its process). [`CachedStore`] wraps either with each
+//! experiment's current version in memory (the server's view) and passes the same suite.
 //!
 //! # Operations
 //!
@@ -85,6 +86,7 @@
 //! (small enough that sled never stores a leaf of them as a blob file).
 
 mod audit;
+mod cached;
 mod chunks;
 mod codec;
 mod drift;
@@ -106,6 +108,7 @@ use liftlab_domain::{
     Millis, Outcome, Transition, UnitRow,
 };
 
+pub use cached::{CachedStore, Live};
 pub use drift::DriftMonitor;
 pub use error::{Result, StoreError};
 pub use mem::MemStore;

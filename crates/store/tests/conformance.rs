@@ -1,4 +1,4 @@
-//! The conformance suite: every case runs against `MemStore` and against `SledStore` on a temporary directory.
+//! The conformance suite: every case runs against `MemStore`, `SledStore` on a temporary directory, and `CachedStore` over it.
 
 mod common;
 
@@ -11,7 +11,7 @@ use liftlab_domain::{
 };
 use liftlab_store::{AuditKind, RebuildMode, Recorded, Store, StoreError};
 
-/// Expands every case into a `mem` and a `sled` test.
+/// Expands every case into a `mem`, a `sled` and a `cached` test.
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod mem {
@@ -20,6 +20,19 @@ macro_rules! conformance {
                 fn $case() {
                     let store = liftlab_store::MemStore::new();
                     super::$case(&store);
+                }
+            )*
+        }
+        mod cached {
+            use liftlab_store::Store as _;
+            $(
+                #[test]
+                fn $case() {
+                    let dir = tempfile::tempdir().expect("a temporary directory");
+                    let sled = liftlab_store::SledStore::open(dir.path()).expect("the store opens");
+                    let store = liftlab_store::CachedStore::new(std::sync::Arc::new(sled));
+                    super::$case(&store);
+                    store.close().expect("the store closes cleanly");
                 }
             )*
         }

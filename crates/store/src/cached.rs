@@ -1,8 +1,9 @@
 //! `CachedStore`: the store as the server sees it, with each experiment's current version and
 //! parsed spec kept in memory so the assignment hot path neither reads nor re-parses the spec.
 //!
-//! It wraps the real store and implements [`Store`] itself, so every caller (handlers, the
-//! results module) goes through it and every experiment-level write (create, update,
+//! It wraps the real store and implements [`Store`] itself (and passes the store's conformance
+//! suite like every other implementation), so every caller (the server's handlers, its results
+//! module) goes through it and every experiment-level write (create, update,
 //! transition, rebaseline, and outcomes of a spec whose outcomes can re-baseline or pause it)
 //! drops the experiment's entry. The store holds its data directory
 //! exclusively, so no other process can change an experiment behind the cache's back. A
@@ -12,14 +13,14 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use crate::{
+    ArmCounters, AssignmentCount, AuditRecord, Done, DriftMonitor, Epoch, OutcomeIter, RebuildMode,
+    RebuildReport, Recorded, Result, Store, VerifyReport,
+};
 use liftlab_domain::thompson::BanditState;
 use liftlab_domain::{
     AggKey, AllocationPeriod, Assignment, ExperimentSpec, ExperimentVersion, MetricAggregate,
     Millis, Outcome, Transition, UnitRow,
-};
-use liftlab_store::{
-    ArmCounters, AssignmentCount, AuditRecord, Done, DriftMonitor, Epoch, OutcomeIter, RebuildMode,
-    RebuildReport, Recorded, Result, Store, VerifyReport,
 };
 
 /// What the hot paths need about an experiment: its current version and analysis epoch.
