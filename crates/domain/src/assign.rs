@@ -180,15 +180,24 @@ pub fn covariate_number(value: &str) -> Option<f64> {
     value.trim().parse::<f64>().ok().filter(|x| x.is_finite())
 }
 
-fn check_id(w: &mut Walker, at: &str, id: &str) {
+/// The one id rule, for unit, task, event and model-version ids: non-empty and at most
+/// [`MAX_ID_CHARS`] characters. The problem, if any, reads after the id's name or pointer.
+pub fn id_problem(id: &str) -> Option<String> {
     let len = id.chars().count();
     if len == 0 {
-        w.problem(at, "must not be empty");
+        Some("must not be empty".to_string())
     } else if len > MAX_ID_CHARS {
-        w.problem(
-            at,
-            format!("must be at most {MAX_ID_CHARS} characters, got {len}"),
-        );
+        Some(format!(
+            "must be at most {MAX_ID_CHARS} characters, got {len}"
+        ))
+    } else {
+        None
+    }
+}
+
+fn check_id(w: &mut Walker, at: &str, id: &str) {
+    if let Some(message) = id_problem(id) {
+        w.problem(at, message);
     }
 }
 

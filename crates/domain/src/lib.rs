@@ -19,6 +19,8 @@
 //! - [`thompson`]: [`BanditState`] (`new`, `observe`, `observe_outcome`, `due`, `recompute`).
 //! - [`fold`]: [`fold::fold`] an outcome into its unit row (event values cut to their metric's
 //!   cap), giving the [`AggDelta`]s to apply, paired scopes included.
+//! - [`outcome`]: [`outcome::OutcomeEvent`] (an event as sent) and [`Outcome::parse`], the
+//!   one validation of an outcome against its spec and assignment.
 //! - [`record`]: the write path as one pure step: [`record::record_assignment`] and
 //!   [`record::record_outcome`] read a store's [`record::Views`] and return the effects to
 //!   apply atomically, automatic re-baselines and pauses included.
@@ -31,6 +33,7 @@ pub mod fold;
 pub mod hash;
 pub mod lifecycle;
 pub mod model;
+pub mod outcome;
 pub mod record;
 pub mod report;
 pub mod spec;

@@ -9,7 +9,7 @@
 //! No store and no server decides any of it, and no state outside the views is consulted, so
 //! two stores (or two replicas) that hold the same views decide the same thing.
 
-use crate::assign::MAX_ID_CHARS;
+use crate::assign::id_problem;
 use crate::drift::{DriftMonitor, EffectDetection};
 use crate::fold::{fold, Folded};
 use crate::model::{
@@ -180,18 +180,12 @@ pub enum AutoAction {
     },
 }
 
-/// Checks a caller-supplied id: non-empty and at most [`MAX_ID_CHARS`] characters.
+/// Checks a caller-supplied id by the one rule ([`id_problem`]).
 pub fn check_id(what: &str, id: &str) -> Result<(), Refusal> {
-    let n = id.chars().count();
-    if n == 0 {
-        return Err(Refusal::Invalid(format!("{what} must not be empty")));
+    match id_problem(id) {
+        None => Ok(()),
+        Some(problem) => Err(Refusal::Invalid(format!("{what} {problem}"))),
     }
-    if n > MAX_ID_CHARS {
-        return Err(Refusal::Invalid(format!(
-            "{what} must be at most {MAX_ID_CHARS} characters, got {n}"
-        )));
-    }
-    Ok(())
 }
 
 /// Decides what storing `a` changes: first write wins per (experiment, unit); a task id bound

@@ -10,7 +10,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::codec::{decode, trailing_u64, Key};
-use crate::error::Result;
+use crate::error::{Result, StoreError};
 use crate::kv::{Scan, Tx};
 use crate::records::{AuditHead, AuditKind, StoredAudit, VerifyReport};
 use crate::tree::TreeId;
@@ -97,7 +97,10 @@ pub(crate) fn append<P: Serialize + ?Sized>(
         Some(h) => (h.seq + 1, h.hash),
         None => (1, GENESIS),
     };
-    let payload = serde_json::to_string(payload).unwrap_or_else(|_| "null".to_string());
+    // A record that cannot be written as it is fails the whole operation, never a blank.
+    let payload = serde_json::to_string(payload).map_err(|e| {
+        StoreError::Internal(format!("a {} audit record cannot be written: {e}", kind.as_str()))
+    })?;
     let hash = hash_record(&prev_hash, seq, kind, experiment, &payload, ts);
     let record = StoredAudit {
         seq,

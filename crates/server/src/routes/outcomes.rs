@@ -1,7 +1,7 @@
 //! `POST /v1/outcomes`: one event, `{"events":[…]}`, or an NDJSON stream, judged event by event.
 //!
-//! Each event is parsed into an [`EventDto`] (unknown fields, an `arm` included, are rejected),
-//! checked against its experiment's spec and its `ts` against the server's clock at receipt
+//! Each event is parsed into a [`OutcomeEvent`] (unknown fields, an `arm` included, are rejected),
+//! checked by [`Outcome::parse`] against its experiment's spec and its `ts` against the server's clock at receipt
 //! (at most [`liftlab_domain::MAX_OUTCOME_LEAD`] ahead), resolved to the arm its task was
 //! really served, and recorded through the store's batch API in chunks of [`CHUNK`], so a
 //! stream of any length is never held in memory whole. Every chunk is durable before the next
@@ -15,13 +15,14 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
-use liftlab_domain::{check_outcome_ts, HandledBy, Outcome};
+use liftlab_domain::outcome::{shorten, OutcomeEvent};
+use liftlab_domain::{Outcome, SpecErrors};
 use liftlab_store::Recorded;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::auth::Router;
-use crate::dto::{now_millis, parse_rfc3339};
+use crate::dto::now_millis;
 use crate::error::{
     error_pointer, escape_pointer, json_error, strip_position, too_large, ApiError, FieldError,
 };
@@ -32,29 +33,8 @@ use crate::AppState;
 /// Events validated and recorded per store call.
 pub const CHUNK: usize = 500;
 
-/// Longest accepted id (event, task, model version).
-const MAX_ID_CHARS: usize = 256;
-
 /// The label used in metrics for events naming no known experiment.
 const UNKNOWN_EXPERIMENT: &str = "(unknown)";
-
-/// One outcome event as the client sends it.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EventDto {
-    event_id: String,
-    experiment: String,
-    task_id: String,
-    #[serde(default)]
-    ts: Option<String>,
-    metrics: BTreeMap<String, Value>,
-    #[serde(default)]
-    handled_by: Option<HandledBy>,
-    #[serde(default)]
-    model_version: Option<String>,
-    #[serde(default)]
-    attributes: BTreeMap<String, String>,
-}
 
 /// The per-event answer.
 #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -308,12 +288,12 @@ fn pointer_text(pointer: &str) -> &str {
 #[derive(Debug)]
 struct Pending {
     index: usize,
-    event: Result<EventDto, Vec<FieldError>>,
+    event: Result<OutcomeEvent, Vec<FieldError>>,
 }
 
 impl Pending {
     fn from_value(index: usize, value: Value) -> Pending {
-        let event = match serde_path_to_error::deserialize::<_, EventDto>(value) {
+        let event = match serde_path_to_error::deserialize::<_, OutcomeEvent>(value) {
             Ok(event) => Ok(event),
             Err(e) => {
                 let pointer = error_pointer(&e);
@@ -333,7 +313,7 @@ impl Pending {
             return None;
         }
         let mut de = serde_json::Deserializer::from_slice(line);
-        let parsed = serde_path_to_error::deserialize::<_, EventDto>(&mut de)
+        let parsed = serde_path_to_error::deserialize::<_, OutcomeEvent>(&mut de)
             .map_err(|e| {
                 let pointer = error_pointer(&e);
                 let message = match json_error(e.inner(), &pointer) {
@@ -469,73 +449,41 @@ fn process_blocking(
     Ok(summary)
 }
 
-fn check_id(errors: &mut Vec<FieldError>, pointer: &str, id: &str) {
-    let n = id.chars().count();
-    if n == 0 {
-        errors.push(FieldError::new(pointer, "must not be empty"));
-    } else if n > MAX_ID_CHARS {
-        errors.push(FieldError::new(
-            pointer,
-            format!("must be at most {MAX_ID_CHARS} characters, got {n}"),
-        ));
-    }
-}
-
 /// A rejected event: the metrics label to count it under and every problem found in it.
 type Rejection = (String, Vec<FieldError>);
 
-/// Checks an event against its experiment and resolves its unit and arm from the assignment.
+fn field_errors(errors: SpecErrors) -> Vec<FieldError> {
+    errors
+        .problems
+        .into_iter()
+        .map(|p| FieldError::new(p.pointer, p.message))
+        .collect()
+}
+
+/// Checks an event against its experiment ([`Outcome::parse`]) and resolves its unit and arm
+/// from the assignment of its task.
 ///
 /// The outer `Err` is a failure of the store, which fails the whole request (503) rather than
 /// rejecting a valid event.
 fn resolve(
     state: &AppState,
-    event: EventDto,
+    event: OutcomeEvent,
     received: liftlab_domain::Millis,
 ) -> Result<Result<Outcome, Rejection>, ApiError> {
-    let mut errors = Vec::new();
-    check_id(&mut errors, "/event_id", &event.event_id);
-    check_id(&mut errors, "/task_id", &event.task_id);
-    if let Some(m) = &event.model_version {
-        check_id(&mut errors, "/model_version", m);
-    }
-    let ts = match event.ts.as_deref() {
-        None => received,
-        Some(text) => parse_rfc3339(text)
-            .and_then(|ts| check_outcome_ts(ts, received).map(|()| ts))
-            .unwrap_or_else(|message| {
-                errors.push(FieldError::new("/ts", message));
-                received
-            }),
-    };
     let live = match state.cache.live(&event.experiment) {
         Ok(live) => live,
         Err(e) if e.is_internal() => return Err(e.into()),
         Err(_) => {
-            errors.push(FieldError::new(
+            let mut errors = SpecErrors::default();
+            event.check(received, &mut errors);
+            errors.push(
                 "/experiment",
-                format!("unknown experiment `{}`", truncate(&event.experiment)),
-            ));
-            return Ok(Err((UNKNOWN_EXPERIMENT.to_string(), errors)));
+                format!("unknown experiment `{}`", shorten(&event.experiment)),
+            );
+            return Ok(Err((UNKNOWN_EXPERIMENT.to_string(), field_errors(errors))));
         }
     };
     let label = event.experiment.clone();
-    let spec = &live.version.spec;
-    let mut metrics = BTreeMap::new();
-    if event.metrics.is_empty() {
-        errors.push(FieldError::new("/metrics", "must hold at least one metric"));
-    }
-    for (name, value) in &event.metrics {
-        match spec.validate_metric_value(name, value) {
-            Ok(x) => {
-                metrics.insert(name.clone(), x);
-            }
-            Err(message) => errors.push(FieldError::new(
-                format!("/metrics/{}", escape_pointer(name)),
-                message,
-            )),
-        }
-    }
     let assignment = if event.task_id.is_empty() {
         None
     } else {
@@ -543,52 +491,24 @@ fn resolve(
             .store
             .assignment_by_task(&event.experiment, &event.task_id)
         {
-            Ok(Some(a)) => Some(a),
-            Ok(None) => {
-                errors.push(FieldError::new(
-                    "/task_id",
-                    format!(
-                        "task `{}` has no assignment in experiment `{}`",
-                        truncate(&event.task_id),
-                        event.experiment
-                    ),
-                ));
-                None
-            }
+            Ok(found) => found,
             Err(e) if e.is_internal() => return Err(e.into()),
             Err(e) => {
-                errors.push(FieldError::new(
-                    "/task_id",
-                    format!("the assignment could not be read: {e}"),
-                ));
-                None
+                let mut errors = SpecErrors::default();
+                event.check(received, &mut errors);
+                errors.push("/task_id", format!("the assignment could not be read: {e}"));
+                return Ok(Err((label, field_errors(errors))));
             }
         }
     };
-    let Some(assignment) = assignment.filter(|_| errors.is_empty()) else {
-        return Ok(Err((label, errors)));
-    };
-    Ok(Ok(Outcome {
-        event_id: event.event_id,
-        experiment: event.experiment,
-        task_id: event.task_id,
-        unit_id: assignment.unit_id,
-        arm: assignment.arm,
-        epoch: live.epoch,
-        ts,
-        metrics,
-        handled_by: event.handled_by,
-        model_version: event.model_version,
-        attributes: event.attributes,
-    }))
-}
-
-fn truncate(text: &str) -> String {
-    let mut out: String = text.chars().take(80).collect();
-    if out.len() < text.len() {
-        out.push('…');
-    }
-    out
+    Ok(Outcome::parse(
+        event,
+        &live.version.spec,
+        live.epoch,
+        assignment.as_ref(),
+        received,
+    )
+    .map_err(|errors| (label, field_errors(errors))))
 }
 
 #[cfg(test)]
