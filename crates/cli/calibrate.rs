@@ -115,7 +115,7 @@ const EFFECT_LEVEL_SHIFT: f64 = 1.30;
 /// 20 windows of 100, is learned from the first 2,000).
 const EFFECT_BEFORE: u64 = 3000;
 /// Outcomes per arm after the change within which a detection counts.
-const EFFECT_HORIZON: u64 = 8000;
+const EFFECT_HORIZON: u64 = 10_000;
 /// Outcomes per arm after the shared level shift over which effect alarms are counted.
 const EFFECT_LEVEL_HORIZON: u64 = 5000;
 
