@@ -474,7 +474,7 @@ pub struct StratifiedResult {
     pub relative: f64,
     /// Its delta-method standard error.
     pub relative_se: f64,
-    /// Allocation periods after merging those in which an arm had fewer than 10 units
+    /// Allocation periods after merging those in which an arm had fewer than 25 units
     /// ([`MIN_UNITS_PER_STRATUM`](crate::report::MIN_UNITS_PER_STRATUM)).
     pub strata: usize,
 }
