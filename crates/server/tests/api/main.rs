@@ -4,5 +4,6 @@ mod access;
 mod battery;
 mod common;
 mod flows;
+mod model_versions;
 mod openapi;
 mod signin;
