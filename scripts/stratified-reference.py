@@ -6,6 +6,10 @@ and a treatment arm (some periods deliberately short, so the merge rule is exerc
 units of each period over all arms, and the stratified means, difference and relative lift
 with their standard errors, computed here with numpy from the raw values.
 
+Also writes crates/stats/tests/fixtures/stratified_ratio.json: the same for a ratio metric,
+each unit an (x, y) pair, each arm's ratio the combined ratio estimator (stratified mean of x
+over stratified mean of y) with its delta-method variance.
+
 Usage: python3 scripts/stratified-reference.py   (numpy; fixed seed, so reruns are identical)
 """
 import json
@@ -13,7 +17,9 @@ import pathlib
 
 import numpy as np
 
-OUT = pathlib.Path(__file__).resolve().parent.parent / "crates/stats/tests/fixtures/stratified.json"
+FIXTURES = pathlib.Path(__file__).resolve().parent.parent / "crates/stats/tests/fixtures"
+OUT = FIXTURES / "stratified.json"
+OUT_RATIO = FIXTURES / "stratified_ratio.json"
 
 
 def merge(periods):
@@ -60,6 +66,66 @@ def reference(periods):
     }
 
 
+def ratio_reference(periods):
+    """Periods of (units, baseline pairs, treatment pairs); the lift of the combined ratios."""
+    strata = merge(periods)
+    total = sum(s[0] for s in strata)
+    w = np.array([s[0] / total for s in strata])
+    arms = []
+    for a in (1, 2):
+        x = [np.array([p[0] for p in s[a]]) for s in strata]
+        y = [np.array([p[1] for p in s[a]]) for s in strata]
+        mx = float(w @ np.array([xi.mean() for xi in x]))
+        my = float(w @ np.array([yi.mean() for yi in y]))
+        # The covariance matrix of (mean x, mean y) of each stratum, weighted by w_p^2.
+        c = sum(wp**2 * np.cov(xi, yi, ddof=1) / len(xi) for wp, xi, yi in zip(w, x, y))
+        r = mx / my
+        grad = np.array([1 / my, -mx / my**2])
+        arms.append((r, float(grad @ c @ grad)))
+    (rb, vb), (rt, vt) = arms
+    g = np.array([1 / rb, -rt / rb**2])
+    return {
+        "baseline_mean": rb,
+        "treatment_mean": rt,
+        "absolute": rt - rb,
+        "absolute_se": float(np.sqrt(vt + vb)),
+        "relative": (rt - rb) / abs(rb),
+        "relative_se": float(np.sqrt(g @ np.diag([vt, vb]) @ g)),
+        "strata": len(strata),
+    }
+
+
+def ratio_cases(rng):
+    cases = []
+    for case in range(30):
+        k = int(rng.integers(1, 7))
+        periods = []
+        for p in range(k):
+            nb = int(rng.integers(0, 4)) if rng.random() < 0.2 else int(rng.integers(2, 60))
+            nt = int(rng.integers(0, 4)) if rng.random() < 0.2 else int(rng.integers(2, 60))
+            # Minutes (x) over cases handled (y): y of 1 to 5, x about 12 minutes a case.
+            def pairs(n, scale):
+                y = rng.integers(1, 6, n).astype(float)
+                x = np.round(y * rng.gamma(4.0, scale / 4.0, n), 3)
+                return [[float(a), float(b)] for a, b in zip(x, y)]
+            periods.append([nb + nt + int(rng.integers(0, 30)), pairs(nb, 12.0 + p), pairs(nt, 10.0 + p)])
+        if not merge(periods):
+            continue
+        ref = ratio_reference(periods)
+        if not all(np.isfinite(list(ref.values()))) or ref["absolute_se"] == 0:
+            continue
+        cases.append({"periods": periods, "expected": ref})
+    return cases
+
+
+def write(path, cases):
+    lines = ",\n  ".join(json.dumps(c) for c in cases)
+    path.write_text(
+        '{"source": "scripts/stratified-reference.py (numpy)",\n "cases": [\n  ' + lines + "\n ]\n}\n"
+    )
+    print(f"{len(cases)} cases -> {path.relative_to(FIXTURES.parent.parent.parent.parent)}")
+
+
 def main():
     rng = np.random.default_rng(20201216)
     cases = []
@@ -85,11 +151,8 @@ def main():
         if not all(np.isfinite(list(ref.values()))) or ref["absolute_se"] == 0 or ref["baseline_mean"] == 0:
             continue
         cases.append({"periods": periods, "expected": ref})
-    lines = ",\n  ".join(json.dumps(c) for c in cases)
-    OUT.write_text(
-        '{"source": "scripts/stratified-reference.py (numpy)",\n "cases": [\n  ' + lines + "\n ]\n}\n"
-    )
-    print(f"{len(cases)} cases -> {OUT}")
+    write(OUT, cases)
+    write(OUT_RATIO, ratio_cases(np.random.default_rng(20261203)))
 
 
 if __name__ == "__main__":

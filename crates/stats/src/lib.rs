@@ -55,8 +55,9 @@
 //!   over Beta `(alpha, beta)` posteriors (both deterministic quadrature),
 //!   [`floor_weights`], [`normal_arm_posterior`], and the [`Hajek`]
 //!   inverse-propensity accumulator.
-//! - [`stratified_lift`] and [`stratified_means`] over allocation periods ([`Stratum`]): arm
-//!   means and lifts valid when the weights change (batched-bandit inference).
+//! - [`stratified_lift`], [`stratified_ratio_lift`] and [`stratified_means`] over allocation
+//!   periods ([`Stratum`]): arm means, ratios and lifts valid when the weights change
+//!   (batched-bandit inference).
 //! - [`PageHinkley`] and [`Cusum`] detectors (`update(x) -> Option<DriftSignal>`,
 //!   `Clone + serde` so their state can be persisted) and [`window_test`].
 //!
@@ -122,5 +123,6 @@ pub use sequential::{
 };
 pub use srm::{srm, Srm, SRM_THRESHOLD};
 pub use stratified::{
-    merge_short, stratified_lift, stratified_means, StratifiedLift, StratifiedMeans, Stratum,
+    merge_short, stratified_lift, stratified_means, stratified_ratio_lift, Accumulator,
+    StratifiedLift, StratifiedMeans, Stratum,
 };

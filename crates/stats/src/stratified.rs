@@ -26,20 +26,47 @@
 //! does not drift across them; merging touches only periods with almost no units of some arm,
 //! which carry little weight.
 
-use crate::{Moments, StatsError};
+use crate::{CoMoments, Moments, StatsError};
 
 /// The fewest units an arm may have in a stratum: a sample variance needs two. Callers may
 /// ask for more (`min_units`), so that each stratum's variance estimate is stable.
 pub const MIN_UNITS_PER_STRATUM: u64 = 2;
 
 /// One allocation period's data: its units over all arms (the weight) and each compared arm's
-/// per-unit moments, in a fixed arm order.
+/// per-unit moments ([`Moments`], or [`CoMoments`] of (x, y) pairs for a ratio metric), in a
+/// fixed arm order.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Stratum {
+pub struct Stratum<M = Moments> {
     /// Units in the period over all arms of the experiment (not only the compared ones).
     pub units: u64,
     /// Per-unit moments of each compared arm in the period.
-    pub arms: Vec<Moments>,
+    pub arms: Vec<M>,
+}
+
+/// What periods are merged by: a mergeable per-arm summary with a count of units.
+pub trait Accumulator: Clone + Default {
+    /// Units summarised.
+    fn units(&self) -> u64;
+    /// Adds another summary of disjoint units.
+    fn absorb(&mut self, other: &Self);
+}
+
+impl Accumulator for Moments {
+    fn units(&self) -> u64 {
+        self.n()
+    }
+    fn absorb(&mut self, other: &Self) {
+        self.merge(other);
+    }
+}
+
+impl Accumulator for CoMoments {
+    fn units(&self) -> u64 {
+        self.n()
+    }
+    fn absorb(&mut self, other: &Self) {
+        self.merge(other);
+    }
 }
 
 /// Per-arm means stratified by period, with their variances.
@@ -79,19 +106,19 @@ pub struct StratifiedLift {
 /// Merges short periods (see the module documentation); every stratum in the result has at
 /// least `min_units` (never fewer than [`MIN_UNITS_PER_STRATUM`]) units of every arm. Empty
 /// when no stratum qualifies.
-pub fn merge_short(periods: &[Stratum], min_units: u64) -> Vec<Stratum> {
+pub fn merge_short<M: Accumulator>(periods: &[Stratum<M>], min_units: u64) -> Vec<Stratum<M>> {
     let min_units = min_units.max(MIN_UNITS_PER_STRATUM);
-    let enough = |s: &Stratum| s.arms.iter().all(|m| m.n() >= min_units);
-    let mut out: Vec<Stratum> = Vec::new();
-    let mut open: Option<Stratum> = None;
+    let enough = |s: &Stratum<M>| s.arms.iter().all(|m| m.units() >= min_units);
+    let mut out: Vec<Stratum<M>> = Vec::new();
+    let mut open: Option<Stratum<M>> = None;
     for period in periods {
         let stratum = open.get_or_insert_with(|| Stratum {
             units: 0,
-            arms: vec![Moments::new(); period.arms.len()],
+            arms: vec![M::default(); period.arms.len()],
         });
         stratum.units += period.units;
         for (acc, m) in stratum.arms.iter_mut().zip(&period.arms) {
-            acc.merge(m);
+            acc.absorb(m);
         }
         if enough(stratum) {
             out.extend(open.take());
@@ -100,18 +127,18 @@ pub fn merge_short(periods: &[Stratum], min_units: u64) -> Vec<Stratum> {
     if let (Some(rest), Some(last)) = (open, out.last_mut()) {
         last.units += rest.units;
         for (acc, m) in last.arms.iter_mut().zip(&rest.arms) {
-            acc.merge(m);
+            acc.absorb(m);
         }
     }
     out
 }
 
-/// Each arm's mean stratified by period (short periods merged until every arm has
-/// `min_units`), weighting period p by its share of units over all arms; fails when no stratum has 2 units of every arm, or no units at all.
-pub fn stratified_means(
-    periods: &[Stratum],
+/// The strata of `periods` after merging, and their units in all; fails when the periods
+/// disagree on their arms or no stratum qualifies.
+fn merged<M: Accumulator>(
+    periods: &[Stratum<M>],
     min_units: u64,
-) -> Result<StratifiedMeans, StatsError> {
+) -> Result<(Vec<Stratum<M>>, u64), StatsError> {
     let arms = periods.first().map_or(0, |p| p.arms.len());
     if periods.iter().any(|p| p.arms.len() != arms) {
         return Err(StatsError::InvalidParameter {
@@ -129,6 +156,17 @@ pub fn stratified_means(
             got: 0.0,
         });
     }
+    Ok((strata, total))
+}
+
+/// Each arm's mean stratified by period (short periods merged until every arm has
+/// `min_units`), weighting period p by its share of units over all arms; fails when no stratum has 2 units of every arm, or no units at all.
+pub fn stratified_means(
+    periods: &[Stratum],
+    min_units: u64,
+) -> Result<StratifiedMeans, StatsError> {
+    let (strata, total) = merged(periods, min_units)?;
+    let arms = strata[0].arms.len();
     let mut means = vec![0.0; arms];
     let mut variances = vec![0.0; arms];
     for s in &strata {
@@ -165,6 +203,68 @@ pub fn stratified_lift(
         })
         .collect();
     let m = stratified_means(&strata, min_units)?;
+    lift_of(&m)
+}
+
+/// The stratified comparison of a ratio metric Σx/Σy: each period's pair is `(units over all
+/// arms, baseline (x, y) co-moments, treatment (x, y) co-moments)`; short periods are merged
+/// until both arms have `min_units`.
+///
+/// Each arm's ratio is the combined ratio estimator R = μx/μy of the stratified means of x
+/// and of y (the ratio "every unit on the arm" would give), with the delta-method variance
+/// Var(R) = (Var(μx) − 2R·Cov(μx, μy) + R²·Var(μy))/μy², where Var(μx) = Σ w_p² s²x,p/n_p,
+/// Var(μy) likewise and Cov(μx, μy) = Σ w_p² sxy,p/n_p. The lift then follows as for means.
+pub fn stratified_ratio_lift(
+    periods: &[(u64, CoMoments, CoMoments)],
+    min_units: u64,
+) -> Result<StratifiedLift, StatsError> {
+    let periods: Vec<Stratum<CoMoments>> = periods
+        .iter()
+        .map(|(units, b, t)| Stratum {
+            units: *units,
+            arms: vec![*b, *t],
+        })
+        .collect();
+    let (strata, total) = merged(&periods, min_units)?;
+    let mut means = [0.0; 2];
+    let mut variances = [0.0; 2];
+    for (a, (mean, variance)) in means.iter_mut().zip(&mut variances).enumerate() {
+        let (mut mx, mut my, mut vxx, mut vyy, mut vxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
+        for s in &strata {
+            let w = count(s.units) / count(total);
+            let c = &s.arms[a];
+            let n = count(c.n());
+            mx += w * c.mean_x();
+            my += w * c.mean_y();
+            vxx += w * w * c.variance_x() / n;
+            vyy += w * w * c.variance_y() / n;
+            vxy += w * w * c.covariance() / n;
+        }
+        if my == 0.0 {
+            return Err(StatsError::InvalidParameter {
+                name: "denominator mean",
+                value: my,
+                expected: "non-zero",
+            });
+        }
+        let r = mx / my;
+        *mean = r;
+        *variance = ((vxx - 2.0 * r * vxy + r * r * vyy) / (my * my)).max(0.0);
+    }
+    let n_total = strata
+        .iter()
+        .flat_map(|s| s.arms.iter().map(CoMoments::n))
+        .sum();
+    lift_of(&StratifiedMeans {
+        means: means.to_vec(),
+        variances: variances.to_vec(),
+        strata: strata.len(),
+        n_total,
+    })
+}
+
+/// The comparison of arm 1 (treatment) with arm 0 (baseline) of stratified means.
+fn lift_of(m: &StratifiedMeans) -> Result<StratifiedLift, StatsError> {
     let (mu_b, mu_t) = (m.means[0], m.means[1]);
     let (var_b, var_t) = (m.variances[0], m.variances[1]);
     let delta = mu_t - mu_b;
@@ -335,5 +435,62 @@ mod tests {
         close(got.absolute, t.mean() - b.mean(), "delta");
         let se = (b.variance() / 4.0 + t.variance() / 3.0).sqrt();
         close(got.absolute_se, se, "se");
+    }
+
+    fn pairs(xy: &[(f64, f64)]) -> CoMoments {
+        let mut c = CoMoments::new();
+        xy.iter().for_each(|&(x, y)| c.push(x, y));
+        c
+    }
+
+    /// One period of a ratio metric is the pooled delta-method ratio of each arm
+    /// (`ratio_stats`, whose per-unit variance over n is the ratio's variance).
+    #[test]
+    fn one_period_of_a_ratio_is_the_pooled_ratio() {
+        let b = pairs(&[(10.0, 1.0), (25.0, 2.0), (33.0, 3.0), (8.0, 1.0)]);
+        let t = pairs(&[(9.0, 1.0), (14.0, 2.0), (30.0, 4.0)]);
+        let got = stratified_ratio_lift(&[(7, b, t)], 2).unwrap();
+        let (rb, rt) = (
+            crate::ratio_stats(&b).unwrap(),
+            crate::ratio_stats(&t).unwrap(),
+        );
+        close(got.baseline_mean, 76.0 / 7.0, "R_B = Σx/Σy");
+        close(got.treatment_mean, 53.0 / 7.0, "R_T");
+        close(
+            got.absolute_se,
+            (rb.variance / 4.0 + rt.variance / 3.0).sqrt(),
+            "se",
+        );
+    }
+
+    /// Two periods by hand, each arm's y all 1 in period 0 and all 2 in period 1, so each
+    /// period's ratio is exact and Var(μy) = 0: R = μx/μy with w = (1/2, 1/2).
+    /// B: period 0 x = {2, 4} (mean 3, s² 2), period 1 x = {6, 10} (mean 8, s² 8):
+    /// μx = 5.5, μy = 1.5, R_B = 11/3, Var(R_B) = Var(μx)/μy² = (1/4)(2/2 + 8/2)/2.25 = 5/9.
+    /// T: period 0 x = {1, 3}, period 1 x = {4, 8}: μx = 4, μy = 1.5, R_T = 8/3,
+    /// Var(R_T) = (1/4)(2/2 + 8/2)/2.25 = 5/9.
+    #[test]
+    fn a_ratio_matches_a_hand_computed_case() {
+        let got = stratified_ratio_lift(
+            &[
+                (
+                    4,
+                    pairs(&[(2.0, 1.0), (4.0, 1.0)]),
+                    pairs(&[(1.0, 1.0), (3.0, 1.0)]),
+                ),
+                (
+                    4,
+                    pairs(&[(6.0, 2.0), (10.0, 2.0)]),
+                    pairs(&[(4.0, 2.0), (8.0, 2.0)]),
+                ),
+            ],
+            2,
+        )
+        .unwrap();
+        close(got.baseline_mean, 11.0 / 3.0, "R_B");
+        close(got.treatment_mean, 8.0 / 3.0, "R_T");
+        close(got.absolute, -1.0, "delta");
+        close(got.absolute_se, (10.0f64 / 9.0).sqrt(), "se(delta)");
+        assert_eq!(got.strata, 2);
     }
 }

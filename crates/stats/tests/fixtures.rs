@@ -563,29 +563,61 @@ fn stratified_lift_matches_numpy() {
             .map(|p| (p[0].as_u64().unwrap(), arm(&p[1]), arm(&p[2])))
             .collect();
         let got = liftlab_stats::stratified_lift(&periods, 2).unwrap();
-        let e = &c["expected"];
-        let what = format!("stratified case {i}");
-        for (name, value) in [
-            ("baseline_mean", got.baseline_mean),
-            ("treatment_mean", got.treatment_mean),
-            ("absolute_se", got.absolute_se),
-            ("relative", got.relative),
-            ("relative_se", got.relative_se),
-        ] {
-            check.rel(value, num(&e[name]), CLOSED_FORM, &format!("{what} {name}"));
-        }
-        check.scaled(
-            got.absolute,
-            num(&e["absolute"]),
-            CLOSED_FORM,
-            got.baseline_mean.abs(),
-            &format!("{what} absolute"),
-        );
-        check.same(
-            Some(got.strata) == usize::try_from(e["strata"].as_u64().unwrap()).ok(),
-            true,
-            &format!("{what} strata"),
+        check_stratified(
+            &mut check,
+            &got,
+            &c["expected"],
+            &format!("stratified case {i}"),
         );
     }
     check.done();
+}
+
+/// The stratified ratio (combined ratio estimator per arm) against numpy, from (x, y) pairs.
+#[test]
+fn stratified_ratio_lift_matches_numpy() {
+    let mut check = Check::default();
+    for (i, c) in load("stratified_ratio.json").iter().enumerate() {
+        let arm = |v: &Value| {
+            let mut m = liftlab_stats::CoMoments::new();
+            for pair in v.as_array().unwrap() {
+                m.push(num(&pair[0]), num(&pair[1]));
+            }
+            m
+        };
+        let periods: Vec<_> = c["periods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p[0].as_u64().unwrap(), arm(&p[1]), arm(&p[2])))
+            .collect();
+        let got = liftlab_stats::stratified_ratio_lift(&periods, 2).unwrap();
+        check_stratified(&mut check, &got, &c["expected"], &format!("ratio case {i}"));
+    }
+    check.done();
+}
+
+/// Checks a stratified comparison against its numpy reference.
+fn check_stratified(check: &mut Check, got: &liftlab_stats::StratifiedLift, e: &Value, what: &str) {
+    for (name, value) in [
+        ("baseline_mean", got.baseline_mean),
+        ("treatment_mean", got.treatment_mean),
+        ("absolute_se", got.absolute_se),
+        ("relative", got.relative),
+        ("relative_se", got.relative_se),
+    ] {
+        check.rel(value, num(&e[name]), CLOSED_FORM, &format!("{what} {name}"));
+    }
+    check.scaled(
+        got.absolute,
+        num(&e["absolute"]),
+        CLOSED_FORM,
+        got.baseline_mean.abs(),
+        &format!("{what} absolute"),
+    );
+    check.same(
+        Some(got.strata) == usize::try_from(e["strata"].as_u64().unwrap()).ok(),
+        true,
+        &format!("{what} strata"),
+    );
 }
