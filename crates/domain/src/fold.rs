@@ -73,11 +73,11 @@ pub fn fold_cell(old: Option<MetricCell>, value: f64, aggregate: Aggregate) -> M
 ///
 /// Then, for every ratio metric whose numerator or denominator cell changed, the unit's pair
 /// (x, y) = (numerator value or 0, denominator value or 0) moves: `Overall` (x), `Paired` (y)
-/// and `PairSum` (x + y) under the ratio's key, with `old` the previous pair's (`None` when
-/// the unit had neither part before); a part that did not change is omitted. Ratio metrics get
-/// no `Segment`, `Period` or `Day` deltas (their decision stays pooled, with a note, under
-/// changing weights): a segment's ratio needs its own pair sums, which no report
-/// asks for yet.
+/// and `PairSum` (x + y) under the ratio's key, and the same three for the unit's allocation
+/// period (`Period`, `PeriodPaired`, `PeriodPairSum`, for the estimate stratified by period),
+/// with `old` the previous pair's (`None` when the unit had neither part before); a part that
+/// did not change is omitted. Ratio metrics get no `Segment` or `Day` deltas: a segment's
+/// ratio needs its own pair sums, which no report asks for yet.
 ///
 /// An assignment with `in_experiment: false` is outside the analysis population: its row is
 /// kept (for completeness and audits) but no deltas are produced.
@@ -160,7 +160,7 @@ pub fn fold(
         }
     }
     if assignment.in_experiment && !previous.is_empty() {
-        fold_ratios(spec, &row, &previous, &mut deltas);
+        fold_ratios(spec, &row, assignment.period, &previous, &mut deltas);
     }
     Folded {
         row,
@@ -173,6 +173,7 @@ pub fn fold(
 fn fold_ratios(
     spec: &ExperimentSpec,
     row: &UnitRow,
+    period: u64,
     previous: &[(&str, Option<f64>)],
     deltas: &mut Vec<AggDelta>,
 ) {
@@ -198,6 +199,13 @@ fn fold_ratios(
         out.push_changed(AggScope::Overall, old.map(|p| p.0), x);
         out.push_changed(AggScope::Paired, old.map(|p| p.1), y);
         out.push_changed(AggScope::PairSum, old.map(|p| p.0 + p.1), x + y);
+        out.push_changed(AggScope::Period(period), old.map(|p| p.0), x);
+        out.push_changed(AggScope::PeriodPaired(period), old.map(|p| p.1), y);
+        out.push_changed(
+            AggScope::PeriodPairSum(period),
+            old.map(|p| p.0 + p.1),
+            x + y,
+        );
     }
 }
 

@@ -196,6 +196,11 @@ pub enum AggScope {
     /// Per-unit values (x for a paired metric) of the arm's units assigned in this allocation
     /// period ([`Assignment::period`]), for estimates stratified by period.
     Period(u64),
+    /// [`AggScope::Paired`] of the units assigned in this allocation period: a ratio metric's
+    /// denominator, for its estimate stratified by period.
+    PeriodPaired(u64),
+    /// [`AggScope::PairSum`] of the units assigned in this allocation period.
+    PeriodPairSum(u64),
 }
 
 /// The key of an aggregate within one experiment.

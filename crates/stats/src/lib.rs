@@ -123,6 +123,6 @@ pub use sequential::{
 };
 pub use srm::{srm, Srm, SRM_THRESHOLD};
 pub use stratified::{
-    merge_short, stratified_lift, stratified_means, stratified_ratio_lift, Accumulator,
-    StratifiedLift, StratifiedMeans, Stratum,
+    merge_short, stratified_lift, stratified_means, stratified_ratio_lift, stratified_ratio_means,
+    Accumulator, StratifiedLift, StratifiedMeans, Stratum,
 };

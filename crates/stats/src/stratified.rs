@@ -225,10 +225,20 @@ pub fn stratified_ratio_lift(
             arms: vec![*b, *t],
         })
         .collect();
-    let (strata, total) = merged(&periods, min_units)?;
-    let mut means = [0.0; 2];
-    let mut variances = [0.0; 2];
-    for (a, (mean, variance)) in means.iter_mut().zip(&mut variances).enumerate() {
+    lift_of(&stratified_ratio_means(&periods, min_units)?)
+}
+
+/// Each arm's ratio Σx/Σy stratified by period: the combined ratio estimator with its
+/// delta-method variance (see [`stratified_ratio_lift`]); `means` are the ratios.
+pub fn stratified_ratio_means(
+    periods: &[Stratum<CoMoments>],
+    min_units: u64,
+) -> Result<StratifiedMeans, StatsError> {
+    let (strata, total) = merged(periods, min_units)?;
+    let arms = strata[0].arms.len();
+    let mut means = vec![0.0; arms];
+    let mut variances = vec![0.0; arms];
+    for a in 0..arms {
         let (mut mx, mut my, mut vxx, mut vyy, mut vxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
         for s in &strata {
             let w = count(s.units) / count(total);
@@ -248,16 +258,16 @@ pub fn stratified_ratio_lift(
             });
         }
         let r = mx / my;
-        *mean = r;
-        *variance = ((vxx - 2.0 * r * vxy + r * r * vyy) / (my * my)).max(0.0);
+        means[a] = r;
+        variances[a] = ((vxx - 2.0 * r * vxy + r * r * vyy) / (my * my)).max(0.0);
     }
     let n_total = strata
         .iter()
         .flat_map(|s| s.arms.iter().map(CoMoments::n))
         .sum();
-    lift_of(&StratifiedMeans {
-        means: means.to_vec(),
-        variances: variances.to_vec(),
+    Ok(StratifiedMeans {
+        means,
+        variances,
         strata: strata.len(),
         n_total,
     })

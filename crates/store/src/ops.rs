@@ -81,6 +81,8 @@ pub(crate) mod keys {
             4 => AggScope::PairSum,
             5 => AggScope::Hour(r.i64()?),
             6 => AggScope::Period(r.u64()?),
+            7 => AggScope::PeriodPaired(r.u64()?),
+            8 => AggScope::PeriodPairSum(r.u64()?),
             t => {
                 return Err(StoreError::corrupt(
                     TreeId::Aggregates.name(),
@@ -112,6 +114,8 @@ pub(crate) mod keys {
             AggScope::PairSum => k.tag(4),
             AggScope::Hour(hour) => k.tag(5).i64(*hour),
             AggScope::Period(period) => k.tag(6).u64(*period),
+            AggScope::PeriodPaired(period) => k.tag(7).u64(*period),
+            AggScope::PeriodPairSum(period) => k.tag(8).u64(*period),
         }
         .into_bytes()
     }

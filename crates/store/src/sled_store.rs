@@ -47,7 +47,11 @@ pub const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
 ///    estimates stratified by period). Older directories read the same (their reports pool
 ///    periods until the aggregates are rebuilt) and are upgraded at open; an older build would
 ///    fail on the new scope's key tag, so it refuses instead.
-const SCHEMA_VERSION: u64 = 6;
+/// 7: aggregates may have the scopes `PeriodPaired` and `PeriodPairSum` (a ratio metric's
+///    pairs by allocation period). Older directories read the same (their ratio metrics are
+///    pooled until the aggregates are rebuilt) and are upgraded at open; an older build would
+///    fail on the new scopes' key tags, so it refuses instead.
+const SCHEMA_VERSION: u64 = 7;
 
 /// The oldest schema version this build upgrades at open.
 const UPGRADES_FROM: u64 = 2;

@@ -446,7 +446,7 @@ fn a_version_2_directory_is_upgraded_and_version_1_refused() {
         .get(b"schema")
         .expect("reads")
         .expect("a version");
-    assert_eq!(binary::<u64>(&stored), 6, "upgraded to 6");
+    assert_eq!(binary::<u64>(&stored), 7, "upgraded to 7");
     drop(db);
     set_schema(dir.path(), 1);
     let err = SledStore::open(dir.path()).expect_err("version 1 is refused");

@@ -350,9 +350,12 @@ fn a_ratio_moves_with_its_numerator_and_denominator() {
             (AggScope::Overall, None, 3.0),
             (AggScope::Paired, None, 0.0),
             (AggScope::PairSum, None, 3.0),
+            (AggScope::Period(0), None, 3.0),
+            (AggScope::PeriodPaired(0), None, 0.0),
+            (AggScope::PeriodPairSum(0), None, 3.0),
         ]
     );
-    // Minutes arrive: only y and x + y move.
+    // Minutes arrive: only y and x + y move (pooled and in the unit's period).
     let second = fold(
         &spec,
         &a,
@@ -364,6 +367,8 @@ fn a_ratio_moves_with_its_numerator_and_denominator() {
         vec![
             (AggScope::Paired, Some(0.0), 10.0),
             (AggScope::PairSum, Some(3.0), 13.0),
+            (AggScope::PeriodPaired(0), Some(0.0), 10.0),
+            (AggScope::PeriodPairSum(0), Some(3.0), 13.0),
         ]
     );
     // Both parts in one event: cost sums to 5, minutes average to 12.
@@ -379,6 +384,9 @@ fn a_ratio_moves_with_its_numerator_and_denominator() {
             (AggScope::Overall, Some(3.0), 5.0),
             (AggScope::Paired, Some(10.0), 12.0),
             (AggScope::PairSum, Some(13.0), 17.0),
+            (AggScope::Period(0), Some(3.0), 5.0),
+            (AggScope::PeriodPaired(0), Some(10.0), 12.0),
+            (AggScope::PeriodPairSum(0), Some(13.0), 17.0),
         ]
     );
     // An event that changes neither part (score) moves nothing of the ratio.
@@ -530,6 +538,14 @@ proptest! {
                 let (x, y) = (part("cost").unwrap_or(0.0), part("minutes").unwrap_or(0.0));
                 push(&mut rebuilt, key("cost_per_minute", AggScope::Overall), x, row.propensity);
                 push_pair(&mut rebuilt, "cost_per_minute", x, y);
+                // And the same pair under the unit's allocation period (every test unit's is 0).
+                for (scope, v) in [
+                    (AggScope::Period(0), x),
+                    (AggScope::PeriodPaired(0), y),
+                    (AggScope::PeriodPairSum(0), x + y),
+                ] {
+                    push(&mut rebuilt, key("cost_per_minute", scope), v, row.propensity);
+                }
             }
         }
         for (key, values) in day_raw {

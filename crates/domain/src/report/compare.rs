@@ -4,8 +4,9 @@ use liftlab_stats::dist::t_ppf;
 use liftlab_stats::sequential::rho;
 use liftlab_stats::{
     adjusted_alpha, bayesian, benjamini_hochberg, compare, cuped, holm, prob_best, ratio_stats,
-    sequential, sequential_with_rho, stratified_lift, stratified_means, t_test, Alternative,
-    CoMoments, CompareSettings, Moments, SampleStats, Stratum,
+    sequential, sequential_with_rho, stratified_lift, stratified_means, stratified_ratio_lift,
+    stratified_ratio_means, t_test, Alternative, CoMoments, CompareSettings, Moments, SampleStats,
+    StratifiedMeans, Stratum,
 };
 
 use super::types::{
@@ -144,20 +145,71 @@ fn strata(
         .collect()
 }
 
-/// The comparison of `arm` with `baseline` on `metric` stratified by allocation period (short
-/// periods merged until both arms have [`MIN_UNITS_PER_STRATUM`] units).
-fn stratified(
+/// Per period of a ratio metric: its units over all arms and the (x, y) co-moments of each
+/// arm in `arms`.
+fn ratio_strata(
     spec: &ExperimentSpec,
     index: &AggIndex<'_>,
     metric: &str,
+    arms: &[&str],
+) -> Vec<Stratum<CoMoments>> {
+    periods_of(spec, index, metric)
+        .into_iter()
+        .map(|p| Stratum {
+            units: spec
+                .arms()
+                .iter()
+                .map(|a| index.get(a.key(), metric, &AggScope::Period(p)).moments.n())
+                .sum(),
+            arms: arms
+                .iter()
+                .map(|a| index.paired_in_period(a, metric, p))
+                .collect(),
+        })
+        .collect()
+}
+
+/// Each arm's stratified mean of `metric` (its ratio Σx/Σy for a ratio metric).
+fn stratified_arm_means(
+    spec: &ExperimentSpec,
+    index: &AggIndex<'_>,
+    metric: &Metric,
+    arms: &[&str],
+) -> Result<StratifiedMeans, liftlab_stats::StatsError> {
+    if metric.ratio().is_some() {
+        let strata = ratio_strata(spec, index, metric.key(), arms);
+        stratified_ratio_means(&strata, MIN_UNITS_PER_STRATUM)
+    } else {
+        let strata = strata(spec, index, metric.key(), arms);
+        stratified_means(&strata, MIN_UNITS_PER_STRATUM)
+    }
+}
+
+/// The comparison of `arm` with `baseline` on `metric` stratified by allocation period (short
+/// periods merged until both arms have [`MIN_UNITS_PER_STRATUM`] units); a ratio metric by
+/// the combined ratio estimator.
+fn stratified(
+    spec: &ExperimentSpec,
+    index: &AggIndex<'_>,
+    metric: &Metric,
     baseline: &str,
     arm: &str,
 ) -> Result<StratifiedResult, liftlab_stats::StatsError> {
-    let periods: Vec<(u64, Moments, Moments)> = strata(spec, index, metric, &[baseline, arm])
-        .into_iter()
-        .map(|s| (s.units, s.arms[0], s.arms[1]))
-        .collect();
-    let s = stratified_lift(&periods, MIN_UNITS_PER_STRATUM)?;
+    let s = if metric.ratio().is_some() {
+        let periods: Vec<(u64, CoMoments, CoMoments)> =
+            ratio_strata(spec, index, metric.key(), &[baseline, arm])
+                .into_iter()
+                .map(|s| (s.units, s.arms[0], s.arms[1]))
+                .collect();
+        stratified_ratio_lift(&periods, MIN_UNITS_PER_STRATUM)?
+    } else {
+        let periods: Vec<(u64, Moments, Moments)> =
+            strata(spec, index, metric.key(), &[baseline, arm])
+                .into_iter()
+                .map(|s| (s.units, s.arms[0], s.arms[1]))
+                .collect();
+        stratified_lift(&periods, MIN_UNITS_PER_STRATUM)?
+    };
     Ok(StratifiedResult {
         baseline_mean: s.baseline_mean,
         treatment_mean: s.treatment_mean,
@@ -170,9 +222,9 @@ fn stratified(
 }
 
 /// Replaces a comparison's lift by the one stratified by allocation period (see
-/// [`StratifiedResult`]); chance to win follows it. A ratio metric stays pooled with a note
-/// (its per-unit pairs are not kept per period); a metric with a covariate is stratified
-/// without the CUPED adjustment. When the aggregates have no periods (a store written before
+/// [`StratifiedResult`]); chance to win follows it. A ratio metric is stratified by the
+/// combined ratio estimator; a metric with a covariate is stratified without the CUPED
+/// adjustment. When the aggregates have no periods (a store written before
 /// they were kept), the pooled lift stays, with a note.
 fn stratify_comparison(
     spec: &ExperimentSpec,
@@ -185,14 +237,7 @@ fn stratify_comparison(
     let Some(pooled_lift) = lift else {
         return (None, pooled);
     };
-    if metric.ratio().is_some() {
-        out.note = Some(
-            "a ratio metric is compared on pooled means: its pairs are not kept per allocation period, so the weights' changes are not accounted for"
-                .to_string(),
-        );
-        return (lift, pooled);
-    }
-    match stratified(spec, index, metric.key(), &out.baseline, &out.arm) {
+    match stratified(spec, index, metric, &out.baseline, &out.arm) {
         Ok(s) => {
             let lift = Lift {
                 estimate: s.relative,
@@ -226,11 +271,7 @@ fn stratify_comparison(
 pub(crate) fn leaderboard(spec: &ExperimentSpec, index: &AggIndex<'_>) -> Option<Leaderboard> {
     let metric = spec.primary();
     let keys: Vec<&str> = spec.arms().iter().map(|a| a.key()).collect();
-    let means = stratified_means(
-        &strata(spec, index, metric.key(), &keys),
-        MIN_UNITS_PER_STRATUM,
-    )
-    .ok()?;
+    let means = stratified_arm_means(spec, index, metric, &keys).ok()?;
     // Read through the direction: "best" is the highest for increase, the lowest for decrease.
     let sign = match metric.direction() {
         Direction::Increase => 1.0,

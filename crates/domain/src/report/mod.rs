@@ -159,6 +159,17 @@ impl<'a> AggIndex<'a> {
         )
     }
 
+    /// The (x, y) co-moments of a ratio metric's units in `arm` assigned in allocation period
+    /// `period`.
+    pub(crate) fn paired_in_period(&self, arm: &str, metric: &str, period: u64) -> CoMoments {
+        let part = |scope| self.get(arm, metric, &scope).moments;
+        co_moments(
+            &part(AggScope::Period(period)),
+            &part(AggScope::PeriodPaired(period)),
+            &part(AggScope::PeriodPairSum(period)),
+        )
+    }
+
     /// Every aggregate of `metric` in `arm`, with its scope.
     pub(crate) fn scoped(
         &self,
@@ -254,23 +265,32 @@ pub fn harm_of(
 
 /// The aggregates of one arm that the decisions (and so the harm test) read in an epoch:
 /// every metric's `Overall`, `Paired` and `PairSum` scopes (covariates and ratios), and its
-/// `Period` scope of each allocation period up to `last_period` (stratified estimates).
+/// `Period` scope of each allocation period up to `last_period` (stratified estimates), with
+/// `PeriodPaired` and `PeriodPairSum` for a ratio metric.
 pub fn harm_keys(spec: &ExperimentSpec, epoch: u64, arm: &str, last_period: u64) -> Vec<AggKey> {
-    let scopes = [AggScope::Overall, AggScope::Paired, AggScope::PairSum]
-        .into_iter()
-        .chain((0..=last_period).map(AggScope::Period));
-    let scopes: Vec<AggScope> = scopes.collect();
-    spec.metrics()
-        .iter()
-        .flat_map(|m| {
-            scopes.iter().map(move |scope| AggKey {
+    let mut keys = Vec::new();
+    for m in spec.metrics() {
+        let pooled = [AggScope::Overall, AggScope::Paired, AggScope::PairSum];
+        let periods = (0..=last_period).flat_map(|p| {
+            let pairs = m.ratio().is_some();
+            [
+                Some(AggScope::Period(p)),
+                pairs.then_some(AggScope::PeriodPaired(p)),
+                pairs.then_some(AggScope::PeriodPairSum(p)),
+            ]
+            .into_iter()
+            .flatten()
+        });
+        for scope in pooled.into_iter().chain(periods) {
+            keys.push(AggKey {
                 epoch,
                 arm: arm.to_string(),
                 metric: m.key().to_string(),
-                scope: scope.clone(),
-            })
-        })
-        .collect()
+                scope,
+            });
+        }
+    }
+    keys
 }
 
 /// Whether units were assigned in more than one allocation period during the epoch (weights

@@ -218,3 +218,120 @@ fn a_bandit_has_a_leaderboard_from_stratified_means() {
     assert!(board.arms[0].expected_loss < board.arms[1].expected_loss);
     assert_eq!(r.featured_arm.as_deref(), Some("ai"));
 }
+
+/// A ratio metric under a ramp with a trend: cost per minute doubles for everyone in period 1
+/// and the AI arm is 10% cheaper per minute in both periods. Pooled ratios make it look
+/// dearer (most of its units came in the dear period); the decision is the combined ratio
+/// stratified by period, from aggregates folded as the store folds them.
+#[test]
+fn a_ratio_metric_is_decided_on_the_ratio_stratified_by_period() {
+    use liftlab_stats::{stratified_ratio_lift, CoMoments};
+
+    let spec = parse(json!({
+        "key": "ramp",
+        "arms": [{"key": "base", "role": "baseline"}, {"key": "ai", "role": "treatment"}],
+        "allocation": {"policy": "fixed", "weights": {"base": 0.5, "ai": 0.5}},
+        "metrics": [
+            {"key": "minutes", "kind": "duration", "direction": "decrease", "role": "secondary"},
+            {"key": "cost", "kind": "cost", "direction": "decrease", "role": "secondary"},
+            {"key": "cost_per_minute", "kind": "cost", "direction": "decrease", "role": "primary",
+             "ratio": {"numerator": "cost", "denominator": "minutes"}}
+        ]
+    }));
+    let version = running(spec.clone());
+    let mut live: std::collections::BTreeMap<AggKey, MetricAggregate> = Default::default();
+    let mut raw: std::collections::BTreeMap<(u64, &str), CoMoments> = Default::default();
+    let mut assignments: Vec<PeriodCount> = Vec::new();
+    let mut i = 0u32;
+    for (period, arm, n, rate) in [
+        (0u64, "base", 270u64, 1.0),
+        (0, "ai", 30, 0.9),
+        (1, "base", 150, 2.0),
+        (1, "ai", 150, 1.8),
+    ] {
+        assignments.push(PeriodCount {
+            period,
+            arm: arm.to_string(),
+            count: n,
+        });
+        for _ in 0..n {
+            i += 1;
+            let minutes = f64::from(8 + i % 5);
+            let cost = rate * minutes + 0.5 * (f64::from(i % 3) - 1.0);
+            let a = crate::model::Assignment {
+                experiment: "ramp".into(),
+                unit_id: format!("u{i}"),
+                task_id: format!("u{i}"),
+                arm: arm.into(),
+                in_experiment: true,
+                version: 2,
+                assignment_id: format!("a{i}"),
+                propensity: 0.5,
+                period,
+                epoch: 0,
+                segments: Default::default(),
+                assigned_at: 0,
+            };
+            let o = crate::model::Outcome {
+                event_id: format!("e{i}"),
+                experiment: "ramp".into(),
+                task_id: a.task_id.clone(),
+                unit_id: a.unit_id.clone(),
+                arm: arm.into(),
+                epoch: 0,
+                ts: 0,
+                metrics: [("cost".to_string(), cost), ("minutes".to_string(), minutes)].into(),
+                handled_by: None,
+                model_version: None,
+                attributes: Default::default(),
+            };
+            for d in crate::fold(&spec, &a, None, &o).deltas {
+                live.entry(d.key.clone()).or_default().apply(&d);
+            }
+            raw.entry((period, arm)).or_default().push(cost, minutes);
+        }
+    }
+    let aggregates: Vec<(AggKey, MetricAggregate)> = live.into_iter().collect();
+    let periods = periods(&[(0, 0.1), (1, 0.5)]);
+    let r = build(&ReportInput {
+        version: &version,
+        epoch: 0,
+        aggregates: &aggregates,
+        tallies: &[],
+        assignments: &assignments,
+        periods: &periods,
+        epochs: &[],
+        drift: None,
+        pause_reason: None,
+    });
+    let m = r
+        .metrics
+        .iter()
+        .find(|m| m.key == "cost_per_minute")
+        .expect("the ratio metric");
+    let c = &m.comparisons[0];
+    assert!(c.note.is_none(), "{:?}", c.note);
+    let pooled = c.relative.expect("a pooled diagnostic").estimate;
+    assert!(pooled > 0.0, "pooled ratios are confounded: {pooled}");
+    let d = c.decision.expect("a decision");
+    assert_eq!(d.method, DecisionMethod::Stratified);
+    let want = stratified_ratio_lift(
+        &[
+            (300, raw[&(0, "base")], raw[&(0, "ai")]),
+            (300, raw[&(1, "base")], raw[&(1, "ai")]),
+        ],
+        MIN_UNITS_PER_STRATUM,
+    )
+    .expect("a lift");
+    let s = c.stratified.expect("the stratified estimate");
+    assert_eq!(s.strata, 2, "both periods have enough units of each arm");
+    assert!((s.relative - want.relative).abs() < SAME, "{s:?} {want:?}");
+    assert!((s.relative_se - want.relative_se).abs() < SAME);
+    assert!((d.estimate - want.relative).abs() < SAME);
+    assert!(
+        (want.relative + 0.1).abs() < 0.01,
+        "about 10% cheaper: {}",
+        want.relative
+    );
+    assert_eq!(c.verdict, Verdict::Better);
+}
