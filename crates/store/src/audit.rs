@@ -99,7 +99,10 @@ pub(crate) fn append<P: Serialize + ?Sized>(
     };
     // A record that cannot be written as it is fails the whole operation, never a blank.
     let payload = serde_json::to_string(payload).map_err(|e| {
-        StoreError::Internal(format!("a {} audit record cannot be written: {e}", kind.as_str()))
+        StoreError::Internal(format!(
+            "a {} audit record cannot be written: {e}",
+            kind.as_str()
+        ))
     })?;
     let hash = hash_record(&prev_hash, seq, kind, experiment, &payload, ts);
     let record = StoredAudit {
