@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 /// The layers from the top down; a crate may depend only on crates after it.
-const LAYERS: [&str; 5] = [
+const LAYERS: [&str; 6] = [
     "liftlab",
+    "liftlab-lab",
     "liftlab-server",
     "liftlab-store",
     "liftlab-domain",
@@ -56,7 +57,7 @@ fn dependencies_point_down_the_layers() {
         for dep in deps {
             assert!(
                 layer(krate) < layer(dep),
-                "{krate} depends on {dep}, against the direction cli → server → store → domain → stats"
+                "{krate} depends on {dep}, against the direction cli → lab → server → store → domain → stats"
             );
         }
     }
@@ -82,6 +83,47 @@ fn pure_crates_know_nothing_of_io() {
                 !forbidden.contains(&dep),
                 "{name} must not depend on {dep}: it does no IO"
             );
+        }
+    }
+}
+
+/// The binary parses arguments and calls crates: statistics come from liftlab-stats (or the lab),
+/// never from statrs directly.
+#[test]
+fn the_binary_does_no_statistics_of_its_own() {
+    let out = Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo metadata runs");
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata is JSON");
+    let binary = meta["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .find(|p| p["name"] == "liftlab")
+        .expect("the liftlab package");
+    for dep in binary["dependencies"].as_array().expect("deps") {
+        assert!(
+            !(dep["name"] == "statrs" && dep["kind"].is_null()),
+            "liftlab (crates/cli) must not depend on statrs: its statistics live in the library crates"
+        );
+    }
+    let cli = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/cli");
+    let mut dirs = vec![cli];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("crates/cli is readable") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("a source file");
+                assert!(
+                    !text.contains("statrs::"),
+                    "{} uses statrs directly: the binary calls the crates for its statistics",
+                    path.display()
+                );
+            }
         }
     }
 }

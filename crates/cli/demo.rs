@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use liftlab_lab::client::{segment, ApiError, Client};
+use liftlab_lab::local::LocalServer;
+use liftlab_lab::scenario::Scenario;
+use liftlab_lab::simulate::{drive, now_ms, DriveOptions};
 use serde_json::{json, Value};
 
-use crate::client::{segment, ApiError, Client};
-use crate::local::LocalServer;
 use crate::remote::apply_spec;
-use crate::scenario::Scenario;
-use crate::simulate::{drive, now_ms, DriveOptions};
 
 /// Serve the example experiments with simulated traffic, for a first look at liftlab.
 #[derive(clap::Args, Debug)]

@@ -1,14 +1,10 @@
 //! The `liftlab` binary: serve, demo, spec validate, apply, results, simulate, audit verify and export.
 
 mod calibrate;
-mod client;
+mod connect;
 mod demo;
-mod intervals;
-mod local;
 mod offline;
-mod progress;
 mod remote;
-mod scenario;
 mod simulate;
 mod spec_cmd;
 

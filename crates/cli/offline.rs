@@ -3,10 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use liftlab_lab::progress;
 use liftlab_store::{RebuildMode, SledStore, Store, StoreError};
 
-use crate::client::ServerArgs;
-use crate::progress;
+use crate::connect::ServerArgs;
 
 /// The data directory `serve` and `rebuild` use when `--data` is not given.
 pub const DEFAULT_DATA: &str = "./liftlab-data";

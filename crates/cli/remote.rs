@@ -9,9 +9,10 @@ use liftlab_domain::report::text::{before_data, level, power_note};
 use liftlab_domain::report::{
     ComparisonResult, DecisionTest, Interval, MetricResult, Report, Verdict,
 };
+use liftlab_lab::client::{segment, Client};
 use serde_json::Value;
 
-use crate::client::{segment, Client, ServerArgs};
+use crate::connect::ServerArgs;
 
 /// Create an experiment from a spec file, or replace its spec (a new version) when it exists.
 #[derive(clap::Args, Debug)]

@@ -18,7 +18,7 @@ use actix_web::{web, FromRequest, HttpRequest};
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
-use crate::AppState;
+use crate::state::AppState;
 
 /// What a key may do, from least to most.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

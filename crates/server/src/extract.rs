@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
 use crate::error::{parse_json, too_large, ApiError};
-use crate::AppState;
+use crate::state::AppState;
 
 /// A parsed JSON body of type `T`.
 #[derive(Debug)]

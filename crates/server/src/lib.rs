@@ -11,20 +11,19 @@ pub mod error;
 mod extract;
 pub mod metrics;
 pub mod observe;
+pub mod pages;
 mod process;
 pub mod ratelimit;
 pub mod results;
 mod routes;
 mod serve;
 pub mod session;
-
-use std::sync::Arc;
+mod state;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::{middleware, web, App};
-use liftlab_store::Store;
 
 pub use auth::{
     Admin, KeyEntry, KeyRing, PageViewer, Principal, Reader, Role, Router, Scientist, Viewer,
@@ -36,6 +35,7 @@ pub use metrics::Metrics;
 pub use ratelimit::{Rate, RateLimit, RateLimiter};
 pub use serve::{bind, serve, ServeOptions};
 pub use session::SessionKey;
+pub use state::AppState;
 
 /// One mebibyte, the default JSON body limit.
 pub const MIB: usize = 1024 * 1024;
@@ -57,39 +57,6 @@ impl Default for Config {
             json_limit: MIB,
             ndjson_limit: 64 * MIB,
             rate_limit: None,
-        }
-    }
-}
-
-/// Everything a request handler can reach; cheap to clone (every field is an `Arc`).
-#[derive(Clone)]
-pub struct AppState {
-    /// The store, seen through [`CachedStore`]: use it for every read and write, so that the
-    /// cached experiment state is dropped whenever an experiment changes.
-    pub store: Arc<dyn Store>,
-    /// The same store with its cache's own API ([`CachedStore::live`]) for the hot paths.
-    pub cache: Arc<CachedStore>,
-    pub keys: Arc<KeyRing>,
-    /// The secret that signs the pages' session cookies (per process: see [`SessionKey`]).
-    pub sessions: Arc<SessionKey>,
-    pub metrics: Arc<Metrics>,
-    pub config: Arc<Config>,
-    /// The token buckets of [`Config::rate_limit`], shared by every worker.
-    pub limiter: Option<Arc<RateLimiter>>,
-}
-
-impl AppState {
-    /// A state over `store` (wrapped in a [`CachedStore`]) with fresh metrics.
-    pub fn new(store: Arc<dyn Store>, keys: KeyRing, config: Config) -> AppState {
-        let cache = Arc::new(CachedStore::new(store));
-        AppState {
-            store: Arc::clone(&cache) as Arc<dyn Store>,
-            cache,
-            keys: Arc::new(keys),
-            sessions: Arc::new(SessionKey::random()),
-            metrics: Arc::new(Metrics::new()),
-            limiter: config.rate_limit.map(|l| Arc::new(RateLimiter::new(l))),
-            config: Arc::new(config),
         }
     }
 }

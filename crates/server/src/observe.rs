@@ -17,7 +17,7 @@ use actix_web::{web, HttpMessage};
 use tracing::Instrument;
 
 use crate::error::{Problem, ProblemCode};
-use crate::AppState;
+use crate::state::AppState;
 
 /// The header carrying the request id in both directions.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -28,7 +28,7 @@ use actix_web::{web, HttpResponse};
 
 use crate::auth::KeyRing;
 use crate::error::{Problem, ProblemCode};
-use crate::AppState;
+use crate::state::AppState;
 
 /// The most clients that get a bucket of their own.
 pub const MAX_CLIENTS: usize = 65_536;

@@ -21,13 +21,10 @@ use serde::Deserialize;
 use crate::auth::Viewer;
 use crate::dto::experiment_key;
 use crate::error::ApiError;
-use crate::AppState;
-
-#[path = "pages/mod.rs"]
-pub mod pages;
+use crate::pages;
+use crate::state::AppState;
 
 #[cfg(test)]
-#[path = "pages/results_tests.rs"]
 mod tests;
 
 /// Registers `GET /v1/experiments/{key}/results`, the pages `GET /` and

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use actix_web::HttpServer;
 
-use crate::{app, AppState};
+use crate::app;
+use crate::state::AppState;
 
 /// How to run the HTTP server on its bound listener.
 #[derive(Clone, Debug, PartialEq, Eq)]

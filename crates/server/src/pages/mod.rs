@@ -25,7 +25,7 @@ use crate::auth::PageViewer;
 use crate::dto::experiment_key;
 use crate::error::ApiError;
 use crate::results::gather;
-use crate::AppState;
+use crate::state::AppState;
 
 pub use experiment::{render_experiment, EpochEffect, ExperimentPage};
 pub use index::{render_index, IndexRow};

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::layout;
 use crate::auth::{Capability, KeyEntry};
 use crate::session::{self, safe_next};
-use crate::AppState;
+use crate::state::AppState;
 
 /// The forms' own styles, kept beside them so that the shared stylesheet (and the pages'
 /// snapshots) stay as they are.

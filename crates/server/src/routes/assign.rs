@@ -25,7 +25,7 @@ use crate::auth::Router;
 use crate::dto::{experiment_key, now_millis, AssignView};
 use crate::error::ApiError;
 use crate::extract::JsonBody;
-use crate::AppState;
+use crate::state::AppState;
 
 pub async fn assign(
     _who: Router,

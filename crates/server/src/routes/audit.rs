@@ -7,7 +7,7 @@ use serde::Deserialize;
 use crate::auth::Viewer;
 use crate::dto::{experiment_key, AuditPage, AuditView, VerifyView};
 use crate::error::ApiError;
-use crate::AppState;
+use crate::state::AppState;
 
 /// Records per page when the client does not say.
 const DEFAULT_PAGE: usize = 100;

@@ -13,7 +13,7 @@ use crate::dto::{
 };
 use crate::error::ApiError;
 use crate::extract::{JsonBody, OptionalJsonBody};
-use crate::AppState;
+use crate::state::AppState;
 
 fn view(status: actix_web::http::StatusCode, v: &ExperimentVersion) -> HttpResponse {
     HttpResponse::build(status)

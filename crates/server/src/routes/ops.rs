@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::auth::Viewer;
 use crate::error::ApiError;
 use crate::metrics::EXPOSITION_CONTENT_TYPE;
-use crate::AppState;
+use crate::state::AppState;
 
 #[derive(Serialize)]
 struct Health {

@@ -23,12 +23,14 @@ use serde_json::Value;
 
 use crate::auth::Router;
 use crate::dto::now_millis;
-use crate::error::{
-    error_pointer, escape_pointer, json_error, strip_position, too_large, ApiError, FieldError,
-};
+use crate::error::{too_large, ApiError, FieldError};
 use crate::extract::{content_type, is_json, read_body};
 use crate::metrics::OutcomeResult;
-use crate::AppState;
+use crate::state::AppState;
+
+mod framing;
+
+use framing::{is_ndjson, split, Framing, NdjsonLines, Pending};
 
 /// Events validated and recorded per store call.
 pub const CHUNK: usize = 500;
@@ -49,25 +51,6 @@ pub struct OutcomeSummary {
 pub struct Rejected {
     pub index: usize,
     pub errors: Vec<FieldError>,
-}
-
-/// How the request framed its events, for pointers into it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Framing {
-    Single,
-    Batch,
-    Stream,
-}
-
-impl Framing {
-    /// The pointer of event `index` within the request document.
-    fn base(self, index: usize) -> String {
-        match self {
-            Framing::Single => String::new(),
-            Framing::Batch => format!("/events/{index}"),
-            Framing::Stream => format!("/{index}"),
-        }
-    }
 }
 
 pub async fn record(
@@ -123,50 +106,6 @@ fn payload_of(payload: web::Payload) -> Payload {
     payload.into_inner()
 }
 
-fn is_ndjson(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    matches!(
-        essence.as_str(),
-        "application/x-ndjson"
-            | "application/ndjson"
-            | "application/jsonl"
-            | "application/x-jsonlines"
-    )
-}
-
-/// Splits a JSON document into its events: `{"events":[…]}` is a batch, any other object one event.
-fn split(document: Value) -> Result<(Framing, Vec<Value>), ApiError> {
-    match document {
-        Value::Object(mut map) if map.contains_key("events") => {
-            if map.len() > 1 {
-                let extra = map
-                    .keys()
-                    .find(|k| *k != "events")
-                    .cloned()
-                    .unwrap_or_default();
-                return Err(ApiError::invalid(
-                    format!("/{}", escape_pointer(&extra)),
-                    "a batch has only the field `events`",
-                ));
-            }
-            match map.remove("events") {
-                Some(Value::Array(events)) => Ok((Framing::Batch, events)),
-                _ => Err(ApiError::invalid("/events", "must be an array of events")),
-            }
-        }
-        Value::Object(map) => Ok((Framing::Single, vec![Value::Object(map)])),
-        _ => Err(ApiError::invalid(
-            "",
-            "must be an event object or {\"events\": [...]}",
-        )),
-    }
-}
-
 /// Reads an NDJSON stream line by line, recording every [`CHUNK`] events as they arrive.
 async fn stream(
     state: &web::Data<AppState>,
@@ -174,28 +113,14 @@ async fn stream(
     limit: usize,
     summary: &mut OutcomeSummary,
 ) -> Result<(), ApiError> {
-    let line_limit = state.config.json_limit;
-    let mut total = 0usize;
-    let mut line: Vec<u8> = Vec::new();
-    let mut index = 0usize;
+    let mut lines = NdjsonLines::new(limit, state.config.json_limit);
     let mut pending = Vec::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| {
             ApiError::BadRequest(format!("the request body could not be read: {e}"))
         })?;
-        total += chunk.len();
-        if total > limit {
-            return Err(partial(too_large(limit), summary));
-        }
-        let mut rest: &[u8] = &chunk;
-        while let Some(pos) = rest.iter().position(|b| *b == b'\n') {
-            line.extend_from_slice(&rest[..pos]);
-            rest = &rest[pos + 1..];
-            if let Some(p) = Pending::from_line(index, &line) {
-                pending.push(p);
-                index += 1;
-            }
-            line.clear();
+        for event in lines.feed(&chunk).map_err(|e| partial(e, summary))? {
+            pending.push(event);
             if pending.len() == CHUNK {
                 let batch = std::mem::take(&mut pending);
                 process(state, batch, summary)
@@ -203,20 +128,9 @@ async fn stream(
                     .map_err(|e| partial(e, summary))?;
             }
         }
-        line.extend_from_slice(rest);
-        if line.len() > line_limit {
-            return Err(partial(
-                ApiError::PayloadTooLarge(format!(
-                    "NDJSON line {} exceeds the limit of {line_limit} bytes",
-                    index + 1
-                )),
-                summary,
-            ));
-        }
+        lines.check_open_line().map_err(|e| partial(e, summary))?;
     }
-    if let Some(p) = Pending::from_line(index, &line) {
-        pending.push(p);
-    }
+    pending.extend(lines.finish());
     process(state, pending, summary)
         .await
         .map_err(|e| partial(e, summary))
@@ -281,60 +195,6 @@ fn pointer_text(pointer: &str) -> &str {
         "event"
     } else {
         pointer
-    }
-}
-
-/// One event on its way in: parsed, or already rejected.
-#[derive(Debug)]
-struct Pending {
-    index: usize,
-    event: Result<OutcomeEvent, Vec<FieldError>>,
-}
-
-impl Pending {
-    fn from_value(index: usize, value: Value) -> Pending {
-        let event = match serde_path_to_error::deserialize::<_, OutcomeEvent>(value) {
-            Ok(event) => Ok(event),
-            Err(e) => {
-                let pointer = error_pointer(&e);
-                Err(vec![FieldError::new(
-                    pointer,
-                    strip_position(&e.inner().to_string()),
-                )])
-            }
-        };
-        Pending { index, event }
-    }
-
-    /// Parses one NDJSON line; `None` for a blank line.
-    fn from_line(index: usize, line: &[u8]) -> Option<Pending> {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.iter().all(u8::is_ascii_whitespace) {
-            return None;
-        }
-        let mut de = serde_json::Deserializer::from_slice(line);
-        let parsed = serde_path_to_error::deserialize::<_, OutcomeEvent>(&mut de)
-            .map_err(|e| {
-                let pointer = error_pointer(&e);
-                let message = match json_error(e.inner(), &pointer) {
-                    ApiError::Validation { errors, .. } => errors
-                        .into_iter()
-                        .next()
-                        .map(|f| f.message)
-                        .unwrap_or_default(),
-                    other => other.to_string(),
-                };
-                vec![FieldError::new(pointer, message)]
-            })
-            .and_then(|event| {
-                de.end()
-                    .map(|()| event)
-                    .map_err(|e| vec![FieldError::new("", format!("malformed JSON: {e}"))])
-            });
-        Some(Pending {
-            index,
-            event: parsed,
-        })
     }
 }
 
@@ -509,62 +369,4 @@ fn resolve(
         received,
     )
     .map_err(|errors| (label, field_errors(errors))))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ndjson_media_types() {
-        assert!(is_ndjson("application/x-ndjson"));
-        assert!(is_ndjson("application/x-ndjson; charset=utf-8"));
-        assert!(is_ndjson("application/jsonl"));
-        assert!(!is_ndjson("application/json"));
-    }
-
-    #[test]
-    fn documents_split_into_single_events_and_batches() {
-        let (framing, events) = split(serde_json::json!({"event_id": "e"})).expect("single");
-        assert_eq!((framing, events.len()), (Framing::Single, 1));
-        let (framing, events) = split(serde_json::json!({"events": [{}, {}]})).expect("batch");
-        assert_eq!((framing, events.len()), (Framing::Batch, 2));
-        assert!(split(serde_json::json!({"events": {}})).is_err());
-        assert!(split(serde_json::json!({"events": [], "x": 1})).is_err());
-        assert!(split(serde_json::json!([1, 2])).is_err());
-    }
-
-    #[test]
-    fn a_client_sent_arm_is_an_unknown_field() {
-        let p = Pending::from_value(
-            0,
-            serde_json::json!({"event_id":"e","experiment":"x","task_id":"t","metrics":{},"arm":"ai"}),
-        );
-        let errors = p.event.expect_err("arm is rejected");
-        assert!(
-            errors[0].message.contains("unknown field `arm`"),
-            "{errors:?}"
-        );
-    }
-
-    #[test]
-    fn ndjson_lines_parse_or_reject_alone() {
-        assert!(Pending::from_line(0, b"   ").is_none());
-        assert!(Pending::from_line(0, b"\r").is_none());
-        let bad = Pending::from_line(3, b"{\"event_id\": ").expect("not blank");
-        assert_eq!(bad.index, 3);
-        assert!(bad.event.is_err());
-        let trailing = Pending::from_line(
-            0,
-            br#"{"event_id":"e","experiment":"x","task_id":"t","metrics":{}} {}"#,
-        )
-        .expect("not blank");
-        assert!(trailing.event.is_err());
-        let good = Pending::from_line(
-            0,
-            br#"{"event_id":"e","experiment":"x","task_id":"t","metrics":{"m":1}}"#,
-        )
-        .expect("not blank");
-        assert!(good.event.is_ok());
-    }
 }

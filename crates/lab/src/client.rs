@@ -8,29 +8,6 @@ use serde_json::Value;
 /// The server address used when `--server` is not given.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 
-/// Connection options shared by every subcommand that talks to a server.
-#[derive(clap::Args, Clone, Debug)]
-pub struct ServerArgs {
-    /// Base URL of the liftlab server.
-    #[arg(long, default_value = DEFAULT_SERVER)]
-    pub server: String,
-    /// API key (made by `liftlab keys new`); not needed for an open loopback server.
-    #[arg(
-        long,
-        value_name = "API_KEY",
-        env = "LIFTLAB_KEY",
-        hide_env_values = true
-    )]
-    pub key: Option<String>,
-}
-
-impl ServerArgs {
-    /// A client for these options.
-    pub fn client(&self) -> anyhow::Result<Client> {
-        Client::new(&self.server, self.key.clone())
-    }
-}
-
 /// A client bound to one server; cheap to clone and safe to share between threads.
 #[derive(Clone, Debug)]
 pub struct Client {

@@ -16,9 +16,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 use liftlab_domain::spec::{ArmRole, Direction, DurationUnit, ExperimentSpec, MetricKind};
+use liftlab_domain::HandledBy;
 use rand::Rng;
 use rand_distr::{Distribution, Exp, LogNormal, Normal, Poisson};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 /// Human minutes per minute of cycle time, by who handled the task, unless a scenario says otherwise.
@@ -28,32 +29,13 @@ const DEFAULT_HUMAN_SHARE: [(HandledBy, f64); 3] = [
     (HandledBy::Ai, 0.1),
 ];
 
-/// Who handled a simulated task, as sent in the outcome's `handled_by`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HandledBy {
-    Ai,
-    Human,
-    Hybrid,
-}
-
-impl HandledBy {
-    /// The name used in JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HandledBy::Ai => "ai",
-            HandledBy::Human => "human",
-            HandledBy::Hybrid => "hybrid",
-        }
-    }
-
-    fn parse(s: &str) -> Option<HandledBy> {
-        match s {
-            "ai" => Some(HandledBy::Ai),
-            "human" => Some(HandledBy::Human),
-            "hybrid" => Some(HandledBy::Hybrid),
-            _ => None,
-        }
+/// Who handled a task, by its name in JSON (the names of [`HandledBy`]).
+fn handled_by(s: &str) -> Option<HandledBy> {
+    match s {
+        "ai" => Some(HandledBy::Ai),
+        "human" => Some(HandledBy::Human),
+        "hybrid" => Some(HandledBy::Hybrid),
+        _ => None,
     }
 }
 
@@ -1328,7 +1310,7 @@ fn parse_human_share(v: &Value, problems: &mut Problems) -> Vec<(HandledBy, f64)
     };
     for (who, share) in object {
         let at = pointer("/human_share", who);
-        match HandledBy::parse(who) {
+        match handled_by(who) {
             Some(who) => {
                 let s = non_negative(share, &at, problems);
                 if let Some(slot) = shares.iter_mut().find(|(w, _)| *w == who) {
@@ -1591,7 +1573,7 @@ fn parse_handled_mix(v: &Value, at: &str, problems: &mut Problems) -> Vec<(Handl
     };
     let mut mix = Vec::new();
     for (who, p) in object {
-        match HandledBy::parse(who) {
+        match handled_by(who) {
             Some(w) => mix.push((w, probability_value(p, &pointer(at, who), problems))),
             None => problems.push(pointer(at, who), "must be ai, human or hybrid"),
         }
