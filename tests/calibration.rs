@@ -169,7 +169,8 @@ fn calibration_figures_hold_within_their_sampling_error() {
     // Adaptive allocation, decided on the lift stratified by allocation period: bandit A/A
     // keeps the always-valid verdict's false-positive rate at or below alpha; under a shared
     // trend the stratified 95% interval covers the run-averaged lift about 95% of the time,
-    // the decision's always-valid one at least that, and naive pooling clearly less.
+    // the decision's always-valid one at least that, and naive pooling clearly less; a ratio
+    // metric's (the combined ratio estimator by period) likewise.
     for id in [
         "bandit_aa_2_arms_floor_001",
         "bandit_aa_3_arms_floor_001",
@@ -179,7 +180,7 @@ fn calibration_figures_hold_within_their_sampling_error() {
         let v = value(&report, id);
         assert!(v <= 0.05 + band(0.05, RUNS), "{id}: {v}");
     }
-    for setting in ["bandit_trend", "ramp_trend"] {
+    for setting in ["bandit_trend", "ramp_trend", "ratio_ramp"] {
         let stratified = value(&report, &format!("{setting}_stratified_coverage"));
         assert!(
             (stratified - 0.95).abs() <= band(0.95, RUNS),

@@ -60,6 +60,26 @@ struct Experiment {
 
 impl Experiment {
     fn new(allocation: serde_json::Value, arms: usize) -> anyhow::Result<Self> {
+        Self::build(
+            allocation,
+            arms,
+            serde_json::json!([{"key": METRIC, "kind": "binary", "direction": "increase", "role": "primary"}]),
+        )
+    }
+
+    /// A two-arm experiment with its own metrics.
+    fn with_metrics(
+        allocation: serde_json::Value,
+        metrics: serde_json::Value,
+    ) -> anyhow::Result<Self> {
+        Self::build(allocation, 2, metrics)
+    }
+
+    fn build(
+        allocation: serde_json::Value,
+        arms: usize,
+        metrics: serde_json::Value,
+    ) -> anyhow::Result<Self> {
         let arm_json: Vec<serde_json::Value> = (0..arms)
             .map(|i| {
                 let role = if i == 0 { "baseline" } else { "treatment" };
@@ -70,7 +90,7 @@ impl Experiment {
             "key": "calibration-adaptive",
             "arms": arm_json,
             "allocation": allocation,
-            "metrics": [{"key": METRIC, "kind": "binary", "direction": "increase", "role": "primary"}]
+            "metrics": metrics
         }))
         .map_err(|e| anyhow::anyhow!("the adaptive calibration spec is invalid: {e}"))?;
         let (version, epochs) = started(spec)?;
@@ -244,18 +264,120 @@ fn trend_run(
         .first()
         .and_then(|m| m.comparisons.first())
         .context("no comparison")?;
-    let truth = trend_truth();
+    // Below the minimum evidence there is no decision: it counts as not covering.
+    Ok(covers(c, trend_truth()))
+}
+
+/// The ratio metric of the ratio study: cost (x) over minutes (y).
+const RATIO: &str = "cost_per_minute";
+/// The treatment's cost per minute relative to the baseline's in the ratio study.
+const RATIO_EFFECT: f64 = 0.9;
+
+/// A ramp with a ratio metric: minutes per unit uniform on 5–20 in every arm and period, cost
+/// = rate(t) × minutes × a uniform factor on 0.5–1.5, where the baseline's rate rises from 1
+/// to 2 over the run and the treatment's is [`RATIO_EFFECT`] of it. The estimand (every unit
+/// on T against every unit on B over the run) is Σcost/Σminutes, so the true lift is
+/// RATIO_EFFECT − 1 exactly. Returns whether the decision's, the stratified estimate's plain
+/// 95% and the pooled 95% intervals cover it.
+fn ratio_run(experiment: &Experiment, rng: &mut StdRng, tag: &str) -> anyhow::Result<Covers> {
+    let spec = experiment.spec();
+    let mut period = initial_period(spec, 0);
+    let mut periods = vec![period.clone()];
+    // Per (period, arm): the moments of x, of y and of x + y.
+    let mut cells: BTreeMap<(u64, usize), [Moments; 3]> = BTreeMap::new();
+    for unit in 0..UNITS {
+        let now = i64::try_from(unit).unwrap_or(i64::MAX);
+        if unit == RAMP_AT {
+            period = AllocationPeriod {
+                period: 1,
+                weights: vec![
+                    (arm_key(0), 1.0 - RAMP_WEIGHTS.1),
+                    (arm_key(1), RAMP_WEIGHTS.1),
+                ],
+                opened_at: now,
+                ..period
+            };
+            periods.push(period.clone());
+        }
+        let (assignment, arm) = serve(spec, &period, &format!("{tag}-{unit}"), now)?;
+        let minutes = f64::from(rng.random_range(5u32..=20));
+        let rate = (1.0 + count(unit as u64) / count(UNITS as u64))
+            * if arm == 1 { RATIO_EFFECT } else { 1.0 };
+        let cost = rate * minutes * (0.5 + rng.random::<f64>());
+        let cell = cells.entry((assignment.period, arm)).or_default();
+        cell[0].push(cost);
+        cell[1].push(minutes);
+        cell[2].push(cost + minutes);
+    }
+    let key = |arm: usize, scope| AggKey {
+        epoch: 0,
+        arm: arm_key(arm),
+        metric: RATIO.to_string(),
+        scope,
+    };
+    let aggregate = |moments: Moments| MetricAggregate {
+        moments,
+        ipw_weight: 0.0,
+        ipw_weighted_sum: 0.0,
+    };
+    let mut overall = [[Moments::new(); 3], [Moments::new(); 3]];
+    let mut aggregates = Vec::new();
+    let mut assignments = Vec::new();
+    for (&(p, arm), parts) in &cells {
+        let scopes = [
+            AggScope::Period(p),
+            AggScope::PeriodPaired(p),
+            AggScope::PeriodPairSum(p),
+        ];
+        for (k, scope) in scopes.into_iter().enumerate() {
+            overall[arm][k].merge(&parts[k]);
+            aggregates.push((key(arm, scope), aggregate(parts[k])));
+        }
+        assignments.push(PeriodCount {
+            period: p,
+            arm: arm_key(arm),
+            count: parts[0].n(),
+        });
+    }
+    for (arm, parts) in overall.into_iter().enumerate() {
+        let scopes = [AggScope::Overall, AggScope::Paired, AggScope::PairSum];
+        for (scope, moments) in scopes.into_iter().zip(parts) {
+            aggregates.push((key(arm, scope), aggregate(moments)));
+        }
+    }
+    let report = build_report(&ReportInput {
+        version: &experiment.version,
+        epoch: 0,
+        aggregates: &aggregates,
+        tallies: &[],
+        assignments: &assignments,
+        periods: &periods,
+        epochs: &experiment.epochs,
+        drift: None,
+        pause_reason: None,
+    });
+    let c = report
+        .metrics
+        .iter()
+        .find(|m| m.key == RATIO)
+        .and_then(|m| m.comparisons.first())
+        .context("no ratio comparison")?;
+    Ok(covers(c, RATIO_EFFECT - 1.0))
+}
+
+/// Whether a comparison's decision interval, stratified 95% interval and pooled 95% interval
+/// cover `truth` (a comparison still `collecting` covers nothing).
+fn covers(c: &liftlab_domain::report::ComparisonResult, truth: f64) -> Covers {
     let z = norm_ppf(0.975);
     let inside = |lo: f64, hi: f64| lo <= truth && truth <= hi;
     if c.verdict == Verdict::Collecting {
-        // Below the minimum evidence there is no decision: it counts as not covering.
-        return Ok([
+        return [
             Some(false),
             Some(false),
             c.relative.map(|r| inside(r.ci_low, r.ci_high)),
-        ]);
+        ];
     }
-    Ok([
+    [
         c.decision.map(|d| inside(d.ci_low, d.ci_high)),
         c.stratified.map(|s| {
             inside(
@@ -264,11 +386,11 @@ fn trend_run(
             )
         }),
         c.relative.map(|r| inside(r.ci_low, r.ci_high)),
-    ])
+    ]
 }
 
 /// The adaptive-allocation studies: bandit A/A (2 and 3 arms, floors 0.01 and 0.05), a
-/// bandit and a ramp under a shared trend with a true effect.
+/// bandit and a ramp under a shared trend with a true effect, and a ramp of a ratio metric.
 pub(super) fn adaptive_study(
     pool: &Pool,
     runs: u64,
@@ -336,13 +458,29 @@ pub(super) fn adaptive_study(
         EFFECT * 100.0,
         truth * 100.0
     );
-    for (name, experiment, changes, study, prefix) in [
+    let ratio_ramp = Experiment::with_metrics(
+        serde_json::json!({"policy": "fixed", "weights": {
+            arm_key(0): 1.0 - RAMP_WEIGHTS.0, arm_key(1): RAMP_WEIGHTS.0
+        }}),
+        serde_json::json!([
+            {"key": "cost", "kind": "cost", "direction": "decrease", "role": "secondary"},
+            {"key": "minutes", "kind": "duration", "direction": "decrease", "role": "secondary"},
+            {"key": RATIO, "kind": "cost", "direction": "decrease", "role": "primary",
+             "ratio": {"numerator": "cost", "denominator": "minutes"}}
+        ]),
+    )?;
+    let ratio_setting = format!(
+        "cost per minute rising from 1 to 2 in both arms over {UNITS} units, treatment {:+.0}% (true lift)",
+        (RATIO_EFFECT - 1.0) * 100.0
+    );
+    for (name, experiment, changes, study, prefix, setting) in [
         (
             "Thompson bandit",
             &bandit,
             &Changes::Bandit,
             50,
             "bandit_trend",
+            &setting,
         ),
         (
             "ramp 90/10 then 50/50",
@@ -350,11 +488,25 @@ pub(super) fn adaptive_study(
             &ramp_changes,
             51,
             "ramp_trend",
+            &setting,
+        ),
+        (
+            "ramp 90/10 then 50/50, ratio metric",
+            &ratio_ramp,
+            &ramp_changes,
+            52,
+            "ratio_ramp",
+            &ratio_setting,
         ),
     ] {
         let results: Vec<anyhow::Result<Covers>> = pool.map(runs, name, |run| {
             let tag = format!("tr{study}-{}-{run}", pool.seed);
-            trend_run(experiment, changes, &mut pool.rng(study, run), &tag)
+            let rng = &mut pool.rng(study, run);
+            if prefix == "ratio_ramp" {
+                ratio_run(experiment, rng, &tag)
+            } else {
+                trend_run(experiment, changes, rng, &tag)
+            }
         });
         let column = |k: usize| -> Vec<Result<bool, ()>> {
             results
@@ -366,18 +518,22 @@ pub(super) fn adaptive_study(
                 .collect()
         };
         let [decision, stratified, pooled] = [0, 1, 2].map(|k| tally(&column(k), &mut failed));
-        let ids: [&'static str; 3] = if prefix == "bandit_trend" {
-            [
+        let ids: [&'static str; 3] = match prefix {
+            "bandit_trend" => [
                 "bandit_trend_decision_coverage",
                 "bandit_trend_stratified_coverage",
                 "bandit_trend_pooled_coverage",
-            ]
-        } else {
-            [
+            ],
+            "ramp_trend" => [
                 "ramp_trend_decision_coverage",
                 "ramp_trend_stratified_coverage",
                 "ramp_trend_pooled_coverage",
-            ]
+            ],
+            _ => [
+                "ratio_ramp_decision_coverage",
+                "ratio_ramp_stratified_coverage",
+                "ratio_ramp_pooled_coverage",
+            ],
         };
         figures.push(rate_figure(
             ids[1],
