@@ -114,8 +114,9 @@ const EFFECT_LEVEL_SHIFT: f64 = 1.30;
 const EFFECT_BEFORE: u64 = 3000;
 /// Outcomes per arm after the change within which a detection counts.
 const EFFECT_HORIZON: u64 = 10_000;
-/// Outcomes per arm after the shared level shift over which effect alarms are counted.
-const EFFECT_LEVEL_HORIZON: u64 = 5000;
+/// Outcomes per arm after the shared level shift over which effect alarms are counted: as
+/// long as a detection of a real change is given, so the two rows speak of the same watch.
+const EFFECT_LEVEL_HORIZON: u64 = EFFECT_HORIZON;
 
 /// Units per arm added between two looks of the decision studies.
 const DECISION_LOOK_UNITS: u64 = 100;
