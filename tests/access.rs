@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use crate::harness::{fixed_spec, keys_file, new_key, Server};
+use crate::liftlab;
+use liftlab_testkit::process::{keys_file, Server};
+use liftlab_testkit::spec;
 
 /// Who calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -102,7 +104,7 @@ fn routes() -> Vec<Route> {
         r(
             "POST",
             "/v1/experiments",
-            |k| Some(fixed_spec(k)),
+            |k| Some(spec::fixed(k)),
             S::None,
             P::Define,
         ),
@@ -124,7 +126,7 @@ fn routes() -> Vec<Route> {
             "PUT",
             "/v1/experiments/{k}",
             |k| {
-                let mut s = fixed_spec(k);
+                let mut s = spec::fixed(k);
                 s["hypothesis"] = json!("changed");
                 Some(s)
             },
@@ -236,7 +238,7 @@ fn prepare(server: &Server, admin: &str, key: &str, setup: Setup) {
         "POST",
         "/v1/experiments",
         Some(admin),
-        Some(&fixed_spec(key)),
+        Some(&spec::fixed(key)),
     );
     assert_eq!(r.status, 201, "{}", r.body);
     if setup == Setup::Draft {
@@ -271,15 +273,15 @@ fn every_route_admits_exactly_the_roles_design_names() {
         (Caller::Scientist, "scientist"),
         (Caller::Admin, "admin"),
     ] {
-        let (key, line) = new_key(role, &format!("{role}-holder"));
+        let (key, line) = liftlab().new_key(role, &format!("{role}-holder"));
         keys.insert(caller, key);
         lines.push(line);
     }
     // A well-formed key that is in no keys file.
-    let (wrong, _) = new_key("admin", "never-installed");
+    let (wrong, _) = liftlab().new_key("admin", "never-installed");
     keys.insert(Caller::WrongKey, wrong);
     let file = keys_file(dir.path(), &lines);
-    let server = Server::start_with_env(
+    let server = liftlab().serve_with_env(
         &dir.path().join("data"),
         &[
             "--keys",

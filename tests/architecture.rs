@@ -4,13 +4,15 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 /// The layers from the top down; a crate may depend only on crates after it.
-const LAYERS: [&str; 6] = [
+/// `liftlab-testkit` is last: it knows no liftlab crate, so every crate's tests can use it.
+const LAYERS: [&str; 7] = [
     "liftlab",
     "liftlab-lab",
     "liftlab-server",
     "liftlab-store",
     "liftlab-domain",
     "liftlab-stats",
+    "liftlab-testkit",
 ];
 
 fn workspace_edges() -> BTreeMap<String, Vec<String>> {

@@ -10,7 +10,7 @@
 
 use serde_json::Value;
 
-use crate::harness::liftlab;
+use crate::liftlab;
 
 const RUNS: u64 = 400;
 const BANDIT_RUNS: u64 = 40;
@@ -40,6 +40,7 @@ fn band(p: f64, n: u64) -> f64 {
 #[test]
 fn calibration_figures_hold_within_their_sampling_error() {
     let out = liftlab()
+        .command()
         .args([
             "calibrate",
             "--runs",
@@ -227,6 +228,7 @@ fn calibration_figures_hold_within_their_sampling_error() {
 #[test]
 fn the_markdown_report_has_a_table_per_study_and_the_command() {
     let out = liftlab()
+        .command()
         .args([
             "calibrate",
             "--runs",
@@ -269,6 +271,7 @@ fn the_markdown_report_has_a_table_per_study_and_the_command() {
 #[test]
 fn too_few_runs_are_refused_with_a_clear_error() {
     let out = liftlab()
+        .command()
         .args(["calibrate", "--runs", "3"])
         .output()
         .expect("liftlab runs");

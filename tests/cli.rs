@@ -5,7 +5,8 @@ use std::process::Output;
 
 use serde_json::{json, Value};
 
-use crate::harness::{keys_file, liftlab, new_key, Server};
+use crate::liftlab;
+use liftlab_testkit::process::{keys_file, Server};
 
 /// The repository's example specs.
 fn examples() -> Vec<PathBuf> {
@@ -27,7 +28,11 @@ fn example(name: &str) -> PathBuf {
 }
 
 fn run(args: &[&str]) -> Output {
-    liftlab().args(args).output().expect("liftlab runs")
+    liftlab()
+        .command()
+        .args(args)
+        .output()
+        .expect("liftlab runs")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -51,7 +56,11 @@ fn spec_validate_accepts_every_example() {
     let files = examples();
     let mut args = vec!["spec".to_string(), "validate".to_string()];
     args.extend(files.iter().map(|f| f.display().to_string()));
-    let out = liftlab().args(&args).output().expect("liftlab runs");
+    let out = liftlab()
+        .command()
+        .args(&args)
+        .output()
+        .expect("liftlab runs");
     let stdout = ok(&out);
     assert_eq!(out.status.code(), Some(0));
     for file in &files {
@@ -165,7 +174,7 @@ fn traffic(server: &Server, key: &str, units: usize) -> Vec<(String, u64)> {
 fn apply_lifecycle_results_then_rebuild_and_verify_offline() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
-    let server = Server::start(&data, &[]);
+    let server = liftlab().serve(&data, &[]);
     let base = server.base.clone();
     let spec = example("support-triage.json");
     let spec_path = spec.display().to_string();
@@ -297,6 +306,7 @@ fn offline_commands_refuse_a_missing_data_directory() {
 fn rebuild_without_data_looks_where_serve_keeps_it() {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = liftlab()
+        .command()
         .arg("rebuild")
         .current_dir(dir.path())
         .output()
@@ -312,15 +322,16 @@ fn rebuild_without_data_looks_where_serve_keeps_it() {
 #[test]
 fn keys_come_from_the_environment_and_auth_failures_are_readable() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (key, line) = new_key("scientist", "ci");
+    let (key, line) = liftlab().new_key("scientist", "ci");
     let keys = keys_file(dir.path(), &[line]);
-    let server = Server::start(
+    let server = liftlab().serve(
         &dir.path().join("data"),
         &["--keys", &keys.display().to_string()],
     );
     let spec = example("model-bandit.json").display().to_string();
 
     let refused = liftlab()
+        .command()
         .args(["apply", &spec, "--server", &server.base])
         .env_remove("LIFTLAB_KEY")
         .output()
@@ -334,6 +345,7 @@ fn keys_come_from_the_environment_and_auth_failures_are_readable() {
     assert!(!err.contains("Authorization"), "{err}");
 
     let wrong = liftlab()
+        .command()
         .args([
             "apply",
             &spec,
@@ -355,6 +367,7 @@ fn keys_come_from_the_environment_and_auth_failures_are_readable() {
     );
 
     let accepted = liftlab()
+        .command()
         .args(["apply", &spec, "--server", &server.base])
         .env("LIFTLAB_KEY", &key)
         .output()
@@ -377,9 +390,10 @@ fn an_unreachable_server_is_reported_with_advice() {
 #[test]
 fn a_user_error_is_one_line_even_with_rust_backtrace_set() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = Server::start(&dir.path().join("data"), &[]);
+    let server = liftlab().serve(&dir.path().join("data"), &[]);
     // Developer machines often export these; a user error is still not a crash.
     let out = liftlab()
+        .command()
         .args(["results", "no-such-exp", "--server", &server.base])
         .env("RUST_BACKTRACE", "1")
         .env("RUST_LIB_BACKTRACE", "1")

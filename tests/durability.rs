@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::harness::Server;
+use crate::liftlab;
 
 fn agent() -> ureq::Agent {
     ureq::AgentBuilder::new()
@@ -85,7 +85,7 @@ fn recorded_events(agent: &ureq::Agent, base: &str) -> Vec<String> {
 fn acknowledged_writes_survive_kill_9_and_count_once() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let data = dir.path().join("data");
-    let server = Server::start(&data, &[]);
+    let server = liftlab().serve(&data, &[]);
     let agent = agent();
     let base = server.base.clone();
 
@@ -172,7 +172,7 @@ fn acknowledged_writes_survive_kill_9_and_count_once() {
     let acked = acked.lock().expect("acked set").clone();
     assert!(acked.len() >= 600);
 
-    let server = Server::start(&data, &[]);
+    let server = liftlab().serve(&data, &[]);
     let base = server.base.clone();
     let recorded = recorded_events(&agent, &base);
     let distinct: BTreeSet<String> = recorded.iter().cloned().collect();

@@ -8,7 +8,8 @@ use liftlab_domain::report::text::decision_interval;
 use liftlab_domain::report::Report;
 use serde_json::{json, Value};
 
-use crate::harness::{create_running, keys_file, new_key, Server};
+use crate::liftlab;
+use liftlab_testkit::process::{create_running, keys_file, Server};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const WIDTH: u32 = 1280;
@@ -158,7 +159,7 @@ fn both_pages_render_in_headless_chromium() {
         "{CHROMIUM} is missing: install Debian's chromium package"
     );
     let data = tempfile::tempdir().expect("data dir");
-    let server = Server::start(data.path(), &[]);
+    let server = liftlab().serve(data.path(), &[]);
     create_running(&server, None, &desk_spec());
     feed(&server, 600);
 
@@ -413,10 +414,10 @@ fn a_viewer_signs_in_reads_a_page_and_signs_out_in_chromium() {
         "{CHROMIUM} is missing: install Debian's chromium package"
     );
     let data = tempfile::tempdir().expect("data dir");
-    let (admin, admin_line) = new_key("admin", "ops");
-    let (viewer, viewer_line) = new_key("viewer", "leader");
+    let (admin, admin_line) = liftlab().new_key("admin", "ops");
+    let (viewer, viewer_line) = liftlab().new_key("viewer", "leader");
     let keys = keys_file(data.path(), &[admin_line, viewer_line]);
-    let server = Server::start(
+    let server = liftlab().serve(
         &data.path().join("data"),
         &["--keys", keys.to_str().expect("UTF-8 path")],
     );

@@ -18,7 +18,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-use crate::harness::{bandit_spec, create_running, fixed_spec, keys_file, new_key, Client, Server};
+use crate::liftlab;
+use liftlab_testkit::process::{create_running, keys_file, Client};
+use liftlab_testkit::spec;
 
 const FIXED: &str = "crash-fixed";
 const BANDIT: &str = "crash-bandit";
@@ -200,23 +202,24 @@ fn post_outcomes(
 
 /// A new version of the fixed experiment: a new hypothesis, or a pause followed by a start.
 fn spec_change(client: &Client, shared: &Shared, rng: &mut StdRng) -> Result<(), String> {
-    let record = |r: crate::harness::Reply, hypothesis: Option<String>| -> Result<(), String> {
-        if r.status != 200 {
-            return Err(format!("spec change answered {}: {}", r.status, r.body));
-        }
-        let version = r.json()["version"].as_u64().expect("a version");
-        shared
-            .acks
-            .lock()
-            .expect("acks")
-            .versions
-            .insert(version, hypothesis);
-        shared.bump(1);
-        Ok(())
-    };
+    let record =
+        |r: liftlab_testkit::process::Reply, hypothesis: Option<String>| -> Result<(), String> {
+            if r.status != 200 {
+                return Err(format!("spec change answered {}: {}", r.status, r.body));
+            }
+            let version = r.json()["version"].as_u64().expect("a version");
+            shared
+                .acks
+                .lock()
+                .expect("acks")
+                .versions
+                .insert(version, hypothesis);
+            shared.bump(1);
+            Ok(())
+        };
     if rng.random_bool(0.75) {
         let hypothesis = format!("hypothesis {}", rng.random::<u32>());
-        let mut spec = fixed_spec(FIXED);
+        let mut spec = spec::fixed(FIXED);
         spec["hypothesis"] = json!(hypothesis);
         let r = client.try_call(
             "PUT",
@@ -330,10 +333,10 @@ fn kill_9_during_mixed_traffic_loses_no_acknowledged_write() {
         stop: AtomicBool::new(false),
     });
     for round in 0..rounds {
-        let server = Server::start(&data, &[]);
+        let server = liftlab().serve(&data, &[]);
         if round == 0 {
-            create_running(&server, None, &fixed_spec(FIXED));
-            create_running(&server, None, &bandit_spec(BANDIT));
+            create_running(&server, None, &spec::fixed(FIXED));
+            create_running(&server, None, &spec::bandit(BANDIT));
         } else {
             // The audit chain still verifies through the API after the restart.
             let v = server.call("GET", "/v1/audit/verify", None, None);
@@ -393,7 +396,8 @@ fn a_data_path_that_is_a_file_is_refused_at_start() {
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, b"data").expect("written");
     for data in [file.clone(), file.join("below")] {
-        let failure = Server::try_start(&data, &[])
+        let failure = liftlab()
+            .try_serve(&data, &[])
             .err()
             .expect("the server refuses to start");
         assert!(
@@ -412,8 +416,9 @@ fn a_data_path_that_is_a_file_is_refused_at_start() {
 #[test]
 fn a_data_directory_in_use_is_refused_at_start() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let first = Server::start(dir.path(), &[]);
-    let failure = Server::try_start(dir.path(), &[])
+    let first = liftlab().serve(dir.path(), &[]);
+    let failure = liftlab()
+        .try_serve(dir.path(), &[])
         .err()
         .expect("the second server refuses");
     assert!(failure.stderr.contains("locked"), "{}", failure.stderr);
@@ -435,9 +440,9 @@ fn experiment_key(key: &str) -> Vec<u8> {
 #[test]
 fn a_corrupted_record_is_a_503_problem_naming_it_not_a_wrong_answer() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let server = Server::start(dir.path(), &[]);
-    create_running(&server, None, &fixed_spec("alpha"));
-    create_running(&server, None, &fixed_spec("beta"));
+    let server = liftlab().serve(dir.path(), &[]);
+    create_running(&server, None, &spec::fixed("alpha"));
+    create_running(&server, None, &spec::fixed("beta"));
     server.stop();
     {
         let db = sled::open(dir.path()).expect("the raw database opens");
@@ -453,7 +458,7 @@ fn a_corrupted_record_is_a_503_problem_naming_it_not_a_wrong_answer() {
         tree.insert(key, value).expect("writes");
         db.flush().expect("flushes");
     }
-    let server = Server::start(dir.path(), &[]);
+    let server = liftlab().serve(dir.path(), &[]);
     for (method, path, body) in [
         ("GET", "/v1/experiments/alpha", None),
         (
@@ -492,17 +497,17 @@ fn a_corrupted_record_is_a_503_problem_naming_it_not_a_wrong_answer() {
 #[test]
 fn a_runaway_key_gets_429_while_another_key_keeps_its_rate() {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let (runaway, runaway_line) = new_key("router", "runaway-router");
-    let (calm, calm_line) = new_key("router", "calm-router");
-    let (scientist, scientist_line) = new_key("scientist", "setup");
+    let (runaway, runaway_line) = liftlab().new_key("router", "runaway-router");
+    let (calm, calm_line) = liftlab().new_key("router", "calm-router");
+    let (scientist, scientist_line) = liftlab().new_key("scientist", "setup");
     let keys = keys_file(dir.path(), &[runaway_line, calm_line, scientist_line]);
     let keys = keys.to_str().expect("a text path");
     // One request an hour with bursts of 5: a test run never sees a refill.
-    let server = Server::start(
+    let server = liftlab().serve(
         &dir.path().join("data"),
         &["--keys", keys, "--rate-limit", "1/h", "--burst", "5"],
     );
-    create_running(&server, Some(&scientist), &fixed_spec("limited"));
+    create_running(&server, Some(&scientist), &spec::fixed("limited"));
     let assign = |key: &str, unit: &str| {
         server.call(
             "POST",

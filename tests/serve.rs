@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 fn liftlab() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_liftlab"))
+    crate::liftlab().command()
 }
 
 /// A running server whose stderr is collected in a file; SIGKILLed when dropped.
@@ -94,23 +94,6 @@ fn call(method: &str, url: &str, key: Option<&str>, body: Option<&Value>) -> (u1
     (status, res.into_string().unwrap_or_default())
 }
 
-fn keys_new(role: &str, name: &str) -> (String, String) {
-    let out = liftlab()
-        .args(["keys", "new", role, name])
-        .output()
-        .expect("liftlab keys new runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).expect("UTF-8");
-    let mut lines = stdout.lines();
-    let key = lines.next().expect("the key").to_string();
-    let line = lines.next().expect("the keys-file line").to_string();
-    (key, line)
-}
-
 fn spec(key: &str) -> Value {
     json!({
         "key": key,
@@ -122,8 +105,8 @@ fn spec(key: &str) -> Value {
 
 #[test]
 fn keys_from_keys_new_admit_their_role_and_never_reach_the_logs() {
-    let (scientist, scientist_line) = keys_new("scientist", "alice");
-    let (viewer, viewer_line) = keys_new("viewer", "dashboards");
+    let (scientist, scientist_line) = crate::liftlab().new_key("scientist", "alice");
+    let (viewer, viewer_line) = crate::liftlab().new_key("viewer", "dashboards");
     assert_ne!(scientist, viewer);
     assert!(
         !scientist_line.contains(&scientist),
@@ -259,7 +242,7 @@ fn an_open_server_refuses_a_non_loopback_address() {
 fn a_bad_keys_file_names_every_bad_line() {
     let dir = tempfile::tempdir().expect("temp dir");
     let keys = dir.path().join("keys");
-    let (_, good) = keys_new("admin", "root");
+    let (_, good) = crate::liftlab().new_key("admin", "root");
     std::fs::write(
         &keys,
         format!("# comment\n{good}\nsuperuser abc bob\n\nviewer 1234 carol\n"),

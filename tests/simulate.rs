@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::harness::{liftlab, Server};
+use crate::liftlab;
 
 fn scenario(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -23,6 +23,7 @@ fn scenario(name: &str) -> PathBuf {
 /// Runs `liftlab simulate SCENARIO --seed SEED --format json` and parses its report.
 fn simulate(name: &str, seed: u64) -> Value {
     let out = liftlab()
+        .command()
         .arg("simulate")
         .arg(scenario(name))
         .args(["--seed", &seed.to_string(), "--format", "json"])
@@ -133,8 +134,9 @@ fn simulated_outcomes_are_never_stamped_after_the_run() {
     // The scenario with the longest outcome delays (a median of 4 hours), whose history ran
     // into the future when its clock was started a typical span before now.
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = Server::start(dir.path(), &[]);
+    let server = liftlab().serve(dir.path(), &[]);
     let out = liftlab()
+        .command()
         .arg("simulate")
         .arg(scenario("segment-underperforms.json"))
         .args(["--server", &server.base, "--tasks", "400", "--seed", "5"])

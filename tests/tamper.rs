@@ -4,7 +4,9 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::harness::{create_running, fixed_spec, liftlab, Server};
+use crate::liftlab;
+use liftlab_testkit::process::create_running;
+use liftlab_testkit::spec;
 
 #[path = "../crates/store/tests/common/raw_audit.rs"]
 mod raw_audit;
@@ -13,6 +15,7 @@ use raw_audit::{blocks, edit_block as edit, locate, records};
 /// Runs `liftlab audit verify --data DIR`: (success, stdout + stderr).
 fn cli_verify(data: &Path) -> (bool, String) {
     let out = liftlab()
+        .command()
         .args(["audit", "verify", "--data"])
         .arg(data)
         .output()
@@ -27,8 +30,8 @@ fn cli_verify(data: &Path) -> (bool, String) {
 
 /// A stopped server's data directory holding a few dozen audit records; returns their count.
 fn history(data: &Path) -> u64 {
-    let server = Server::start(data, &[]);
-    create_running(&server, None, &fixed_spec("tamper"));
+    let server = liftlab().serve(data, &[]);
+    create_running(&server, None, &spec::fixed("tamper"));
     for i in 0..10 {
         let unit = format!("u{i}");
         let r = server.call(
@@ -81,7 +84,7 @@ fn check(tamper: impl FnOnce(&sled::Tree, u64) -> u64, reason: &str) {
     assert!(text.contains(reason), "says why ({reason}): {text}");
     assert!(!text.contains("panicked"), "{text}");
 
-    let server = Server::start(&data, &[]);
+    let server = liftlab().serve(&data, &[]);
     let r = server.call("GET", "/v1/audit/verify", None, None);
     assert_eq!(r.status, 200, "{}", r.body);
     let v = r.json();
@@ -184,6 +187,7 @@ fn the_exported_chain_verifies_from_its_lines_alone() {
     let records = history(&data);
     let out_file = dir.path().join("audit.jsonl");
     let out = liftlab()
+        .command()
         .args(["audit", "export", "--data"])
         .arg(&data)
         .arg("--out")
@@ -235,6 +239,7 @@ fn the_exported_chain_verifies_from_its_lines_alone() {
 
     // One experiment's records to standard output; an unknown experiment is an error.
     let one = liftlab()
+        .command()
         .args(["audit", "export", "--experiment", "tamper", "--data"])
         .arg(&data)
         .output()
@@ -242,6 +247,7 @@ fn the_exported_chain_verifies_from_its_lines_alone() {
     assert!(one.status.success());
     assert_eq!(String::from_utf8_lossy(&one.stdout), text);
     let none = liftlab()
+        .command()
         .args(["audit", "export", "--experiment", "nope", "--data"])
         .arg(&data)
         .output()

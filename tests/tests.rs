@@ -6,9 +6,13 @@ mod calibration;
 mod cli;
 mod durability;
 mod fuzz;
-mod harness;
 mod pages;
 mod reliability;
 mod serve;
 mod simulate;
 mod tamper;
+
+/// The binary under test, driven by the test kit's process harness.
+fn liftlab() -> liftlab_testkit::Liftlab {
+    liftlab_testkit::Liftlab::at(env!("CARGO_BIN_EXE_liftlab"))
+}

@@ -33,20 +33,23 @@ fn matrix() -> Vec<(Method, &'static str, [bool; 4])> {
 
 #[actix_web::test]
 async fn every_route_admits_exactly_the_roles_the_design_names() {
-    let app = test::init_service(app(keyed_state(Config::default()))).await;
-    let r = send(
-        &app,
-        Method::POST,
-        "/v1/experiments",
-        Some(ADMIN),
-        Body::Json(spec("acl")),
-    )
-    .await;
+    let app = TestApp::new(app(keyed_state(Config::default()))).await;
+    let r = app
+        .post("/v1/experiments")
+        .as_role(Role::Admin)
+        .json(spec("acl"))
+        .send()
+        .await;
     assert_eq!(r.status, StatusCode::CREATED);
     let keys = [VIEWER, ROUTER, SCIENTIST, ADMIN];
     for (method, path, allowed) in matrix() {
         for who in [None, Some("not-a-key")] {
-            let r = send(&app, method.clone(), path, who, Body::Json(json!({}))).await;
+            let r = app
+                .request(method.clone(), path)
+                .auth(who)
+                .json(json!({}))
+                .send()
+                .await;
             r.problem(401);
             assert_eq!(
                 r.header("www-authenticate"),
@@ -55,7 +58,12 @@ async fn every_route_admits_exactly_the_roles_the_design_names() {
             );
         }
         for (key, allowed) in keys.iter().zip(allowed) {
-            let r = send(&app, method.clone(), path, Some(key), Body::Json(json!({}))).await;
+            let r = app
+                .request(method.clone(), path)
+                .bearer(key)
+                .json(json!({}))
+                .send()
+                .await;
             if allowed {
                 assert!(
                     r.status != StatusCode::UNAUTHORIZED && r.status != StatusCode::FORBIDDEN,
@@ -73,8 +81,8 @@ async fn every_route_admits_exactly_the_roles_the_design_names() {
 
 #[actix_web::test]
 async fn healthz_is_open_and_malformed_credentials_are_401() {
-    let app = test::init_service(app(keyed_state(Config::default()))).await;
-    let r = send(&app, Method::GET, "/healthz", None, Body::None).await;
+    let app = TestApp::new(app(keyed_state(Config::default()))).await;
+    let r = app.get("/healthz").send().await;
     assert_eq!(r.status, StatusCode::OK);
     for value in [
         "Basic dXNlcjpwYXNz",
@@ -87,7 +95,7 @@ async fn healthz_is_open_and_malformed_credentials_are_401() {
             .uri("/v1/experiments")
             .insert_header(("authorization", value))
             .to_request();
-        let res = test::call_service(&app, req).await;
+        let res = test::call_service(app.service(), req).await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{value}");
     }
     let req = test::TestRequest::get()
@@ -98,7 +106,7 @@ async fn healthz_is_open_and_malformed_credentials_are_401() {
                 .expect("opaque bytes"),
         ))
         .to_request();
-    let res = test::call_service(&app, req).await;
+    let res = test::call_service(app.service(), req).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -108,16 +116,9 @@ async fn an_open_server_lets_every_request_through() {
         std::sync::Arc::new(liftlab_store::MemStore::new());
     let state =
         liftlab_server::AppState::new(store, liftlab_server::KeyRing::open(), Config::default());
-    let app = test::init_service(app(state)).await;
-    let r = send(
-        &app,
-        Method::POST,
-        "/v1/experiments",
-        None,
-        Body::Json(spec("open")),
-    )
-    .await;
+    let app = TestApp::new(app(state)).await;
+    let r = app.post("/v1/experiments").json(spec("open")).send().await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let r = send(&app, Method::GET, "/v1/audit/verify", None, Body::None).await;
+    let r = app.get("/v1/audit/verify").send().await;
     assert_eq!(r.status, StatusCode::OK);
 }

@@ -4,7 +4,6 @@
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::{Method, StatusCode};
-use actix_web::test;
 use liftlab_server::{app, Config};
 use liftlab_store::Store;
 use serde_json::{json, Value};
@@ -12,41 +11,35 @@ use serde_json::{json, Value};
 use crate::common::*;
 
 /// Everything a bad request could have changed.
-async fn snapshot<S, B>(app: &S, store: &dyn Store) -> Value
+async fn snapshot<S, B>(app: &TestApp<S>, store: &dyn Store) -> Value
 where
     S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
     B: MessageBody,
 {
-    let experiments = send(app, Method::GET, "/v1/experiments", Some(ADMIN), Body::None)
+    let experiments = app
+        .get("/v1/experiments")
+        .as_role(Role::Admin)
+        .send()
         .await
         .json();
-    let versions = send(
-        app,
-        Method::GET,
-        "/v1/experiments/bat/versions",
-        Some(ADMIN),
-        Body::None,
-    )
-    .await
-    .json();
-    let audit = send(
-        app,
-        Method::GET,
-        "/v1/experiments/bat/audit?limit=1000",
-        Some(ADMIN),
-        Body::None,
-    )
-    .await
-    .json();
-    let verify = send(
-        app,
-        Method::GET,
-        "/v1/audit/verify",
-        Some(ADMIN),
-        Body::None,
-    )
-    .await
-    .json();
+    let versions = app
+        .get("/v1/experiments/bat/versions")
+        .as_role(Role::Admin)
+        .send()
+        .await
+        .json();
+    let audit = app
+        .get("/v1/experiments/bat/audit?limit=1000")
+        .as_role(Role::Admin)
+        .send()
+        .await
+        .json();
+    let verify = app
+        .get("/v1/audit/verify")
+        .as_role(Role::Admin)
+        .send()
+        .await
+        .json();
     let counters = store.arm_counters("bat", 0).expect("counters");
     let assigned = store
         .assignment_counts("bat", 0)
@@ -169,17 +162,22 @@ async fn bad_requests_are_4xx_problems_and_change_nothing() {
     };
     let state = keyed_state(config);
     let store = state.store.clone();
-    let app = test::init_service(app(state)).await;
+    let app = TestApp::new(app(state)).await;
     create_running(&app, spec("bat")).await;
     for u in 0..5 {
         assign(&app, "bat", &format!("u{u}")).await;
     }
-    let r = send(&app, Method::POST, "/v1/outcomes", Some(ROUTER), Body::Json(json!({"event_id": "ok", "experiment": "bat", "task_id": "u0", "metrics": {"minutes": 3}}))).await;
+    let r = app.post("/v1/outcomes").as_role(Role::Router).json(json!({"event_id": "ok", "experiment": "bat", "task_id": "u0", "metrics": {"minutes": 3}})).send().await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
 
     let before = snapshot(&app, store.as_ref()).await;
     for c in battery() {
-        let r = send(&app, c.method.clone(), &c.path, c.key, c.body).await;
+        let r = app
+            .request(c.method.clone(), &c.path)
+            .auth(c.key)
+            .body(c.body)
+            .send()
+            .await;
         assert!(
             r.status.is_client_error(),
             "{}: {} {}",
@@ -198,7 +196,7 @@ async fn bad_requests_are_4xx_problems_and_change_nothing() {
 /// A required field left out is located at the field itself, whatever else the event gets right.
 #[actix_web::test]
 async fn a_missing_required_field_has_its_own_pointer() {
-    let app = test::init_service(app(keyed_state(Config::default()))).await;
+    let app = TestApp::new(app(keyed_state(Config::default()))).await;
     create_running(&app, spec("bat")).await;
     assign(&app, "bat", "u0").await;
     let full =
@@ -206,28 +204,24 @@ async fn a_missing_required_field_has_its_own_pointer() {
     for field in ["event_id", "experiment", "task_id", "metrics"] {
         let mut event = full.clone();
         event.as_object_mut().expect("object").remove(field);
-        let r = send(
-            &app,
-            Method::POST,
-            "/v1/outcomes",
-            Some(ROUTER),
-            Body::Json(event.clone()),
-        )
-        .await;
+        let r = app
+            .post("/v1/outcomes")
+            .as_role(Role::Router)
+            .json(event.clone())
+            .send()
+            .await;
         assert_eq!(
             r.pointers(),
             [format!("/{field}")],
             "single event without {field}"
         );
         let batch = json!({"events": [full.clone(), event.clone()]});
-        let r = send(
-            &app,
-            Method::POST,
-            "/v1/outcomes",
-            Some(ROUTER),
-            Body::Json(batch),
-        )
-        .await;
+        let r = app
+            .post("/v1/outcomes")
+            .as_role(Role::Router)
+            .json(batch)
+            .send()
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text());
         let rejected = &r.json()["rejected"][0];
         assert_eq!(rejected["index"], json!(1), "{rejected}");
@@ -238,14 +232,12 @@ async fn a_missing_required_field_has_its_own_pointer() {
             "{rejected}"
         );
         let stream = format!("{event}\n").into_bytes();
-        let r = send(
-            &app,
-            Method::POST,
-            "/v1/outcomes",
-            Some(ROUTER),
-            Body::Raw("application/x-ndjson", stream),
-        )
-        .await;
+        let r = app
+            .post("/v1/outcomes")
+            .as_role(Role::Router)
+            .raw("application/x-ndjson", stream)
+            .send()
+            .await;
         let problem = r.problem(422);
         assert_eq!(
             problem["errors"][0]["pointer"],
@@ -253,13 +245,11 @@ async fn a_missing_required_field_has_its_own_pointer() {
             "{problem}"
         );
     }
-    let r = send(
-        &app,
-        Method::POST,
-        "/v1/experiments/bat/assign",
-        Some(ROUTER),
-        Body::Json(json!({})),
-    )
-    .await;
+    let r = app
+        .post("/v1/experiments/bat/assign")
+        .as_role(Role::Router)
+        .json(json!({}))
+        .send()
+        .await;
     assert_eq!(r.pointers(), ["/unit_id"]);
 }

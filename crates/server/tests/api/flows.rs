@@ -1,7 +1,7 @@
 //! Full request flows of every JSON API route: experiments, lifecycle, assignment, outcomes, audit, metrics.
 
 use crate::common::*;
-use actix_web::http::{Method, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::test;
 use liftlab_server::{app, Config};
 use serde_json::{json, Value};
@@ -9,16 +9,14 @@ use serde_json::{json, Value};
 #[actix_web::test]
 async fn experiments_are_created_read_listed_and_versioned() {
     let state = keyed_state(Config::default());
-    let app = test::init_service(app(state)).await;
+    let app = TestApp::new(app(state)).await;
 
-    let r = send(
-        &app,
-        Method::POST,
-        "/v1/experiments",
-        Some(SCIENTIST),
-        Body::Json(spec("triage")),
-    )
-    .await;
+    let r = app
+        .post("/v1/experiments")
+        .as_role(Role::Scientist)
+        .json(spec("triage"))
+        .send()
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(r.header("location"), Some("/v1/experiments/triage"));
     assert_eq!(r.header("etag"), Some("\"1\""));
@@ -29,37 +27,30 @@ async fn experiments_are_created_read_listed_and_versioned() {
     // The normalized spec has its defaults filled in.
     assert_eq!(created["spec"]["coverage"], json!(1.0));
 
-    let r = send(
-        &app,
-        Method::POST,
-        "/v1/experiments",
-        Some(SCIENTIST),
-        Body::Json(spec("triage")),
-    )
-    .await;
+    let r = app
+        .post("/v1/experiments")
+        .as_role(Role::Scientist)
+        .json(spec("triage"))
+        .send()
+        .await;
     r.problem(409);
 
-    let r = send(
-        &app,
-        Method::GET,
-        "/v1/experiments/triage",
-        Some(ROUTER),
-        Body::None,
-    )
-    .await;
+    let r = app
+        .get("/v1/experiments/triage")
+        .as_role(Role::Router)
+        .send()
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json()["spec"], created["spec"]);
 
     let mut v2 = spec("triage");
     v2["hypothesis"] = json!("AI halves the minutes");
-    let r = send(
-        &app,
-        Method::PUT,
-        "/v1/experiments/triage",
-        Some(SCIENTIST),
-        Body::Json(v2.clone()),
-    )
-    .await;
+    let r = app
+        .put("/v1/experiments/triage")
+        .as_role(Role::Scientist)
+        .json(v2.clone())
+        .send()
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.json()["version"], json!(2));
     assert_eq!(r.json()["change"], json!("spec_updated"));
@@ -69,14 +60,12 @@ async fn experiments_are_created_read_listed_and_versioned() {
     );
 
     // A stale If-Match or expected_version is a conflict and changes nothing.
-    let r = send(
-        &app,
-        Method::PUT,
-        "/v1/experiments/triage?expected_version=1",
-        Some(SCIENTIST),
-        Body::Json(v2.clone()),
-    )
-    .await;
+    let r = app
+        .put("/v1/experiments/triage?expected_version=1")
+        .as_role(Role::Scientist)
+        .json(v2.clone())
+        .send()
+        .await;
     r.problem(409);
     let stale = test::TestRequest::put()
         .uri("/v1/experiments/triage")
@@ -84,7 +73,7 @@ async fn experiments_are_created_read_listed_and_versioned() {
         .insert_header(("if-match", "\"1\""))
         .set_json(&v2)
         .to_request();
-    let res = test::call_service(&app, stale).await;
+    let res = test::call_service(app.service(), stale).await;
     assert_eq!(res.status(), StatusCode::CONFLICT);
     let fresh = test::TestRequest::put()
         .uri("/v1/experiments/triage")
@@ -92,28 +81,23 @@ async fn experiments_are_created_read_listed_and_versioned() {
         .insert_header(("if-match", "\"2\""))
         .set_json(&v2)
         .to_request();
-    let res = test::call_service(&app, fresh).await;
+    let res = test::call_service(app.service(), fresh).await;
     assert_eq!(res.status(), StatusCode::OK);
 
     // The path's key and the spec's key must agree.
-    let r = send(
-        &app,
-        Method::PUT,
-        "/v1/experiments/triage",
-        Some(SCIENTIST),
-        Body::Json(spec("other")),
-    )
-    .await;
+    let r = app
+        .put("/v1/experiments/triage")
+        .as_role(Role::Scientist)
+        .json(spec("other"))
+        .send()
+        .await;
     assert_eq!(r.pointers(), vec!["/key"]);
 
-    let r = send(
-        &app,
-        Method::GET,
-        "/v1/experiments/triage/versions",
-        Some(VIEWER),
-        Body::None,
-    )
-    .await;
+    let r = app
+        .get("/v1/experiments/triage/versions")
+        .as_role(Role::Viewer)
+        .send()
+        .await;
     let versions: Vec<u64> = r.json()["versions"]
         .as_array()
         .expect("versions")
@@ -122,22 +106,16 @@ async fn experiments_are_created_read_listed_and_versioned() {
         .collect();
     assert_eq!(versions, vec![1, 2, 3]);
 
-    send(
-        &app,
-        Method::POST,
-        "/v1/experiments",
-        Some(ADMIN),
-        Body::Json(spec("billing")),
-    )
-    .await;
-    let r = send(
-        &app,
-        Method::GET,
-        "/v1/experiments",
-        Some(VIEWER),
-        Body::None,
-    )
-    .await;
+    app.post("/v1/experiments")
+        .as_role(Role::Admin)
+        .json(spec("billing"))
+        .send()
+        .await;
+    let r = app
+        .get("/v1/experiments")
+        .as_role(Role::Viewer)
+        .send()
+        .await;
     let list = r.json();
     let mut keys: Vec<&str> = list["experiments"]
         .as_array()
@@ -148,34 +126,29 @@ async fn experiments_are_created_read_listed_and_versioned() {
     keys.sort_unstable();
     assert_eq!(keys, vec!["billing", "triage"]);
 
-    let r = send(
-        &app,
-        Method::GET,
-        "/v1/experiments/missing",
-        Some(VIEWER),
-        Body::None,
-    )
-    .await;
+    let r = app
+        .get("/v1/experiments/missing")
+        .as_role(Role::Viewer)
+        .send()
+        .await;
     r.problem(404);
 }
 
 #[actix_web::test]
 async fn invalid_specs_list_every_problem_with_a_pointer() {
-    let app = test::init_service(app(keyed_state(Config::default()))).await;
+    let app = TestApp::new(app(keyed_state(Config::default()))).await;
     let bad = json!({
         "key": "Not A Slug",
         "arms": [{"key": "a", "role": "baseline"}],
         "allocation": {"policy": "fixed", "weights": {"a": 1.0}},
         "metrics": []
     });
-    let r = send(
-        &app,
-        Method::POST,
-        "/v1/experiments",
-        Some(SCIENTIST),
-        Body::Json(bad),
-    )
-    .await;
+    let r = app
+        .post("/v1/experiments")
+        .as_role(Role::Scientist)
+        .json(bad)
+        .send()
+        .await;
     let pointers = r.pointers();
     assert!(pointers.iter().any(|p| p == "/key"), "{pointers:?}");
     assert!(
@@ -186,39 +159,30 @@ async fn invalid_specs_list_every_problem_with_a_pointer() {
         pointers.iter().any(|p| p.starts_with("/metrics")),
         "{pointers:?}"
     );
-    let r = send(
-        &app,
-        Method::GET,
-        "/v1/experiments",
-        Some(VIEWER),
-        Body::None,
-    )
-    .await;
+    let r = app
+        .get("/v1/experiments")
+        .as_role(Role::Viewer)
+        .send()
+        .await;
     assert_eq!(r.json()["experiments"], json!([]));
 }
 
 #[actix_web::test]
 async fn lifecycle_moves_and_invalid_transitions_name_both_ends() {
-    let app = test::init_service(app(keyed_state(Config::default()))).await;
-    send(
-        &app,
-        Method::POST,
-        "/v1/experiments",
-        Some(SCIENTIST),
-        Body::Json(spec("flow")),
-    )
-    .await;
+    let app = TestApp::new(app(keyed_state(Config::default()))).await;
+    app.post("/v1/experiments")
+        .as_role(Role::Scientist)
+        .json(spec("flow"))
+        .send()
+        .await;
     let step = |action: &'static str, body: Body| {
         let app = &app;
         async move {
-            send(
-                app,
-                Method::POST,
-                &format!("/v1/experiments/flow/{action}"),
-                Some(SCIENTIST),
-                body,
-            )
-            .await
+            app.post(&format!("/v1/experiments/flow/{action}"))
+                .as_role(Role::Scientist)
+                .body(body)
+                .send()
+                .await
         }
     };
     let r = step("pause", Body::None).await;
@@ -278,7 +242,7 @@ async fn lifecycle_moves_and_invalid_transitions_name_both_ends() {
 async fn fixed_assignment_matches_growthbook_vectors_and_is_sticky() {
     let state = keyed_state(Config::default());
     let store = state.store.clone();
-    let app = test::init_service(app(state)).await;
+    let app = TestApp::new(app(state)).await;
     create_running(&app, seeded_spec("gb-low", "seed")).await;
     create_running(&app, seeded_spec("gb-high", "90850943850283058242805")).await;
 
@@ -305,29 +269,24 @@ async fn fixed_assignment_matches_growthbook_vectors_and_is_sticky() {
 async fn non_running_experiments_answer_the_baseline_and_store_nothing() {
     let state = keyed_state(Config::default());
     let store = state.store.clone();
-    let app = test::init_service(app(state)).await;
-    send(
-        &app,
-        Method::POST,
-        "/v1/experiments",
-        Some(SCIENTIST),
-        Body::Json(seeded_spec("idle", "90850943850283058242805")),
-    )
-    .await;
+    let app = TestApp::new(app(state)).await;
+    app.post("/v1/experiments")
+        .as_role(Role::Scientist)
+        .json(seeded_spec("idle", "90850943850283058242805"))
+        .send()
+        .await;
     let answer = assign(&app, "idle", "123").await;
     assert_eq!(answer["arm"], json!("human"));
     assert_eq!(answer["in_experiment"], json!(false));
     assert_eq!(answer["propensity"], json!(1.0));
     assert!(store.assignment("idle", "123").expect("readable").is_none());
 
-    let r = send(
-        &app,
-        Method::POST,
-        "/v1/experiments/nope/assign",
-        Some(ROUTER),
-        Body::Json(json!({"unit_id": "u"})),
-    )
-    .await;
+    let r = app
+        .post("/v1/experiments/nope/assign")
+        .as_role(Role::Router)
+        .json(json!({"unit_id": "u"}))
+        .send()
+        .await;
     r.problem(404);
 }
 
@@ -335,30 +294,26 @@ async fn non_running_experiments_answer_the_baseline_and_store_nothing() {
 /// experiment that only ever answers `not_running` shows up on a dashboard.
 #[actix_web::test]
 async fn answers_outside_the_experiment_carry_their_reason_and_are_counted() {
-    let app = test::init_service(app(keyed_state(Config::default()))).await;
+    let app = TestApp::new(app(keyed_state(Config::default()))).await;
     let mut document = seeded_spec("why", "seed");
     document["targeting"] = json!({"region": ["emea"]});
     document["coverage"] = json!(0.5);
-    let r = send(
-        &app,
-        Method::POST,
-        "/v1/experiments",
-        Some(SCIENTIST),
-        Body::Json(document),
-    )
-    .await;
+    let r = app
+        .post("/v1/experiments")
+        .as_role(Role::Scientist)
+        .json(document)
+        .send()
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let ask = |unit: &'static str, region: &'static str| {
         let app = &app;
         async move {
-            let r = send(
-                app,
-                Method::POST,
-                "/v1/experiments/why/assign",
-                Some(ROUTER),
-                Body::Json(json!({"unit_id": unit, "attributes": {"region": region}})),
-            )
-            .await;
+            let r = app
+                .post("/v1/experiments/why/assign")
+                .as_role(Role::Router)
+                .json(json!({"unit_id": unit, "attributes": {"region": region}}))
+                .send()
+                .await;
             assert_eq!(r.status, StatusCode::OK, "{}", r.text());
             r.json()
         }
@@ -369,14 +324,11 @@ async fn answers_outside_the_experiment_carry_their_reason_and_are_counted() {
         (draft["in_experiment"].clone(), draft["reason"].clone()),
         (json!(false), json!("not_running"))
     );
-    let r = send(
-        &app,
-        Method::POST,
-        "/v1/experiments/why/start",
-        Some(SCIENTIST),
-        Body::None,
-    )
-    .await;
+    let r = app
+        .post("/v1/experiments/why/start")
+        .as_role(Role::Scientist)
+        .send()
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     // hash_v2("seed", "a") = 0.0505 lies in the first arm's covered range [0, 0.25);
     // hash_v2("seed", "b") = 0.2696 in the gap [0.25, 0.5) that coverage 0.5 leaves out.
@@ -388,7 +340,7 @@ async fn answers_outside_the_experiment_carry_their_reason_and_are_counted() {
     assert_eq!(outside["reason"], json!("outside_coverage"), "{outside}");
     // A returning unit keeps its stored answer, and its reason.
     assert_eq!(ask("b", "emea").await, outside);
-    let r = send(&app, Method::GET, "/metrics", Some(VIEWER), Body::None).await;
+    let r = app.get("/metrics").as_role(Role::Viewer).send().await;
     let text = r.text();
     for (reason, n) in [
         ("not_running", 1),
@@ -404,20 +356,18 @@ async fn answers_outside_the_experiment_carry_their_reason_and_are_counted() {
 
 #[actix_web::test]
 async fn assignment_requests_are_validated() {
-    let app = test::init_service(app(keyed_state(Config::default()))).await;
+    let app = TestApp::new(app(keyed_state(Config::default()))).await;
     create_running(&app, spec("v")).await;
     let path = "/v1/experiments/v/assign";
     let check = |body: Value, pointer: &'static str| {
         let app = &app;
         async move {
-            let r = send(
-                app,
-                Method::POST,
-                path,
-                Some(ROUTER),
-                Body::Json(body.clone()),
-            )
-            .await;
+            let r = app
+                .post(path)
+                .as_role(Role::Router)
+                .json(body.clone())
+                .send()
+                .await;
             assert!(
                 r.pointers().iter().any(|p| p == pointer),
                 "{body}: {}",
@@ -438,23 +388,19 @@ async fn assignment_requests_are_validated() {
     check(json!({"unit_id": "u", "arm": "ai"}), "/arm").await;
 
     // A task id belongs to one unit.
-    let r = send(
-        &app,
-        Method::POST,
-        path,
-        Some(ROUTER),
-        Body::Json(json!({"unit_id": "u1", "task_id": "t1"})),
-    )
-    .await;
+    let r = app
+        .post(path)
+        .as_role(Role::Router)
+        .json(json!({"unit_id": "u1", "task_id": "t1"}))
+        .send()
+        .await;
     assert_eq!(r.status, StatusCode::OK);
-    let r = send(
-        &app,
-        Method::POST,
-        path,
-        Some(ROUTER),
-        Body::Json(json!({"unit_id": "u2", "task_id": "t1"})),
-    )
-    .await;
+    let r = app
+        .post(path)
+        .as_role(Role::Router)
+        .json(json!({"unit_id": "u2", "task_id": "t1"}))
+        .send()
+        .await;
     let detail = r.problem(409)["detail"]
         .as_str()
         .expect("a detail")
@@ -477,7 +423,7 @@ fn featured_spec(key: &str) -> Value {
 
 #[actix_web::test]
 async fn bad_covariates_ratios_and_caps_are_422s_with_pointers() {
-    let app = test::init_service(app(keyed_state(Config::default()))).await;
+    let app = TestApp::new(app(keyed_state(Config::default()))).await;
     // What is wrong, where it is set (parent, field), the value, the pointer, the message.
     let cases: [(&str, &str, &str, Value, &str, &str); 5] = [
         (
@@ -524,28 +470,24 @@ async fn bad_covariates_ratios_and_caps_are_422s_with_pointers() {
     for (i, (what, parent, field, value, pointer, fragment)) in cases.into_iter().enumerate() {
         let mut doc = featured_spec(&format!("bad{i}"));
         doc.pointer_mut(parent).expect("the parent exists")[field] = value;
-        let r = send(
-            &app,
-            Method::POST,
-            "/v1/experiments",
-            Some(SCIENTIST),
-            Body::Json(doc),
-        )
-        .await;
+        let r = app
+            .post("/v1/experiments")
+            .as_role(Role::Scientist)
+            .json(doc)
+            .send()
+            .await;
         let body = r.problem(422);
         assert_eq!(r.pointers(), vec![pointer.to_string()], "{what}");
         let message = body["errors"][0]["message"].as_str().expect("a message");
         assert!(message.contains(fragment), "{what}: {message}");
     }
     // The valid spec is accepted and returned normalized.
-    let r = send(
-        &app,
-        Method::POST,
-        "/v1/experiments",
-        Some(SCIENTIST),
-        Body::Json(featured_spec("good")),
-    )
-    .await;
+    let r = app
+        .post("/v1/experiments")
+        .as_role(Role::Scientist)
+        .json(featured_spec("good"))
+        .send()
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let normalized = r.json()["spec"].clone();
     assert_eq!(normalized["metrics"][2]["cap"], json!({"max": 20.0}));
@@ -556,12 +498,12 @@ async fn bad_covariates_ratios_and_caps_are_422s_with_pointers() {
 async fn covariates_are_numbers_kept_with_the_assignment() {
     let state = keyed_state(Config::default());
     let store = state.store.clone();
-    let app = test::init_service(app(state)).await;
+    let app = TestApp::new(app(state)).await;
     create_running(&app, featured_spec("cov")).await;
     let path = "/v1/experiments/cov/assign";
     let post = |body: Value| {
         let app = &app;
-        async move { send(app, Method::POST, path, Some(ROUTER), Body::Json(body)).await }
+        async move { app.post(path).as_role(Role::Router).json(body).send().await }
     };
     let r =
         post(json!({"unit_id": "u1", "attributes": {"estimated_minutes": "about an hour"}})).await;
@@ -587,30 +529,26 @@ async fn covariates_are_numbers_kept_with_the_assignment() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
 
     // Outcomes send a ratio's parts, never the ratio itself.
-    let r = send(
-        &app,
-        Method::POST,
-        "/v1/outcomes",
-        Some(ROUTER),
-        Body::Json(event("r1", "cov", "u1", json!({"minutes_per_touch": 3.0}))),
-    )
-    .await;
+    let r = app
+        .post("/v1/outcomes")
+        .as_role(Role::Router)
+        .json(event("r1", "cov", "u1", json!({"minutes_per_touch": 3.0})))
+        .send()
+        .await;
     assert_eq!(r.pointers(), vec!["/metrics/minutes_per_touch"]);
     assert!(r.text().contains("numerator"), "{}", r.text());
     // A value above a cap is accepted as sent and folded at the cap.
-    let r = send(
-        &app,
-        Method::POST,
-        "/v1/outcomes",
-        Some(ROUTER),
-        Body::Json(event(
+    let r = app
+        .post("/v1/outcomes")
+        .as_role(Role::Router)
+        .json(event(
             "r2",
             "cov",
             "u1",
             json!({"touches": 500, "minutes": 30}),
-        )),
-    )
-    .await;
+        ))
+        .send()
+        .await;
     assert_eq!(r.json()["accepted"], json!(1), "{}", r.text());
     let rows = store.unit_rows("cov", 0).expect("rows");
     assert_eq!(rows[0].metrics["touches"].value, 20.0);
@@ -624,7 +562,7 @@ fn event(id: &str, experiment: &str, task: &str, metrics: Value) -> Value {
 async fn outcomes_are_recorded_once_and_attributed_to_the_served_arm() {
     let state = keyed_state(Config::default());
     let store = state.store.clone();
-    let app = test::init_service(app(state)).await;
+    let app = TestApp::new(app(state)).await;
     create_running(&app, seeded_spec("out", "seed")).await;
     let served = assign(&app, "out", "a").await;
     let arm = served["arm"].as_str().expect("arm").to_string();
@@ -635,27 +573,23 @@ async fn outcomes_are_recorded_once_and_attributed_to_the_served_arm() {
         "a",
         json!({"minutes": 12.5, "escalated": true}),
     );
-    let r = send(
-        &app,
-        Method::POST,
-        "/v1/outcomes",
-        Some(ROUTER),
-        Body::Json(one.clone()),
-    )
-    .await;
+    let r = app
+        .post("/v1/outcomes")
+        .as_role(Role::Router)
+        .json(one.clone())
+        .send()
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(
         r.json(),
         json!({"accepted": 1, "duplicates": 0, "rejected": []})
     );
-    let r = send(
-        &app,
-        Method::POST,
-        "/v1/outcomes",
-        Some(ROUTER),
-        Body::Json(one),
-    )
-    .await;
+    let r = app
+        .post("/v1/outcomes")
+        .as_role(Role::Router)
+        .json(one)
+        .send()
+        .await;
     assert_eq!(
         r.json(),
         json!({"accepted": 0, "duplicates": 1, "rejected": []})
@@ -682,14 +616,12 @@ async fn outcomes_are_recorded_once_and_attributed_to_the_served_arm() {
         {"event_id": "e13", "experiment": "out", "task_id": "a", "metrics": {"minutes": 2}, "ts": "2999-01-01T00:00:00Z"},
         event("e1", "out", "a", json!({"minutes": 12.5, "escalated": true})),
     ]});
-    let r = send(
-        &app,
-        Method::POST,
-        "/v1/outcomes",
-        Some(ROUTER),
-        Body::Json(batch),
-    )
-    .await;
+    let r = app
+        .post("/v1/outcomes")
+        .as_role(Role::Router)
+        .json(batch)
+        .send()
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let body = r.json();
     assert_eq!(body["accepted"], json!(1));
@@ -735,7 +667,7 @@ async fn outcomes_are_recorded_once_and_attributed_to_the_served_arm() {
 async fn an_outcome_from_the_future_is_refused_by_the_servers_clock() {
     let state = keyed_state(Config::default());
     let store = state.store.clone();
-    let app = test::init_service(app(state)).await;
+    let app = TestApp::new(app(state)).await;
     create_running(&app, spec("clock")).await;
     assign(&app, "clock", "u").await;
     let at = |id: &str, ts: &str| json!({"event_id": id, "experiment": "clock", "task_id": "u", "ts": ts, "metrics": {"minutes": 3}});
@@ -746,14 +678,12 @@ async fn an_outcome_from_the_future_is_refused_by_the_servers_clock() {
         .expect("after 1970");
     let now_ms = i64::try_from(now.as_millis()).expect("in range");
     let hour_ahead = liftlab_domain::report::format_ts(now_ms + 3_600_000);
-    let r = send(
-        &app,
-        Method::POST,
-        "/v1/outcomes",
-        Some(ROUTER),
-        Body::Json(at("f1", &hour_ahead)),
-    )
-    .await;
+    let r = app
+        .post("/v1/outcomes")
+        .as_role(Role::Router)
+        .json(at("f1", &hour_ahead))
+        .send()
+        .await;
     let problem = r.problem(422);
     assert_eq!(r.pointers(), vec!["/ts"]);
     let message = problem["errors"][0]["message"].as_str().expect("message");
@@ -769,14 +699,12 @@ async fn an_outcome_from_the_future_is_refused_by_the_servers_clock() {
         at("f3", &minute_ahead),
         at("f4", "2020-01-01T00:00:00Z"),
     ]});
-    let r = send(
-        &app,
-        Method::POST,
-        "/v1/outcomes",
-        Some(ROUTER),
-        Body::Json(batch),
-    )
-    .await;
+    let r = app
+        .post("/v1/outcomes")
+        .as_role(Role::Router)
+        .json(batch)
+        .send()
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let body = r.json();
     assert_eq!(body["accepted"], json!(2), "{body}");
@@ -795,51 +723,43 @@ async fn an_outcome_from_the_future_is_refused_by_the_servers_clock() {
 
 #[actix_web::test]
 async fn a_request_with_nothing_valid_is_a_422_pointing_into_the_request() {
-    let app = test::init_service(app(keyed_state(Config::default()))).await;
+    let app = TestApp::new(app(keyed_state(Config::default()))).await;
     create_running(&app, spec("bad")).await;
     assign(&app, "bad", "u").await;
-    let r = send(
-        &app,
-        Method::POST,
-        "/v1/outcomes",
-        Some(ROUTER),
-        Body::Json(event("x", "bad", "u", json!({"minutes": "slow"}))),
-    )
-    .await;
+    let r = app
+        .post("/v1/outcomes")
+        .as_role(Role::Router)
+        .json(event("x", "bad", "u", json!({"minutes": "slow"})))
+        .send()
+        .await;
     assert_eq!(r.pointers(), vec!["/metrics/minutes"]);
     let batch = json!({"events": [
         event("x", "bad", "u", json!({"minutes": -3})),
         event("y", "bad", "nobody", json!({"minutes": 3})),
     ]});
-    let r = send(
-        &app,
-        Method::POST,
-        "/v1/outcomes",
-        Some(ROUTER),
-        Body::Json(batch),
-    )
-    .await;
+    let r = app
+        .post("/v1/outcomes")
+        .as_role(Role::Router)
+        .json(batch)
+        .send()
+        .await;
     assert_eq!(
         r.pointers(),
         vec!["/events/0/metrics/minutes", "/events/1/task_id"]
     );
-    let r = send(
-        &app,
-        Method::POST,
-        "/v1/outcomes",
-        Some(ROUTER),
-        Body::Json(json!({"events": []})),
-    )
-    .await;
+    let r = app
+        .post("/v1/outcomes")
+        .as_role(Role::Router)
+        .json(json!({"events": []}))
+        .send()
+        .await;
     assert_eq!(r.pointers(), vec!["/events"]);
-    let r = send(
-        &app,
-        Method::POST,
-        "/v1/outcomes",
-        Some(ROUTER),
-        Body::Json(json!([1])),
-    )
-    .await;
+    let r = app
+        .post("/v1/outcomes")
+        .as_role(Role::Router)
+        .json(json!([1]))
+        .send()
+        .await;
     assert_eq!(r.pointers(), vec![""]);
 }
 
@@ -847,7 +767,7 @@ async fn a_request_with_nothing_valid_is_a_422_pointing_into_the_request() {
 async fn ndjson_streams_are_recorded_across_chunks() {
     let state = keyed_state(Config::default());
     let store = state.store.clone();
-    let app = test::init_service(app(state)).await;
+    let app = TestApp::new(app(state)).await;
     create_running(&app, spec("stream")).await;
     let units = 40;
     for u in 0..units {
@@ -874,14 +794,12 @@ async fn ndjson_streams_are_recorded_across_chunks() {
     }
     body.push_str("{\"event_id\": \"broken\"\n");
     body.push_str("{\"event_id\":\"z\",\"experiment\":\"stream\",\"task_id\":\"u0\",\"metrics\":{\"nope\":1}}");
-    let r = send(
-        &app,
-        Method::POST,
-        "/v1/outcomes",
-        Some(ROUTER),
-        Body::Raw("application/x-ndjson", body.clone().into_bytes()),
-    )
-    .await;
+    let r = app
+        .post("/v1/outcomes")
+        .as_role(Role::Router)
+        .raw("application/x-ndjson", body.clone().into_bytes())
+        .send()
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let summary = r.json();
     assert_eq!(summary["accepted"], json!(1203));
@@ -901,14 +819,12 @@ async fn ndjson_streams_are_recorded_across_chunks() {
     assert_eq!(total, 1203);
 
     // Re-sending the whole stream counts nothing twice.
-    let r = send(
-        &app,
-        Method::POST,
-        "/v1/outcomes",
-        Some(ROUTER),
-        Body::Raw("application/x-ndjson", body.into_bytes()),
-    )
-    .await;
+    let r = app
+        .post("/v1/outcomes")
+        .as_role(Role::Router)
+        .raw("application/x-ndjson", body.into_bytes())
+        .send()
+        .await;
     assert_eq!(r.json()["duplicates"], json!(1203));
     assert_eq!(r.json()["accepted"], json!(0));
     let total: u64 = store
@@ -919,30 +835,25 @@ async fn ndjson_streams_are_recorded_across_chunks() {
         .sum();
     assert_eq!(total, 1203);
 
-    let r = send(
-        &app,
-        Method::POST,
-        "/v1/outcomes",
-        Some(ROUTER),
-        Body::Raw("application/x-ndjson", b"not json\n".to_vec()),
-    )
-    .await;
+    let r = app
+        .post("/v1/outcomes")
+        .as_role(Role::Router)
+        .raw("application/x-ndjson", b"not json\n".to_vec())
+        .send()
+        .await;
     assert_eq!(r.pointers(), vec!["/0"]);
 }
 
 #[actix_web::test]
 async fn audit_pages_and_verifies() {
-    let app = test::init_service(app(keyed_state(Config::default()))).await;
+    let app = TestApp::new(app(keyed_state(Config::default()))).await;
     create_running(&app, spec("aud")).await;
     assign(&app, "aud", "u1").await;
-    let r = send(
-        &app,
-        Method::GET,
-        "/v1/experiments/aud/audit",
-        Some(VIEWER),
-        Body::None,
-    )
-    .await;
+    let r = app
+        .get("/v1/experiments/aud/audit")
+        .as_role(Role::Viewer)
+        .send()
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let records = r.json()["records"].as_array().expect("records").clone();
     let kinds: Vec<&str> = records
@@ -955,75 +866,56 @@ async fn audit_pages_and_verifies() {
     for pair in records.windows(2) {
         assert_eq!(pair[1]["prev_hash"], pair[0]["hash"]);
     }
-    let r = send(
-        &app,
-        Method::GET,
-        "/v1/experiments/aud/audit?limit=1",
-        Some(VIEWER),
-        Body::None,
-    )
-    .await;
+    let r = app
+        .get("/v1/experiments/aud/audit?limit=1")
+        .as_role(Role::Viewer)
+        .send()
+        .await;
     let page = r.json();
     assert_eq!(page["records"].as_array().map(Vec::len), Some(1));
     let after = page["next_after"].as_u64().expect("a next page");
-    let r = send(
-        &app,
-        Method::GET,
-        &format!("/v1/experiments/aud/audit?after={after}&limit=1000"),
-        Some(VIEWER),
-        Body::None,
-    )
-    .await;
+    let r = app
+        .get(&format!(
+            "/v1/experiments/aud/audit?after={after}&limit=1000"
+        ))
+        .as_role(Role::Viewer)
+        .send()
+        .await;
     assert_eq!(
         r.json()["records"].as_array().map(Vec::len),
         Some(records.len() - 1)
     );
     assert!(r.json().get("next_after").is_none());
 
-    let r = send(
-        &app,
-        Method::GET,
-        "/v1/audit/verify",
-        Some(VIEWER),
-        Body::None,
-    )
-    .await;
+    let r = app
+        .get("/v1/audit/verify")
+        .as_role(Role::Viewer)
+        .send()
+        .await;
     assert_eq!(r.json()["ok"], json!(true));
     assert_eq!(r.json()["records"], json!(records.len()));
 
-    send(
-        &app,
-        Method::GET,
-        "/v1/experiments/aud/audit?limit=0",
-        Some(VIEWER),
-        Body::None,
-    )
-    .await
-    .problem(400);
-    send(
-        &app,
-        Method::GET,
-        "/v1/experiments/aud/audit?limit=abc",
-        Some(VIEWER),
-        Body::None,
-    )
-    .await
-    .problem(400);
-    send(
-        &app,
-        Method::GET,
-        "/v1/experiments/nope/audit",
-        Some(VIEWER),
-        Body::None,
-    )
-    .await
-    .problem(404);
+    app.get("/v1/experiments/aud/audit?limit=0")
+        .as_role(Role::Viewer)
+        .send()
+        .await
+        .problem(400);
+    app.get("/v1/experiments/aud/audit?limit=abc")
+        .as_role(Role::Viewer)
+        .send()
+        .await
+        .problem(400);
+    app.get("/v1/experiments/nope/audit")
+        .as_role(Role::Viewer)
+        .send()
+        .await
+        .problem(404);
 }
 
 #[actix_web::test]
 async fn healthz_metrics_and_request_ids() {
-    let app = test::init_service(app(keyed_state(Config::default()))).await;
-    let r = send(&app, Method::GET, "/healthz", None, Body::None).await;
+    let app = TestApp::new(app(keyed_state(Config::default()))).await;
+    let r = app.get("/healthz").send().await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json()["status"], json!("ok"));
     let generated = r.header("x-request-id").expect("an id").to_string();
@@ -1036,7 +928,7 @@ async fn healthz_metrics_and_request_ids() {
             "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
         ))
         .to_request();
-    let res = test::call_service(&app, req).await;
+    let res = test::call_service(app.service(), req).await;
     assert_eq!(
         res.headers()
             .get("x-request-id")
@@ -1047,7 +939,7 @@ async fn healthz_metrics_and_request_ids() {
         .uri("/nowhere")
         .insert_header(("x-request-id", "router-42"))
         .to_request();
-    let res = test::call_service(&app, req).await;
+    let res = test::call_service(app.service(), req).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     assert_eq!(
         res.headers()
@@ -1058,7 +950,7 @@ async fn healthz_metrics_and_request_ids() {
 
     create_running(&app, spec("m")).await;
     assign(&app, "m", "u1").await;
-    let r = send(&app, Method::GET, "/metrics", Some(VIEWER), Body::None).await;
+    let r = app.get("/metrics").as_role(Role::Viewer).send().await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r
         .header("content-type")
@@ -1100,36 +992,30 @@ async fn healthz_metrics_and_request_ids() {
 async fn a_store_that_cannot_write_is_a_503_problem() {
     let state = keyed_state(Config::default());
     let store = state.store.clone();
-    let app = test::init_service(app(state)).await;
+    let app = TestApp::new(app(state)).await;
     create_running(&app, spec("closed")).await;
     assign(&app, "closed", "early").await;
     store.close().expect("the store closes");
     // A valid event the store cannot take fails the request; it is not reported as invalid.
-    let r = send(
-        &app,
-        Method::POST,
-        "/v1/outcomes",
-        Some(ROUTER),
-        Body::Json(event("late-1", "closed", "early", json!({"minutes": 1}))),
-    )
-    .await;
+    let r = app
+        .post("/v1/outcomes")
+        .as_role(Role::Router)
+        .json(event("late-1", "closed", "early", json!({"minutes": 1})))
+        .send()
+        .await;
     r.problem(503);
-    let r = send(
-        &app,
-        Method::POST,
-        "/v1/experiments",
-        Some(SCIENTIST),
-        Body::Json(spec("after")),
-    )
-    .await;
+    let r = app
+        .post("/v1/experiments")
+        .as_role(Role::Scientist)
+        .json(spec("after"))
+        .send()
+        .await;
     r.problem(503);
-    let r = send(
-        &app,
-        Method::POST,
-        "/v1/experiments/closed/assign",
-        Some(ROUTER),
-        Body::Json(json!({"unit_id": "late"})),
-    )
-    .await;
+    let r = app
+        .post("/v1/experiments/closed/assign")
+        .as_role(Role::Router)
+        .json(json!({"unit_id": "late"}))
+        .send()
+        .await;
     r.problem(503);
 }

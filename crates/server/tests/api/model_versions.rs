@@ -1,7 +1,6 @@
 //! Model-version changes that outcomes report over HTTP are marked on the page's over-time chart.
 
-use actix_web::http::{Method, StatusCode};
-use actix_web::test;
+use actix_web::http::StatusCode;
 use liftlab_server::{app, Config};
 use serde_json::json;
 
@@ -9,7 +8,7 @@ use crate::common::*;
 
 #[actix_web::test]
 async fn a_new_model_version_in_outcomes_is_marked_on_the_chart() {
-    let app = test::init_service(app(keyed_state(Config::default()))).await;
+    let app = TestApp::new(app(keyed_state(Config::default()))).await;
     create_running(&app, spec("mv")).await;
     // Outcomes an hour apart: the AI arm moves from v1 to v2 at 10:00; the baseline reports none.
     let mut events = Vec::new();
@@ -30,25 +29,20 @@ async fn a_new_model_version_in_outcomes_is_marked_on_the_chart() {
         }
         events.push(event);
     }
-    let r = send(
-        &app,
-        Method::POST,
-        "/v1/outcomes",
-        Some(ROUTER),
-        Body::Json(json!({ "events": events })),
-    )
-    .await;
+    let r = app
+        .post("/v1/outcomes")
+        .as_role(Role::Router)
+        .json(json!({ "events": events }))
+        .send()
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.json()["accepted"], json!(40), "{}", r.text());
 
-    let page = send(
-        &app,
-        Method::GET,
-        "/experiments/mv",
-        Some(VIEWER),
-        Body::None,
-    )
-    .await;
+    let page = app
+        .get("/experiments/mv")
+        .as_role(Role::Viewer)
+        .send()
+        .await;
     assert_eq!(page.status, StatusCode::OK);
     let html = page.text();
     assert!(

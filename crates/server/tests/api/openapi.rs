@@ -74,12 +74,12 @@ fn every_problem_type_and_the_security_scheme_are_documented() {
 #[actix_web::test]
 async fn every_documented_operation_is_routed_and_other_methods_are_405() {
     let doc = spec_document();
-    let app = actix_web::test::init_service(app(keyed_state(Config::default()))).await;
+    let app = TestApp::new(app(keyed_state(Config::default()))).await;
     let ops = spec_operations(&doc);
     for (method, path) in &ops {
         let concrete = path.replace("{key}", "probe");
         let method = Method::from_bytes(method.as_bytes()).expect("method");
-        let r = send(&app, method.clone(), &concrete, None, Body::None).await;
+        let r = app.request(method.clone(), &concrete).send().await;
         // Open: the health check, the sign-in form, sign-out (303), and posting the sign-in
         // form, which without a form body is a 415.
         let expected = match (method.as_str(), path.as_str()) {
@@ -99,7 +99,11 @@ async fn every_documented_operation_is_routed_and_other_methods_are_405() {
                 continue;
             }
             let method = Method::from_bytes(upper.as_bytes()).expect("method");
-            let r = send(&app, method.clone(), &concrete, Some(ADMIN), Body::None).await;
+            let r = app
+                .request(method.clone(), &concrete)
+                .as_role(Role::Admin)
+                .send()
+                .await;
             r.problem(405);
         }
     }
@@ -139,7 +143,7 @@ fn examples(doc: &Value, method: &str, path: &str) -> Vec<(String, Value)> {
 async fn the_request_examples_are_accepted_in_order() {
     let doc = spec_document();
     let state = keyed_state(Config::default());
-    let app = actix_web::test::init_service(app(state)).await;
+    let app = TestApp::new(app(state)).await;
     let key = "support-triage-ai-assist";
     let steps: Vec<(&str, &str, String)> = vec![
         ("post", "/v1/experiments", "/v1/experiments".to_string()),
@@ -200,7 +204,12 @@ async fn the_request_examples_are_accepted_in_order() {
                 (m, other) => panic!("{m} example is not text: {other}"),
             };
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
-            let r = send(&app, m, &path, Some(ADMIN), body).await;
+            let r = app
+                .request(m, &path)
+                .as_role(Role::Admin)
+                .body(body)
+                .send()
+                .await;
             assert!(
                 r.status.is_success(),
                 "{method} {template} ({media}): {}",
@@ -219,14 +228,11 @@ async fn the_request_examples_are_accepted_in_order() {
         }
     }
     assert!(replayed >= 9);
-    let r = send(
-        &app,
-        Method::GET,
-        &format!("/v1/experiments/{key}"),
-        Some(ADMIN),
-        Body::None,
-    )
-    .await;
+    let r = app
+        .get(&format!("/v1/experiments/{key}"))
+        .as_role(Role::Admin)
+        .send()
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json()["status"], "stopped");
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use actix_web::dev::Service;
 use actix_web::http::{Method, StatusCode};
 use actix_web::test::{self, TestRequest};
-use liftlab_server::{app, AppState, Config, KeyEntry, KeyRing, Role, RESULTS_ROUTES, ROUTES};
+use liftlab_server::{app, AppState, Config, KeyEntry, KeyRing, RESULTS_ROUTES, ROUTES};
 use liftlab_store::{MemStore, Store};
 use serde_json::json;
 
@@ -41,7 +41,7 @@ fn sign_in_form(key: &str, next: Option<&str>) -> TestRequest {
 
 /// Status, the headers asked for, and the body as text.
 async fn call<S, B>(
-    app: &S,
+    app: &TestApp<S>,
     req: TestRequest,
 ) -> (StatusCode, actix_web::http::header::HeaderMap, String)
 where
@@ -52,7 +52,7 @@ where
     >,
     B: actix_web::body::MessageBody,
 {
-    let res = test::call_service(app, req.to_request()).await;
+    let res = test::call_service(app.service(), req.to_request()).await;
     let status = res.status();
     let headers = res.headers().clone();
     let body = String::from_utf8(test::read_body(res).await.to_vec()).expect("UTF-8");
@@ -74,7 +74,7 @@ fn cookie_pair(set_cookie: &str) -> String {
 #[actix_web::test]
 async fn a_viewer_signs_in_reads_the_pages_and_signs_out() {
     let state = keyed_state(Config::default());
-    let app = test::init_service(app(state)).await;
+    let app = TestApp::new(app(state)).await;
     create_running(&app, spec("acl")).await;
 
     // A browser with no credentials is sent to sign in, and comes back where it was going.
@@ -91,7 +91,7 @@ async fn a_viewer_signs_in_reads_the_pages_and_signs_out() {
         (StatusCode::SEE_OTHER, "/signin")
     );
     // An API client still gets a 401 problem.
-    let r = send(&app, Method::GET, "/experiments/acl", None, Body::None).await;
+    let r = app.get("/experiments/acl").send().await;
     let problem = r.problem(401);
     assert!(
         problem["detail"]
@@ -190,17 +190,17 @@ async fn a_viewer_signs_in_reads_the_pages_and_signs_out() {
 
 #[actix_web::test]
 async fn a_bearer_key_still_opens_the_pages() {
-    let app = test::init_service(app(keyed_state(Config::default()))).await;
-    let r = send(&app, Method::GET, "/", Some(VIEWER), Body::None).await;
+    let app = TestApp::new(app(keyed_state(Config::default()))).await;
+    let r = app.get("/").as_role(Role::Viewer).send().await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let r = send(&app, Method::GET, "/", Some(ROUTER), Body::None).await;
+    let r = app.get("/").as_role(Role::Router).send().await;
     r.problem(403);
 }
 
 #[actix_web::test]
 async fn tampered_foreign_and_revoked_sessions_open_nothing() {
     let state = keyed_state(Config::default());
-    let app1 = test::init_service(app(state.clone())).await;
+    let app1 = TestApp::new(app(state.clone())).await;
     let (_, headers, _) = call(&app1, sign_in_form(VIEWER, None)).await;
     let cookie = cookie_pair(header(&headers, "set-cookie"));
     assert!(cookie.starts_with("liftlab_session=1."), "{cookie}");
@@ -217,28 +217,28 @@ async fn tampered_foreign_and_revoked_sessions_open_nothing() {
 
     // The same keys in another process (another signing secret): the cookie is not honoured.
     let other = keyed_state(Config::default());
-    let app2 = test::init_service(app(other)).await;
+    let app2 = TestApp::new(app(other)).await;
     let (status, _, _) = call(&app2, browser(Method::GET, "/", Some(&cookie))).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
 
     // The key left the keys file: same secret, but the cookie names a key no longer loaded.
     let mut revoked = state.clone();
     revoked.keys = Arc::new(KeyRing::from_entries(vec![KeyEntry::for_key(
-        Role::Admin,
+        liftlab_server::Role::Admin,
         ADMIN,
         "admin",
     )]));
-    let app3 = test::init_service(app(revoked)).await;
+    let app3 = TestApp::new(app(revoked)).await;
     let (status, _, _) = call(&app3, browser(Method::GET, "/", Some(&cookie))).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     // ...and one whose role no longer reads results is refused.
     let mut demoted = state.clone();
     demoted.keys = Arc::new(KeyRing::from_entries(vec![KeyEntry::for_key(
-        Role::Router,
+        liftlab_server::Role::Router,
         VIEWER,
         "viewer",
     )]));
-    let app4 = test::init_service(app(demoted)).await;
+    let app4 = TestApp::new(app(demoted)).await;
     let (status, _, _) = call(&app4, browser(Method::GET, "/", Some(&cookie))).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     // The original server still honours it.
@@ -248,24 +248,18 @@ async fn tampered_foreign_and_revoked_sessions_open_nothing() {
 
 #[actix_web::test]
 async fn sign_in_refuses_bad_forms_foreign_pages_and_open_redirects() {
-    let app = test::init_service(app(keyed_state(Config::default()))).await;
-    let r = send(
-        &app,
-        Method::POST,
-        "/signin",
-        None,
-        Body::Json(json!({"key": VIEWER})),
-    )
-    .await;
+    let app = TestApp::new(app(keyed_state(Config::default()))).await;
+    let r = app
+        .post("/signin")
+        .json(json!({"key": VIEWER}))
+        .send()
+        .await;
     r.problem(415);
-    let r = send(
-        &app,
-        Method::POST,
-        "/signin",
-        None,
-        Body::Raw("application/x-www-form-urlencoded", b"next=%2F".to_vec()),
-    )
-    .await;
+    let r = app
+        .post("/signin")
+        .raw("application/x-www-form-urlencoded", b"next=%2F".to_vec())
+        .send()
+        .await;
     r.problem(400);
     let (status, headers, _) = call(
         &app,
@@ -288,7 +282,7 @@ async fn sign_in_refuses_bad_forms_foreign_pages_and_open_redirects() {
 #[actix_web::test]
 async fn an_open_server_needs_no_sign_in() {
     let store: Arc<dyn Store> = Arc::new(MemStore::new());
-    let app = test::init_service(app(AppState::new(
+    let app = TestApp::new(app(AppState::new(
         store,
         KeyRing::open(),
         Config::default(),

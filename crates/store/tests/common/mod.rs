@@ -7,7 +7,8 @@ pub mod raw_audit;
 use std::collections::BTreeMap;
 
 use liftlab_domain::{Assignment, ExperimentSpec, HandledBy, Millis, Outcome};
-use serde_json::json;
+use liftlab_testkit::spec;
+use serde_json::Value;
 
 /// A fixed 50/50 experiment: `human` (baseline) vs `ai`, a binary primary, a summed duration
 /// guardrail, and `region` as segment attribute.
@@ -17,61 +18,22 @@ pub fn fixed_spec(key: &str) -> ExperimentSpec {
 
 /// The fixed experiment with `ai` weighted `w_ai`.
 pub fn fixed_spec_weights(key: &str, w_ai: f64) -> ExperimentSpec {
-    ExperimentSpec::parse(&json!({
-        "key": key,
-        "arms": [
-            {"key": "human", "role": "baseline"},
-            {"key": "ai", "role": "treatment"}
-        ],
-        "allocation": {"policy": "fixed", "weights": {"human": 1.0 - w_ai, "ai": w_ai}},
-        "metrics": [
-            {"key": "resolved", "kind": "binary", "direction": "increase", "role": "primary"},
-            {"key": "minutes", "kind": "duration", "direction": "decrease", "role": "guardrail",
-             "aggregate": "sum"}
-        ],
-        "segments": ["region"]
-    }))
-    .unwrap_or_else(|e| panic!("the fixture spec is valid: {e}"))
+    parse(&spec::resolved_weighted(key, w_ai))
 }
 
 /// The fixed experiment with paired metrics: `minutes` has the covariate `estimate` and a cap
 /// of 60, and `minutes_per_resolved` is the ratio of `minutes` to `resolved`.
 pub fn paired_spec(key: &str) -> ExperimentSpec {
-    ExperimentSpec::parse(&json!({
-        "key": key,
-        "arms": [
-            {"key": "human", "role": "baseline"},
-            {"key": "ai", "role": "treatment"}
-        ],
-        "allocation": {"policy": "fixed"},
-        "metrics": [
-            {"key": "resolved", "kind": "binary", "direction": "increase", "role": "primary"},
-            {"key": "minutes", "kind": "duration", "direction": "decrease", "role": "guardrail",
-             "aggregate": "sum", "covariate": {"attribute": "estimate"}, "cap": {"max": 60}},
-            {"key": "minutes_per_resolved", "kind": "duration", "direction": "decrease",
-             "role": "secondary", "ratio": {"numerator": "minutes", "denominator": "resolved"}}
-        ],
-        "segments": ["region"]
-    }))
-    .unwrap_or_else(|e| panic!("the fixture spec is valid: {e}"))
+    parse(&spec::paired(key))
 }
 
 /// A Thompson experiment on the binary `resolved` reward that recomputes every `every` rewards.
 pub fn thompson_spec(key: &str, warmup: u64, every: u64) -> ExperimentSpec {
-    ExperimentSpec::parse(&json!({
-        "key": key,
-        "arms": [
-            {"key": "human", "role": "baseline"},
-            {"key": "ai", "role": "treatment"},
-            {"key": "hybrid", "role": "treatment"}
-        ],
-        "allocation": {"policy": "thompson", "reward": "resolved", "floor": 0.05,
-                       "warmup": warmup, "update_every": every},
-        "metrics": [
-            {"key": "resolved", "kind": "binary", "direction": "increase", "role": "primary"}
-        ]
-    }))
-    .unwrap_or_else(|e| panic!("the fixture spec is valid: {e}"))
+    parse(&spec::thompson(key, warmup, every))
+}
+
+fn parse(doc: &Value) -> ExperimentSpec {
+    ExperimentSpec::parse(doc).unwrap_or_else(|e| panic!("the fixture spec is valid: {e}"))
 }
 
 /// An assignment of `unit` (task = unit) to `arm` in period 0, epoch 0, with propensity `p`.

@@ -1,6 +1,4 @@
-//! A real `liftlab serve` process on 127.0.0.1 (port 0) over a data directory, with a small HTTP client; shared by the reliability, access and tamper tests.
-
-#![allow(dead_code)]
+//! The real `liftlab serve` process on 127.0.0.1 (port 0) over a data directory, with a small blocking HTTP client.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -8,11 +6,16 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
-/// The `liftlab` binary under test.
-pub fn liftlab() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_liftlab"))
+/// The `liftlab` binary under test, by its path.
+///
+/// `CARGO_BIN_EXE_liftlab` is set only while compiling the binary package's own integration
+/// tests, so those pass it in: `Liftlab::at(env!("CARGO_BIN_EXE_liftlab"))`. Tests of another
+/// crate use [`Liftlab::from_env`], which reads `LIFTLAB_BIN` (build the binary first).
+#[derive(Clone, Debug)]
+pub struct Liftlab {
+    bin: PathBuf,
 }
 
 /// A running server; killed (SIGKILL) when dropped if still alive.
@@ -39,7 +42,7 @@ pub struct StartFailure {
     pub stderr: String,
 }
 
-/// One HTTP answer, read whole.
+/// One HTTP answer of the process, read whole.
 #[derive(Clone, Debug)]
 pub struct Reply {
     pub status: u16,
@@ -61,49 +64,56 @@ impl Reply {
     }
 
     /// Asserts an RFC 9457 problem with `status` and returns its body.
+    #[track_caller]
     pub fn problem(&self, status: u16) -> Value {
         assert_eq!(self.status, status, "{}", self.body);
-        assert_eq!(
-            self.header("content-type"),
-            Some("application/problem+json"),
-            "{}",
-            self.body
-        );
-        let body = self.json();
-        assert_eq!(body["status"], json!(status), "{body}");
-        let detail = body["detail"].as_str().unwrap_or_default();
-        assert!(
-            !detail.is_empty() && !detail.ends_with('.'),
-            "a clear detail without a full stop: {body}"
-        );
-        body
+        crate::client::check_problem(self.header("content-type"), &self.json(), status)
     }
 }
 
-impl Server {
+impl Liftlab {
+    pub fn at(bin: impl Into<PathBuf>) -> Liftlab {
+        Liftlab { bin: bin.into() }
+    }
+
+    /// The binary named by the `LIFTLAB_BIN` environment variable.
+    pub fn from_env() -> Liftlab {
+        let bin =
+            std::env::var_os("LIFTLAB_BIN").expect("LIFTLAB_BIN names the liftlab binary to test");
+        Liftlab::at(bin)
+    }
+
+    /// A command running the binary.
+    pub fn command(&self) -> Command {
+        Command::new(&self.bin)
+    }
+
     /// Starts `liftlab serve` on `data` with `extra` arguments; panics with its stderr if it fails.
-    pub fn start(data: &Path, extra: &[&str]) -> Server {
-        Server::try_start(data, extra)
+    pub fn serve(&self, data: &Path, extra: &[&str]) -> Server {
+        self.try_serve(data, extra)
             .unwrap_or_else(|f| panic!("the server did not start ({:?}): {}", f.status, f.stderr))
     }
 
-    /// [`Server::start`] with extra environment variables (`RUST_LOG` is `info` unless given).
-    pub fn start_with_env(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
-        Server::try_start_with_env(data, extra, env)
+    /// [`Liftlab::serve`] with extra environment variables (`RUST_LOG` is `info` unless given).
+    pub fn serve_with_env(&self, data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        self.try_serve_with_env(data, extra, env)
             .unwrap_or_else(|f| panic!("the server did not start ({:?}): {}", f.status, f.stderr))
     }
 
     /// Starts `liftlab serve`; waits for its `listening on` line, or for it to exit.
-    pub fn try_start(data: &Path, extra: &[&str]) -> Result<Server, StartFailure> {
-        Server::try_start_with_env(data, extra, &[])
+    pub fn try_serve(&self, data: &Path, extra: &[&str]) -> Result<Server, StartFailure> {
+        self.try_serve_with_env(data, extra, &[])
     }
 
-    fn try_start_with_env(
+    /// [`Liftlab::try_serve`] with extra environment variables.
+    pub fn try_serve_with_env(
+        &self,
         data: &Path,
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Result<Server, StartFailure> {
-        let mut child = liftlab()
+        let mut child = self
+            .command()
             .arg("serve")
             .arg("--addr")
             .arg("127.0.0.1:0")
@@ -165,46 +175,35 @@ impl Server {
         })
     }
 
+    /// A fresh API key made by `liftlab keys new ROLE NAME`: the key, and its keys-file line.
+    pub fn new_key(&self, role: &str, name: &str) -> (String, String) {
+        let out = self
+            .command()
+            .args(["keys", "new", role, name])
+            .output()
+            .expect("liftlab keys new runs");
+        assert!(
+            out.status.success(),
+            "keys new failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).expect("text");
+        let mut lines = stdout.lines();
+        let key = lines.next().expect("the key").trim().to_string();
+        let line = lines.next().expect("the keys-file line").trim().to_string();
+        assert!(line.starts_with(role), "{line}");
+        assert!(
+            !line.contains(&key),
+            "the keys-file line never holds the key itself"
+        );
+        (key, line)
+    }
+}
+
+impl Server {
     /// A client of this server for other threads.
     pub fn client(&self) -> Client {
         self.client.clone()
-    }
-
-    /// Sends one request; `key` becomes `Authorization: Bearer KEY`.
-    pub fn call(&self, method: &str, path: &str, key: Option<&str>, body: Option<&Value>) -> Reply {
-        self.client.call(method, path, key, body)
-    }
-
-    /// Sends one request; `Err` when no HTTP answer came back.
-    pub fn try_call(
-        &self,
-        method: &str,
-        path: &str,
-        key: Option<&str>,
-        body: Option<&Value>,
-    ) -> Result<Reply, String> {
-        self.client.try_call(method, path, key, body)
-    }
-
-    /// Sends a body of any content type.
-    pub fn send_raw(
-        &self,
-        method: &str,
-        path: &str,
-        key: Option<&str>,
-        body: Option<(&str, String)>,
-    ) -> Result<Reply, String> {
-        self.client.send_raw(method, path, key, body)
-    }
-
-    /// Sends a request without a body with extra headers (a cookie, say) and no API key.
-    pub fn send_raw_with(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-    ) -> Result<Reply, String> {
-        self.client.send_raw_with(method, path, headers)
     }
 
     pub fn pid(&self) -> u32 {
@@ -327,6 +326,15 @@ impl Client {
     }
 }
 
+/// A server answers the calls of its own client: `server.call(...)`.
+impl std::ops::Deref for Server {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -336,40 +344,6 @@ impl Drop for Server {
     }
 }
 
-/// A fixed-policy spec: two arms 50/50, a duration primary, a binary guardrail.
-pub fn fixed_spec(key: &str) -> Value {
-    json!({
-        "key": key,
-        "arms": [
-            {"key": "human", "role": "baseline"},
-            {"key": "ai", "role": "treatment"}
-        ],
-        "allocation": {"policy": "fixed", "weights": {"human": 0.5, "ai": 0.5}},
-        "metrics": [
-            {"key": "minutes", "kind": "duration", "direction": "decrease", "role": "primary"},
-            {"key": "escalated", "kind": "binary", "direction": "decrease", "role": "guardrail"}
-        ]
-    })
-}
-
-/// A Thompson-sampling spec rewarding `resolved`, recomputing often so periods open in short runs.
-pub fn bandit_spec(key: &str) -> Value {
-    json!({
-        "key": key,
-        "arms": [
-            {"key": "human", "role": "baseline"},
-            {"key": "model-a", "role": "treatment"},
-            {"key": "model-b", "role": "treatment"}
-        ],
-        "allocation": {"policy": "thompson", "reward": "resolved", "floor": 0.05,
-                       "warmup": 10, "update_every": 10},
-        "metrics": [
-            {"key": "resolved", "kind": "binary", "direction": "increase", "role": "primary"},
-            {"key": "minutes", "kind": "duration", "direction": "decrease", "role": "secondary"}
-        ]
-    })
-}
-
 /// Creates and starts an experiment, asserting both succeed.
 pub fn create_running(server: &Server, key: Option<&str>, spec: &Value) {
     let name = spec["key"].as_str().expect("a key");
@@ -377,29 +351,6 @@ pub fn create_running(server: &Server, key: Option<&str>, spec: &Value) {
     assert_eq!(r.status, 201, "{}", r.body);
     let r = server.call("POST", &format!("/v1/experiments/{name}/start"), key, None);
     assert_eq!(r.status, 200, "{}", r.body);
-}
-
-/// A fresh API key made by `liftlab keys new ROLE NAME`: the key, and its keys-file line.
-pub fn new_key(role: &str, name: &str) -> (String, String) {
-    let out = liftlab()
-        .args(["keys", "new", role, name])
-        .output()
-        .expect("liftlab keys new runs");
-    assert!(
-        out.status.success(),
-        "keys new failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).expect("text");
-    let mut lines = stdout.lines();
-    let key = lines.next().expect("the key").trim().to_string();
-    let line = lines.next().expect("the keys-file line").trim().to_string();
-    assert!(line.starts_with(role), "{line}");
-    assert!(
-        !line.contains(&key),
-        "the keys-file line never holds the key itself"
-    );
-    (key, line)
 }
 
 /// Writes a keys file of `lines` into `dir` and returns its path.
