@@ -1923,9 +1923,10 @@ fn effect_drift_study(pool: &Pool, runs: u64) -> anyhow::Result<(Vec<Figure>, u6
         (caught, false_alarm)
     });
     let settings = format!(
-        "windows of {} outcomes per arm, a {}-window reference, CUSUM slack {} and threshold {}",
+        "windows of {} outcomes per arm, a {}-window reference that windows join while both sums stay below {}, CUSUM slack {} and threshold {}",
         effect::EFFECT_WINDOW,
         effect::EFFECT_REFERENCE_WINDOWS,
+        effect::EFFECT_JOIN,
         effect::EFFECT_SLACK,
         effect::EFFECT_THRESHOLD
     );
