@@ -176,16 +176,7 @@ pub fn stratified_means(
             variances[a] += w * w * m.variance() / count(m.n());
         }
     }
-    let n_total = strata
-        .iter()
-        .flat_map(|s| s.arms.iter().map(Moments::n))
-        .sum();
-    Ok(StratifiedMeans {
-        means,
-        variances,
-        strata: strata.len(),
-        n_total,
-    })
+    Ok(summary(&strata, means, variances))
 }
 
 /// The stratified comparison of `treatment` with `baseline`: each period's pair is
@@ -261,16 +252,24 @@ pub fn stratified_ratio_means(
         means[a] = r;
         variances[a] = ((vxx - 2.0 * r * vxy + r * r * vyy) / (my * my)).max(0.0);
     }
-    let n_total = strata
-        .iter()
-        .flat_map(|s| s.arms.iter().map(CoMoments::n))
-        .sum();
-    Ok(StratifiedMeans {
+    Ok(summary(&strata, means, variances))
+}
+
+/// The stratified means of merged `strata`, with the units of every arm counted.
+fn summary<M: Accumulator>(
+    strata: &[Stratum<M>],
+    means: Vec<f64>,
+    variances: Vec<f64>,
+) -> StratifiedMeans {
+    StratifiedMeans {
         means,
         variances,
         strata: strata.len(),
-        n_total,
-    })
+        n_total: strata
+            .iter()
+            .flat_map(|s| s.arms.iter().map(Accumulator::units))
+            .sum(),
+    }
 }
 
 /// The comparison of arm 1 (treatment) with arm 0 (baseline) of stratified means.
