@@ -121,6 +121,68 @@ enum Changes {
     Ramp { at: usize, weights: Vec<f64> },
 }
 
+/// Period 1 of a ramp: `period` with the arms' `weights` (in the spec's arm order) from `now`.
+fn ramped(
+    spec: &ExperimentSpec,
+    period: AllocationPeriod,
+    weights: &[f64],
+    now: i64,
+) -> AllocationPeriod {
+    AllocationPeriod {
+        period: 1,
+        weights: spec
+            .arms()
+            .iter()
+            .zip(weights)
+            .map(|(a, w)| (a.key().to_string(), *w))
+            .collect(),
+        opened_at: now,
+        ..period
+    }
+}
+
+/// One aggregate of the calibration's aggregates: `moments` of `metric` in arm `arm`, epoch 0.
+fn aggregate(
+    arm: usize,
+    metric: &str,
+    scope: AggScope,
+    moments: Moments,
+) -> (AggKey, MetricAggregate) {
+    (
+        AggKey {
+            epoch: 0,
+            arm: arm_key(arm),
+            metric: metric.to_string(),
+            scope,
+        },
+        MetricAggregate {
+            moments,
+            ipw_weight: 0.0,
+            ipw_weighted_sum: 0.0,
+        },
+    )
+}
+
+/// The experiment's report of epoch 0 over these aggregates, assignment counts and periods.
+fn report_of(
+    experiment: &Experiment,
+    aggregates: &[(AggKey, MetricAggregate)],
+    assignments: &[PeriodCount],
+    periods: &[AllocationPeriod],
+) -> Report {
+    build_report(&ReportInput {
+        version: &experiment.version,
+        epoch: 0,
+        aggregates,
+        tallies: &[],
+        assignments,
+        periods,
+        epochs: &experiment.epochs,
+        drift: None,
+        pause_reason: None,
+    })
+}
+
 /// Runs `UNITS` units through `decide`: `rate(arm, unit)` is the chance of a reward.
 fn simulate(
     spec: &ExperimentSpec,
@@ -144,17 +206,7 @@ fn simulate(
         let now = i64::try_from(unit).unwrap_or(i64::MAX);
         if let Changes::Ramp { at, weights } = changes {
             if unit == *at {
-                period = AllocationPeriod {
-                    period: 1,
-                    weights: spec
-                        .arms()
-                        .iter()
-                        .zip(weights)
-                        .map(|(a, w)| (a.key().to_string(), *w))
-                        .collect(),
-                    opened_at: now,
-                    ..period
-                };
+                period = ramped(spec, period, weights, now);
                 run.periods.push(period.clone());
             }
         }
@@ -181,20 +233,9 @@ fn report(experiment: &Experiment, run: &Run) -> Report {
     let mut overall = vec![Moments::new(); arms];
     let mut aggregates = Vec::new();
     let mut assignments = Vec::new();
-    let key = |arm: usize, scope| AggKey {
-        epoch: 0,
-        arm: arm_key(arm),
-        metric: METRIC.to_string(),
-        scope,
-    };
-    let aggregate = |moments: Moments| MetricAggregate {
-        moments,
-        ipw_weight: 0.0,
-        ipw_weighted_sum: 0.0,
-    };
     for (&(period, arm), moments) in &run.cells {
         overall[arm].merge(moments);
-        aggregates.push((key(arm, AggScope::Period(period)), aggregate(*moments)));
+        aggregates.push(aggregate(arm, METRIC, AggScope::Period(period), *moments));
         assignments.push(PeriodCount {
             period,
             arm: arm_key(arm),
@@ -202,19 +243,9 @@ fn report(experiment: &Experiment, run: &Run) -> Report {
         });
     }
     for (arm, moments) in overall.into_iter().enumerate() {
-        aggregates.push((key(arm, AggScope::Overall), aggregate(moments)));
+        aggregates.push(aggregate(arm, METRIC, AggScope::Overall, moments));
     }
-    build_report(&ReportInput {
-        version: &experiment.version,
-        epoch: 0,
-        aggregates: &aggregates,
-        tallies: &[],
-        assignments: &assignments,
-        periods: &run.periods,
-        epochs: &experiment.epochs,
-        drift: None,
-        pause_reason: None,
-    })
+    report_of(experiment, &aggregates, &assignments, &run.periods)
 }
 
 /// Bandit A/A: every arm from the same truth; does any treatment's verdict say better or
@@ -288,15 +319,7 @@ fn ratio_run(experiment: &Experiment, rng: &mut StdRng, tag: &str) -> anyhow::Re
     for unit in 0..UNITS {
         let now = i64::try_from(unit).unwrap_or(i64::MAX);
         if unit == RAMP_AT {
-            period = AllocationPeriod {
-                period: 1,
-                weights: vec![
-                    (arm_key(0), 1.0 - RAMP_WEIGHTS.1),
-                    (arm_key(1), RAMP_WEIGHTS.1),
-                ],
-                opened_at: now,
-                ..period
-            };
+            period = ramped(spec, period, &[1.0 - RAMP_WEIGHTS.1, RAMP_WEIGHTS.1], now);
             periods.push(period.clone());
         }
         let (assignment, arm) = serve(spec, &period, &format!("{tag}-{unit}"), now)?;
@@ -309,17 +332,6 @@ fn ratio_run(experiment: &Experiment, rng: &mut StdRng, tag: &str) -> anyhow::Re
         cell[1].push(minutes);
         cell[2].push(cost + minutes);
     }
-    let key = |arm: usize, scope| AggKey {
-        epoch: 0,
-        arm: arm_key(arm),
-        metric: RATIO.to_string(),
-        scope,
-    };
-    let aggregate = |moments: Moments| MetricAggregate {
-        moments,
-        ipw_weight: 0.0,
-        ipw_weighted_sum: 0.0,
-    };
     let mut overall = [[Moments::new(); 3], [Moments::new(); 3]];
     let mut aggregates = Vec::new();
     let mut assignments = Vec::new();
@@ -331,7 +343,7 @@ fn ratio_run(experiment: &Experiment, rng: &mut StdRng, tag: &str) -> anyhow::Re
         ];
         for (k, scope) in scopes.into_iter().enumerate() {
             overall[arm][k].merge(&parts[k]);
-            aggregates.push((key(arm, scope), aggregate(parts[k])));
+            aggregates.push(aggregate(arm, RATIO, scope, parts[k]));
         }
         assignments.push(PeriodCount {
             period: p,
@@ -342,20 +354,10 @@ fn ratio_run(experiment: &Experiment, rng: &mut StdRng, tag: &str) -> anyhow::Re
     for (arm, parts) in overall.into_iter().enumerate() {
         let scopes = [AggScope::Overall, AggScope::Paired, AggScope::PairSum];
         for (scope, moments) in scopes.into_iter().zip(parts) {
-            aggregates.push((key(arm, scope), aggregate(moments)));
+            aggregates.push(aggregate(arm, RATIO, scope, moments));
         }
     }
-    let report = build_report(&ReportInput {
-        version: &experiment.version,
-        epoch: 0,
-        aggregates: &aggregates,
-        tallies: &[],
-        assignments: &assignments,
-        periods: &periods,
-        epochs: &experiment.epochs,
-        drift: None,
-        pause_reason: None,
-    });
+    let report = report_of(experiment, &aggregates, &assignments, &periods);
     let c = report
         .metrics
         .iter()
