@@ -165,18 +165,15 @@ pub fn stratified_means(
     periods: &[Stratum],
     min_units: u64,
 ) -> Result<StratifiedMeans, StatsError> {
-    let (strata, total) = merged(periods, min_units)?;
-    let arms = strata[0].arms.len();
-    let mut means = vec![0.0; arms];
-    let mut variances = vec![0.0; arms];
-    for s in &strata {
-        let w = count(s.units) / count(total);
-        for (a, m) in s.arms.iter().enumerate() {
-            means[a] += w * m.mean();
-            variances[a] += w * w * m.variance() / count(m.n());
+    stratified_by(periods, min_units, |cells| {
+        let mut mean = 0.0;
+        let mut variance = 0.0;
+        for &(w, m) in cells {
+            mean += w * m.mean();
+            variance += w * w * m.variance() / count(m.n());
         }
-    }
-    Ok(summary(&strata, means, variances))
+        Ok((mean, variance))
+    })
 }
 
 /// The stratified comparison of `treatment` with `baseline`: each period's pair is
@@ -186,15 +183,7 @@ pub fn stratified_lift(
     periods: &[(u64, Moments, Moments)],
     min_units: u64,
 ) -> Result<StratifiedLift, StatsError> {
-    let strata: Vec<Stratum> = periods
-        .iter()
-        .map(|(units, b, t)| Stratum {
-            units: *units,
-            arms: vec![*b, *t],
-        })
-        .collect();
-    let m = stratified_means(&strata, min_units)?;
-    lift_of(&m)
+    lift_of(&stratified_means(&pairs(periods), min_units)?)
 }
 
 /// The stratified comparison of a ratio metric Σx/Σy: each period's pair is `(units over all
@@ -209,14 +198,7 @@ pub fn stratified_ratio_lift(
     periods: &[(u64, CoMoments, CoMoments)],
     min_units: u64,
 ) -> Result<StratifiedLift, StatsError> {
-    let periods: Vec<Stratum<CoMoments>> = periods
-        .iter()
-        .map(|(units, b, t)| Stratum {
-            units: *units,
-            arms: vec![*b, *t],
-        })
-        .collect();
-    lift_of(&stratified_ratio_means(&periods, min_units)?)
+    lift_of(&stratified_ratio_means(&pairs(periods), min_units)?)
 }
 
 /// Each arm's ratio Σx/Σy stratified by period: the combined ratio estimator with its
@@ -225,15 +207,9 @@ pub fn stratified_ratio_means(
     periods: &[Stratum<CoMoments>],
     min_units: u64,
 ) -> Result<StratifiedMeans, StatsError> {
-    let (strata, total) = merged(periods, min_units)?;
-    let arms = strata[0].arms.len();
-    let mut means = vec![0.0; arms];
-    let mut variances = vec![0.0; arms];
-    for a in 0..arms {
+    stratified_by(periods, min_units, |cells| {
         let (mut mx, mut my, mut vxx, mut vyy, mut vxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
-        for s in &strata {
-            let w = count(s.units) / count(total);
-            let c = &s.arms[a];
+        for &(w, c) in cells {
             let n = count(c.n());
             mx += w * c.mean_x();
             my += w * c.mean_y();
@@ -249,8 +225,43 @@ pub fn stratified_ratio_means(
             });
         }
         let r = mx / my;
-        means[a] = r;
-        variances[a] = ((vxx - 2.0 * r * vxy + r * r * vyy) / (my * my)).max(0.0);
+        Ok((
+            r,
+            ((vxx - 2.0 * r * vxy + r * r * vyy) / (my * my)).max(0.0),
+        ))
+    })
+}
+
+/// Two compared arms' periods as strata: (units over all arms, baseline, treatment).
+fn pairs<M: Copy>(periods: &[(u64, M, M)]) -> Vec<Stratum<M>> {
+    periods
+        .iter()
+        .map(|(units, b, t)| Stratum {
+            units: *units,
+            arms: vec![*b, *t],
+        })
+        .collect()
+}
+
+/// Merges short periods, then gives each arm the (mean, variance) that `arm` computes from its
+/// cells: (the stratum's weight w_p, the arm's summary in it), in period order.
+fn stratified_by<M: Accumulator>(
+    periods: &[Stratum<M>],
+    min_units: u64,
+    arm: impl Fn(&[(f64, &M)]) -> Result<(f64, f64), StatsError>,
+) -> Result<StratifiedMeans, StatsError> {
+    let (strata, total) = merged(periods, min_units)?;
+    let arms = strata[0].arms.len();
+    let mut means = Vec::with_capacity(arms);
+    let mut variances = Vec::with_capacity(arms);
+    for a in 0..arms {
+        let cells: Vec<(f64, &M)> = strata
+            .iter()
+            .map(|s| (count(s.units) / count(total), &s.arms[a]))
+            .collect();
+        let (mean, variance) = arm(&cells)?;
+        means.push(mean);
+        variances.push(variance);
     }
     Ok(summary(&strata, means, variances))
 }
