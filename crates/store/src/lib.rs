@@ -93,6 +93,7 @@ mod drift;
 mod error;
 mod filter;
 mod kv;
+pub mod legacy;
 mod mem;
 mod ops;
 mod rebuild;

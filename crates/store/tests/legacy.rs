@@ -1,0 +1,238 @@
+//! Reading a schema-7 data directory for migration: the fixture written by the schema-7 store, read back through `legacy` and compared with what that store answered.
+
+use std::path::{Path, PathBuf};
+
+use liftlab_store::legacy::{is_legacy, read_chain};
+use liftlab_store::{AuditRecord, StoreError};
+use serde_json::Value;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/schema7")
+        .join(name)
+}
+
+/// A copy of the fixture directory `name` (opening sled may write, and tests change copies).
+fn copy_of(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    copy_dir(&fixture(name), dir.path());
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("creates");
+    for entry in std::fs::read_dir(from).expect("lists") {
+        let entry = entry.expect("lists");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("a type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copies");
+        }
+    }
+}
+
+fn json(name: &str) -> Value {
+    let text = std::fs::read_to_string(fixture(name)).expect("the fixture's JSON");
+    serde_json::from_str(&text).expect("JSON")
+}
+
+/// The audit chain as the schema-7 store listed it (`expected.json`).
+fn expected_chain() -> Vec<AuditRecord> {
+    serde_json::from_value(json("expected.json")["audit"].clone()).expect("audit records")
+}
+
+/// The chain the crashed store listed just before it aborted (`crashed.json`).
+fn crashed_chain() -> Vec<AuditRecord> {
+    serde_json::from_value(json("crashed.json")).expect("audit records")
+}
+
+/// Runs `change` on the sled database of `dir`, then closes it.
+fn with_sled<T>(dir: &Path, change: impl FnOnce(&sled::Db) -> T) -> T {
+    let db = sled::open(dir).expect("sled opens the copy");
+    let out = change(&db);
+    db.flush().expect("flushes");
+    out
+}
+
+fn expect_err(dir: &Path) -> StoreError {
+    match read_chain(dir) {
+        Ok(chain) => panic!(
+            "read {} records of a directory it should refuse",
+            chain.len()
+        ),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn the_clean_directory_reads_as_the_old_store_listed_it() {
+    let dir = copy_of("clean");
+    assert!(is_legacy(dir.path()));
+    let chain = read_chain(dir.path()).expect("reads");
+    let expected = expected_chain();
+    assert_eq!(chain.len(), 162);
+    for (read, listed) in chain.iter().zip(&expected) {
+        assert_eq!(read, listed, "record {}", listed.seq);
+    }
+    assert_eq!(chain, expected);
+}
+
+#[test]
+fn the_crashed_directory_gives_every_acknowledged_record_from_sled_and_its_log() {
+    let dir = copy_of("crashed");
+    assert!(is_legacy(dir.path()));
+    assert_eq!(read_chain(dir.path()).expect("reads"), crashed_chain());
+
+    // sled alone holds only part of it: without the log, the watermark refuses the rest lost.
+    let without_log = copy_of("crashed");
+    std::fs::remove_dir_all(without_log.path().join("wal")).expect("removes the log");
+    let err = expect_err(without_log.path());
+    assert!(matches!(err, StoreError::Open { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("records up to 27 were acknowledged"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_record_cut_short_at_the_end_of_the_log_was_never_acknowledged_and_is_dropped() {
+    let dir = copy_of("crashed");
+    let log = dir.path().join("wal/00000000000000000001.log");
+    let len = std::fs::metadata(&log).expect("the log").len();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .expect("opens");
+    file.set_len(len - 3).expect("cuts");
+    // The watermark says the cut commit was acknowledged, which a real crash cannot do.
+    let err = expect_err(dir.path());
+    assert!(err.to_string().contains("were acknowledged"), "{err}");
+    std::fs::remove_file(dir.path().join("audit-head")).expect("removes the watermark");
+    let chain = read_chain(dir.path()).expect("reads");
+    let all = crashed_chain();
+    assert!(
+        !chain.is_empty() && chain.len() < all.len(),
+        "{} records",
+        chain.len()
+    );
+    assert_eq!(chain[..], all[..chain.len()]);
+}
+
+#[test]
+fn damage_before_the_end_of_the_log_is_refused() {
+    let dir = copy_of("crashed");
+    let log = dir.path().join("wal/00000000000000000001.log");
+    let mut bytes = std::fs::read(&log).expect("the log");
+    bytes[20] ^= 0x40; // inside the first record's payload
+    std::fs::write(&log, bytes).expect("writes");
+    let err = expect_err(dir.path());
+    assert!(matches!(err, StoreError::Open { .. }), "{err}");
+    assert!(err.to_string().contains("damaged at byte 0"), "{err}");
+}
+
+/// Replaces the first `from` in the stored blocks by `to`, of the same length.
+fn edit_bytes(dir: &Path, from: &str, to: &str) {
+    assert_eq!(from.len(), to.len(), "an edit that keeps every length");
+    with_sled(dir, |db| {
+        let audit = db.open_tree("audit").expect("the audit tree");
+        let (key, value) = audit
+            .iter()
+            .map(|e| e.expect("reads"))
+            .find(|(_, v)| v.windows(from.len()).any(|w| w == from.as_bytes()))
+            .expect("a block holds the text");
+        let at = value
+            .windows(from.len())
+            .position(|w| w == from.as_bytes())
+            .expect("found");
+        let mut edited = value.to_vec();
+        edited[at..at + to.len()].copy_from_slice(to.as_bytes());
+        audit.insert(key, edited).expect("writes");
+    })
+}
+
+#[test]
+fn an_edited_record_is_refused_by_its_sequence_number() {
+    let dir = copy_of("clean");
+    let target = expected_chain()
+        .into_iter()
+        .find(|r| r.payload.contains(r#""event_id":"ev-ab-07""#))
+        .expect("the outcome's record");
+    edit_bytes(
+        dir.path(),
+        r#""event_id":"ev-ab-07""#,
+        r#""event_id":"ev-ab-97""#,
+    );
+    let err = expect_err(dir.path());
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("record {} does not match its hash", target.seq)),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_removed_block_is_refused() {
+    // The last block: the chain then ends before its stored head.
+    let dir = copy_of("clean");
+    with_sled(dir.path(), |db| {
+        let audit = db.open_tree("audit").expect("the audit tree");
+        let (last, _) = audit.last().expect("reads").expect("a block");
+        audit.remove(last).expect("removes");
+    });
+    let err = expect_err(dir.path());
+    assert!(
+        err.to_string().contains("its stored head is record 162"),
+        "{err}"
+    );
+
+    // A block in the middle: the record after the gap is named.
+    let dir = copy_of("clean");
+    let second_key = with_sled(dir.path(), |db| {
+        let audit = db.open_tree("audit").expect("the audit tree");
+        let (key, _) = audit.iter().nth(1).expect("two blocks").expect("reads");
+        audit.remove(&key).expect("removes");
+        u64::from_be_bytes(key.as_ref().try_into().expect("an 8-byte key"))
+    });
+    let err = expect_err(dir.path());
+    assert!(
+        err.to_string()
+            .contains(&format!("record {second_key} is missing")),
+        "{err}"
+    );
+}
+
+#[test]
+fn other_directories_are_not_legacy() {
+    let empty = tempfile::tempdir().expect("a temporary directory");
+    assert!(!is_legacy(empty.path()));
+    assert!(!is_legacy(&empty.path().join("missing")));
+    assert!(matches!(
+        read_chain(empty.path()),
+        Err(StoreError::Open { .. })
+    ));
+
+    // A sled database without the schema marker, as a new layout's views might be.
+    let views = tempfile::tempdir().expect("a temporary directory");
+    with_sled(views.path(), |db| {
+        db.open_tree("units")
+            .expect("a tree")
+            .insert(b"k", b"v".as_slice())
+            .expect("writes");
+    });
+    assert!(!is_legacy(views.path()));
+
+    // A `meta` tree with a schema this layout never had.
+    let newer = tempfile::tempdir().expect("a temporary directory");
+    with_sled(newer.path(), |db| {
+        db.open_tree("meta")
+            .expect("a tree")
+            .insert(b"schema", vec![2u8, 8])
+            .expect("writes");
+    });
+    assert!(!is_legacy(newer.path()));
+    let err = expect_err(newer.path());
+    assert!(err.to_string().contains("schema version 8"), "{err}");
+}
