@@ -157,7 +157,8 @@ pub fn is_legacy(dir: &Path) -> bool {
 /// The whole audit chain of a schema 2–7 data directory, verified, with the write-ahead
 /// log's acknowledged records included (see the module docs).
 ///
-/// Errors: [`StoreError::Open`] when `dir` is not such a directory, its log is damaged before
+/// Errors: [`StoreError::Locked`] while another process holds the directory;
+/// [`StoreError::Open`] when `dir` is not such a directory, its log is damaged before
 /// its end, or its chain is shorter than the acknowledged head; [`StoreError::Corrupt`]
 /// naming the first record (by sequence number) that is missing, out of order, unlinked,
 /// undecodable or edited, or a head that does not match the last record.
@@ -230,10 +231,12 @@ fn open(dir: &Path) -> Result<sled::Db> {
             })?;
         match opened {
             Ok(db) => return Ok(db),
-            Err(sled::Error::Io(e))
-                if e.to_string().contains("could not acquire lock")
-                    && started.elapsed() < Duration::from_secs(2) =>
-            {
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                if started.elapsed() >= Duration::from_secs(2) {
+                    return Err(StoreError::Locked {
+                        path: dir.to_path_buf(),
+                    });
+                }
                 std::thread::sleep(Duration::from_millis(20));
             }
             Err(e) => return Err(sled_error(dir, &e)),

@@ -236,3 +236,12 @@ fn other_directories_are_not_legacy() {
     let err = expect_err(newer.path());
     assert!(err.to_string().contains("schema version 8"), "{err}");
 }
+
+#[test]
+fn a_directory_another_store_holds_is_locked() {
+    let dir = copy_of("clean");
+    let held = sled::open(dir.path()).expect("sled opens the copy");
+    let err = expect_err(dir.path());
+    assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+    drop(held);
+}
