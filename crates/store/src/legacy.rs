@@ -85,8 +85,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::error::{Result, StoreError};
-use crate::records::{AuditKind, AuditRecord};
+use crate::{AuditKind, AuditRecord, Result, StoreError};
 
 /// The stored kinds, by the index the layout stores.
 const KINDS: [AuditKind; 8] = [
@@ -211,8 +210,16 @@ fn sled_error(dir: &Path, e: &sled::Error) -> StoreError {
     refused(dir, format!("sled cannot read it: {e}"))
 }
 
+fn corrupt_at(tree: &'static str, key: &[u8], reason: String) -> StoreError {
+    StoreError::Corrupt {
+        tree,
+        key: hex::encode(key),
+        reason,
+    }
+}
+
 fn corrupt(block: u64, reason: String) -> StoreError {
-    StoreError::corrupt("audit", &block.to_be_bytes(), reason)
+    corrupt_at("audit", &block.to_be_bytes(), reason)
 }
 
 /// Opens the sled database of `dir`, waiting a moment for a lock a closing store still holds.
@@ -271,7 +278,7 @@ fn verify(blocks: &BTreeMap<Vec<u8>, Vec<u8>>, head: Option<&[u8]>) -> Result<Ve
         let first = <[u8; 8]>::try_from(key.as_slice())
             .map(u64::from_be_bytes)
             .map_err(|_| {
-                StoreError::corrupt(
+                corrupt_at(
                     "audit",
                     key,
                     format!("record {expected}: a block of records has a malformed key"),
@@ -344,7 +351,7 @@ fn verify(blocks: &BTreeMap<Vec<u8>, Vec<u8>>, head: Option<&[u8]>) -> Result<Ve
                 _ => Err("no binary tag".to_string()),
             }
             .map_err(|e| {
-                StoreError::corrupt(
+                corrupt_at(
                     "meta",
                     HEAD_KEY,
                     format!("the chain's head cannot be read: {e}"),
@@ -355,17 +362,26 @@ fn verify(blocks: &BTreeMap<Vec<u8>, Vec<u8>>, head: Option<&[u8]>) -> Result<Ve
     match head {
         None if last == 0 => Ok(chain),
         Some(h) if h.seq == last && h.hash == prev_hash => Ok(chain),
-        None => Err(StoreError::corrupt(
+        None => Err(corrupt_at(
             "meta",
             HEAD_KEY,
             format!("the chain ends at record {last} but has no stored head"),
         )),
-        Some(h) => Err(StoreError::corrupt(
+        Some(h) if h.seq > last => Err(corrupt_at(
             "meta",
             HEAD_KEY,
             format!(
-                "the chain ends at record {last}, but its stored head is record {} (records \
-                 were removed or the head was changed)",
+                "record {} is missing: the chain ends at record {last}, but its stored head is \
+                 record {}",
+                last + 1,
+                h.seq
+            ),
+        )),
+        Some(h) => Err(corrupt_at(
+            "meta",
+            HEAD_KEY,
+            format!(
+                "the stored head (record {}) does not match the chain's last record, {last}",
                 h.seq
             ),
         )),
