@@ -61,23 +61,9 @@ pub struct ResultsArgs {
     server: ServerArgs,
 }
 
-/// The lifecycle transitions `liftlab start|pause|stop` ask for.
-#[derive(Clone, Copy, Debug)]
-pub enum Transition {
-    Start,
-    Pause,
-    Stop,
-}
-
-impl Transition {
-    fn path(self) -> &'static str {
-        match self {
-            Transition::Start => "start",
-            Transition::Pause => "pause",
-            Transition::Stop => "stop",
-        }
-    }
-}
+/// The lifecycle transitions `liftlab start|pause|stop` ask for: the domain's, named in the
+/// API's paths by [`Transition::as_str`].
+pub use liftlab_domain::Transition;
 
 /// Runs `liftlab apply`.
 pub fn apply(args: ApplyArgs) -> anyhow::Result<()> {
@@ -125,14 +111,14 @@ pub fn lifecycle(transition: Transition, args: LifecycleArgs) -> anyhow::Result<
             &format!(
                 "/v1/experiments/{}/{}",
                 segment(&args.experiment),
-                transition.path()
+                transition.as_str()
             ),
             &body,
         )
         .with_context(|| {
             format!(
                 "cannot {} experiment {}",
-                transition.path(),
+                transition.as_str(),
                 args.experiment
             )
         })?;
