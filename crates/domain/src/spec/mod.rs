@@ -38,6 +38,7 @@
 //! | `hash_seed` | the key |
 
 pub(crate) mod parse;
+pub(crate) mod walker;
 
 use std::collections::{BTreeMap, BTreeSet};
 
