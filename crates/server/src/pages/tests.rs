@@ -191,7 +191,11 @@ fn running(spec: ExperimentSpec) -> ExperimentVersion {
 /// The page with the stylesheet cut out, for its snapshot: every page carries the same `CSS`
 /// once, so the snapshots hold what differs between pages.
 fn without_stylesheet(html: &str) -> String {
-    assert_eq!(html.matches(CSS).count(), 1, "the page carries the stylesheet once");
+    assert_eq!(
+        html.matches(CSS).count(),
+        1,
+        "the page carries the stylesheet once"
+    );
     html.replacen(CSS, "/* pages::CSS */", 1)
 }
 

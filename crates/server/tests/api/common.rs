@@ -1,4 +1,4 @@
-//! What the in-process API tests share beyond the test kit: a keyed state over a `MemStore`, and two steps most flows take.
+//! What the in-process API tests share beyond the test kit: a keyed state over a `MemStore`, and the steps most flows take (create and start, assign, post a spec or outcomes).
 
 use std::sync::Arc;
 
@@ -8,7 +8,7 @@ use actix_web::http::StatusCode;
 use liftlab_server::{AppState, Config, KeyEntry, KeyRing};
 use liftlab_store::{MemStore, Store};
 pub use liftlab_testkit::spec::{fixed_with_touches as spec, seeded};
-pub use liftlab_testkit::{Body, Role, TestApp};
+pub use liftlab_testkit::{Body, Reply, Role, TestApp};
 use serde_json::{json, Value};
 
 /// The bearer key of each role in [`keyed_state`].
@@ -41,12 +41,7 @@ where
     B: MessageBody,
 {
     let key = document["key"].as_str().expect("key").to_string();
-    app.post("/v1/experiments")
-        .as_role(Role::Scientist)
-        .json(document)
-        .send()
-        .await
-        .expect(StatusCode::CREATED);
+    post_spec(app, document).await.expect(StatusCode::CREATED);
     app.post(&format!("/v1/experiments/{key}/start"))
         .as_role(Role::Scientist)
         .send()
@@ -67,4 +62,31 @@ where
         .await
         .expect(StatusCode::OK)
         .json()
+}
+
+/// Posts a spec document to `/v1/experiments` as a scientist.
+pub async fn post_spec<S, B>(app: &TestApp<S>, document: Value) -> Reply
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    app.post("/v1/experiments")
+        .as_role(Role::Scientist)
+        .json(document)
+        .send()
+        .await
+}
+
+/// Posts to `/v1/outcomes` as the router: one event or `{"events": [...]}` as JSON, or an
+/// NDJSON stream (`Body::ndjson`).
+pub async fn post_outcomes<S, B>(app: &TestApp<S>, body: impl Into<Body>) -> Reply
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    app.post("/v1/outcomes")
+        .as_role(Role::Router)
+        .body(body.into())
+        .send()
+        .await
 }

@@ -11,12 +11,7 @@ async fn experiments_are_created_read_listed_and_versioned() {
     let state = keyed_state(Config::default());
     let app = TestApp::new(app(state)).await;
 
-    let r = app
-        .post("/v1/experiments")
-        .as_role(Role::Scientist)
-        .json(spec("triage"))
-        .send()
-        .await;
+    let r = post_spec(&app, spec("triage")).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(r.header("location"), Some("/v1/experiments/triage"));
     assert_eq!(r.header("etag"), Some("\"1\""));
@@ -27,12 +22,7 @@ async fn experiments_are_created_read_listed_and_versioned() {
     // The normalized spec has its defaults filled in.
     assert_eq!(created["spec"]["coverage"], json!(1.0));
 
-    let r = app
-        .post("/v1/experiments")
-        .as_role(Role::Scientist)
-        .json(spec("triage"))
-        .send()
-        .await;
+    let r = post_spec(&app, spec("triage")).await;
     r.problem(409);
 
     let r = app
@@ -143,12 +133,7 @@ async fn invalid_specs_list_every_problem_with_a_pointer() {
         "allocation": {"policy": "fixed", "weights": {"a": 1.0}},
         "metrics": []
     });
-    let r = app
-        .post("/v1/experiments")
-        .as_role(Role::Scientist)
-        .json(bad)
-        .send()
-        .await;
+    let r = post_spec(&app, bad).await;
     let pointers = r.pointers();
     assert!(pointers.iter().any(|p| p == "/key"), "{pointers:?}");
     assert!(
@@ -170,11 +155,7 @@ async fn invalid_specs_list_every_problem_with_a_pointer() {
 #[actix_web::test]
 async fn lifecycle_moves_and_invalid_transitions_name_both_ends() {
     let app = TestApp::new(app(keyed_state(Config::default()))).await;
-    app.post("/v1/experiments")
-        .as_role(Role::Scientist)
-        .json(spec("flow"))
-        .send()
-        .await;
+    post_spec(&app, spec("flow")).await;
     let step = |action: &'static str, body: Body| {
         let app = &app;
         async move {
@@ -270,11 +251,7 @@ async fn non_running_experiments_answer_the_baseline_and_store_nothing() {
     let state = keyed_state(Config::default());
     let store = state.store.clone();
     let app = TestApp::new(app(state)).await;
-    app.post("/v1/experiments")
-        .as_role(Role::Scientist)
-        .json(seeded_spec("idle", "90850943850283058242805"))
-        .send()
-        .await;
+    post_spec(&app, seeded_spec("idle", "90850943850283058242805")).await;
     let answer = assign(&app, "idle", "123").await;
     assert_eq!(answer["arm"], json!("human"));
     assert_eq!(answer["in_experiment"], json!(false));
@@ -298,12 +275,7 @@ async fn answers_outside_the_experiment_carry_their_reason_and_are_counted() {
     let mut document = seeded_spec("why", "seed");
     document["targeting"] = json!({"region": ["emea"]});
     document["coverage"] = json!(0.5);
-    let r = app
-        .post("/v1/experiments")
-        .as_role(Role::Scientist)
-        .json(document)
-        .send()
-        .await;
+    let r = post_spec(&app, document).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let ask = |unit: &'static str, region: &'static str| {
         let app = &app;
@@ -470,24 +442,14 @@ async fn bad_covariates_ratios_and_caps_are_422s_with_pointers() {
     for (i, (what, parent, field, value, pointer, fragment)) in cases.into_iter().enumerate() {
         let mut doc = featured_spec(&format!("bad{i}"));
         doc.pointer_mut(parent).expect("the parent exists")[field] = value;
-        let r = app
-            .post("/v1/experiments")
-            .as_role(Role::Scientist)
-            .json(doc)
-            .send()
-            .await;
+        let r = post_spec(&app, doc).await;
         let body = r.problem(422);
         assert_eq!(r.pointers(), vec![pointer.to_string()], "{what}");
         let message = body["errors"][0]["message"].as_str().expect("a message");
         assert!(message.contains(fragment), "{what}: {message}");
     }
     // The valid spec is accepted and returned normalized.
-    let r = app
-        .post("/v1/experiments")
-        .as_role(Role::Scientist)
-        .json(featured_spec("good"))
-        .send()
-        .await;
+    let r = post_spec(&app, featured_spec("good")).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let normalized = r.json()["spec"].clone();
     assert_eq!(normalized["metrics"][2]["cap"], json!({"max": 20.0}));
@@ -529,26 +491,19 @@ async fn covariates_are_numbers_kept_with_the_assignment() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
 
     // Outcomes send a ratio's parts, never the ratio itself.
-    let r = app
-        .post("/v1/outcomes")
-        .as_role(Role::Router)
-        .json(event("r1", "cov", "u1", json!({"minutes_per_touch": 3.0})))
-        .send()
-        .await;
+    let r = post_outcomes(
+        &app,
+        event("r1", "cov", "u1", json!({"minutes_per_touch": 3.0})),
+    )
+    .await;
     assert_eq!(r.pointers(), vec!["/metrics/minutes_per_touch"]);
     assert!(r.text().contains("numerator"), "{}", r.text());
     // A value above a cap is accepted as sent and folded at the cap.
-    let r = app
-        .post("/v1/outcomes")
-        .as_role(Role::Router)
-        .json(event(
-            "r2",
-            "cov",
-            "u1",
-            json!({"touches": 500, "minutes": 30}),
-        ))
-        .send()
-        .await;
+    let r = post_outcomes(
+        &app,
+        event("r2", "cov", "u1", json!({"touches": 500, "minutes": 30})),
+    )
+    .await;
     assert_eq!(r.json()["accepted"], json!(1), "{}", r.text());
     let rows = store.unit_rows("cov", 0).expect("rows");
     assert_eq!(rows[0].metrics["touches"].value, 20.0);
@@ -573,23 +528,13 @@ async fn outcomes_are_recorded_once_and_attributed_to_the_served_arm() {
         "a",
         json!({"minutes": 12.5, "escalated": true}),
     );
-    let r = app
-        .post("/v1/outcomes")
-        .as_role(Role::Router)
-        .json(one.clone())
-        .send()
-        .await;
+    let r = post_outcomes(&app, one.clone()).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(
         r.json(),
         json!({"accepted": 1, "duplicates": 0, "rejected": []})
     );
-    let r = app
-        .post("/v1/outcomes")
-        .as_role(Role::Router)
-        .json(one)
-        .send()
-        .await;
+    let r = post_outcomes(&app, one).await;
     assert_eq!(
         r.json(),
         json!({"accepted": 0, "duplicates": 1, "rejected": []})
@@ -616,12 +561,7 @@ async fn outcomes_are_recorded_once_and_attributed_to_the_served_arm() {
         {"event_id": "e13", "experiment": "out", "task_id": "a", "metrics": {"minutes": 2}, "ts": "2999-01-01T00:00:00Z"},
         event("e1", "out", "a", json!({"minutes": 12.5, "escalated": true})),
     ]});
-    let r = app
-        .post("/v1/outcomes")
-        .as_role(Role::Router)
-        .json(batch)
-        .send()
-        .await;
+    let r = post_outcomes(&app, batch).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let body = r.json();
     assert_eq!(body["accepted"], json!(1));
@@ -678,12 +618,7 @@ async fn an_outcome_from_the_future_is_refused_by_the_servers_clock() {
         .expect("after 1970");
     let now_ms = i64::try_from(now.as_millis()).expect("in range");
     let hour_ahead = liftlab_domain::report::format_ts(now_ms + 3_600_000);
-    let r = app
-        .post("/v1/outcomes")
-        .as_role(Role::Router)
-        .json(at("f1", &hour_ahead))
-        .send()
-        .await;
+    let r = post_outcomes(&app, at("f1", &hour_ahead)).await;
     let problem = r.problem(422);
     assert_eq!(r.pointers(), vec!["/ts"]);
     let message = problem["errors"][0]["message"].as_str().expect("message");
@@ -699,12 +634,7 @@ async fn an_outcome_from_the_future_is_refused_by_the_servers_clock() {
         at("f3", &minute_ahead),
         at("f4", "2020-01-01T00:00:00Z"),
     ]});
-    let r = app
-        .post("/v1/outcomes")
-        .as_role(Role::Router)
-        .json(batch)
-        .send()
-        .await;
+    let r = post_outcomes(&app, batch).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let body = r.json();
     assert_eq!(body["accepted"], json!(2), "{body}");
@@ -726,40 +656,20 @@ async fn a_request_with_nothing_valid_is_a_422_pointing_into_the_request() {
     let app = TestApp::new(app(keyed_state(Config::default()))).await;
     create_running(&app, spec("bad")).await;
     assign(&app, "bad", "u").await;
-    let r = app
-        .post("/v1/outcomes")
-        .as_role(Role::Router)
-        .json(event("x", "bad", "u", json!({"minutes": "slow"})))
-        .send()
-        .await;
+    let r = post_outcomes(&app, event("x", "bad", "u", json!({"minutes": "slow"}))).await;
     assert_eq!(r.pointers(), vec!["/metrics/minutes"]);
     let batch = json!({"events": [
         event("x", "bad", "u", json!({"minutes": -3})),
         event("y", "bad", "nobody", json!({"minutes": 3})),
     ]});
-    let r = app
-        .post("/v1/outcomes")
-        .as_role(Role::Router)
-        .json(batch)
-        .send()
-        .await;
+    let r = post_outcomes(&app, batch).await;
     assert_eq!(
         r.pointers(),
         vec!["/events/0/metrics/minutes", "/events/1/task_id"]
     );
-    let r = app
-        .post("/v1/outcomes")
-        .as_role(Role::Router)
-        .json(json!({"events": []}))
-        .send()
-        .await;
+    let r = post_outcomes(&app, json!({"events": []})).await;
     assert_eq!(r.pointers(), vec!["/events"]);
-    let r = app
-        .post("/v1/outcomes")
-        .as_role(Role::Router)
-        .json(json!([1]))
-        .send()
-        .await;
+    let r = post_outcomes(&app, json!([1])).await;
     assert_eq!(r.pointers(), vec![""]);
 }
 
@@ -794,12 +704,7 @@ async fn ndjson_streams_are_recorded_across_chunks() {
     }
     body.push_str("{\"event_id\": \"broken\"\n");
     body.push_str("{\"event_id\":\"z\",\"experiment\":\"stream\",\"task_id\":\"u0\",\"metrics\":{\"nope\":1}}");
-    let r = app
-        .post("/v1/outcomes")
-        .as_role(Role::Router)
-        .raw("application/x-ndjson", body.clone().into_bytes())
-        .send()
-        .await;
+    let r = post_outcomes(&app, Body::ndjson(body.clone().into_bytes())).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let summary = r.json();
     assert_eq!(summary["accepted"], json!(1203));
@@ -819,12 +724,7 @@ async fn ndjson_streams_are_recorded_across_chunks() {
     assert_eq!(total, 1203);
 
     // Re-sending the whole stream counts nothing twice.
-    let r = app
-        .post("/v1/outcomes")
-        .as_role(Role::Router)
-        .raw("application/x-ndjson", body.into_bytes())
-        .send()
-        .await;
+    let r = post_outcomes(&app, Body::ndjson(body.into_bytes())).await;
     assert_eq!(r.json()["duplicates"], json!(1203));
     assert_eq!(r.json()["accepted"], json!(0));
     let total: u64 = store
@@ -835,12 +735,7 @@ async fn ndjson_streams_are_recorded_across_chunks() {
         .sum();
     assert_eq!(total, 1203);
 
-    let r = app
-        .post("/v1/outcomes")
-        .as_role(Role::Router)
-        .raw("application/x-ndjson", b"not json\n".to_vec())
-        .send()
-        .await;
+    let r = post_outcomes(&app, Body::ndjson(b"not json\n".to_vec())).await;
     assert_eq!(r.pointers(), vec!["/0"]);
 }
 
@@ -997,19 +892,13 @@ async fn a_store_that_cannot_write_is_a_503_problem() {
     assign(&app, "closed", "early").await;
     store.close().expect("the store closes");
     // A valid event the store cannot take fails the request; it is not reported as invalid.
-    let r = app
-        .post("/v1/outcomes")
-        .as_role(Role::Router)
-        .json(event("late-1", "closed", "early", json!({"minutes": 1})))
-        .send()
-        .await;
+    let r = post_outcomes(
+        &app,
+        event("late-1", "closed", "early", json!({"minutes": 1})),
+    )
+    .await;
     r.problem(503);
-    let r = app
-        .post("/v1/experiments")
-        .as_role(Role::Scientist)
-        .json(spec("after"))
-        .send()
-        .await;
+    let r = post_spec(&app, spec("after")).await;
     r.problem(503);
     let r = app
         .post("/v1/experiments/closed/assign")
