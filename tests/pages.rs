@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use crate::liftlab;
 use liftlab_testkit::process::{create_running, keys_file, Server};
+use liftlab_testkit::spec::{support_desk, with};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const WIDTH: u32 = 1280;
@@ -85,25 +86,20 @@ fn shots_dir() -> PathBuf {
 
 /// A support-desk experiment with ROI, segments, a guardrail and a drift monitor.
 fn desk_spec() -> Value {
-    json!({
-        "key": "support-ai",
-        "name": "Support desk: AI-drafted replies",
-        "hypothesis": "AI-drafted first replies cut handling time without more escalations",
-        "owner": "support-ops",
-        "arms": [
-            {"key": "human", "role": "baseline", "description": "agents write every reply"},
-            {"key": "ai_assist", "role": "treatment", "description": "agents edit an AI draft"}
-        ],
-        "allocation": {"policy": "fixed", "weights": {"human": 0.5, "ai_assist": 0.5}},
-        "metrics": [
-            {"key": "cycle_time", "kind": "duration", "direction": "decrease", "role": "primary"},
-            {"key": "escalated", "kind": "binary", "direction": "decrease", "role": "guardrail"},
-            {"key": "cost", "kind": "cost", "direction": "decrease", "role": "secondary"}
-        ],
-        "segments": ["region"],
-        "drift": {"metrics": ["cycle_time"]},
-        "roi": {"volume_per_month": 12000, "human_cost_per_hour": 45}
-    })
+    with(
+        support_desk(),
+        json!({
+            "name": "Support desk: AI-drafted replies",
+            "hypothesis": "AI-drafted first replies cut handling time without more escalations",
+            "owner": "support-ops",
+            "arms": [
+                {"key": "human", "role": "baseline", "description": "agents write every reply"},
+                {"key": "ai_assist", "role": "treatment", "description": "agents edit an AI draft"}
+            ],
+            "drift": {"metrics": ["cycle_time"]},
+            "roi": {"volume_per_month": 12000, "human_cost_per_hour": 45}
+        }),
+    )
 }
 
 /// A deterministic value in [0, 1) per (unit, salt).

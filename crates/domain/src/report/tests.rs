@@ -10,6 +10,7 @@ use liftlab_stats::{
     achieved_power, bayesian, cochran_q, effect_sizes, holm, relative_lift, welch_absolute,
     Alternative, Baseline, Design, Moments, PowerSettings, SampleStats,
 };
+use liftlab_testkit::spec::{support_desk, with};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
@@ -52,30 +53,15 @@ pub(super) fn running(spec: ExperimentSpec) -> ExperimentVersion {
 
 /// The support-desk experiment most tests use.
 fn support_spec(extra: Value) -> ExperimentSpec {
-    let mut doc = json!({
-        "key": "support-ai",
-        "name": "Support AI assist",
-        "hypothesis": "AI drafts cut cycle time without more escalations",
-        "owner": "ops",
-        "arms": [
-            {"key": "human", "role": "baseline"},
-            {"key": "ai_assist", "role": "treatment"}
-        ],
-        "allocation": {"policy": "fixed", "weights": {"human": 0.5, "ai_assist": 0.5}},
-        "metrics": [
-            {"key": "cycle_time", "kind": "duration", "direction": "decrease", "role": "primary"},
-            {"key": "escalated", "kind": "binary", "direction": "decrease", "role": "guardrail"},
-            {"key": "cost", "kind": "cost", "direction": "decrease", "role": "secondary"}
-        ],
-        "segments": ["region"],
-        "roi": {"volume_per_month": 10000, "human_cost_per_hour": 40}
-    });
-    if let (Some(d), Some(e)) = (doc.as_object_mut(), extra.as_object()) {
-        for (k, v) in e {
-            d.insert(k.clone(), v.clone());
-        }
-    }
-    parse(doc)
+    let doc = with(
+        support_desk(),
+        json!({
+            "hypothesis": "AI drafts cut cycle time without more escalations",
+            "owner": "ops",
+            "roi": {"volume_per_month": 10000, "human_cost_per_hour": 40}
+        }),
+    );
+    parse(with(doc, extra))
 }
 
 /// One unit of raw data.

@@ -7,35 +7,21 @@ use liftlab_domain::lifecycle::Transition;
 use liftlab_domain::model::{AggDelta, AggKey, AggScope, AllocationPeriod, MetricAggregate};
 use liftlab_domain::report::{self, EpochInfo, PeriodCount, ReportInput};
 use liftlab_domain::{ExperimentSpec, ExperimentVersion};
+use liftlab_testkit::spec::{support_desk, with};
 use serde_json::json;
 
 use super::*;
 
 fn spec(hypothesis: &str, extra: serde_json::Value) -> ExperimentSpec {
-    let mut doc = json!({
-        "key": "support-ai",
-        "name": "Support AI assist",
-        "hypothesis": hypothesis,
-        "owner": "support-ops",
-        "arms": [
-            {"key": "human", "role": "baseline"},
-            {"key": "ai_assist", "role": "treatment"}
-        ],
-        "allocation": {"policy": "fixed", "weights": {"human": 0.5, "ai_assist": 0.5}},
-        "metrics": [
-            {"key": "cycle_time", "kind": "duration", "direction": "decrease", "role": "primary"},
-            {"key": "escalated", "kind": "binary", "direction": "decrease", "role": "guardrail"},
-            {"key": "cost", "kind": "cost", "direction": "decrease", "role": "secondary"}
-        ],
-        "segments": ["region"],
-        "roi": {"volume_per_month": 12000, "human_cost_per_hour": 45}
-    });
-    if let (Some(d), Some(e)) = (doc.as_object_mut(), extra.as_object()) {
-        for (k, v) in e {
-            d.insert(k.clone(), v.clone());
-        }
-    }
-    ExperimentSpec::parse(&doc).expect("valid spec")
+    let doc = with(
+        support_desk(),
+        json!({
+            "hypothesis": hypothesis,
+            "owner": "support-ops",
+            "roi": {"volume_per_month": 12000, "human_cost_per_hour": 45}
+        }),
+    );
+    ExperimentSpec::parse(&with(doc, extra)).expect("valid spec")
 }
 
 /// A deterministic sequence in [0, 1) (a linear congruential generator), so snapshots are stable.
