@@ -407,6 +407,29 @@ fn mean_figure(
     }
 }
 
+/// A reported median (no target) of `xs` with its order-statistics interval, over `runs` runs.
+fn median_figure(
+    id: &'static str,
+    study: &'static str,
+    label: String,
+    xs: Vec<f64>,
+    runs: u64,
+) -> Figure {
+    let (value, low, high) = median_ci(xs);
+    Figure {
+        id,
+        study,
+        label,
+        value,
+        low,
+        high,
+        target: "reported".to_string(),
+        met: None,
+        runs,
+        percent: false,
+    }
+}
+
 /// The mean of `xs` and its 95% t interval.
 fn mean_ci(xs: &[f64]) -> (f64, f64, f64) {
     let mut m = Moments::new();

@@ -167,23 +167,17 @@ pub(super) fn drift_study(pool: &Pool, runs: u64) -> anyhow::Result<(Vec<Figure>
             format!("{} {n}", d.as_str())
         })
         .collect();
-    let (median, low, high) = median_ci(delays);
-    figures.push(Figure {
-        id: "drift_delay",
-        study: "drift",
-        label: format!(
+    figures.push(median_figure(
+        "drift_delay",
+        "drift",
+        format!(
             "median events to detect a +{:.0}% shift of the mean (first to fire: {}; undetected after {DRIFT_EVENTS}: {missed})",
             DRIFT_SHIFT * 100.0,
             first.join(", ")
         ),
-        value: median,
-        low,
-        high,
-        target: "reported".to_string(),
-        met: None,
+        delays,
         runs,
-        percent: false,
-    });
+    ));
     Ok((figures, 0))
 }
 
@@ -288,7 +282,6 @@ pub(super) fn effect_drift_study(pool: &Pool, runs: u64) -> anyhow::Result<(Vec<
         .iter()
         .map(|(c, _)| count(c.unwrap_or(EFFECT_HORIZON)))
         .collect();
-    let (median, low, high) = median_ci(delays);
     let figures = vec![
         rate_figure(
             "effect_drift_detected",
@@ -304,20 +297,15 @@ pub(super) fn effect_drift_study(pool: &Pool, runs: u64) -> anyhow::Result<(Vec<
             "≥ 95%".to_string(),
             |v, _, _| v >= 0.95,
         ),
-        Figure {
-            id: "effect_drift_delay",
-            study: "effect_drift",
-            label: format!(
+        median_figure(
+            "effect_drift_delay",
+            "effect_drift",
+            format!(
                 "median outcomes per arm to detect that change (undetected runs count as {EFFECT_HORIZON})"
             ),
-            value: median,
-            low,
-            high,
-            target: "reported".to_string(),
-            met: None,
+            delays,
             runs,
-            percent: false,
-        },
+        ),
         rate_figure(
             "effect_drift_level_alarms",
             "effect_drift",
