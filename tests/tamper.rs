@@ -5,7 +5,7 @@ use std::path::Path;
 use serde_json::json;
 
 use crate::liftlab;
-use liftlab_testkit::process::create_running;
+use liftlab_testkit::process::{create_running, run_ok};
 use liftlab_testkit::spec;
 
 #[path = "../crates/store/tests/common/raw_audit.rs"]
@@ -186,18 +186,14 @@ fn the_exported_chain_verifies_from_its_lines_alone() {
     let data = dir.path().join("data");
     let records = history(&data);
     let out_file = dir.path().join("audit.jsonl");
-    let out = liftlab()
-        .command()
-        .args(["audit", "export", "--data"])
-        .arg(&data)
-        .arg("--out")
-        .arg(&out_file)
-        .output()
-        .expect("liftlab audit export runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        liftlab()
+            .command()
+            .args(["audit", "export", "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(&out_file),
+        "liftlab audit export",
     );
     let text = std::fs::read_to_string(&out_file).expect("the export");
     let lines: Vec<serde_json::Value> = text
