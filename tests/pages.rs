@@ -117,13 +117,11 @@ fn feed(server: &Server, units: u64) {
     for i in 0..units {
         let unit = format!("t{i}");
         let region = regions[usize::try_from(i % 3).expect("small")];
-        let r = server.call(
+        let r = server.ok(
             "POST",
             "/v1/experiments/support-ai/assign",
-            None,
             Some(&json!({"unit_id": unit, "attributes": {"region": region}})),
         );
-        assert_eq!(r.status, 200, "{}", r.body);
         let arm = r.json()["arm"].as_str().expect("arm").to_string();
         let ai = arm == "ai_assist";
         let minutes = if ai { 24.0 } else { 30.0 } + 12.0 * unit_random(i, 1);
@@ -138,13 +136,7 @@ fn feed(server: &Server, units: u64) {
         }));
     }
     for chunk in events.chunks(200) {
-        let r = server.call(
-            "POST",
-            "/v1/outcomes",
-            None,
-            Some(&json!({"events": chunk})),
-        );
-        assert_eq!(r.status, 200, "{}", r.body);
+        server.ok("POST", "/v1/outcomes", Some(&json!({"events": chunk})));
     }
 }
 

@@ -246,6 +246,14 @@ impl Client {
             .unwrap_or_else(|e| panic!("{method} {path} failed to complete: {e}"))
     }
 
+    /// [`Client::call`] without a key, which must answer 200; otherwise the test fails with the
+    /// answer's body.
+    pub fn ok(&self, method: &str, path: &str, body: Option<&Value>) -> Reply {
+        let r = self.call(method, path, None, body);
+        assert_eq!(r.status, 200, "{method} {path}: {}", r.body);
+        r
+    }
+
     /// Sends one request; `Err` when no HTTP answer came back (refused, reset, timed out).
     pub fn try_call(
         &self,
