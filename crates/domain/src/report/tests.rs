@@ -211,23 +211,48 @@ fn epochs() -> Vec<EpochInfo> {
     }]
 }
 
+/// What an epoch-0 report reads besides the data: the allocation periods and the epochs, by
+/// default a fixed experiment's one period and its first epoch.
+struct Frame {
+    periods: Vec<AllocationPeriod>,
+    epochs: Vec<EpochInfo>,
+}
+
+impl Frame {
+    fn of(version: &ExperimentVersion) -> Frame {
+        Frame {
+            periods: fixed_period(&version.spec),
+            epochs: epochs(),
+        }
+    }
+
+    /// `report::build`'s input over the data given, with no drift monitor and no pause.
+    fn input<'a>(
+        &'a self,
+        version: &'a ExperimentVersion,
+        aggregates: &'a [(AggKey, MetricAggregate)],
+        tallies: &'a [ArmTally],
+        assignments: &'a [PeriodCount],
+    ) -> ReportInput<'a> {
+        ReportInput {
+            version,
+            epoch: 0,
+            aggregates,
+            tallies,
+            assignments,
+            periods: &self.periods,
+            epochs: &self.epochs,
+            drift: None,
+            pause_reason: None,
+        }
+    }
+}
+
 /// Builds the report of epoch 0 over `units` with every unit assigned and reporting.
 fn report_of(version: &ExperimentVersion, units: &[RawUnit]) -> Report {
     let aggregates = aggregate(0, units);
     let (assignments, tallies) = counts(units);
-    let periods = fixed_period(&version.spec);
-    let epochs = epochs();
-    build(&ReportInput {
-        version,
-        epoch: 0,
-        aggregates: &aggregates,
-        tallies: &tallies,
-        assignments: &assignments,
-        periods: &periods,
-        epochs: &epochs,
-        drift: None,
-        pause_reason: None,
-    })
+    build(&Frame::of(version).input(version, &aggregates, &tallies, &assignments))
 }
 
 fn metric<'a>(report: &'a Report, key: &str) -> &'a MetricResult {
@@ -307,19 +332,7 @@ pub(super) fn build_with(
     aggregates: &[(AggKey, MetricAggregate)],
     assignments: &[PeriodCount],
 ) -> Report {
-    let periods = fixed_period(&version.spec);
-    let epochs = epochs();
-    build(&ReportInput {
-        version,
-        epoch: 0,
-        aggregates,
-        tallies: &[],
-        assignments,
-        periods: &periods,
-        epochs: &epochs,
-        drift: None,
-        pause_reason: None,
-    })
+    build(&Frame::of(version).input(version, aggregates, &[], assignments))
 }
 
 mod numbers;

@@ -185,18 +185,11 @@ fn srm_under_a_bandit_uses_the_weights_of_each_period() {
         count(1, "human", 150),
         count(1, "ai", 850),
     ];
-    let epochs = epochs();
-    let report = build(&ReportInput {
-        version: &version,
-        epoch: 0,
-        aggregates: &[],
-        tallies: &[],
-        assignments: &assignments,
-        periods: &periods,
-        epochs: &epochs,
-        drift: None,
-        pause_reason: None,
-    });
+    let frame = Frame {
+        periods,
+        epochs: epochs(),
+    };
+    let report = build(&frame.input(&version, &[], &[], &assignments));
     close(report.srm.chi2, 7.936507936507937, SCIPY, "srm chi2");
     close(report.srm.p_value, 0.0048447237392998345, SCIPY, "srm p");
     assert!(report.srm.ok, "p = 0.005 is above the 0.001 threshold");
@@ -256,19 +249,7 @@ fn differential_attrition_is_a_chi_square_on_outcome_by_arm() {
             handled_by: BTreeMap::new(),
         },
     ];
-    let periods = fixed_period(&version.spec);
-    let epochs = epochs();
-    let report = build(&ReportInput {
-        version: &version,
-        epoch: 0,
-        aggregates: &[],
-        tallies: &tallies,
-        assignments: &assignments,
-        periods: &periods,
-        epochs: &epochs,
-        drift: None,
-        pause_reason: None,
-    });
+    let report = build(&Frame::of(&version).input(&version, &[], &tallies, &assignments));
     close(report.attrition.chi2, 24.0, SCIPY, "attrition chi2");
     close(
         report.attrition.p_value,

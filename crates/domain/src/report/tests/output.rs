@@ -203,18 +203,10 @@ fn a_paused_experiment_says_why_first() {
             2,
         )
         .expect("pause");
-    let periods = fixed_period(&version.spec);
-    let epochs = epochs();
+    let frame = Frame::of(&version);
     let report = build(&ReportInput {
-        version: &version,
-        epoch: 0,
-        aggregates: &[],
-        tallies: &[],
-        assignments: &[],
-        periods: &periods,
-        epochs: &epochs,
-        drift: None,
         pause_reason: Some("guardrail escalated is worse"),
+        ..frame.input(&version, &[], &[], &[])
     });
     assert_eq!(report.warnings[0].kind, WarningKind::Paused);
     assert_eq!(

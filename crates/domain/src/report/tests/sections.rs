@@ -209,19 +209,8 @@ fn automation_coverage_and_quality_adjusted_productivity() {
             t.handled_by = BTreeMap::from([(HandledBy::Ai, 240), (HandledBy::Human, 60)]);
         }
     }
-    let periods = fixed_period(&version.spec);
-    let epochs = epochs();
-    let report = build(&ReportInput {
-        version: &version,
-        epoch: 0,
-        aggregates: &aggregates,
-        tallies: &tallies,
-        assignments: &assignments,
-        periods: &periods,
-        epochs: &epochs,
-        drift: None,
-        pause_reason: None,
-    });
+    let frame = Frame::of(&version);
+    let report = build(&frame.input(&version, &aggregates, &tallies, &assignments));
     assert!(
         !report
             .warnings
@@ -240,20 +229,7 @@ fn automation_coverage_and_quality_adjusted_productivity() {
             ]);
         }
     }
-    let flagged = build(&ReportInput {
-        tallies: &contaminated,
-        ..ReportInput {
-            version: &version,
-            epoch: 0,
-            aggregates: &aggregates,
-            tallies: &tallies,
-            assignments: &assignments,
-            periods: &periods,
-            epochs: &epochs,
-            drift: None,
-            pause_reason: None,
-        }
-    });
+    let flagged = build(&frame.input(&version, &aggregates, &contaminated, &assignments));
     let warning = flagged
         .warnings
         .iter()

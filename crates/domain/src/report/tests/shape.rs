@@ -74,19 +74,11 @@ fn json_shape_snapshot() {
     let units = support_data(17, 200, 20.0, 0.1);
     let aggregates = aggregate(0, &units);
     let (assignments, tallies) = counts(&units);
-    let periods = fixed_period(&version.spec);
-    let epochs = epochs();
     let monitor = monitor_with_detection(&version.spec);
+    let frame = Frame::of(&version);
     let report = build(&ReportInput {
-        version: &version,
-        epoch: 0,
-        aggregates: &aggregates,
-        tallies: &tallies,
-        assignments: &assignments,
-        periods: &periods,
-        epochs: &epochs,
         drift: Some(&monitor),
-        pause_reason: None,
+        ..frame.input(&version, &aggregates, &tallies, &assignments)
     });
     let json = serde_json::to_value(&report).expect("json");
     expect![[r#"
