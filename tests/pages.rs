@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use crate::liftlab;
 use liftlab_testkit::process::{create_running, keys_file, Server};
 use liftlab_testkit::spec::{support_desk, with};
+use liftlab_testkit::unit_random;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const WIDTH: u32 = 1280;
@@ -100,15 +101,6 @@ fn desk_spec() -> Value {
             "roi": {"volume_per_month": 12000, "human_cost_per_hour": 45}
         }),
     )
-}
-
-/// A deterministic value in [0, 1) per (unit, salt).
-fn unit_random(i: u64, salt: u64) -> f64 {
-    let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt.wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x ^= x >> 31;
-    x = x.wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^= x >> 29;
-    (x >> 11) as f64 / (1u64 << 53) as f64
 }
 
 fn feed(server: &Server, units: u64) {
