@@ -90,3 +90,8 @@ where
         .send()
         .await
 }
+
+/// An outcome event of `task` in `experiment` with the given metric values.
+pub fn event(id: &str, experiment: &str, task: &str, metrics: Value) -> Value {
+    json!({"event_id": id, "experiment": experiment, "task_id": task, "metrics": metrics})
+}
