@@ -1,4 +1,4 @@
-//! What the in-process API tests share beyond the test kit: a keyed state over a `MemStore`, and the steps most flows take (create and start, assign, post a spec or outcomes).
+//! What the in-process API tests share beyond the test kit: a keyed state over a `MemStore`, the app over it, and the steps most flows take (create and start, assign, post a spec or outcomes, count what was recorded).
 
 use std::sync::Arc;
 
@@ -27,6 +27,23 @@ pub fn keyed_state(config: Config) -> AppState {
     ]);
     let store: Arc<dyn Store> = Arc::new(MemStore::new());
     AppState::new(store, keys, config)
+}
+
+/// The app over a fresh [`keyed_state`] with the default config, and its store, for the tests
+/// that look into what a request stored.
+pub async fn keyed_app() -> (
+    TestApp<
+        impl Service<
+            actix_http::Request,
+            Response = ServiceResponse<impl MessageBody>,
+            Error = actix_web::Error,
+        >,
+    >,
+    Arc<dyn Store>,
+) {
+    let state = keyed_state(Config::default());
+    let store = state.store.clone();
+    (TestApp::new(liftlab_server::app(state)).await, store)
 }
 
 /// The small spec with a given hash seed.
@@ -94,4 +111,14 @@ where
 /// An outcome event of `task` in `experiment` with the given metric values.
 pub fn event(id: &str, experiment: &str, task: &str, metrics: Value) -> Value {
     json!({"event_id": id, "experiment": experiment, "task_id": task, "metrics": metrics})
+}
+
+/// The outcomes the store has counted in `key`'s first epoch, over all arms.
+pub fn recorded(store: &Arc<dyn Store>, key: &str) -> u64 {
+    store
+        .arm_counters(key, 0)
+        .expect("counters")
+        .iter()
+        .map(|c| c.outcomes)
+        .sum()
 }

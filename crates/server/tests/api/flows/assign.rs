@@ -10,9 +10,7 @@ use serde_json::{json, Value};
 /// in the first arm and the second in the second.
 #[actix_web::test]
 async fn fixed_assignment_matches_growthbook_vectors_and_is_sticky() {
-    let state = keyed_state(Config::default());
-    let store = state.store.clone();
-    let app = TestApp::new(app(state)).await;
+    let (app, store) = keyed_app().await;
     create_running(&app, seeded_spec("gb-low", "seed")).await;
     create_running(&app, seeded_spec("gb-high", "90850943850283058242805")).await;
 
@@ -37,9 +35,7 @@ async fn fixed_assignment_matches_growthbook_vectors_and_is_sticky() {
 
 #[actix_web::test]
 async fn non_running_experiments_answer_the_baseline_and_store_nothing() {
-    let state = keyed_state(Config::default());
-    let store = state.store.clone();
-    let app = TestApp::new(app(state)).await;
+    let (app, store) = keyed_app().await;
     post_spec(&app, seeded_spec("idle", "90850943850283058242805")).await;
     let answer = assign(&app, "idle", "123").await;
     assert_eq!(answer["arm"], json!("human"));
@@ -247,9 +243,7 @@ async fn bad_covariates_ratios_and_caps_are_422s_with_pointers() {
 
 #[actix_web::test]
 async fn covariates_are_numbers_kept_with_the_assignment() {
-    let state = keyed_state(Config::default());
-    let store = state.store.clone();
-    let app = TestApp::new(app(state)).await;
+    let (app, store) = keyed_app().await;
     create_running(&app, featured_spec("cov")).await;
     let path = "/v1/experiments/cov/assign";
     let post = |body: Value| {

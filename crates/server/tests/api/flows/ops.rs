@@ -152,9 +152,7 @@ async fn healthz_metrics_and_request_ids() {
 
 #[actix_web::test]
 async fn a_store_that_cannot_write_is_a_503_problem() {
-    let state = keyed_state(Config::default());
-    let store = state.store.clone();
-    let app = TestApp::new(app(state)).await;
+    let (app, store) = keyed_app().await;
     create_running(&app, spec("closed")).await;
     assign(&app, "closed", "early").await;
     store.close().expect("the store closes");

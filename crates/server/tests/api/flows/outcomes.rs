@@ -7,9 +7,7 @@ use serde_json::json;
 
 #[actix_web::test]
 async fn outcomes_are_recorded_once_and_attributed_to_the_served_arm() {
-    let state = keyed_state(Config::default());
-    let store = state.store.clone();
-    let app = TestApp::new(app(state)).await;
+    let (app, store) = keyed_app().await;
     create_running(&app, seeded_spec("out", "seed")).await;
     let served = assign(&app, "out", "a").await;
     let arm = served["arm"].as_str().expect("arm").to_string();
@@ -97,9 +95,7 @@ async fn outcomes_are_recorded_once_and_attributed_to_the_served_arm() {
 
 #[actix_web::test]
 async fn an_outcome_from_the_future_is_refused_by_the_servers_clock() {
-    let state = keyed_state(Config::default());
-    let store = state.store.clone();
-    let app = TestApp::new(app(state)).await;
+    let (app, store) = keyed_app().await;
     create_running(&app, spec("clock")).await;
     assign(&app, "clock", "u").await;
     let at = |id: &str, ts: &str| json!({"event_id": id, "experiment": "clock", "task_id": "u", "ts": ts, "metrics": {"minutes": 3}});
@@ -167,9 +163,7 @@ async fn a_request_with_nothing_valid_is_a_422_pointing_into_the_request() {
 
 #[actix_web::test]
 async fn ndjson_streams_are_recorded_across_chunks() {
-    let state = keyed_state(Config::default());
-    let store = state.store.clone();
-    let app = TestApp::new(app(state)).await;
+    let (app, store) = keyed_app().await;
     create_running(&app, spec("stream")).await;
     let units = 40;
     for u in 0..units {
@@ -207,25 +201,13 @@ async fn ndjson_streams_are_recorded_across_chunks() {
         .map(|r| r["index"].as_u64().expect("index"))
         .collect();
     assert_eq!(rejected, vec![index, index + 1]);
-    let total: u64 = store
-        .arm_counters("stream", 0)
-        .expect("counters")
-        .iter()
-        .map(|c| c.outcomes)
-        .sum();
-    assert_eq!(total, 1203);
+    assert_eq!(recorded(&store, "stream"), 1203);
 
     // Re-sending the whole stream counts nothing twice.
     let r = post_outcomes(&app, Body::ndjson(body.into_bytes())).await;
     assert_eq!(r.json()["duplicates"], json!(1203));
     assert_eq!(r.json()["accepted"], json!(0));
-    let total: u64 = store
-        .arm_counters("stream", 0)
-        .expect("counters")
-        .iter()
-        .map(|c| c.outcomes)
-        .sum();
-    assert_eq!(total, 1203);
+    assert_eq!(recorded(&store, "stream"), 1203);
 
     let r = post_outcomes(&app, Body::ndjson(b"not json\n".to_vec())).await;
     assert_eq!(r.pointers(), vec!["/0"]);
