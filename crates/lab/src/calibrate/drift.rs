@@ -2,6 +2,24 @@
 
 use super::*;
 
+/// An outcome of `arm` in `spec`'s experiment with no ids, no time and no values yet: the
+/// drift studies set the timestamp and the metric of each event on it.
+fn blank_outcome(spec: &ExperimentSpec, arm: &str) -> Outcome {
+    Outcome {
+        event_id: String::new(),
+        experiment: spec.key().to_string(),
+        task_id: String::new(),
+        unit_id: String::new(),
+        arm: arm.to_string(),
+        epoch: 0,
+        ts: 0,
+        metrics: BTreeMap::new(),
+        handled_by: None,
+        model_version: None,
+        attributes: BTreeMap::new(),
+    }
+}
+
 /// A stream of one metric of one arm through liftlab-domain's `DriftMonitor`, one outcome per
 /// event with the event's index as its timestamp.
 struct DriftFeed {
@@ -16,19 +34,7 @@ impl DriftFeed {
         Self {
             spec: spec.clone(),
             monitor: DriftMonitor::new(),
-            outcome: Outcome {
-                event_id: String::new(),
-                experiment: spec.key().to_string(),
-                task_id: String::new(),
-                unit_id: String::new(),
-                arm: spec.baseline().key().to_string(),
-                epoch: 0,
-                ts: 0,
-                metrics: BTreeMap::new(),
-                handled_by: None,
-                model_version: None,
-                attributes: BTreeMap::new(),
-            },
+            outcome: blank_outcome(spec, spec.baseline().key()),
             index: 0,
         }
     }
@@ -217,19 +223,7 @@ pub(super) fn effect_drift_study(pool: &Pool, runs: u64) -> anyhow::Result<(Vec<
     let results: Vec<EffectRun> = pool.map(runs, "effect drift", |run| {
         let mut rng = pool.rng(21, run);
         let dist = cycle_time();
-        let new_outcome = || Outcome {
-            event_id: String::new(),
-            experiment: spec.key().to_string(),
-            task_id: String::new(),
-            unit_id: String::new(),
-            arm: String::new(),
-            epoch: 0,
-            ts: 0,
-            metrics: BTreeMap::new(),
-            handled_by: None,
-            model_version: None,
-            attributes: BTreeMap::new(),
-        };
+        let new_outcome = || blank_outcome(&spec, "");
         // The advantage changes: the treatment's cycle times go from 0.70 to 0.79 of the
         // baseline's level.
         let mut monitor = DriftMonitor::new();
