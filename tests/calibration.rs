@@ -11,6 +11,7 @@
 use serde_json::Value;
 
 use crate::liftlab;
+use liftlab_testkit::process::run_ok;
 
 const RUNS: u64 = 400;
 const BANDIT_RUNS: u64 = 40;
@@ -39,9 +40,8 @@ fn band(p: f64, n: u64) -> f64 {
 
 #[test]
 fn calibration_figures_hold_within_their_sampling_error() {
-    let out = liftlab()
-        .command()
-        .args([
+    let out = run_ok(
+        liftlab().command().args([
             "calibrate",
             "--runs",
             &RUNS.to_string(),
@@ -53,13 +53,8 @@ fn calibration_figures_hold_within_their_sampling_error() {
             "11",
             "--format",
             "json",
-        ])
-        .output()
-        .expect("liftlab runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ]),
+        "liftlab calibrate",
     );
     let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(report["runs"], RUNS);
@@ -227,9 +222,8 @@ fn calibration_figures_hold_within_their_sampling_error() {
 
 #[test]
 fn the_markdown_report_has_a_table_per_study_and_the_command() {
-    let out = liftlab()
-        .command()
-        .args([
+    let out = run_ok(
+        liftlab().command().args([
             "calibrate",
             "--runs",
             "20",
@@ -239,13 +233,8 @@ fn the_markdown_report_has_a_table_per_study_and_the_command() {
             "2",
             "--seed",
             "5",
-        ])
-        .output()
-        .expect("liftlab runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ]),
+        "liftlab calibrate",
     );
     let md = String::from_utf8(out.stdout).expect("text");
     assert!(md.contains("liftlab calibrate --runs 20 --bandit-runs 2 --drift-runs 2 --seed 5"));

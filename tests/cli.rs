@@ -135,13 +135,11 @@ fn traffic(server: &Server, key: &str, units: usize) -> Vec<(String, u64)> {
     let mut events = Vec::new();
     for i in 0..units {
         let unit = format!("unit-{i}");
-        let r = server.call(
+        let r = server.ok(
             "POST",
             &format!("/v1/experiments/{key}/assign"),
-            None,
             Some(&json!({"unit_id": unit, "attributes": {"region": "emea"}})),
         );
-        assert_eq!(r.status, 200, "{}", r.body);
         let answer = r.json();
         let arm = answer["arm"].as_str().expect("an arm").to_string();
         if answer["in_experiment"] == json!(true) {
@@ -159,13 +157,7 @@ fn traffic(server: &Server, key: &str, units: usize) -> Vec<(String, u64)> {
             "metrics": {"cycle_time_minutes": minutes, "escalated": i % 9 == 0}
         }));
     }
-    let r = server.call(
-        "POST",
-        "/v1/outcomes",
-        None,
-        Some(&json!({ "events": events })),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    let r = server.ok("POST", "/v1/outcomes", Some(&json!({ "events": events })));
     assert_eq!(r.json()["accepted"], json!(units), "{}", r.body);
     per_arm
 }

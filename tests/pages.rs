@@ -10,6 +10,8 @@ use serde_json::{json, Value};
 
 use crate::liftlab;
 use liftlab_testkit::process::{create_running, keys_file, Server};
+use liftlab_testkit::spec::{support_desk, with};
+use liftlab_testkit::unit_random;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const WIDTH: u32 = 1280;
@@ -85,34 +87,20 @@ fn shots_dir() -> PathBuf {
 
 /// A support-desk experiment with ROI, segments, a guardrail and a drift monitor.
 fn desk_spec() -> Value {
-    json!({
-        "key": "support-ai",
-        "name": "Support desk: AI-drafted replies",
-        "hypothesis": "AI-drafted first replies cut handling time without more escalations",
-        "owner": "support-ops",
-        "arms": [
-            {"key": "human", "role": "baseline", "description": "agents write every reply"},
-            {"key": "ai_assist", "role": "treatment", "description": "agents edit an AI draft"}
-        ],
-        "allocation": {"policy": "fixed", "weights": {"human": 0.5, "ai_assist": 0.5}},
-        "metrics": [
-            {"key": "cycle_time", "kind": "duration", "direction": "decrease", "role": "primary"},
-            {"key": "escalated", "kind": "binary", "direction": "decrease", "role": "guardrail"},
-            {"key": "cost", "kind": "cost", "direction": "decrease", "role": "secondary"}
-        ],
-        "segments": ["region"],
-        "drift": {"metrics": ["cycle_time"]},
-        "roi": {"volume_per_month": 12000, "human_cost_per_hour": 45}
-    })
-}
-
-/// A deterministic value in [0, 1) per (unit, salt).
-fn unit_random(i: u64, salt: u64) -> f64 {
-    let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt.wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x ^= x >> 31;
-    x = x.wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^= x >> 29;
-    (x >> 11) as f64 / (1u64 << 53) as f64
+    with(
+        support_desk(),
+        json!({
+            "name": "Support desk: AI-drafted replies",
+            "hypothesis": "AI-drafted first replies cut handling time without more escalations",
+            "owner": "support-ops",
+            "arms": [
+                {"key": "human", "role": "baseline", "description": "agents write every reply"},
+                {"key": "ai_assist", "role": "treatment", "description": "agents edit an AI draft"}
+            ],
+            "drift": {"metrics": ["cycle_time"]},
+            "roi": {"volume_per_month": 12000, "human_cost_per_hour": 45}
+        }),
+    )
 }
 
 fn feed(server: &Server, units: u64) {
@@ -121,13 +109,11 @@ fn feed(server: &Server, units: u64) {
     for i in 0..units {
         let unit = format!("t{i}");
         let region = regions[usize::try_from(i % 3).expect("small")];
-        let r = server.call(
+        let r = server.ok(
             "POST",
             "/v1/experiments/support-ai/assign",
-            None,
             Some(&json!({"unit_id": unit, "attributes": {"region": region}})),
         );
-        assert_eq!(r.status, 200, "{}", r.body);
         let arm = r.json()["arm"].as_str().expect("arm").to_string();
         let ai = arm == "ai_assist";
         let minutes = if ai { 24.0 } else { 30.0 } + 12.0 * unit_random(i, 1);
@@ -142,13 +128,7 @@ fn feed(server: &Server, units: u64) {
         }));
     }
     for chunk in events.chunks(200) {
-        let r = server.call(
-            "POST",
-            "/v1/outcomes",
-            None,
-            Some(&json!({"events": chunk})),
-        );
-        assert_eq!(r.status, 200, "{}", r.body);
+        server.ok("POST", "/v1/outcomes", Some(&json!({"events": chunk})));
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::Path;
 use serde_json::json;
 
 use crate::liftlab;
-use liftlab_testkit::process::create_running;
+use liftlab_testkit::process::{create_running, run_ok};
 use liftlab_testkit::spec;
 
 #[path = "../crates/store/tests/common/raw_audit.rs"]
@@ -34,23 +34,19 @@ fn history(data: &Path) -> u64 {
     create_running(&server, None, &spec::fixed("tamper"));
     for i in 0..10 {
         let unit = format!("u{i}");
-        let r = server.call(
+        server.ok(
             "POST",
             "/v1/experiments/tamper/assign",
-            None,
             Some(&json!({ "unit_id": unit })),
         );
-        assert_eq!(r.status, 200, "{}", r.body);
-        let r = server.call(
+        server.ok(
             "POST",
             "/v1/outcomes",
-            None,
             Some(
                 &json!({"event_id": format!("e{i}"), "experiment": "tamper", "task_id": unit,
                          "metrics": {"minutes": 1.5 + f64::from(i)}}),
             ),
         );
-        assert_eq!(r.status, 200, "{}", r.body);
     }
     let v = server.call("GET", "/v1/audit/verify", None, None);
     assert_eq!(v.json()["ok"], json!(true), "{}", v.body);
@@ -85,8 +81,7 @@ fn check(tamper: impl FnOnce(&sled::Tree, u64) -> u64, reason: &str) {
     assert!(!text.contains("panicked"), "{text}");
 
     let server = liftlab().serve(&data, &[]);
-    let r = server.call("GET", "/v1/audit/verify", None, None);
-    assert_eq!(r.status, 200, "{}", r.body);
+    let r = server.ok("GET", "/v1/audit/verify", None);
     let v = r.json();
     assert_eq!(v["ok"], json!(false), "{v}");
     assert_eq!(v["first_bad"], json!(first_bad), "{v}");
@@ -186,18 +181,14 @@ fn the_exported_chain_verifies_from_its_lines_alone() {
     let data = dir.path().join("data");
     let records = history(&data);
     let out_file = dir.path().join("audit.jsonl");
-    let out = liftlab()
-        .command()
-        .args(["audit", "export", "--data"])
-        .arg(&data)
-        .arg("--out")
-        .arg(&out_file)
-        .output()
-        .expect("liftlab audit export runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        liftlab()
+            .command()
+            .args(["audit", "export", "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(&out_file),
+        "liftlab audit export",
     );
     let text = std::fs::read_to_string(&out_file).expect("the export");
     let lines: Vec<serde_json::Value> = text

@@ -61,23 +61,9 @@ pub struct ResultsArgs {
     server: ServerArgs,
 }
 
-/// The lifecycle transitions `liftlab start|pause|stop` ask for.
-#[derive(Clone, Copy, Debug)]
-pub enum Transition {
-    Start,
-    Pause,
-    Stop,
-}
-
-impl Transition {
-    fn path(self) -> &'static str {
-        match self {
-            Transition::Start => "start",
-            Transition::Pause => "pause",
-            Transition::Stop => "stop",
-        }
-    }
-}
+/// The lifecycle transitions `liftlab start|pause|stop` ask for: the domain's, named in the
+/// API's paths by [`Transition::as_str`].
+pub use liftlab_domain::Transition;
 
 /// Runs `liftlab apply`.
 pub fn apply(args: ApplyArgs) -> anyhow::Result<()> {
@@ -125,14 +111,14 @@ pub fn lifecycle(transition: Transition, args: LifecycleArgs) -> anyhow::Result<
             &format!(
                 "/v1/experiments/{}/{}",
                 segment(&args.experiment),
-                transition.path()
+                transition.as_str()
             ),
             &body,
         )
         .with_context(|| {
             format!(
                 "cannot {} experiment {}",
-                transition.path(),
+                transition.as_str(),
                 args.experiment
             )
         })?;
@@ -487,24 +473,12 @@ mod tests {
     use liftlab_domain::model::{AggDelta, AggKey, AggScope, AllocationPeriod, MetricAggregate};
     use liftlab_domain::report::{self, ArmTally, EpochInfo, PeriodCount, Report, ReportInput};
     use liftlab_domain::{ExperimentSpec, ExperimentVersion, Transition};
-    use serde_json::json;
+    use liftlab_testkit::spec::fixed;
 
     const T0: i64 = 1_772_323_200_000; // 2026-03-01T00:00:00Z.
 
     fn spec() -> ExperimentSpec {
-        ExperimentSpec::parse(&json!({
-            "key": "support-ai",
-            "arms": [
-                {"key": "human", "role": "baseline"},
-                {"key": "ai", "role": "treatment"}
-            ],
-            "allocation": {"policy": "fixed", "weights": {"human": 0.5, "ai": 0.5}},
-            "metrics": [
-                {"key": "minutes", "kind": "duration", "direction": "decrease", "role": "primary"},
-                {"key": "escalated", "kind": "binary", "direction": "decrease", "role": "guardrail"}
-            ]
-        }))
-        .expect("a valid spec")
+        ExperimentSpec::parse(&fixed("support-ai")).expect("a valid spec")
     }
 
     /// The report of `version` with `units` units per arm, each with an outcome whose values

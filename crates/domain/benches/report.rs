@@ -13,6 +13,7 @@ use liftlab_domain::model::{AggKey, AggScope, AllocationPeriod, HandledBy, Metri
 use liftlab_domain::report::{build, ArmTally, EpochInfo, PeriodCount, ReportInput};
 use liftlab_domain::ExperimentSpec;
 use liftlab_stats::Moments;
+use liftlab_testkit::unit_random;
 use serde_json::json;
 
 const ARMS: [&str; 2] = ["human", "ai_assist"];
@@ -38,16 +39,6 @@ fn version() -> ExperimentVersion {
     ExperimentVersion::created(spec, 0)
         .transitioned(Transition::Start, None, 1)
         .expect("start")
-}
-
-/// A deterministic value in [0, 1) per (index, salt).
-fn unit_random(i: u64, salt: u64) -> f64 {
-    let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt.wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x ^= x >> 31;
-    x = x.wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^= x >> 29;
-    // 53 random bits scaled into [0, 1) exactly.
-    (x >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// The inputs of a report over `outcomes` outcomes (one per unit), folded as the store folds them.

@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::error::SpecErrors;
 use crate::hash::choose_weighted;
 use crate::model::{AllocationPeriod, Assignment, Millis, Status};
-use crate::spec::parse::{pointer, Walker};
+use crate::spec::walker::{pointer, Walker};
 use crate::spec::{Allocation, ExperimentSpec};
 
 /// Longest accepted unit id, task id, attribute value.

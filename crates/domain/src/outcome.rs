@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::assign::id_problem;
 use crate::error::SpecErrors;
 use crate::model::{check_outcome_ts, Assignment, HandledBy, Millis, Outcome};
-use crate::spec::parse::pointer;
+use crate::spec::walker::pointer;
 use crate::spec::ExperimentSpec;
 
 /// One outcome event as the client sends it, before validation.

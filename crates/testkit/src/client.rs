@@ -55,6 +55,19 @@ pub enum Body {
     Raw(&'static str, Vec<u8>),
 }
 
+impl From<Value> for Body {
+    fn from(v: Value) -> Self {
+        Body::Json(v)
+    }
+}
+
+impl Body {
+    /// An NDJSON stream.
+    pub fn ndjson(bytes: impl Into<Vec<u8>>) -> Self {
+        Body::Raw("application/x-ndjson", bytes.into())
+    }
+}
+
 /// An in-process app under test.
 pub struct TestApp<S> {
     service: S,

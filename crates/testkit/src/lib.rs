@@ -1,4 +1,4 @@
-//! liftlab's test kit: spec builders, a fluent in-process client and the harness that runs the real binary.
+//! liftlab's test kit: spec builders, deterministic test data, a fluent in-process client and the harness that runs the real binary.
 //!
 //! The kit depends on no liftlab crate. The in-process client takes any actix service
 //! (`TestApp::new(liftlab_server::app(state)).await`), keys are plain strings, and the process
@@ -7,7 +7,9 @@
 
 pub mod client;
 pub mod process;
+pub mod random;
 pub mod spec;
 
 pub use client::{Body, Call, Reply, Role, TestApp};
 pub use process::{Liftlab, Server};
+pub use random::unit_random;

@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -177,15 +177,9 @@ impl Liftlab {
 
     /// A fresh API key made by `liftlab keys new ROLE NAME`: the key, and its keys-file line.
     pub fn new_key(&self, role: &str, name: &str) -> (String, String) {
-        let out = self
-            .command()
-            .args(["keys", "new", role, name])
-            .output()
-            .expect("liftlab keys new runs");
-        assert!(
-            out.status.success(),
-            "keys new failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = run_ok(
+            self.command().args(["keys", "new", role, name]),
+            "liftlab keys new",
         );
         let stdout = String::from_utf8(out.stdout).expect("text");
         let mut lines = stdout.lines();
@@ -250,6 +244,14 @@ impl Client {
     pub fn call(&self, method: &str, path: &str, key: Option<&str>, body: Option<&Value>) -> Reply {
         self.try_call(method, path, key, body)
             .unwrap_or_else(|e| panic!("{method} {path} failed to complete: {e}"))
+    }
+
+    /// [`Client::call`] without a key, which must answer 200; otherwise the test fails with the
+    /// answer's body.
+    pub fn ok(&self, method: &str, path: &str, body: Option<&Value>) -> Reply {
+        let r = self.call(method, path, None, body);
+        assert_eq!(r.status, 200, "{method} {path}: {}", r.body);
+        r
     }
 
     /// Sends one request; `Err` when no HTTP answer came back (refused, reset, timed out).
@@ -351,6 +353,20 @@ pub fn create_running(server: &Server, key: Option<&str>, spec: &Value) {
     assert_eq!(r.status, 201, "{}", r.body);
     let r = server.call("POST", &format!("/v1/experiments/{name}/start"), key, None);
     assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// Runs `command` to its end and returns its output; a failure fails the test with the
+/// command's stderr.
+pub fn run_ok(command: &mut Command, what: &str) -> Output {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("{what} does not run: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// Writes a keys file of `lines` into `dir` and returns its path.

@@ -19,6 +19,28 @@ pub fn fixed(key: &str) -> Value {
     })
 }
 
+/// The support-desk experiment the report and page tests share: `human` (baseline) against
+/// `ai_assist`, fixed 50/50; a duration primary `cycle_time`, a binary guardrail `escalated` and
+/// a cost secondary `cost`; segmented by `region`. Tests add their hypothesis, owner and ROI
+/// with [`with`].
+pub fn support_desk() -> Value {
+    json!({
+        "key": "support-ai",
+        "name": "Support AI assist",
+        "arms": [
+            {"key": "human", "role": "baseline"},
+            {"key": "ai_assist", "role": "treatment"}
+        ],
+        "allocation": {"policy": "fixed", "weights": {"human": 0.5, "ai_assist": 0.5}},
+        "metrics": [
+            {"key": "cycle_time", "kind": "duration", "direction": "decrease", "role": "primary"},
+            {"key": "escalated", "kind": "binary", "direction": "decrease", "role": "guardrail"},
+            {"key": "cost", "kind": "cost", "direction": "decrease", "role": "secondary"}
+        ],
+        "segments": ["region"]
+    })
+}
+
 /// [`fixed`] with a count secondary `touches`: the small spec of the in-process API tests.
 pub fn fixed_with_touches(key: &str) -> Value {
     let mut spec = fixed(key);

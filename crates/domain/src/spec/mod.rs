@@ -1,5 +1,10 @@
 //! The experiment spec: a validated, normalized experiment definition (parsed once, with every default explicit).
 //!
+//! Why one file of about 900 lines: these are the spec's types, whose invariant-bearing fields
+//! are private to this module so that only `parse` (a child) can build them; splitting the types
+//! into sibling files would widen those fields to `pub(super)` and let any sibling build an
+//! unvalidated spec. The parser itself lives in `parse.rs`, `parse/metrics.rs` and `walker.rs`.
+//!
 //! [`ExperimentSpec::parse`] is the only way to build a spec. It checks a JSON document against
 //! every rule of the design and reports all problems at once, each with an RFC 6901 pointer.
 //! The validated spec serializes to its *normalized* document: the same shape with every
@@ -38,6 +43,7 @@
 //! | `hash_seed` | the key |
 
 pub(crate) mod parse;
+pub(crate) mod walker;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -7,35 +7,21 @@ use liftlab_domain::lifecycle::Transition;
 use liftlab_domain::model::{AggDelta, AggKey, AggScope, AllocationPeriod, MetricAggregate};
 use liftlab_domain::report::{self, EpochInfo, PeriodCount, ReportInput};
 use liftlab_domain::{ExperimentSpec, ExperimentVersion};
+use liftlab_testkit::spec::{support_desk, with};
 use serde_json::json;
 
 use super::*;
 
 fn spec(hypothesis: &str, extra: serde_json::Value) -> ExperimentSpec {
-    let mut doc = json!({
-        "key": "support-ai",
-        "name": "Support AI assist",
-        "hypothesis": hypothesis,
-        "owner": "support-ops",
-        "arms": [
-            {"key": "human", "role": "baseline"},
-            {"key": "ai_assist", "role": "treatment"}
-        ],
-        "allocation": {"policy": "fixed", "weights": {"human": 0.5, "ai_assist": 0.5}},
-        "metrics": [
-            {"key": "cycle_time", "kind": "duration", "direction": "decrease", "role": "primary"},
-            {"key": "escalated", "kind": "binary", "direction": "decrease", "role": "guardrail"},
-            {"key": "cost", "kind": "cost", "direction": "decrease", "role": "secondary"}
-        ],
-        "segments": ["region"],
-        "roi": {"volume_per_month": 12000, "human_cost_per_hour": 45}
-    });
-    if let (Some(d), Some(e)) = (doc.as_object_mut(), extra.as_object()) {
-        for (k, v) in e {
-            d.insert(k.clone(), v.clone());
-        }
-    }
-    ExperimentSpec::parse(&doc).expect("valid spec")
+    let doc = with(
+        support_desk(),
+        json!({
+            "hypothesis": hypothesis,
+            "owner": "support-ops",
+            "roi": {"volume_per_month": 12000, "human_cost_per_hour": 45}
+        }),
+    );
+    ExperimentSpec::parse(&with(doc, extra)).expect("valid spec")
 }
 
 /// A deterministic sequence in [0, 1) (a linear congruential generator), so snapshots are stable.
@@ -188,6 +174,17 @@ fn running(spec: ExperimentSpec) -> ExperimentVersion {
         .expect("start")
 }
 
+/// The page with the stylesheet cut out, for its snapshot: every page carries the same `CSS`
+/// once, so the snapshots hold what differs between pages.
+fn without_stylesheet(html: &str) -> String {
+    assert_eq!(
+        html.matches(CSS).count(),
+        1,
+        "the page carries the stylesheet once"
+    );
+    html.replacen(CSS, "/* pages::CSS */", 1)
+}
+
 #[test]
 fn experiment_page_snapshot() {
     let version = running(spec(
@@ -195,7 +192,7 @@ fn experiment_page_snapshot() {
         json!({"analysis": {"sequential": false, "planned_units": 480}}),
     ));
     let html = render_experiment(&page(version, None)).into_string();
-    expect_file!["snapshots/experiment.html"].assert_eq(&html);
+    expect_file!["snapshots/experiment.html"].assert_eq(&without_stylesheet(&html));
 }
 
 #[test]
@@ -209,7 +206,7 @@ fn index_page_snapshot() {
         last_data: Some("2026-03-14".into()),
     }];
     let html = render_index(&rows).into_string();
-    expect_file!["snapshots/index.html"].assert_eq(&html);
+    expect_file!["snapshots/index.html"].assert_eq(&without_stylesheet(&html));
     assert!(render_index(&[])
         .into_string()
         .contains("No experiments yet"));
@@ -331,13 +328,13 @@ fn draft(spec: ExperimentSpec) -> ExperimentVersion {
 #[test]
 fn the_page_of_a_draft_with_no_data_says_not_started_and_shows_nothing_green() {
     let html = render_experiment(&empty_page(draft(spec("h", json!({}))))).into_string();
-    expect_file!["snapshots/experiment-draft-empty.html"].assert_eq(&html);
+    expect_file!["snapshots/experiment-draft-empty.html"].assert_eq(&without_stylesheet(&html));
 }
 
 #[test]
 fn the_page_of_a_running_experiment_with_no_data_shows_nothing_green() {
     let html = render_experiment(&empty_page(running(spec("h", json!({}))))).into_string();
-    expect_file!["snapshots/experiment-running-empty.html"].assert_eq(&html);
+    expect_file!["snapshots/experiment-running-empty.html"].assert_eq(&without_stylesheet(&html));
 }
 
 #[test]
@@ -352,5 +349,5 @@ fn the_index_of_experiments_with_no_data_says_not_started_or_collecting() {
         })
         .collect();
     let html = render_index(&rows).into_string();
-    expect_file!["snapshots/index-empty.html"].assert_eq(&html);
+    expect_file!["snapshots/index-empty.html"].assert_eq(&without_stylesheet(&html));
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use actix_web::test;
 use liftlab_domain::report::{Bucket, Report};
 use liftlab_store::{MemStore, Store};
+use liftlab_testkit::unit_random;
 use serde_json::{json, Value};
 
 use crate::{app, AppState, Config, KeyRing};
@@ -30,15 +31,6 @@ fn spec(key: &str, extra: Value) -> Value {
         }
     }
     doc
-}
-
-/// A deterministic value in [0, 1) per (unit, salt).
-fn unit_random(i: u64, salt: u64) -> f64 {
-    let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt.wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x ^= x >> 31;
-    x = x.wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^= x >> 29;
-    (x >> 11) as f64 / (1u64 << 53) as f64
 }
 
 macro_rules! call {

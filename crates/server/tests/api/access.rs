@@ -229,9 +229,7 @@ fn routes() -> Vec<Route> {
 /// merits, and a refused one leaves the audit chain as it was.
 #[actix_web::test]
 async fn every_route_admits_exactly_the_roles_the_design_names() {
-    let state = keyed_state(Config::default());
-    let store = state.store.clone();
-    let app = TestApp::new(app(state)).await;
+    let (app, store) = keyed_app().await;
     let records = || store.verify().expect("the chain verifies").records;
     let mut failures = Vec::new();
     for (row, route) in routes().iter().enumerate() {

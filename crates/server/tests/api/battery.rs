@@ -167,7 +167,11 @@ async fn bad_requests_are_4xx_problems_and_change_nothing() {
     for u in 0..5 {
         assign(&app, "bat", &format!("u{u}")).await;
     }
-    let r = app.post("/v1/outcomes").as_role(Role::Router).json(json!({"event_id": "ok", "experiment": "bat", "task_id": "u0", "metrics": {"minutes": 3}})).send().await;
+    let r = post_outcomes(
+        &app,
+        json!({"event_id": "ok", "experiment": "bat", "task_id": "u0", "metrics": {"minutes": 3}}),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
 
     let before = snapshot(&app, store.as_ref()).await;
@@ -204,24 +208,14 @@ async fn a_missing_required_field_has_its_own_pointer() {
     for field in ["event_id", "experiment", "task_id", "metrics"] {
         let mut event = full.clone();
         event.as_object_mut().expect("object").remove(field);
-        let r = app
-            .post("/v1/outcomes")
-            .as_role(Role::Router)
-            .json(event.clone())
-            .send()
-            .await;
+        let r = post_outcomes(&app, event.clone()).await;
         assert_eq!(
             r.pointers(),
             [format!("/{field}")],
             "single event without {field}"
         );
         let batch = json!({"events": [full.clone(), event.clone()]});
-        let r = app
-            .post("/v1/outcomes")
-            .as_role(Role::Router)
-            .json(batch)
-            .send()
-            .await;
+        let r = post_outcomes(&app, batch).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text());
         let rejected = &r.json()["rejected"][0];
         assert_eq!(rejected["index"], json!(1), "{rejected}");
@@ -232,12 +226,7 @@ async fn a_missing_required_field_has_its_own_pointer() {
             "{rejected}"
         );
         let stream = format!("{event}\n").into_bytes();
-        let r = app
-            .post("/v1/outcomes")
-            .as_role(Role::Router)
-            .raw("application/x-ndjson", stream)
-            .send()
-            .await;
+        let r = post_outcomes(&app, Body::ndjson(stream)).await;
         let problem = r.problem(422);
         assert_eq!(
             problem["errors"][0]["pointer"],

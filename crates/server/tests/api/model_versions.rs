@@ -29,12 +29,7 @@ async fn a_new_model_version_in_outcomes_is_marked_on_the_chart() {
         }
         events.push(event);
     }
-    let r = app
-        .post("/v1/outcomes")
-        .as_role(Role::Router)
-        .json(json!({ "events": events }))
-        .send()
-        .await;
+    let r = post_outcomes(&app, json!({ "events": events })).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.json()["accepted"], json!(40), "{}", r.text());
 
