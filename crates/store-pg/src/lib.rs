@@ -71,6 +71,12 @@ pub const MAX_BATCH: usize = 256;
 /// How often the compactor folds delta rows.
 pub const COMPACT_EVERY: Duration = Duration::from_secs(1);
 
+/// How long a replica's server trusts its cached copy of an experiment (current version,
+/// status, epoch): a change made through another replica is seen within this time. The
+/// database itself never accepts a unit into an experiment that is not running, whatever a
+/// replica's cache says.
+pub const LIVE_TTL: Duration = Duration::from_secs(1);
+
 /// Writer threads of the hot path (each holds one connection while it writes).
 const WRITERS: usize = 4;
 
@@ -135,7 +141,7 @@ impl Inner {
     }
 
     /// Runs `op` in a transaction until it commits, is refused, or fails for good.
-    fn write<R>(&self, op: impl Fn(&Tx<'_>) -> Result<R, Fail>) -> Result<R> {
+    fn write<R: Send>(&self, op: impl Fn(&Tx<'_>) -> Result<R, Fail> + Send) -> Result<R> {
         if self.closed.load(Ordering::Acquire) {
             return Err(StoreError::Closed);
         }
@@ -143,7 +149,11 @@ impl Inner {
     }
 
     /// [`Inner::write`] even after `close` (for assignments queued before it).
-    fn run<R>(&self, op: impl Fn(&Tx<'_>) -> Result<R, Fail>) -> Result<R> {
+    fn run<R: Send>(&self, op: impl Fn(&Tx<'_>) -> Result<R, Fail> + Send) -> Result<R> {
+        off_runtime(|| self.run_here(op))
+    }
+
+    fn run_here<R>(&self, op: impl Fn(&Tx<'_>) -> Result<R, Fail>) -> Result<R> {
         let mut last = String::new();
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
@@ -175,11 +185,11 @@ impl Inner {
     }
 
     /// One transaction for many items; a refused item is answered alone and writes nothing.
-    fn write_many<T: Clone, R>(
+    fn write_many<T: Clone + Sync, R: Send>(
         &self,
         items: &[T],
-        prepare: impl Fn(&Tx<'_>) -> Result<(), Fail>,
-        op: impl Fn(&Tx<'_>, T) -> Result<R, Fail>,
+        prepare: impl Fn(&Tx<'_>) -> Result<(), Fail> + Sync,
+        op: impl Fn(&Tx<'_>, T) -> Result<R, Fail> + Sync,
     ) -> Result<Vec<Result<R>>> {
         if self.closed.load(Ordering::Acquire) {
             return Err(StoreError::Closed);
@@ -187,11 +197,11 @@ impl Inner {
         self.run_many(items, prepare, op)
     }
 
-    fn run_many<T: Clone, R>(
+    fn run_many<T: Clone + Sync, R: Send>(
         &self,
         items: &[T],
-        prepare: impl Fn(&Tx<'_>) -> Result<(), Fail>,
-        op: impl Fn(&Tx<'_>, T) -> Result<R, Fail>,
+        prepare: impl Fn(&Tx<'_>) -> Result<(), Fail> + Sync,
+        op: impl Fn(&Tx<'_>, T) -> Result<R, Fail> + Sync,
     ) -> Result<Vec<Result<R>>> {
         self.run(|tx| {
             prepare(tx)?;
@@ -207,10 +217,26 @@ impl Inner {
         })
     }
 
-    fn read<R>(&self, f: impl FnOnce(&mut Client) -> Result<R>) -> Result<R> {
-        let mut conn = self.conn()?;
-        f(conn.get())
+    fn read<R: Send>(&self, f: impl FnOnce(&mut Client) -> Result<R> + Send) -> Result<R> {
+        off_runtime(|| {
+            let mut conn = self.conn()?;
+            f(conn.get())
+        })
     }
+}
+
+/// Runs `f` here, or on a scoped thread when this thread is inside an async runtime: the
+/// sync `postgres` client drives its own runtime, which cannot start inside another one (the
+/// server calls its hot-path reads from its async workers).
+fn off_runtime<R: Send>(f: impl FnOnce() -> Result<R> + Send) -> Result<R> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|s| {
+        s.spawn(f)
+            .join()
+            .unwrap_or_else(|_| Err(StoreError::Internal("a database call panicked".into())))
+    })
 }
 
 fn connect(url: &str) -> Result<Client> {
