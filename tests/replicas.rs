@@ -153,8 +153,13 @@ fn two_replicas_on_one_database_agree() {
 
     // A stop through A is honoured by B within the cache bound: after it, B serves no
     // treatment to a new unit, nor to a unit it saw before.
+    assign(&b.client(), exp, "warms-b-s-cache");
     let r = a.call("POST", &format!("/v1/experiments/{exp}/stop"), None, None);
     assert_eq!(r.status, 200, "{}", r.body);
+    // Inside the bound B may still believe the experiment runs; the database refuses the
+    // unit, and B answers from fresh state rather than with an error or a treatment.
+    let racing = assign(&b.client(), exp, "racing-the-stop");
+    assert_eq!(racing["in_experiment"], json!(false), "{racing}");
     std::thread::sleep(liftlab_store_pg::LIVE_TTL + Duration::from_millis(200));
     let late = assign(&b.client(), exp, "late-unit");
     assert_eq!(late["in_experiment"], json!(false), "{late}");

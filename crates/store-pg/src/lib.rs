@@ -42,11 +42,11 @@ mod schema;
 mod tx;
 mod write;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use liftlab_domain::thompson::BanditState;
 use liftlab_domain::{
@@ -77,6 +77,9 @@ pub const COMPACT_EVERY: Duration = Duration::from_secs(1);
 /// replica's cache says.
 pub const LIVE_TTL: Duration = Duration::from_secs(1);
 
+/// The most connections one store (one replica) opens; callers beyond wait for one.
+pub const MAX_CONNECTIONS: usize = 16;
+
 /// Writer threads of the hot path (each holds one connection while it writes).
 const WRITERS: usize = 4;
 
@@ -92,8 +95,19 @@ pub struct PgStore {
 
 struct Inner {
     url: String,
-    idle: Mutex<Vec<Client>>,
+    pool: Mutex<Pool>,
+    /// Signalled when a connection is given back (or one fewer is open).
+    freed: Condvar,
     closed: AtomicBool,
+    /// The period in force per experiment, for decisions, read at most [`LIVE_TTL`] ago (and
+    /// dropped when this process opens a new one).
+    periods: Mutex<HashMap<String, (AllocationPeriod, Instant)>>,
+}
+
+/// The connections of a store: idle ones, and how many exist (idle or in use).
+struct Pool {
+    idle: Vec<Client>,
+    open: usize,
 }
 
 /// A queued hot-path assignment and who waits for it.
@@ -116,28 +130,45 @@ impl Conn<'_> {
 
 impl Drop for Conn<'_> {
     fn drop(&mut self) {
-        if let Some(client) = self.client.take() {
-            if !client.is_closed() {
-                let mut idle = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
-                if idle.len() < 32 {
-                    idle.push(client);
-                }
-            }
+        let mut pool = self.inner.pool.lock().unwrap_or_else(|p| p.into_inner());
+        match self.client.take() {
+            Some(client) if !client.is_closed() => pool.idle.push(client),
+            _ => pool.open -= 1,
         }
+        drop(pool);
+        self.inner.freed.notify_one();
     }
 }
 
 impl Inner {
+    /// A connection: an idle one, a new one while fewer than [`MAX_CONNECTIONS`] are open,
+    /// or the next one another thread gives back.
     fn conn(&self) -> Result<Conn<'_>> {
-        let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let client = match pooled {
-            Some(c) => c,
-            None => connect(&self.url)?,
-        };
-        Ok(Conn {
-            inner: self,
-            client: Some(client),
-        })
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(client) = pool.idle.pop() {
+                return Ok(Conn {
+                    inner: self,
+                    client: Some(client),
+                });
+            }
+            if pool.open < MAX_CONNECTIONS {
+                pool.open += 1;
+                drop(pool);
+                return match connect(&self.url) {
+                    Ok(client) => Ok(Conn {
+                        inner: self,
+                        client: Some(client),
+                    }),
+                    Err(e) => {
+                        self.pool.lock().unwrap_or_else(|p| p.into_inner()).open -= 1;
+                        self.freed.notify_one();
+                        Err(e)
+                    }
+                };
+            }
+            pool = self.freed.wait(pool).unwrap_or_else(|p| p.into_inner());
+        }
     }
 
     /// Runs `op` in a transaction until it commits, is refused, or fails for good.
@@ -166,9 +197,17 @@ impl Inner {
                 .transaction()
                 .map_err(|e| io("starting a transaction", e))?;
             let tx = Tx::new(t);
-            let outcome = op(&tx).and_then(|r| tx.finish().map(|()| r));
+            let outcome = op(&tx).and_then(|r| tx.finish().map(|opened| (r, opened)));
             match outcome {
-                Ok(r) => return Ok(r),
+                Ok((r, opened)) => {
+                    if !opened.is_empty() {
+                        let mut periods = self.periods.lock().unwrap_or_else(|p| p.into_inner());
+                        for exp in opened {
+                            periods.remove(&exp);
+                        }
+                    }
+                    return Ok(r);
+                }
                 Err(Fail::Store(e)) => return Err(e),
                 Err(Fail::Retry(why)) => {
                     tracing::debug!(attempt, %why, "retrying a transaction");
@@ -277,8 +316,13 @@ impl PgStore {
         }
         let inner = Arc::new(Inner {
             url: url.to_string(),
-            idle: Mutex::new(vec![client]),
+            pool: Mutex::new(Pool {
+                idle: vec![client],
+                open: 1,
+            }),
+            freed: Condvar::new(),
             closed: AtomicBool::new(false),
+            periods: Mutex::new(HashMap::new()),
         });
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
@@ -490,8 +534,27 @@ impl Store for PgStore {
         self.assignment(experiment, unit_id)
     }
 
+    /// The period read at most [`LIVE_TTL`] ago: a decision stamped with a period that
+    /// another replica has just replaced still carries that period's exact weights.
     fn current_period_for_decision(&self, experiment: &str) -> Result<AllocationPeriod> {
-        self.current_period(experiment)
+        let cached = self
+            .inner
+            .periods
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(experiment)
+            .filter(|(_, at)| at.elapsed() < LIVE_TTL)
+            .map(|(p, _)| p.clone());
+        if let Some(p) = cached {
+            return Ok(p);
+        }
+        let p = self.current_period(experiment)?;
+        let mut periods = self.inner.periods.lock().unwrap_or_else(|p| p.into_inner());
+        if periods.len() >= 4096 {
+            periods.clear();
+        }
+        periods.insert(experiment.to_string(), (p.clone(), Instant::now()));
+        Ok(p)
     }
 
     fn record_assignment(&self, assignment: Assignment) -> Result<Assignment> {

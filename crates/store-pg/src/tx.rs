@@ -430,14 +430,16 @@ impl<'c> Tx<'c> {
 
     // ---- The end ---------------------------------------------------------------------------
 
-    /// Writes everything and commits. `Retry` when a row that had to be new was taken.
-    pub(crate) fn finish(self) -> Result<(), Fail> {
+    /// Writes everything and commits; answers the experiments whose allocation period
+    /// changed. `Retry` when a row that had to be new was taken.
+    pub(crate) fn finish(self) -> Result<Vec<String>, Fail> {
         let c = std::mem::take(&mut *self.c.borrow_mut());
         self.write_experiments(&c)?;
         self.write_rows(&c)?;
         self.write_views(&c)?;
         self.write_audit(&c)?;
-        self.db.into_inner().commit().map_err(pg("committing"))
+        self.db.into_inner().commit().map_err(pg("committing"))?;
+        Ok(c.new_periods.into_iter().map(|p| p.experiment).collect())
     }
 
     fn write_experiments(&self, c: &Cache) -> Result<(), Fail> {
