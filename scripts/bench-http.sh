@@ -151,7 +151,11 @@ run assign-returning -c"$conns" -s "$work/returning.lua" "$base/v1/experiments/b
 BENCH_RUN=json run outcomes-json -c"$batch_conns" -s "$work/batch.lua" "$base/v1/outcomes"
 BENCH_RUN=ndjson BENCH_NDJSON=1 run outcomes-ndjson -c"$batch_conns" -s "$work/batch.lua" "$base/v1/outcomes"
 
-rate() { cat "$work/$1.txt" "$work/$1.2.txt" 2>/dev/null | sed -n 's/^Requests\/sec: *//p' | awk '{s += $1} END {printf "%.2f", s}'; }
+rate() {
+  local files=("$work/$1.txt")
+  if [ -f "$work/$1.2.txt" ]; then files+=("$work/$1.2.txt"); fi
+  sed -n 's/^Requests\/sec: *//p' "${files[@]}" | awk '{s += $1} END {printf "%.2f", s}'
+}
 p99() { awk '$1 == "99%" {print $2}' "$work/$1.txt"; }
 non2xx() { sed -n 's/.*Non-2xx or 3xx responses: *//p' "$work/$1.txt" | grep . || echo 0; }
 echo

@@ -102,6 +102,36 @@ struct Inner {
     /// The period in force per experiment, for decisions, read at most [`LIVE_TTL`] ago (and
     /// dropped when this process opens a new one).
     periods: Mutex<HashMap<String, (AllocationPeriod, Instant)>>,
+    /// Stored assignments seen by this process, which never change (first write wins).
+    known: Mutex<Known>,
+}
+
+/// Assignments by (experiment, unit) and by (experiment, task): facts once stored, so they
+/// are kept without expiry (up to [`KNOWN_MAX`] each, then started over). What is not found
+/// is never kept: another replica may store it next.
+#[derive(Default)]
+struct Known {
+    by_unit: HashMap<(String, String), Assignment>,
+    by_task: HashMap<(String, String), Assignment>,
+}
+
+/// The most assignments [`Known`] keeps per map.
+const KNOWN_MAX: usize = 200_000;
+
+impl Known {
+    fn put(map: &mut HashMap<(String, String), Assignment>, key: (String, String), a: &Assignment) {
+        if map.len() >= KNOWN_MAX {
+            map.clear();
+        }
+        map.insert(key, a.clone());
+    }
+
+    /// A stored assignment: its unit, and its own task id, belong to it.
+    fn stored(&mut self, a: &Assignment) {
+        let exp = a.experiment.clone();
+        Known::put(&mut self.by_unit, (exp.clone(), a.unit_id.clone()), a);
+        Known::put(&mut self.by_task, (exp, a.task_id.clone()), a);
+    }
 }
 
 /// The connections of a store: idle ones, and how many exist (idle or in use).
@@ -171,8 +201,12 @@ impl Inner {
         }
     }
 
+    fn known(&self) -> std::sync::MutexGuard<'_, Known> {
+        self.known.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Runs `op` in a transaction until it commits, is refused, or fails for good.
-    fn write<R: Send>(&self, op: impl Fn(&Tx<'_>) -> Result<R, Fail> + Send) -> Result<R> {
+    fn write<R>(&self, op: impl Fn(&Tx<'_>) -> Result<R, Fail>) -> Result<R> {
         if self.closed.load(Ordering::Acquire) {
             return Err(StoreError::Closed);
         }
@@ -180,11 +214,7 @@ impl Inner {
     }
 
     /// [`Inner::write`] even after `close` (for assignments queued before it).
-    fn run<R: Send>(&self, op: impl Fn(&Tx<'_>) -> Result<R, Fail> + Send) -> Result<R> {
-        off_runtime(|| self.run_here(op))
-    }
-
-    fn run_here<R>(&self, op: impl Fn(&Tx<'_>) -> Result<R, Fail>) -> Result<R> {
+    fn run<R>(&self, op: impl Fn(&Tx<'_>) -> Result<R, Fail>) -> Result<R> {
         let mut last = String::new();
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
@@ -224,11 +254,11 @@ impl Inner {
     }
 
     /// One transaction for many items; a refused item is answered alone and writes nothing.
-    fn write_many<T: Clone + Sync, R: Send>(
+    fn write_many<T: Clone, R>(
         &self,
         items: &[T],
-        prepare: impl Fn(&Tx<'_>) -> Result<(), Fail> + Sync,
-        op: impl Fn(&Tx<'_>, T) -> Result<R, Fail> + Sync,
+        prepare: impl Fn(&Tx<'_>) -> Result<(), Fail>,
+        op: impl Fn(&Tx<'_>, T) -> Result<R, Fail>,
     ) -> Result<Vec<Result<R>>> {
         if self.closed.load(Ordering::Acquire) {
             return Err(StoreError::Closed);
@@ -236,11 +266,11 @@ impl Inner {
         self.run_many(items, prepare, op)
     }
 
-    fn run_many<T: Clone + Sync, R: Send>(
+    fn run_many<T: Clone, R>(
         &self,
         items: &[T],
-        prepare: impl Fn(&Tx<'_>) -> Result<(), Fail> + Sync,
-        op: impl Fn(&Tx<'_>, T) -> Result<R, Fail> + Sync,
+        prepare: impl Fn(&Tx<'_>) -> Result<(), Fail>,
+        op: impl Fn(&Tx<'_>, T) -> Result<R, Fail>,
     ) -> Result<Vec<Result<R>>> {
         self.run(|tx| {
             prepare(tx)?;
@@ -256,17 +286,17 @@ impl Inner {
         })
     }
 
-    fn read<R: Send>(&self, f: impl FnOnce(&mut Client) -> Result<R> + Send) -> Result<R> {
-        off_runtime(|| {
-            let mut conn = self.conn()?;
-            f(conn.get())
-        })
+    fn read<R>(&self, f: impl FnOnce(&mut Client) -> Result<R>) -> Result<R> {
+        let mut conn = self.conn()?;
+        f(conn.get())
     }
 }
 
 /// Runs `f` here, or on a scoped thread when this thread is inside an async runtime: the
-/// sync `postgres` client drives its own runtime, which cannot start inside another one (the
-/// server calls its hot-path reads from its async workers).
+/// sync `postgres` client drives its own runtime, which cannot start inside an async task.
+/// Only the two reads the server makes from its async workers need it
+/// (`assignment_if_durable`, `current_period_for_decision`); every other call comes from a
+/// plain or a blocking-pool thread (`web::block`), where the client may block.
 fn off_runtime<R: Send>(f: impl FnOnce() -> Result<R> + Send) -> Result<R> {
     if tokio::runtime::Handle::try_current().is_err() {
         return f();
@@ -323,6 +353,7 @@ impl PgStore {
             freed: Condvar::new(),
             closed: AtomicBool::new(false),
             periods: Mutex::new(HashMap::new()),
+            known: Mutex::new(Known::default()),
         });
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
@@ -391,6 +422,11 @@ fn writer(inner: &Inner, queue: &Mutex<Receiver<Job>>) {
         let answers = inner.run_many(&items, |_| Ok(()), write::record_assignment);
         match answers {
             Ok(answers) => {
+                let mut known = inner.known();
+                for a in answers.iter().flatten() {
+                    known.stored(a);
+                }
+                drop(known);
                 for (job, answer) in batch.into_iter().zip(answers) {
                     (job.done)(answer);
                 }
@@ -520,18 +556,36 @@ impl Store for PgStore {
     }
 
     fn assignment(&self, experiment: &str, unit_id: &str) -> Result<Option<Assignment>> {
-        self.inner
-            .read(|c| read::assignment(c, experiment, unit_id))
+        let key = (experiment.to_string(), unit_id.to_string());
+        if let Some(a) = self.inner.known().by_unit.get(&key) {
+            return Ok(Some(a.clone()));
+        }
+        let found = self
+            .inner
+            .read(|c| read::assignment(c, experiment, unit_id))?;
+        if let Some(a) = &found {
+            Known::put(&mut self.inner.known().by_unit, key, a);
+        }
+        Ok(found)
     }
 
     fn assignment_by_task(&self, experiment: &str, task_id: &str) -> Result<Option<Assignment>> {
-        self.inner
-            .read(|c| read::assignment_by_task(c, experiment, task_id))
+        let key = (experiment.to_string(), task_id.to_string());
+        if let Some(a) = self.inner.known().by_task.get(&key) {
+            return Ok(Some(a.clone()));
+        }
+        let found = self
+            .inner
+            .read(|c| read::assignment_by_task(c, experiment, task_id))?;
+        if let Some(a) = &found {
+            Known::put(&mut self.inner.known().by_task, key, a);
+        }
+        Ok(found)
     }
 
     fn assignment_if_durable(&self, experiment: &str, unit_id: &str) -> Result<Option<Assignment>> {
         // Every committed row is durable; nothing uncommitted is visible.
-        self.assignment(experiment, unit_id)
+        off_runtime(|| self.assignment(experiment, unit_id))
     }
 
     /// The period read at most [`LIVE_TTL`] ago: a decision stamped with a period that
@@ -548,7 +602,7 @@ impl Store for PgStore {
         if let Some(p) = cached {
             return Ok(p);
         }
-        let p = self.current_period(experiment)?;
+        let p = off_runtime(|| self.current_period(experiment))?;
         let mut periods = self.inner.periods.lock().unwrap_or_else(|p| p.into_inner());
         if periods.len() >= 4096 {
             periods.clear();
@@ -558,8 +612,11 @@ impl Store for PgStore {
     }
 
     fn record_assignment(&self, assignment: Assignment) -> Result<Assignment> {
-        self.inner
-            .write(|tx| write::record_assignment(tx, assignment.clone()))
+        let stored = self
+            .inner
+            .write(|tx| write::record_assignment(tx, assignment.clone()))?;
+        self.inner.known().stored(&stored);
+        Ok(stored)
     }
 
     fn record_assignment_then(&self, assignment: Assignment, done: Done<Assignment>) {
@@ -575,8 +632,14 @@ impl Store for PgStore {
     }
 
     fn record_assignments(&self, assignments: Vec<Assignment>) -> Result<Vec<Result<Assignment>>> {
-        self.inner
-            .write_many(&assignments, |_| Ok(()), write::record_assignment)
+        let answers = self
+            .inner
+            .write_many(&assignments, |_| Ok(()), write::record_assignment)?;
+        let mut known = self.inner.known();
+        for a in answers.iter().flatten() {
+            known.stored(a);
+        }
+        Ok(answers)
     }
 
     fn current_period(&self, experiment: &str) -> Result<AllocationPeriod> {
