@@ -89,6 +89,7 @@ const OUTCOME_PAGE: i64 = 10_000;
 /// liftlab's store on PostgreSQL (or an engine that speaks its protocol).
 pub struct PgStore {
     inner: Arc<Inner>,
+    hop: Mutex<Sender<HopJob>>,
     jobs: Mutex<Option<Sender<Job>>>,
     stop_compactor: Mutex<Option<Sender<()>>>,
 }
@@ -201,6 +202,19 @@ impl Inner {
         }
     }
 
+    /// A unit's stored assignment, from [`Known`] when this process has seen it.
+    fn assignment(&self, experiment: &str, unit_id: &str) -> Result<Option<Assignment>> {
+        let key = (experiment.to_string(), unit_id.to_string());
+        if let Some(a) = self.known().by_unit.get(&key) {
+            return Ok(Some(a.clone()));
+        }
+        let found = self.read(|c| read::assignment(c, experiment, unit_id))?;
+        if let Some(a) = &found {
+            Known::put(&mut self.known().by_unit, key, a);
+        }
+        Ok(found)
+    }
+
     fn known(&self) -> std::sync::MutexGuard<'_, Known> {
         self.known.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -292,20 +306,24 @@ impl Inner {
     }
 }
 
-/// Runs `f` here, or on a scoped thread when this thread is inside an async runtime: the
-/// sync `postgres` client drives its own runtime, which cannot start inside an async task.
-/// Only the two reads the server makes from its async workers need it
-/// (`assignment_if_durable`, `current_period_for_decision`); every other call comes from a
-/// plain or a blocking-pool thread (`web::block`), where the client may block.
-fn off_runtime<R: Send>(f: impl FnOnce() -> Result<R> + Send) -> Result<R> {
-    if tokio::runtime::Handle::try_current().is_err() {
-        return f();
+/// A job for the hop threads.
+type HopJob = Box<dyn FnOnce() + Send>;
+
+/// Threads that run database calls for callers inside an async task, where the sync
+/// `postgres` client (which drives a runtime of its own) cannot block. Only the two reads the
+/// server makes from its async workers need them (`assignment_if_durable` and
+/// `current_period_for_decision`, on a cache miss); every other call comes from a plain or a
+/// blocking-pool thread (`web::block`), where the client may block.
+const HOP_THREADS: usize = 4;
+
+fn hop_thread(queue: &Mutex<Receiver<HopJob>>) {
+    loop {
+        let job = match queue.lock().unwrap_or_else(|p| p.into_inner()).recv() {
+            Ok(job) => job,
+            Err(_) => return,
+        };
+        job();
     }
-    std::thread::scope(|s| {
-        s.spawn(f)
-            .join()
-            .unwrap_or_else(|_| Err(StoreError::Internal("a database call panicked".into())))
-    })
 }
 
 fn connect(url: &str) -> Result<Client> {
@@ -376,11 +394,45 @@ impl PgStore {
                 context: "starting the compactor",
                 source: Arc::new(e),
             })?;
+        let (hop, hop_queue) = mpsc::channel::<HopJob>();
+        let hop_queue = Arc::new(Mutex::new(hop_queue));
+        for _ in 0..HOP_THREADS {
+            let queue = Arc::clone(&hop_queue);
+            std::thread::Builder::new()
+                .name("liftlab-pg-hop".into())
+                .spawn(move || hop_thread(&queue))
+                .map_err(|e| StoreError::Io {
+                    context: "starting a hop thread",
+                    source: Arc::new(e),
+                })?;
+        }
         Ok(PgStore {
             inner,
+            hop: Mutex::new(hop),
             jobs: Mutex::new(Some(jobs)),
             stop_compactor: Mutex::new(Some(stop)),
         })
+    }
+
+    /// Runs `f` here, or on a hop thread when this thread is inside an async runtime.
+    fn off_runtime<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> Result<R> + Send + 'static,
+    ) -> Result<R> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return f(&self.inner);
+        }
+        let (tx, rx) = mpsc::sync_channel(1);
+        let inner = Arc::clone(&self.inner);
+        let job: HopJob = Box::new(move || {
+            let _ = tx.send(f(&inner));
+        });
+        let sent = self.hop.lock().unwrap_or_else(|p| p.into_inner()).send(job);
+        if sent.is_err() {
+            return Err(StoreError::Closed);
+        }
+        rx.recv()
+            .unwrap_or_else(|_| Err(StoreError::Internal("a database call panicked".into())))
     }
 
     /// Folds every experiment's delta rows now (the compactor does it every [`COMPACT_EVERY`]).
@@ -556,17 +608,7 @@ impl Store for PgStore {
     }
 
     fn assignment(&self, experiment: &str, unit_id: &str) -> Result<Option<Assignment>> {
-        let key = (experiment.to_string(), unit_id.to_string());
-        if let Some(a) = self.inner.known().by_unit.get(&key) {
-            return Ok(Some(a.clone()));
-        }
-        let found = self
-            .inner
-            .read(|c| read::assignment(c, experiment, unit_id))?;
-        if let Some(a) = &found {
-            Known::put(&mut self.inner.known().by_unit, key, a);
-        }
-        Ok(found)
+        self.inner.assignment(experiment, unit_id)
     }
 
     fn assignment_by_task(&self, experiment: &str, task_id: &str) -> Result<Option<Assignment>> {
@@ -585,7 +627,11 @@ impl Store for PgStore {
 
     fn assignment_if_durable(&self, experiment: &str, unit_id: &str) -> Result<Option<Assignment>> {
         // Every committed row is durable; nothing uncommitted is visible.
-        off_runtime(|| self.assignment(experiment, unit_id))
+        let key = (experiment.to_string(), unit_id.to_string());
+        if let Some(a) = self.inner.known().by_unit.get(&key) {
+            return Ok(Some(a.clone()));
+        }
+        self.off_runtime(move |inner| inner.assignment(&key.0, &key.1))
     }
 
     /// The period read at most [`LIVE_TTL`] ago: a decision stamped with a period that
@@ -602,7 +648,8 @@ impl Store for PgStore {
         if let Some(p) = cached {
             return Ok(p);
         }
-        let p = off_runtime(|| self.current_period(experiment))?;
+        let exp = experiment.to_string();
+        let p = self.off_runtime(move |inner| inner.read(|c| read::current_period(c, &exp)))?;
         let mut periods = self.inner.periods.lock().unwrap_or_else(|p| p.into_inner());
         if periods.len() >= 4096 {
             periods.clear();
