@@ -471,7 +471,11 @@ fn writer(inner: &Inner, queue: &Mutex<Receiver<Job>>) {
             }
         }
         let items: Vec<Assignment> = batch.iter().map(|j| j.assignment.clone()).collect();
-        let answers = inner.run_many(&items, |_| Ok(()), write::record_assignment);
+        let answers = inner.run_many(
+            &items,
+            |tx| tx.prefetch_assignments(&items),
+            write::record_assignment,
+        );
         match answers {
             Ok(answers) => {
                 let mut known = inner.known();
@@ -679,9 +683,11 @@ impl Store for PgStore {
     }
 
     fn record_assignments(&self, assignments: Vec<Assignment>) -> Result<Vec<Result<Assignment>>> {
-        let answers = self
-            .inner
-            .write_many(&assignments, |_| Ok(()), write::record_assignment)?;
+        let answers = self.inner.write_many(
+            &assignments,
+            |tx| tx.prefetch_assignments(&assignments),
+            write::record_assignment,
+        )?;
         let mut known = self.inner.known();
         for a in answers.iter().flatten() {
             known.stored(a);

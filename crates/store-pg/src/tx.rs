@@ -364,6 +364,50 @@ impl<'c> Tx<'c> {
         Ok(())
     }
 
+    /// Reads, in two statements per experiment, what a batch of assignments will ask: the
+    /// assignments of its units (and of units named like its task ids) and its task ids'
+    /// index entries. No lock: a row another replica inserts meanwhile is found at `finish`,
+    /// which then runs the transaction again.
+    pub(crate) fn prefetch_assignments(&self, batch: &[Assignment]) -> Result<(), Fail> {
+        let mut by_exp: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for a in batch {
+            let ids = by_exp.entry(a.experiment.as_str()).or_default();
+            ids.insert(a.unit_id.as_str());
+            ids.insert(a.task_id.as_str());
+        }
+        for (exp, ids) in by_exp {
+            let ids: Vec<&str> = ids.into_iter().collect();
+            let assigned = self.query(
+                "reading assignments",
+                "SELECT unit_id, body FROM assignments WHERE experiment = $1 AND unit_id = ANY($2)",
+                &[&exp, &ids],
+            )?;
+            let tasks = self.query(
+                "reading tasks",
+                "SELECT task_id, unit_id FROM tasks WHERE experiment = $1 AND task_id = ANY($2)",
+                &[&exp, &ids],
+            )?;
+            let mut c = self.c.borrow_mut();
+            for id in &ids {
+                c.assignments
+                    .entry((exp.to_string(), id.to_string()))
+                    .or_insert(None);
+                c.tasks
+                    .entry((exp.to_string(), id.to_string()))
+                    .or_insert(None);
+            }
+            for r in &assigned {
+                let unit: String = r.get(0);
+                let a: Assignment = decode("assignments", &unit, r.get(1))?;
+                c.assignments.insert((exp.to_string(), unit), Some(a));
+            }
+            for r in &tasks {
+                c.tasks.insert((exp.to_string(), r.get(0)), Some(r.get(1)));
+            }
+        }
+        Ok(())
+    }
+
     /// Reads, in three statements, what a batch of outcomes will ask: which event ids were
     /// seen, the units' assignments, and their rows (locked `FOR UPDATE`, in key order).
     pub(crate) fn prefetch_outcomes(&self, exp: &str, outcomes: &[Outcome]) -> Result<(), Fail> {
