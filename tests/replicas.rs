@@ -1,4 +1,4 @@
-//! Two real `liftlab serve` replicas on one PostgreSQL database: they agree without talking to each other, and kill -9 of one loses nothing it acknowledged.
+//! Two real `liftlab serve` replicas on one PostgreSQL database: they agree without talking to each other, kill -9 of one loses nothing it acknowledged, and `liftlab migrate` moves a data directory onto the database.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -260,4 +260,62 @@ fn kill_9_of_one_replica_loses_no_acknowledged_write() {
     );
     let v = b.call("GET", "/v1/audit/verify", None, None).json();
     assert_eq!(v["ok"], json!(true), "{v}");
+}
+
+#[test]
+fn a_data_directory_migrates_to_postgres_and_serves_the_same() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let data = dir.path().join("data");
+    let exp = "moving";
+    let before = {
+        let server = liftlab().serve(&data, &[]);
+        create_running(&server, None, &liftlab_testkit::spec::fixed(exp));
+        let events: Vec<Value> = (0..40)
+            .map(|u| {
+                assign(&server.client(), exp, &format!("u{u}"));
+                event(exp, &format!("e{u}"), &format!("u{u}"), f64::from(u))
+            })
+            .collect();
+        outcomes(&server.client(), &events);
+        let results = server.call("GET", &format!("/v1/experiments/{exp}/results"), None, None);
+        let sticky = assign(&server.client(), exp, "u7");
+        server.stop();
+        (results.json(), sticky)
+    };
+    let url = fresh_database();
+    let out = liftlab()
+        .command()
+        .args(["migrate", "--from"])
+        .arg(&data)
+        .args(["--to", &url])
+        .output()
+        .expect("migrate runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("copied 1 experiments, 40 assignments, 40 outcomes"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("the copy checks out"), "{stdout}");
+
+    let (_d, replica) = replica(&url);
+    let results = replica.call("GET", &format!("/v1/experiments/{exp}/results"), None, None);
+    assert_eq!(results.json(), before.0);
+    assert_eq!(assign(&replica.client(), exp, "u7"), before.1);
+    let again = outcomes(&replica.client(), &[event(exp, "e3", "u3", 3.0)]);
+    assert_eq!(again["duplicates"], json!(1), "{again}");
+    // A second copy into the same database is refused.
+    let out = liftlab()
+        .command()
+        .args(["migrate", "--from"])
+        .arg(&data)
+        .args(["--to", &url])
+        .output()
+        .expect("migrate runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already holds liftlab data"));
 }

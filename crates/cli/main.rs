@@ -68,6 +68,8 @@ enum Command {
     },
     /// Recompute every aggregate from the outcome log and report any mismatch.
     Rebuild(offline::RebuildArgs),
+    /// Copy a data directory (experiments, history, assignments, outcomes, audit chain) into an empty PostgreSQL database.
+    Migrate(offline::MigrateArgs),
     /// Drive a scenario with a known truth through the real API and compare liftlab's answer with it.
     Simulate(simulate::SimulateArgs),
 }
@@ -154,6 +156,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Results(args) => remote::results(args),
         Command::Audit { command } => offline::audit(command),
         Command::Rebuild(args) => offline::rebuild(args),
+        Command::Migrate(args) => offline::migrate(args),
         Command::Simulate(args) => simulate::run(args),
     }
 }

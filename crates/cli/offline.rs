@@ -1,4 +1,4 @@
-//! Subcommands on a store with no server needed: `audit verify --data`/`--store`, `audit export` and `rebuild`, and the `--store` option they share with `serve`.
+//! Subcommands on a store with no server needed: `audit verify --data`/`--store`, `audit export`, `rebuild` and `migrate`, and the `--store` option they share with `serve`.
 
 use std::path::{Path, PathBuf};
 
@@ -207,6 +207,50 @@ fn verify_store(store: &dyn Store) -> anyhow::Result<()> {
         report.records,
         report.reason.as_deref().unwrap_or("no reason given")
     )
+}
+
+/// Copy a data directory into an empty PostgreSQL database.
+#[derive(clap::Args, Debug)]
+pub struct MigrateArgs {
+    /// The data directory to copy (the server must not be running on it; it is not changed).
+    #[arg(long, value_name = "DIR")]
+    from: PathBuf,
+    /// The PostgreSQL database to copy into (postgres://USER:PASSWORD@HOST:PORT/DB); it must
+    /// hold no liftlab data yet.
+    #[arg(long, value_name = "URL", value_parser = parse_store_url)]
+    to: String,
+}
+
+/// Runs `liftlab migrate`: copies everything in one transaction, then checks the copy.
+pub fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    let src = open(&args.from)?;
+    let dst = open_pg(&args.to)?;
+    let spinner = progress::spinner("copying the data directory");
+    let copied = dst.import(&src);
+    spinner.finish_and_clear();
+    let report = copied.context("cannot copy the data directory")?;
+    src.close().context("cannot close the data directory")?;
+    println!(
+        "copied {} experiments, {} assignments, {} outcomes and {} audit records",
+        report.experiments, report.assignments, report.outcomes, report.audit_records
+    );
+    let verified = dst.verify().context("cannot read the copied audit chain")?;
+    let rebuilt = dst
+        .rebuild(RebuildMode::Check)
+        .context("cannot check the copied aggregates")?;
+    dst.close().context("cannot close the database")?;
+    if !verified.ok || !rebuilt.mismatches.is_empty() {
+        anyhow::bail!(
+            "the copy does not check out: audit chain ok = {}, {} mismatches between its aggregates and its outcome log",
+            verified.ok,
+            rebuilt.mismatches.len()
+        );
+    }
+    println!(
+        "the copy checks out: audit chain ok ({} records), aggregates equal the outcome log",
+        verified.records
+    );
+    Ok(())
 }
 
 /// Runs `liftlab rebuild`: exits 1 when mismatches were found and not repaired.

@@ -36,6 +36,7 @@
 
 mod audit;
 mod error;
+mod import;
 mod read;
 mod rebuild;
 mod schema;
@@ -58,6 +59,8 @@ use liftlab_store::{
     RebuildReport, Recorded, Result, Store, StoreError, VerifyReport, MAX_AUDIT_PAGE,
 };
 use postgres::{Client, NoTls};
+
+pub use crate::import::ImportReport;
 
 use crate::error::{io, Fail};
 use crate::tx::Tx;
@@ -433,6 +436,17 @@ impl PgStore {
         }
         rx.recv()
             .unwrap_or_else(|_| Err(StoreError::Internal("a database call panicked".into())))
+    }
+
+    /// Copies another store (`liftlab migrate --from DIR`) into this database, which must
+    /// hold no liftlab data yet: experiments with their history, assignments, task ids,
+    /// outcomes, every derived view, and the audit chain record for record (it verifies
+    /// here as it did there). One transaction: all of it or nothing.
+    pub fn import(&self, src: &dyn Store) -> Result<ImportReport> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        self.inner.read(|c| import::import(c, src))
     }
 
     /// Folds every experiment's delta rows now (the compactor does it every [`COMPACT_EVERY`]).
