@@ -152,14 +152,18 @@ fn start() -> Result<Cluster, String> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let data = dir.join("data");
+    // Run from the cluster's directory: the `postgres` user may not be able to enter the
+    // test's working directory.
     let run_as = |program: &Path| -> Command {
-        if as_root {
+        let mut c = if as_root {
             let mut c = Command::new("runuser");
             c.args(["-u", "postgres", "--"]).arg(program);
             c
         } else {
             Command::new(program)
-        }
+        };
+        c.current_dir(&dir);
+        c
     };
     if as_root {
         // The cluster belongs to the unprivileged `postgres` user.
@@ -216,6 +220,7 @@ fn spawn_watchdog(pg_ctl: &Path, data: &Path, dir: &Path, as_root: bool) -> Resu
     );
     Command::new("sh")
         .args(["-c", &script])
+        .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
