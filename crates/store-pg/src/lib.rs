@@ -355,7 +355,17 @@ impl PgStore {
     /// date, and starts the hot path's writers and the compactor.
     pub fn open(url: &str) -> Result<PgStore> {
         let mut client = connect(url)?;
-        let ran = schema::migrate(&mut client).map_err(|e| match e {
+        // Replicas starting at once on a new database may race to create `schema_migrations`
+        // itself (one of them then fails on the catalog's unique index): try again.
+        let mut migrated = schema::migrate(&mut client);
+        for _ in 0..5 {
+            if migrated.is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            migrated = schema::migrate(&mut client);
+        }
+        let ran = migrated.map_err(|e| match e {
             Fail::Store(e) => e,
             Fail::Retry(why) => StoreError::Io {
                 context: "migrating the schema",
