@@ -94,6 +94,8 @@ pub struct PgStore {
     inner: Arc<Inner>,
     hop: Mutex<Sender<HopJob>>,
     jobs: Mutex<Option<Sender<Job>>>,
+    /// The hot path's writer threads, joined by `close` once they drained the queue.
+    writers: Mutex<Vec<std::thread::JoinHandle<()>>>,
     stop_compactor: Mutex<Option<Sender<()>>>,
 }
 
@@ -388,15 +390,17 @@ impl PgStore {
         });
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
+        let mut writers = Vec::with_capacity(WRITERS);
         for _ in 0..WRITERS {
             let (inner, queue) = (Arc::clone(&inner), Arc::clone(&queue));
-            std::thread::Builder::new()
+            let handle = std::thread::Builder::new()
                 .name("liftlab-pg-writer".into())
                 .spawn(move || writer(&inner, &queue))
                 .map_err(|e| StoreError::Io {
                     context: "starting a writer thread",
                     source: Arc::new(e),
                 })?;
+            writers.push(handle);
         }
         let (stop, stopped) = mpsc::channel::<()>();
         let for_compactor = Arc::clone(&inner);
@@ -423,6 +427,7 @@ impl PgStore {
             inner,
             hop: Mutex::new(hop),
             jobs: Mutex::new(Some(jobs)),
+            writers: Mutex::new(writers),
             stop_compactor: Mutex::new(Some(stop)),
         })
     }
@@ -830,6 +835,12 @@ impl Store for PgStore {
         self.inner.closed.store(true, Ordering::Release);
         // Queued assignments still commit: the writers drain the queue, then stop.
         self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let writers = std::mem::take(&mut *self.writers.lock().unwrap_or_else(|p| p.into_inner()));
+        for w in writers {
+            if w.join().is_err() {
+                tracing::error!("a writer thread panicked");
+            }
+        }
         self.stop_compactor
             .lock()
             .unwrap_or_else(|p| p.into_inner())
