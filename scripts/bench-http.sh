@@ -7,7 +7,11 @@
 # Usage: scripts/bench-http.sh        Env: DURATION (seconds per run, default 10),
 #        CONNECTIONS (assign and healthz, default 64), THREADS (wrk threads, default 2),
 #        BATCH_CONNECTIONS (outcome runs, default 8), WORKERS (server workers, default 2),
-#        RUNS (the runs to make, space-separated; default all six, in the order below).
+#        RUNS (the runs to make, space-separated; default all six, in the order below),
+#        STORE (a postgres:// URL: serve on PostgreSQL instead of a fresh data directory; the
+#        database must be empty), REPLICAS (with STORE: 2 starts a second server on the same
+#        database and runs every run against both at once, one wrk per replica with the
+#        run's connections each; requests/s is then the sum, latencies are replica 1's).
 # Needs wrk (Debian package `wrk`) and python3. Every request goes to 127.0.0.1, every run is
 # bounded by wrk's -d, and the server is stopped at the end.
 set -euo pipefail
@@ -28,13 +32,17 @@ bin="${CARGO_TARGET_DIR:-target}/release/liftlab"
 
 work="$(mktemp -d)"
 server_pid=""
+server2_pid=""
 cleanup() {
+  if [ -n "$server2_pid" ]; then kill "$server2_pid" 2>/dev/null || true; wait "$server2_pid" 2>/dev/null || true; fi
   if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-RUST_LOG=warn "$bin" serve --addr 127.0.0.1:0 --data "$work/data" --workers "$workers" \
+store_args=(--data "$work/data")
+[ -n "${STORE:-}" ] && store_args=(--store "$STORE")
+RUST_LOG=warn "$bin" serve --addr 127.0.0.1:0 "${store_args[@]}" --workers "$workers" \
   >"$work/stdout" 2>"$work/stderr" &
 server_pid=$!
 for _ in $(seq 1 100); do
@@ -43,6 +51,18 @@ for _ in $(seq 1 100); do
 done
 base="$(sed -n 's/^listening on //p' "$work/stdout" | head -n1)"
 [ -n "$base" ] || { echo "the server did not start:"; cat "$work/stderr"; exit 1; }
+base2=""
+if [ "${REPLICAS:-1}" = 2 ] && [ -n "${STORE:-}" ]; then
+  RUST_LOG=warn "$bin" serve --addr 127.0.0.1:0 "${store_args[@]}" --workers "$workers" \
+    >"$work/stdout2" 2>"$work/stderr2" &
+  server2_pid=$!
+  for _ in $(seq 1 100); do
+    grep -q "listening on" "$work/stdout2" 2>/dev/null && break
+    sleep 0.1
+  done
+  base2="$(sed -n 's/^listening on //p' "$work/stdout2" | head -n1)"
+  [ -n "$base2" ] || { echo "the second replica did not start:"; cat "$work/stderr2"; exit 1; }
+fi
 
 post() { curl -sf -X POST -H 'content-type: application/json' --data "$2" "$base$1" >/dev/null; }
 post /v1/experiments '{"key":"bench-fixed","arms":[{"key":"human","role":"baseline"},{"key":"ai","role":"treatment"}],
@@ -109,8 +129,14 @@ run() { # name, then wrk arguments
   case " $runs " in *" $name "*) ;; *) return 0 ;; esac
   echo "== $name"
   local before; before="$(cpu_ticks)"
+  if [ -n "$base2" ]; then
+    local args=("$@"); local url="${args[-1]}"; unset 'args[-1]'
+    BENCH_RUN="${BENCH_RUN:-run}-r2" wrk --latency -t"$threads" -d"${duration}s" "${args[@]}" "${url/$base/$base2}" >"$work/$name.2.txt" &
+    local second=$!
+  fi
   wrk --latency -t"$threads" -d"${duration}s" "$@" | tee "$work/$name.txt" |
     grep -E "Requests/sec|Latency  |^ +(50|99)%|Non-2xx|Socket errors|requests in" || true
+  if [ -n "$base2" ]; then wait "$second"; grep -E "Requests/sec|Non-2xx" "$work/$name.2.txt" || true; fi
   echo $(( $(cpu_ticks) - before )) >"$work/$name.cpu"
 }
 # The server process's user + system CPU time so far, in clock ticks.
@@ -125,7 +151,11 @@ run assign-returning -c"$conns" -s "$work/returning.lua" "$base/v1/experiments/b
 BENCH_RUN=json run outcomes-json -c"$batch_conns" -s "$work/batch.lua" "$base/v1/outcomes"
 BENCH_RUN=ndjson BENCH_NDJSON=1 run outcomes-ndjson -c"$batch_conns" -s "$work/batch.lua" "$base/v1/outcomes"
 
-rate() { sed -n 's/^Requests\/sec: *//p' "$work/$1.txt"; }
+rate() {
+  local files=("$work/$1.txt")
+  if [ -f "$work/$1.2.txt" ]; then files+=("$work/$1.2.txt"); fi
+  sed -n 's/^Requests\/sec: *//p' "${files[@]}" | awk '{s += $1} END {printf "%.2f", s}'
+}
 p99() { awk '$1 == "99%" {print $2}' "$work/$1.txt"; }
 non2xx() { sed -n 's/.*Non-2xx or 3xx responses: *//p' "$work/$1.txt" | grep . || echo 0; }
 echo

@@ -8,6 +8,7 @@ mod durability;
 mod fuzz;
 mod pages;
 mod reliability;
+mod replicas;
 mod serve;
 mod simulate;
 mod tamper;

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand, ValueEnum};
-use liftlab_server::{AppState, Config, KeyEntry, KeyRing, Role, ServeOptions};
+use liftlab_server::{AppState, CachedStore, Config, KeyEntry, KeyRing, Role, ServeOptions};
 
 /// mimalloc instead of the system allocator: sled copies a tree node on every insert, and the
 /// store's writer thread spent about a third of its time in glibc's malloc and free.
@@ -35,7 +35,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the HTTP API and result pages on the embedded store.
+    /// Run the HTTP API and result pages on the embedded store (or on PostgreSQL with --store).
     Serve(ServeArgs),
     /// Manage API keys.
     Keys {
@@ -68,6 +68,8 @@ enum Command {
     },
     /// Recompute every aggregate from the outcome log and report any mismatch.
     Rebuild(offline::RebuildArgs),
+    /// Copy a data directory (experiments, history, assignments, outcomes, audit chain) into an empty PostgreSQL database.
+    Migrate(offline::MigrateArgs),
     /// Drive a scenario with a known truth through the real API and compare liftlab's answer with it.
     Simulate(simulate::SimulateArgs),
 }
@@ -80,6 +82,8 @@ struct ServeArgs {
     /// Directory of the embedded store (created when missing).
     #[arg(long, value_name = "DIR", default_value = offline::DEFAULT_DATA)]
     data: PathBuf,
+    #[command(flatten)]
+    store: offline::StoreArg,
     /// API keys file, one `ROLE SHA256_HEX NAME` a line; without it the API is open (loopback only).
     #[arg(long)]
     keys: Option<PathBuf>,
@@ -152,6 +156,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Results(args) => remote::results(args),
         Command::Audit { command } => offline::audit(command),
         Command::Rebuild(args) => offline::rebuild(args),
+        Command::Migrate(args) => offline::migrate(args),
         Command::Simulate(args) => simulate::run(args),
     }
 }
@@ -179,10 +184,26 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Claim the address first: a busy port then fails before the data directory is created.
     let listener = liftlab_server::bind(args.addr)
         .with_context(|| format!("cannot listen on {}", args.addr))?;
-    let cache_bytes = u64::try_from(args.cache_size).context("--cache-size is too large")?;
-    let store = liftlab_store::SledStore::open_with_cache(&args.data, cache_bytes)
-        .with_context(|| format!("cannot open the store in {}", args.data.display()))?;
-    let store: Arc<dyn liftlab_store::Store> = Arc::new(store);
+    let (store, cache): (Arc<dyn liftlab_store::Store>, _) = match &args.store.url {
+        Some(url) => {
+            let store: Arc<dyn liftlab_store::Store> = Arc::new(offline::open_pg(url)?);
+            tracing::info!(
+                live_ttl_ms = liftlab_store_pg::LIVE_TTL.as_millis(),
+                "store: PostgreSQL (replicas may share it)"
+            );
+            let cache = CachedStore::with_ttl(Arc::clone(&store), liftlab_store_pg::LIVE_TTL);
+            (store, cache)
+        }
+        None => {
+            let cache_bytes =
+                u64::try_from(args.cache_size).context("--cache-size is too large")?;
+            let store = liftlab_store::SledStore::open_with_cache(&args.data, cache_bytes)
+                .with_context(|| format!("cannot open the store in {}", args.data.display()))?;
+            let store: Arc<dyn liftlab_store::Store> = Arc::new(store);
+            let cache = CachedStore::new(Arc::clone(&store));
+            (store, cache)
+        }
+    };
     let config = Config {
         json_limit: args.json_limit,
         ndjson_limit: args.ndjson_limit,
@@ -190,7 +211,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .rate_limit
             .map(|rate| liftlab_server::RateLimit::new(rate, args.burst)),
     };
-    let state = AppState::new(Arc::clone(&store), keys, config);
+    let state = AppState::with_cache(Arc::new(cache), keys, config);
     let options = ServeOptions {
         workers: args.workers,
         ..ServeOptions::default()

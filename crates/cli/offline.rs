@@ -1,15 +1,47 @@
-//! Subcommands on a data directory with no server running: `audit verify --data`, `audit export` and `rebuild`.
+//! Subcommands on a store with no server needed: `audit verify --data`/`--store`, `audit export`, `rebuild` and `migrate`, and the `--store` option they share with `serve`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use liftlab_lab::progress;
 use liftlab_store::{RebuildMode, SledStore, Store, StoreError};
+use liftlab_store_pg::PgStore;
 
 use crate::connect::ServerArgs;
 
 /// The data directory `serve` and `rebuild` use when `--data` is not given.
 pub const DEFAULT_DATA: &str = "./liftlab-data";
+
+/// `--store URL` (or `LIFTLAB_STORE`): a PostgreSQL database instead of the data directory.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct StoreArg {
+    /// A PostgreSQL database (postgres://USER:PASSWORD@HOST:PORT/DB) to use instead of
+    /// --data; several `liftlab serve` replicas may share it, and other commands may run
+    /// while they do. The schema is created or migrated on first use.
+    #[arg(long = "store", env = "LIFTLAB_STORE", value_name = "URL", value_parser = parse_store_url)]
+    pub url: Option<String>,
+}
+
+fn parse_store_url(s: &str) -> Result<String, String> {
+    if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        Ok(s.to_string())
+    } else {
+        Err("expected a PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB (use --data DIR for the embedded store)".to_string())
+    }
+}
+
+/// Opens the PostgreSQL store at `url` (migrating its schema).
+pub fn open_pg(url: &str) -> anyhow::Result<PgStore> {
+    PgStore::open(url).context("cannot open the PostgreSQL store given by --store")
+}
+
+/// The store a command works on: `--store URL` when given, else the data directory.
+fn open_any(store: &StoreArg, dir: &Path) -> anyhow::Result<Box<dyn Store>> {
+    Ok(match &store.url {
+        Some(url) => Box::new(open_pg(url)?),
+        None => Box::new(open(dir)?),
+    })
+}
 
 /// Check the tamper-evident audit chain.
 #[derive(clap::Subcommand, Debug)]
@@ -38,6 +70,8 @@ pub struct ExportArgs {
     /// Write to this file instead of standard output.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    #[command(flatten)]
+    store: StoreArg,
 }
 
 #[derive(clap::Args, Debug)]
@@ -45,6 +79,8 @@ pub struct VerifyArgs {
     /// Verify a data directory directly (the server must not be running on it).
     #[arg(long, value_name = "DIR", conflicts_with = "server")]
     data: Option<PathBuf>,
+    #[command(flatten)]
+    store: StoreArg,
     #[command(flatten)]
     server: ServerArgs,
 }
@@ -58,14 +94,17 @@ pub struct RebuildArgs {
     /// Replace the live unit rows, aggregates and counters with the rebuilt ones.
     #[arg(long)]
     repair: bool,
+    #[command(flatten)]
+    store: StoreArg,
 }
 
 /// Runs an `audit` subcommand.
 pub fn audit(command: AuditCommand) -> anyhow::Result<()> {
     match command {
-        AuditCommand::Verify(args) => match &args.data {
-            Some(dir) => verify_offline(dir),
-            None => crate::remote::verify_remote(&args.server),
+        AuditCommand::Verify(args) => match (&args.store.url, &args.data) {
+            (Some(url), _) => verify_store(&open_pg(url)?),
+            (None, Some(dir)) => verify_store(&open(dir)?),
+            (None, None) => crate::remote::verify_remote(&args.server),
         },
         AuditCommand::Export(args) => export(&args),
     }
@@ -73,13 +112,14 @@ pub fn audit(command: AuditCommand) -> anyhow::Result<()> {
 
 /// Runs `liftlab audit export`.
 fn export(args: &ExportArgs) -> anyhow::Result<()> {
-    let store = open(&args.data)?;
+    let store = open_any(&args.store, &args.data)?;
+    let store = store.as_ref();
     let written = match &args.out {
         Some(path) => {
             let file = std::fs::File::create(path)
                 .with_context(|| format!("cannot create {}", path.display()))?;
             let mut out = std::io::BufWriter::new(file);
-            let n = write_log(&store, args.experiment.as_deref(), &mut out)?;
+            let n = write_log(store, args.experiment.as_deref(), &mut out)?;
             out.into_inner()
                 .map_err(|e| e.into_error())
                 .and_then(|f| f.sync_all())
@@ -88,7 +128,7 @@ fn export(args: &ExportArgs) -> anyhow::Result<()> {
             n
         }
         None => write_log(
-            &store,
+            store,
             args.experiment.as_deref(),
             &mut std::io::stdout().lock(),
         )?,
@@ -106,7 +146,7 @@ fn export(args: &ExportArgs) -> anyhow::Result<()> {
 
 /// Writes the chain (or one experiment's records of it) as JSON Lines; returns the count.
 fn write_log(
-    store: &SledStore,
+    store: &dyn Store,
     experiment: Option<&str>,
     out: &mut impl std::io::Write,
 ) -> anyhow::Result<u64> {
@@ -149,8 +189,7 @@ fn open(dir: &Path) -> anyhow::Result<SledStore> {
     })
 }
 
-fn verify_offline(dir: &Path) -> anyhow::Result<()> {
-    let store = open(dir)?;
+fn verify_store(store: &dyn Store) -> anyhow::Result<()> {
     let spinner = progress::spinner("verifying the audit chain");
     let report = store.verify();
     spinner.finish_and_clear();
@@ -170,9 +209,53 @@ fn verify_offline(dir: &Path) -> anyhow::Result<()> {
     )
 }
 
+/// Copy a data directory into an empty PostgreSQL database.
+#[derive(clap::Args, Debug)]
+pub struct MigrateArgs {
+    /// The data directory to copy (the server must not be running on it; it is not changed).
+    #[arg(long, value_name = "DIR")]
+    from: PathBuf,
+    /// The PostgreSQL database to copy into (postgres://USER:PASSWORD@HOST:PORT/DB); it must
+    /// hold no liftlab data yet.
+    #[arg(long, value_name = "URL", value_parser = parse_store_url)]
+    to: String,
+}
+
+/// Runs `liftlab migrate`: copies everything in one transaction, then checks the copy.
+pub fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    let src = open(&args.from)?;
+    let dst = open_pg(&args.to)?;
+    let spinner = progress::spinner("copying the data directory");
+    let copied = dst.import(&src);
+    spinner.finish_and_clear();
+    let report = copied.context("cannot copy the data directory")?;
+    src.close().context("cannot close the data directory")?;
+    println!(
+        "copied {} experiments, {} assignments, {} outcomes and {} audit records",
+        report.experiments, report.assignments, report.outcomes, report.audit_records
+    );
+    let verified = dst.verify().context("cannot read the copied audit chain")?;
+    let rebuilt = dst
+        .rebuild(RebuildMode::Check)
+        .context("cannot check the copied aggregates")?;
+    dst.close().context("cannot close the database")?;
+    if !verified.ok || !rebuilt.mismatches.is_empty() {
+        anyhow::bail!(
+            "the copy does not check out: audit chain ok = {}, {} mismatches between its aggregates and its outcome log",
+            verified.ok,
+            rebuilt.mismatches.len()
+        );
+    }
+    println!(
+        "the copy checks out: audit chain ok ({} records), aggregates equal the outcome log",
+        verified.records
+    );
+    Ok(())
+}
+
 /// Runs `liftlab rebuild`: exits 1 when mismatches were found and not repaired.
 pub fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
-    let store = open(&args.data)?;
+    let store = open_any(&args.store, &args.data)?;
     let mode = if args.repair {
         RebuildMode::Replace
     } else {

@@ -30,7 +30,12 @@ pub struct AppState {
 impl AppState {
     /// A state over `store` (wrapped in a [`CachedStore`]) with fresh metrics.
     pub fn new(store: Arc<dyn Store>, keys: KeyRing, config: Config) -> AppState {
-        let cache = Arc::new(CachedStore::new(store));
+        AppState::with_cache(Arc::new(CachedStore::new(store)), keys, config)
+    }
+
+    /// A state over a cache built by the caller (e.g. [`CachedStore::with_ttl`] for a
+    /// database shared with other replicas).
+    pub fn with_cache(cache: Arc<CachedStore>, keys: KeyRing, config: Config) -> AppState {
         AppState {
             store: Arc::clone(&cache) as Arc<dyn Store>,
             cache,

@@ -5,13 +5,15 @@
 //! suite like every other implementation), so every caller (the server's handlers, its results
 //! module) goes through it and every experiment-level write (create, update,
 //! transition, rebaseline, and outcomes of a spec whose outcomes can re-baseline or pause it)
-//! drops the experiment's entry. The store holds its data directory
-//! exclusively, so no other process can change an experiment behind the cache's back. A
+//! drops the experiment's entry. The sled store holds its data directory
+//! exclusively, so no other process can change an experiment behind the cache's back; on a
+//! database that replicas share, [`CachedStore::with_ttl`] also drops entries by age. A
 //! generation counter keeps a slow read that raced with a write from caching the old version.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use crate::{
     ArmCounters, AssignmentCount, AuditRecord, Done, DriftMonitor, Epoch, OutcomeIter, RebuildMode,
@@ -38,9 +40,11 @@ const CAPACITY: usize = 4096;
 /// A [`Store`] that caches each experiment's [`Live`] state in memory.
 pub struct CachedStore {
     inner: Arc<dyn Store>,
-    live: RwLock<HashMap<String, Arc<Live>>>,
+    live: RwLock<HashMap<String, (Arc<Live>, Instant)>>,
     /// Bumped (under the write lock) by every invalidation.
     generation: AtomicU64,
+    /// How long an entry is trusted; `None`: until this cache changes the experiment.
+    ttl: Option<Duration>,
 }
 
 impl CachedStore {
@@ -49,6 +53,17 @@ impl CachedStore {
             inner,
             live: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(0),
+            ttl: None,
+        }
+    }
+
+    /// A cache whose entries are reloaded once they are `ttl` old: for a store that other
+    /// processes change too (replicas on one database), so that each replica sees another's
+    /// change of an experiment within `ttl`.
+    pub fn with_ttl(inner: Arc<dyn Store>, ttl: Duration) -> CachedStore {
+        CachedStore {
+            ttl: Some(ttl),
+            ..CachedStore::new(inner)
         }
     }
 
@@ -75,7 +90,7 @@ impl CachedStore {
             if entries.len() >= CAPACITY {
                 entries.clear();
             }
-            entries.insert(key.to_string(), Arc::clone(&live));
+            entries.insert(key.to_string(), (Arc::clone(&live), Instant::now()));
         }
         Ok(live)
     }
@@ -86,7 +101,8 @@ impl CachedStore {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(key)
-            .cloned()
+            .filter(|(_, at)| self.ttl.map_or(true, |ttl| at.elapsed() < ttl))
+            .map(|(live, _)| Arc::clone(live))
     }
 
     /// Drops the cached state of `key`; the next read loads it from the store.

@@ -1,4 +1,4 @@
-//! The conformance suite: every case runs against `MemStore`, `SledStore` on a temporary directory, and `CachedStore` over it.
+//! The conformance suite: every case runs against `MemStore`, `SledStore` on a temporary directory, `CachedStore` over it, and `PgStore` on a fresh PostgreSQL database.
 
 mod common;
 
@@ -11,7 +11,7 @@ use liftlab_domain::{
 };
 use liftlab_store::{AuditKind, RebuildMode, Recorded, Store, StoreError};
 
-/// Expands every case into a `mem`, a `sled` and a `cached` test.
+/// Expands every case into a `mem`, a `sled`, a `cached` and a `pg` test.
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod mem {
@@ -31,6 +31,18 @@ macro_rules! conformance {
                     let dir = tempfile::tempdir().expect("a temporary directory");
                     let sled = liftlab_store::SledStore::open(dir.path()).expect("the store opens");
                     let store = liftlab_store::CachedStore::new(std::sync::Arc::new(sled));
+                    super::$case(&store);
+                    store.close().expect("the store closes cleanly");
+                }
+            )*
+        }
+        mod pg {
+            use liftlab_store::Store as _;
+            $(
+                #[test]
+                fn $case() {
+                    let url = liftlab_testkit::postgres::fresh_database();
+                    let store = liftlab_store_pg::PgStore::open(&url).expect("the store opens");
                     super::$case(&store);
                     store.close().expect("the store closes cleanly");
                 }

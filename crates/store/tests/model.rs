@@ -1,4 +1,4 @@
-//! Property test: random operations, including close-and-reopen, applied to `SledStore` and to a `BTreeMap` model must agree.
+//! Property test: random operations, including close-and-reopen, applied to `SledStore` (and to `PgStore`) and to a `BTreeMap` model must agree.
 
 mod common;
 
@@ -408,6 +408,36 @@ proptest! {
         store.close().expect("closes");
         drop(store);
         let store = SledStore::open(dir.path()).expect("reopens");
+        compare(&store, &model)?;
+    }
+}
+
+proptest! {
+    // Each case makes a database; fewer cases keep the suite's time reasonable.
+    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+
+    /// The same model on PostgreSQL; `Reopen` also folds the delta rows first (compaction),
+    /// so the model checks that a compacted store reads as the uncompacted one did.
+    #[test]
+    fn pg_store_agrees_with_the_model(ops in proptest::collection::vec(op(), 1..40)) {
+        let url = liftlab_testkit::postgres::fresh_database();
+        let mut store = liftlab_store_pg::PgStore::open(&url).expect("opens");
+        let mut model = Model::default();
+        for op in &ops {
+            if let Op::Reopen = op {
+                store.compact().expect("compacts");
+                store.close().expect("closes");
+                drop(store);
+                store = liftlab_store_pg::PgStore::open(&url).expect("reopens");
+                compare(&store, &model)?;
+                continue;
+            }
+            for (got, want) in apply(&store, &mut model, op) {
+                prop_assert_eq!(got, want, "after {:?}", op);
+            }
+        }
+        compare(&store, &model)?;
+        store.compact().expect("compacts");
         compare(&store, &model)?;
     }
 }

@@ -12,7 +12,11 @@
 //! the handler awaits. A returning unit with the same task is answered from that read; every
 //! other case (a new unit, a new task, a task another unit holds, an assignment not durable
 //! yet) goes to the store's writer, whose first-write-wins answer is the stored assignment or a
-//! conflict. Only an experiment missing from the cache is loaded on the blocking pool.
+//! conflict. Only an experiment missing from the cache is loaded on the blocking pool. (On
+//! PostgreSQL the two reads are a database round trip each, made from the worker; the period
+//! is cached by the store for up to its bound.) A decision the store refuses as invalid is
+//! made once more on fresh experiment state, as a replica's cache may lag a change made
+//! through another replica.
 
 use std::time::Instant;
 
@@ -35,51 +39,64 @@ pub async fn assign(
 ) -> Result<HttpResponse, ApiError> {
     let key = experiment_key(key.into_inner())?;
     let request = AssignRequest::parse(&body)?;
-    let live = match state.cache.cached_live(&key) {
-        Some(live) => live,
-        None => {
-            let (worker, key) = (state.clone(), key.clone());
-            web::block(move || worker.cache.live(&key)).await??
-        }
-    };
-    let current = &live.version;
-    request.check_covariates(&current.spec)?;
-    let running = current.status == Status::Running;
-    let stored = if running {
-        state.store.assignment_if_durable(&key, request.unit_id())?
-    } else {
-        None
-    };
-    let answer = match stored {
-        Some(stored) if stored.task_id == request.task_id() => stored,
-        _ => {
-            let period = state.store.current_period_for_decision(&key)?;
-            let decision = decide(
-                &current.spec,
-                current.status,
-                current.version,
-                live.epoch,
-                &period,
-                &request,
-                new_assignment_id(),
-                now_millis(),
-            );
-            if running {
-                record(&state, decision).await?
-            } else {
-                decision
+    let mut refreshed = false;
+    loop {
+        let live = match state.cache.cached_live(&key) {
+            Some(live) => live,
+            None => {
+                let (worker, key) = (state.clone(), key.clone());
+                web::block(move || worker.cache.live(&key)).await??
             }
-        }
-    };
-    let reason = out_reason(&current.spec, current.status, &answer, &request);
-    state
-        .metrics
-        .observe_assignment(&answer.experiment, &answer.arm, reason);
-    Ok(HttpResponse::Ok().json(AssignView::new(&answer, reason)))
+        };
+        let current = &live.version;
+        request.check_covariates(&current.spec)?;
+        let running = current.status == Status::Running;
+        let stored = if running {
+            state.store.assignment_if_durable(&key, request.unit_id())?
+        } else {
+            None
+        };
+        let answer = match stored {
+            Some(stored) if stored.task_id == request.task_id() => stored,
+            _ => {
+                let period = state.store.current_period_for_decision(&key)?;
+                let decision = decide(
+                    &current.spec,
+                    current.status,
+                    current.version,
+                    live.epoch,
+                    &period,
+                    &request,
+                    new_assignment_id(),
+                    now_millis(),
+                );
+                if !running {
+                    decision
+                } else {
+                    match record(&state, decision).await {
+                        // On a database that replicas share, the cached experiment may be up
+                        // to its bound behind (a stop made through another replica); the store
+                        // then refuses to let the unit in. Decide again, once, on fresh state.
+                        Err(StoreError::Invalid(_)) if !refreshed => {
+                            refreshed = true;
+                            state.cache.forget(&key);
+                            continue;
+                        }
+                        answer => answer?,
+                    }
+                }
+            }
+        };
+        let reason = out_reason(&current.spec, current.status, &answer, &request);
+        state
+            .metrics
+            .observe_assignment(&answer.experiment, &answer.arm, reason);
+        return Ok(HttpResponse::Ok().json(AssignView::new(&answer, reason)));
+    }
 }
 
 /// Records a decision and waits, without blocking the worker, for it to be durable.
-async fn record(state: &AppState, decision: Assignment) -> Result<Assignment, ApiError> {
+async fn record(state: &AppState, decision: Assignment) -> Result<Assignment, StoreError> {
     let started = Instant::now();
     let (tx, rx) = tokio::sync::oneshot::channel();
     state.store.record_assignment_then(
