@@ -282,6 +282,8 @@ pub(crate) struct Writer {
     file: File,
     segment: u64,
     len: u64,
+    /// The size at which a new segment is started.
+    pub roll_at: u64,
 }
 
 impl Writer {
@@ -312,6 +314,7 @@ impl Writer {
                     file,
                     segment: 1,
                     len: 0,
+                    roll_at: SEGMENT_BYTES,
                 },
                 Vec::new(),
             ));
@@ -442,6 +445,7 @@ impl Writer {
                 file,
                 segment,
                 len,
+                roll_at: SEGMENT_BYTES,
             },
             tail,
         ))
@@ -452,7 +456,7 @@ impl Writer {
         let Some(last) = records.last() else {
             return Err(StoreError::Internal("an empty append".to_string()));
         };
-        if self.len >= SEGMENT_BYTES {
+        if self.len >= self.roll_at {
             let first = records[0].entry.seq;
             let path = segment_path(&self.dir, first);
             self.file

@@ -148,6 +148,16 @@ impl SledStore {
 
     /// [`SledStore::open`] with sled's page cache bounded to `cache_bytes`.
     pub fn open_with_cache(path: impl AsRef<Path>, cache_bytes: u64) -> Result<SledStore> {
+        SledStore::open_with(path, cache_bytes, crate::log::SEGMENT_BYTES)
+    }
+
+    /// [`SledStore::open_with_cache`], starting a new log segment whenever the current one
+    /// passes `segment_bytes` (tests use a small size to exercise many segments).
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        cache_bytes: u64,
+        segment_bytes: u64,
+    ) -> Result<SledStore> {
         let path = path.as_ref().to_path_buf();
         if path.exists() && !path.is_dir() {
             return Err(StoreError::Open {
@@ -177,7 +187,8 @@ impl SledStore {
             specs: SpecCache::default(),
         });
         let mut head = views::mark(core.kv())?;
-        let (log, tail) = Writer::open(&path.join("log"), &head)?;
+        let (mut log, tail) = Writer::open(&path.join("log"), &head)?;
+        log.roll_at = segment_bytes;
         core.replay(&mut head, &tail)?;
         let mut writing = Writing { log, head };
         let (sender, receiver) = mpsc::channel();
