@@ -61,7 +61,10 @@ fn main() {
                     &format!("evt-{n:08}"),
                     &format!("user-{n:08}"),
                     arm,
-                    &[("resolved", f64::from(n % 2)), ("minutes", f64::from(n % 97))],
+                    &[
+                        ("resolved", f64::from(n % 2)),
+                        ("minutes", f64::from(n % 97)),
+                    ],
                 );
                 o.ts = 1_700_000_100_000 + i64::from(*n);
                 o
