@@ -93,8 +93,10 @@ impl Core {
     pub(crate) fn replay(&self, head: &mut Mark, records: &[(Sealed, Mark)]) -> Result<()> {
         for chunk in records.chunks(4096) {
             let mut tx = Tx::new(&*self.kv, &self.specs, *head);
+            let mut prev = head.hash;
             for (r, _) in chunk {
-                tx.replay(r.entry.ts, &r.entry.body)?;
+                tx.replay_checked(r, &prev)?;
+                prev = r.hash;
             }
             let last = chunk.last().map_or(*head, |(_, at)| *at);
             let mut writes = tx.into_writes();
@@ -177,7 +179,23 @@ impl Core {
 
     pub(crate) fn verify(&self) -> Result<VerifyReport> {
         let head = views::mark(self.kv())?;
-        log::verify(self.log.read(0, u64::MAX)?, Some(&head))
+        let mut names: std::collections::HashMap<u32, views::ExpState> = Default::default();
+        let kv = self.kv();
+        log::verify(self.log.read(0, u64::MAX)?, Some(&head), |r| {
+            let id = match (&r.entry.body, r.entry.body.exp()) {
+                (_, Some(id)) => id,
+                (crate::body::Body::Created { key, .. }, None) => views::state(kv, key)?.id,
+                _ => return Err(StoreError::Internal(String::new())),
+            };
+            if !names.contains_key(&id) {
+                names.insert(id, views::state_of(kv, id)?);
+            }
+            let st = &names[&id];
+            Ok((
+                st.key.clone(),
+                r.entry.body.render(&st.key, &st.names, r.entry.ts)?,
+            ))
+        })
     }
 }
 

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::body::Body;
 use crate::error::{Result, StoreError};
-use crate::records::VerifyReport;
+use crate::records::{AuditKind, VerifyReport};
 
 /// The `prev_hash` of the first record.
 pub(crate) const GENESIS: [u8; 32] = [0; 32];
@@ -45,13 +45,12 @@ pub(crate) struct Sealed {
 }
 
 impl Sealed {
-    /// Encodes `entry` and links it to `prev_hash`.
-    pub(crate) fn seal(entry: Entry, prev_hash: [u8; 32]) -> Result<Sealed> {
+    /// Encodes `entry`, linked to `prev_hash` by `hash` (see [`hash_record`]).
+    pub(crate) fn seal(entry: Entry, prev_hash: [u8; 32], hash: [u8; 32]) -> Result<Sealed> {
         let mut bytes = vec![crate::body::FORMAT];
         bytes = postcard::to_extend(&entry, bytes).map_err(|e| {
             StoreError::Internal(format!("record {} cannot be encoded: {e}", entry.seq))
         })?;
-        let hash = chain_hash(&prev_hash, &bytes);
         Ok(Sealed {
             entry,
             bytes,
@@ -73,11 +72,27 @@ impl Sealed {
     }
 }
 
-/// SHA-256 of the previous hash followed by the encoded entry.
-pub(crate) fn chain_hash(prev: &[u8; 32], bytes: &[u8]) -> [u8; 32] {
+/// The chain hash of a record, over what auditors see of it: SHA-256 of the previous hash's
+/// 32 bytes, `seq` (u64 BE), `kind`, `experiment` and `payload` (the record rendered as JSON;
+/// each as a u32 BE length and UTF-8 bytes) and `ts` (i64 BE). So a JSON Lines export of the
+/// log re-verifies from its lines alone, and the hash does not depend on the compact encoding.
+pub(crate) fn hash_record(
+    prev_hash: &[u8; 32],
+    seq: u64,
+    kind: AuditKind,
+    experiment: &str,
+    payload: &str,
+    ts: i64,
+) -> [u8; 32] {
     let mut h = Sha256::new();
-    h.update(prev);
-    h.update(bytes);
+    h.update(prev_hash);
+    h.update(seq.to_be_bytes());
+    for part in [kind.as_str(), experiment, payload] {
+        let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
+        h.update(len.to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    h.update(ts.to_be_bytes());
     h.finalize().into()
 }
 
@@ -287,9 +302,10 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Opens the log of `dir` for appending after `head`, first checking the records the
+    /// Opens the log of `dir` for appending after `head`, first reading the records the
     /// views have not applied yet: a torn last frame is cut off; anything else that does
-    /// not read is `Corrupt`. Returns the records after the mark, for the caller to fold.
+    /// not read, or is out of sequence, is `Corrupt`. Returns the records after the mark,
+    /// each with the mark after it, for the caller to fold (which checks their hashes).
     pub(crate) fn open(dir: &Path, mark: &Mark) -> Result<(Writer, Vec<(Sealed, Mark)>)> {
         std::fs::create_dir_all(dir).map_err(|e| io("creating the log directory", e))?;
         let segs = segments(dir)?;
@@ -375,13 +391,6 @@ impl Writer {
                             ));
                         }
                         let bytes = payload[..payload.len() - 32].to_vec();
-                        if chain_hash(&prev, &bytes) != hash {
-                            return Err(corrupt(
-                                path,
-                                pos,
-                                format!("record {expected} does not match its chain hash"),
-                            ));
-                        }
                         pos += len;
                         let at = Mark {
                             seq: entry.seq,
@@ -532,10 +541,12 @@ fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Walks a chain of records in order and names the first that is out of sequence, does
 /// not link, or does not match its hash. `records` yields read errors as `Err` (a frame
-/// whose CRC does not match, an undecodable record), which name the record too.
+/// whose CRC does not match, an undecodable record), which name the record too; `render`
+/// gives a record's experiment key and JSON payload.
 pub(crate) fn verify(
     records: impl Iterator<Item = Result<Sealed>>,
     head: Option<&Mark>,
+    mut render: impl FnMut(&Sealed) -> Result<(String, String)>,
 ) -> Result<VerifyReport> {
     let mut expected = 1u64;
     let mut prev = GENESIS;
@@ -567,12 +578,19 @@ pub(crate) fn verify(
             };
             return Ok(bad(verified, expected, reason));
         }
-        if chain_hash(&prev, &r.bytes) != r.hash {
-            return Ok(bad(
+        let changed = || {
+            bad(
                 verified,
                 expected,
                 format!("record {expected} does not match its hash (its contents were changed)"),
-            ));
+            )
+        };
+        let Ok((exp, payload)) = render(&r) else {
+            return Ok(changed());
+        };
+        let kind = r.entry.body.kind();
+        if hash_record(&prev, seq, kind, &exp, &payload, r.entry.ts) != r.hash {
+            return Ok(changed());
         }
         prev = r.hash;
         expected += 1;
@@ -603,4 +621,50 @@ pub(crate) fn verify(
         first_bad: None,
         reason: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hash_is_sha256_of_the_documented_layout() {
+        let mut bytes = vec![0u8; 32];
+        bytes.extend_from_slice(&7u64.to_be_bytes());
+        for part in ["assigned", "e", "{}"] {
+            bytes.extend_from_slice(&u32::try_from(part.len()).expect("short").to_be_bytes());
+            bytes.extend_from_slice(part.as_bytes());
+        }
+        bytes.extend_from_slice(&(-3i64).to_be_bytes());
+        let expected: [u8; 32] = Sha256::digest(&bytes).into();
+        assert_eq!(
+            hash_record(&GENESIS, 7, AuditKind::Assigned, "e", "{}", -3),
+            expected
+        );
+    }
+
+    #[test]
+    fn frames_read_back_and_damage_is_told_apart_from_a_torn_end() {
+        let entry = Entry {
+            seq: 1,
+            ts: 5,
+            body: crate::body::Body::TaskBound {
+                exp: 0,
+                task: "t".into(),
+                unit: "u".into(),
+            },
+        };
+        let sealed = Sealed::seal(entry.clone(), GENESIS, [7; 32]).expect("encodes");
+        let mut buf = Vec::new();
+        sealed.frame(&mut buf);
+        let Frame::Good(payload, len) = read_frame(&buf) else {
+            panic!("a good frame")
+        };
+        assert_eq!(len as usize, buf.len());
+        assert_eq!(decode_payload(&payload).expect("decodes"), (entry, [7; 32]));
+        assert!(matches!(read_frame(&buf[..buf.len() - 1]), Frame::Short));
+        let mut flipped = buf.clone();
+        flipped[10] ^= 1;
+        assert!(matches!(read_frame(&flipped), Frame::Bad(..)));
+    }
 }

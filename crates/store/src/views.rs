@@ -397,13 +397,23 @@ impl<'a> Tx<'a> {
         let sealed = result.and_then(|answer| {
             let mut sealed = Vec::with_capacity(self.pending.len());
             let mut head = self.head;
-            for (ts, body) in self.pending.drain(..) {
+            for (ts, body) in std::mem::take(&mut self.pending) {
                 let entry = Entry {
                     seq: head.seq + 1,
                     ts,
                     body,
                 };
-                let s = Sealed::seal(entry, head.hash)?;
+                let (exp, names) = self.names_for(&entry.body)?;
+                let payload = entry.body.render(&exp, &names, ts)?;
+                let hash = crate::log::hash_record(
+                    &head.hash,
+                    entry.seq,
+                    entry.body.kind(),
+                    &exp,
+                    &payload,
+                    ts,
+                );
+                let s = Sealed::seal(entry, head.hash, hash)?;
                 head.seq = s.entry.seq;
                 head.hash = s.hash;
                 sealed.push(s);
@@ -430,6 +440,32 @@ impl<'a> Tx<'a> {
     /// The batch's writes, to apply with its mark.
     pub(crate) fn into_writes(self) -> Writes {
         self.batch
+    }
+
+    /// The experiment key and names a record is rendered with.
+    pub(crate) fn names_for(&self, body: &Body) -> Result<(String, Vec<String>)> {
+        let st = match body {
+            Body::Created { key, .. } => self.state(key)?,
+            _ => self.state_of(body.exp().unwrap_or_default())?,
+        };
+        Ok((st.key, st.names))
+    }
+
+    /// Folds a record read from the log and checks that it links to `prev` and matches its
+    /// hash (rendered with the views it was just folded into).
+    pub(crate) fn replay_checked(&mut self, s: &Sealed, prev: &[u8; 32]) -> Result<()> {
+        self.replay(s.entry.ts, &s.entry.body)?;
+        let (exp, names) = self.names_for(&s.entry.body)?;
+        let payload = s.entry.body.render(&exp, &names, s.entry.ts)?;
+        let kind = s.entry.body.kind();
+        if crate::log::hash_record(prev, s.entry.seq, kind, &exp, &payload, s.entry.ts) != s.hash {
+            return Err(StoreError::Corrupt {
+                tree: "log",
+                key: format!("record {}", s.entry.seq),
+                reason: "the record does not match its chain hash".to_string(),
+            });
+        }
+        Ok(())
     }
 
     pub(crate) fn state(&self, exp: &str) -> Result<ExpState> {
