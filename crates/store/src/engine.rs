@@ -179,24 +179,99 @@ impl Core {
 
     pub(crate) fn verify(&self) -> Result<VerifyReport> {
         let head = views::mark(self.kv())?;
-        let mut names: std::collections::HashMap<u32, views::ExpState> = Default::default();
-        let kv = self.kv();
-        log::verify(self.log.read(0, u64::MAX)?, Some(&head), |r| {
-            let id = match (&r.entry.body, r.entry.body.exp()) {
-                (_, Some(id)) => id,
-                (crate::body::Body::Created { key, .. }, None) => views::state(kv, key)?.id,
-                _ => return Err(StoreError::Internal(String::new())),
-            };
-            if !names.contains_key(&id) {
-                names.insert(id, views::state_of(kv, id)?);
-            }
-            let st = &names[&id];
-            Ok((
-                st.key.clone(),
-                r.entry.body.render(&st.key, &st.names, r.entry.ts)?,
-            ))
-        })
+        verify_records(self.log.read(0, u64::MAX)?, Some(&head))
     }
+}
+
+/// Walks a log from its first record, folding it into fresh views (so nothing the live views
+/// hold is trusted), and names the first record that does not read, is out of sequence, does
+/// not link, does not match its hash, or cannot be applied. With `head`, the log must also
+/// reach the views' mark and end at its hash.
+pub(crate) fn verify_records(
+    records: impl Iterator<Item = Result<Sealed>>,
+    head: Option<&Mark>,
+) -> Result<VerifyReport> {
+    let fresh = views::MemKv::default();
+    let specs = SpecCache::default();
+    let mut expected = 1u64;
+    let mut prev = log::GENESIS;
+    let bad = |seq: u64, reason: String| VerifyReport {
+        ok: false,
+        records: seq - 1,
+        first_bad: Some(seq),
+        reason: Some(reason),
+    };
+    let mut tx = Tx::new(&fresh, &specs, Mark::default());
+    for record in records {
+        let r = match record {
+            Ok(r) => r,
+            Err(StoreError::Corrupt { key, reason, .. }) => {
+                return Ok(bad(
+                    expected,
+                    format!("record {expected} cannot be read ({key}): {reason}"),
+                ))
+            }
+            Err(e) => return Err(e),
+        };
+        let seq = r.entry.seq;
+        if seq != expected {
+            let reason = if seq > expected {
+                format!("record {expected} is missing (record {seq} is stored in its place)")
+            } else {
+                format!("record {seq} appears out of order")
+            };
+            return Ok(bad(expected, reason));
+        }
+        match tx.replay_checked(&r, &prev) {
+            Ok(()) => {}
+            Err(StoreError::Corrupt { reason, .. }) if reason.contains("chain hash") => {
+                return Ok(bad(
+                    expected,
+                    format!(
+                        "record {expected} does not match its hash (its contents were changed)"
+                    ),
+                ))
+            }
+            Err(e) => {
+                return Ok(bad(
+                    expected,
+                    format!(
+                        "record {expected} cannot be applied (its contents were changed?): {e}"
+                    ),
+                ))
+            }
+        }
+        prev = r.hash;
+        expected += 1;
+        if expected % 4096 == 0 {
+            fresh.apply(tx.into_writes())?;
+            tx = Tx::new(&fresh, &specs, Mark::default());
+        }
+    }
+    let records = expected - 1;
+    if let Some(h) = head {
+        if h.seq > records {
+            return Ok(bad(
+                expected,
+                format!(
+                    "the log ends at record {records} but its head is record {}",
+                    h.seq
+                ),
+            ));
+        }
+        if h.seq == records && h.hash != prev {
+            return Ok(bad(
+                records.max(1),
+                format!("the head (record {}) does not match the last record", h.seq),
+            ));
+        }
+    }
+    Ok(VerifyReport {
+        ok: true,
+        records,
+        first_bad: None,
+        reason: None,
+    })
 }
 
 /// Splits the answers of a group commit back into their jobs.

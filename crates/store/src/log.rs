@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::body::Body;
 use crate::error::{Result, StoreError};
-use crate::records::{AuditKind, VerifyReport};
+use crate::records::AuditKind;
 
 /// The `prev_hash` of the first record.
 pub(crate) const GENESIS: [u8; 32] = [0; 32];
@@ -258,10 +258,13 @@ impl Iterator for Reader {
                 continue;
             }
             let at = self.pos as u64;
-            let (payload, len) = match read_frame(&self.buf[self.pos..]) {
+            let last = self.next_segment >= self.segments.len();
+            let rest = &self.buf[self.pos..];
+            let (payload, len) = match read_frame(rest) {
                 Frame::Good(p, len) => (p, len),
                 // Past the durable end a batch may be half written: stop there.
-                Frame::Short | Frame::Bad(..) if self.next_segment >= self.segments.len() => {
+                Frame::Short if last => return None,
+                Frame::Bad(_, _) if last && !good_frame_follows(rest, &read_frame(rest)) => {
                     return None
                 }
                 Frame::Short => {
@@ -537,90 +540,6 @@ fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| io("syncing the log directory", e))
-}
-
-/// Walks a chain of records in order and names the first that is out of sequence, does
-/// not link, or does not match its hash. `records` yields read errors as `Err` (a frame
-/// whose CRC does not match, an undecodable record), which name the record too; `render`
-/// gives a record's experiment key and JSON payload.
-pub(crate) fn verify(
-    records: impl Iterator<Item = Result<Sealed>>,
-    head: Option<&Mark>,
-    mut render: impl FnMut(&Sealed) -> Result<(String, String)>,
-) -> Result<VerifyReport> {
-    let mut expected = 1u64;
-    let mut prev = GENESIS;
-    let bad = |verified: u64, seq: u64, reason: String| VerifyReport {
-        ok: false,
-        records: verified,
-        first_bad: Some(seq),
-        reason: Some(reason),
-    };
-    for record in records {
-        let verified = expected - 1;
-        let r = match record {
-            Ok(r) => r,
-            Err(StoreError::Corrupt { key, reason, .. }) => {
-                return Ok(bad(
-                    verified,
-                    expected,
-                    format!("record {expected} cannot be read ({key}): {reason}"),
-                ))
-            }
-            Err(e) => return Err(e),
-        };
-        let seq = r.entry.seq;
-        if seq != expected {
-            let reason = if seq > expected {
-                format!("record {expected} is missing (record {seq} is stored in its place)")
-            } else {
-                format!("record {seq} appears out of order")
-            };
-            return Ok(bad(verified, expected, reason));
-        }
-        let changed = || {
-            bad(
-                verified,
-                expected,
-                format!("record {expected} does not match its hash (its contents were changed)"),
-            )
-        };
-        let Ok((exp, payload)) = render(&r) else {
-            return Ok(changed());
-        };
-        let kind = r.entry.body.kind();
-        if hash_record(&prev, seq, kind, &exp, &payload, r.entry.ts) != r.hash {
-            return Ok(changed());
-        }
-        prev = r.hash;
-        expected += 1;
-    }
-    let records = expected - 1;
-    if let Some(h) = head {
-        if h.seq > records {
-            return Ok(bad(
-                records,
-                expected,
-                format!(
-                    "the log ends at record {records} but its head is record {}",
-                    h.seq
-                ),
-            ));
-        }
-        if h.seq == records && h.hash != prev {
-            return Ok(bad(
-                records,
-                records.max(1),
-                format!("the head (record {}) does not match the last record", h.seq),
-            ));
-        }
-    }
-    Ok(VerifyReport {
-        ok: true,
-        records,
-        first_bad: None,
-        reason: None,
-    })
 }
 
 #[cfg(test)]

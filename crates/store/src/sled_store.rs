@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use crate::engine::{self, Core, DirLog};
 use crate::error::{Result, StoreError};
 use crate::log::{Mark, Writer};
-use crate::records::{AuditRecord, RebuildMode, RebuildReport};
+use crate::records::{AuditRecord, RebuildMode, RebuildReport, VerifyReport};
 use crate::views::{self, Answer, Op, SledKv, SpecCache};
 
 /// The most operations one group commit takes.
@@ -179,7 +179,10 @@ impl SledStore {
             path: path.clone(),
             reason: e.to_string(),
         })?;
-        let db = open_db(&path.join("views"), cache_bytes)?;
+        let db = open_db(&path.join("views"), cache_bytes).map_err(|e| match e {
+            StoreError::Locked { .. } => StoreError::Locked { path: path.clone() },
+            other => other,
+        })?;
         let tree = db.open_tree("views").map_err(|e| open_error(&path, e))?;
         let core = Arc::new(Core {
             kv: Box::new(SledKv(tree)),
@@ -210,6 +213,14 @@ impl SledStore {
             failure,
             path,
         })
+    }
+
+    /// Walks the log of the data directory `path` without opening the store (so also when
+    /// the store refuses to open, or another process holds it), folding it into fresh
+    /// views in memory, and names the first bad record.
+    pub fn verify_dir(path: impl AsRef<Path>) -> Result<VerifyReport> {
+        let dir = path.as_ref().join("log");
+        engine::verify_records(crate::log::Reader::open(&dir, 0, u64::MAX)?, None)
     }
 
     /// The data directory.
