@@ -139,23 +139,40 @@ fn open(dir: &Path) -> anyhow::Result<SledStore> {
             dir.display()
         );
     }
-    SledStore::open(dir).map_err(|e| match e {
+    SledStore::open(dir).map_err(|e| open_error(dir, e))
+}
+
+fn open_error(dir: &Path, e: StoreError) -> anyhow::Error {
+    match e {
         StoreError::Locked { .. } => anyhow::anyhow!(
             "{e}; stop the server first, or ask it with `liftlab audit verify --server URL`"
         ),
         other => {
             anyhow::Error::new(other).context(format!("cannot open the store in {}", dir.display()))
         }
-    })
+    }
 }
 
 fn verify_offline(dir: &Path) -> anyhow::Result<()> {
-    let store = open(dir)?;
+    if !dir.is_dir() {
+        return open(dir).map(|_| ());
+    }
     let spinner = progress::spinner("verifying the audit chain");
-    let report = store.verify();
+    let report = match SledStore::open(dir) {
+        Ok(store) => {
+            let report = store.verify();
+            store.close().context("cannot close the store")?;
+            report
+        }
+        // A log the store refuses to open is still walked, to name its first bad record.
+        Err(StoreError::Corrupt { .. }) => SledStore::verify_dir(dir),
+        Err(e) => {
+            spinner.finish_and_clear();
+            return Err(open_error(dir, e));
+        }
+    };
     spinner.finish_and_clear();
     let report = report.context("cannot read the audit chain")?;
-    store.close().context("cannot close the store")?;
     if report.ok {
         println!("audit chain ok: {} records verified", report.records);
         return Ok(());

@@ -218,6 +218,8 @@ pub(crate) struct Reader {
     path: PathBuf,
     after: u64,
     through: u64,
+    /// Set after an error: a damaged log is not read past it.
+    failed: bool,
 }
 
 impl Reader {
@@ -237,7 +239,13 @@ impl Reader {
             path: PathBuf::new(),
             after,
             through,
+            failed: false,
         })
+    }
+
+    fn fail(&mut self, e: StoreError) -> Option<Result<Sealed>> {
+        self.failed = true;
+        Some(Err(e))
     }
 }
 
@@ -245,16 +253,19 @@ impl Iterator for Reader {
     type Item = Result<Sealed>;
 
     fn next(&mut self) -> Option<Result<Sealed>> {
+        if self.failed {
+            return None;
+        }
         loop {
             if self.pos >= self.buf.len() {
                 let (_, path) = self.segments.get(self.next_segment)?;
                 self.path = path.clone();
                 self.next_segment += 1;
                 self.pos = 0;
-                self.buf = match read_all(path) {
-                    Ok(b) => b,
-                    Err(e) => return Some(Err(e)),
-                };
+                match read_all(path) {
+                    Ok(b) => self.buf = b,
+                    Err(e) => return self.fail(e),
+                }
                 continue;
             }
             let at = self.pos as u64;
@@ -268,14 +279,21 @@ impl Iterator for Reader {
                     return None
                 }
                 Frame::Short => {
-                    return Some(Err(corrupt(&self.path, at, "the record is cut short")))
+                    let e = corrupt(&self.path, at, "the record is cut short");
+                    return self.fail(e);
                 }
-                Frame::Bad(reason, _) => return Some(Err(corrupt(&self.path, at, reason))),
+                Frame::Bad(reason, _) => {
+                    let e = corrupt(&self.path, at, reason);
+                    return self.fail(e);
+                }
             };
             self.pos += len as usize;
             let (entry, hash) = match decode_payload(&payload) {
                 Ok(x) => x,
-                Err(reason) => return Some(Err(corrupt(&self.path, at, reason))),
+                Err(reason) => {
+                    let e = corrupt(&self.path, at, reason);
+                    return self.fail(e);
+                }
             };
             if entry.seq <= self.after {
                 continue;
