@@ -218,9 +218,24 @@ impl SledStore {
     /// Walks the log of the data directory `path` without opening the store (so also when
     /// the store refuses to open, or another process holds it), folding it into fresh
     /// views in memory, and names the first bad record.
+    ///
+    /// The views' mark, when they can be read, must be reached by the log (a log cut short
+    /// behind it lost acknowledged records).
     pub fn verify_dir(path: impl AsRef<Path>) -> Result<VerifyReport> {
-        let dir = path.as_ref().join("log");
-        engine::verify_records(crate::log::Reader::open(&dir, 0, u64::MAX)?, None)
+        let path = path.as_ref();
+        let views = path.join("views");
+        let head = if views.is_dir() {
+            open_db(&views, 16 << 20)
+                .and_then(|db| {
+                    let tree = db.open_tree("views").map_err(|e| open_error(path, e))?;
+                    views::mark(&SledKv(tree))
+                })
+                .ok()
+        } else {
+            None
+        };
+        let records = crate::log::Reader::open(&path.join("log"), 0, u64::MAX)?;
+        engine::verify_records(records, head.as_ref())
     }
 
     /// The data directory.
