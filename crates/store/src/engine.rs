@@ -137,10 +137,12 @@ impl Core {
             if only.is_some_and(|o| o != id) {
                 continue;
             }
-            if !names.contains_key(&id) {
-                names.insert(id, views::state_of(self.kv(), id)?);
-            }
-            let st = &names[&id];
+            let st = match names.entry(id) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(views::state_of(self.kv(), id)?)
+                }
+            };
             out.push(AuditRecord {
                 seq: r.entry.seq,
                 prev_hash: hex::encode(this_prev),
@@ -274,6 +276,9 @@ pub(crate) fn verify_records(
     })
 }
 
+/// The answers of a group commit, one per operation, or the failure of the whole batch.
+pub(crate) type Answers = Result<Vec<Result<Answer>>>;
+
 /// Splits the answers of a group commit back into their jobs.
 pub(crate) fn split(
     answers: Result<Vec<Result<Answer>>>,
@@ -311,7 +316,14 @@ macro_rules! answer_as {
         }
     };
 }
-answer_as!(as_version, Version, liftlab_domain::ExperimentVersion);
+pub(crate) fn as_version(a: Result<Answer>) -> Result<liftlab_domain::ExperimentVersion> {
+    match a? {
+        Answer::Version(v) => Ok(*v),
+        _ => Err(StoreError::Internal(
+            "an answer of the wrong kind".to_string(),
+        )),
+    }
+}
 answer_as!(as_epoch, Epoch, crate::Epoch);
 answer_as!(as_assignment, Assignment, liftlab_domain::Assignment);
 answer_as!(as_recorded, Recorded, crate::Recorded);

@@ -146,7 +146,7 @@ pub(crate) fn read_frame(buf: &[u8]) -> Frame {
     }
     let len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]);
     let crc = u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]);
-    if len < 33 || len > MAX_FRAME {
+    if !(33..=MAX_FRAME).contains(&len) {
         return Frame::Bad(format!("impossible record length {len}"), None);
     }
     let total = 8 + len as usize;

@@ -89,7 +89,7 @@ impl MemStore {
     pub(crate) fn submit_then(
         &self,
         ops: Vec<Op>,
-        done: Box<dyn FnOnce(Result<Vec<Result<Answer>>>) + Send>,
+        done: Box<dyn FnOnce(crate::engine::Answers) + Send>,
     ) {
         done(self.submit(ops));
     }

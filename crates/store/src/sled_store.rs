@@ -19,7 +19,7 @@ use crate::engine::{self, Core, DirLog};
 use crate::error::{Result, StoreError};
 use crate::log::{Mark, Writer};
 use crate::records::{AuditRecord, RebuildMode, RebuildReport, VerifyReport};
-use crate::views::{self, Answer, Op, SledKv, SpecCache};
+use crate::views::{self, Op, SledKv, SpecCache};
 
 /// The most operations one group commit takes.
 pub const MAX_BATCH: usize = 256;
@@ -32,7 +32,7 @@ pub const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
 /// with another segment size than it was created with, so this never changes.
 const SLED_SEGMENT_BYTES: usize = 128 << 10;
 
-type Answers = Result<Vec<Result<Answer>>>;
+use crate::engine::Answers;
 
 /// One message to the writer.
 enum Job {

@@ -822,7 +822,7 @@ pub(crate) enum Op {
 
 /// What a write operation answers.
 pub(crate) enum Answer {
-    Version(ExperimentVersion),
+    Version(Box<ExperimentVersion>),
     Epoch(Epoch),
     Assignment(Assignment),
     Recorded(Recorded),
@@ -850,7 +850,7 @@ fn run(tx: &mut Tx<'_>, op: Op) -> Result<Answer> {
                 None,
             )?;
             emit_period(tx, &exp, &period)?;
-            Ok(Answer::Version(v))
+            Ok(Answer::Version(Box::new(v)))
         }
         Op::Update(spec, expected, now) => {
             let exp = spec.key().to_string();
@@ -905,10 +905,10 @@ fn run(tx: &mut Tx<'_>, op: Op) -> Result<Answer> {
                 };
                 emit_period(tx, &exp, &period)?;
             }
-            Ok(Answer::Version(next))
+            Ok(Answer::Version(Box::new(next)))
         }
         Op::Transition(exp, t, reason, now) => {
-            transition(tx, &exp, t, reason, now).map(Answer::Version)
+            transition(tx, &exp, t, reason, now).map(|v| Answer::Version(Box::new(v)))
         }
         Op::Rebaseline(exp, reason, now) => rebaseline(tx, &exp, reason, now).map(Answer::Epoch),
         Op::Assign(a) => {

@@ -167,7 +167,7 @@ fn exercise(store: &SledStore) -> bool {
         note(
             store
                 .outcomes(key)
-                .and_then(|o| o.map(|o| o.map(|_| ())).collect()),
+                .and_then(|mut o| o.try_for_each(|o| o.map(|_| ()))),
         );
     }
     note(store.experiments().map(|_| ()));
