@@ -214,11 +214,38 @@ pub trait Store: Send + Sync {
     fn close(&self) -> Result<()>;
 }
 
+/// Read methods of [`Store`] that answer from the views with the `views` function of the same name.
+macro_rules! reads {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
+        $(fn $name(&self, $($arg: $ty),*) -> $crate::Result<$ret> {
+            $crate::views::$name(self.core().kv(), $($arg),*)
+        })*
+    };
+}
+pub(crate) use reads;
+
 /// Implements [`Store`] for a type with `core()`, `submit`, `submit_then`, `rebuild_now`,
 /// `check_open`, `flush_now` and `shut_down`: both stores expand the same bodies.
 macro_rules! impl_store {
     ($ty:ty) => {
         impl $crate::Store for $ty {
+            $crate::reads! {
+                experiment(key: &str) -> liftlab_domain::ExperimentVersion;
+                experiment_version(key: &str, version: u64) -> liftlab_domain::ExperimentVersion;
+                versions(key: &str) -> Vec<liftlab_domain::ExperimentVersion>;
+                experiments() -> Vec<liftlab_domain::ExperimentVersion>;
+                epochs(key: &str) -> Vec<$crate::Epoch>;
+                assignment(experiment: &str, unit_id: &str) -> Option<liftlab_domain::Assignment>;
+                assignment_by_task(experiment: &str, task_id: &str) -> Option<liftlab_domain::Assignment>;
+                current_period(experiment: &str) -> liftlab_domain::AllocationPeriod;
+                periods(experiment: &str) -> Vec<liftlab_domain::AllocationPeriod>;
+                aggregates(experiment: &str, epoch: u64) -> Vec<(liftlab_domain::AggKey, liftlab_domain::MetricAggregate)>;
+                arm_counters(experiment: &str, epoch: u64) -> Vec<$crate::ArmCounters>;
+                assignment_counts(experiment: &str, epoch: u64) -> Vec<$crate::AssignmentCount>;
+                unit_rows(experiment: &str, epoch: u64) -> Vec<liftlab_domain::UnitRow>;
+                bandit_state(experiment: &str) -> Option<liftlab_domain::thompson::BanditState>;
+                drift_monitor(experiment: &str, epoch: u64) -> Option<$crate::DriftMonitor>;
+            }
             fn create_experiment(
                 &self,
                 spec: liftlab_domain::ExperimentSpec,
@@ -254,29 +281,6 @@ macro_rules! impl_store {
                 $crate::engine::as_version($crate::engine::one(self.submit(vec![op])))
             }
 
-            fn experiment(&self, key: &str) -> $crate::Result<liftlab_domain::ExperimentVersion> {
-                $crate::views::experiment(self.core().kv(), key)
-            }
-
-            fn experiment_version(
-                &self,
-                key: &str,
-                version: u64,
-            ) -> $crate::Result<liftlab_domain::ExperimentVersion> {
-                $crate::views::experiment_version(self.core().kv(), key, version)
-            }
-
-            fn versions(
-                &self,
-                key: &str,
-            ) -> $crate::Result<Vec<liftlab_domain::ExperimentVersion>> {
-                $crate::views::versions(self.core().kv(), key)
-            }
-
-            fn experiments(&self) -> $crate::Result<Vec<liftlab_domain::ExperimentVersion>> {
-                $crate::views::experiments(self.core().kv())
-            }
-
             fn rebaseline(
                 &self,
                 key: &str,
@@ -285,26 +289,6 @@ macro_rules! impl_store {
             ) -> $crate::Result<$crate::Epoch> {
                 let op = $crate::views::Op::Rebaseline(key.to_string(), reason.to_string(), now);
                 $crate::engine::as_epoch($crate::engine::one(self.submit(vec![op])))
-            }
-
-            fn epochs(&self, key: &str) -> $crate::Result<Vec<$crate::Epoch>> {
-                $crate::views::epochs(self.core().kv(), key)
-            }
-
-            fn assignment(
-                &self,
-                experiment: &str,
-                unit_id: &str,
-            ) -> $crate::Result<Option<liftlab_domain::Assignment>> {
-                $crate::views::assignment(self.core().kv(), experiment, unit_id)
-            }
-
-            fn assignment_by_task(
-                &self,
-                experiment: &str,
-                task_id: &str,
-            ) -> $crate::Result<Option<liftlab_domain::Assignment>> {
-                $crate::views::assignment_by_task(self.core().kv(), experiment, task_id)
             }
 
             fn assignment_if_durable(
@@ -359,20 +343,6 @@ macro_rules! impl_store {
                     .collect())
             }
 
-            fn current_period(
-                &self,
-                experiment: &str,
-            ) -> $crate::Result<liftlab_domain::AllocationPeriod> {
-                $crate::views::current_period(self.core().kv(), experiment)
-            }
-
-            fn periods(
-                &self,
-                experiment: &str,
-            ) -> $crate::Result<Vec<liftlab_domain::AllocationPeriod>> {
-                $crate::views::periods(self.core().kv(), experiment)
-            }
-
             fn record_outcome(
                 &self,
                 spec: &liftlab_domain::ExperimentSpec,
@@ -397,54 +367,6 @@ macro_rules! impl_store {
                     .into_iter()
                     .map($crate::engine::as_recorded)
                     .collect())
-            }
-
-            fn aggregates(
-                &self,
-                experiment: &str,
-                epoch: u64,
-            ) -> $crate::Result<Vec<(liftlab_domain::AggKey, liftlab_domain::MetricAggregate)>>
-            {
-                $crate::views::aggregates(self.core().kv(), experiment, epoch)
-            }
-
-            fn arm_counters(
-                &self,
-                experiment: &str,
-                epoch: u64,
-            ) -> $crate::Result<Vec<$crate::ArmCounters>> {
-                $crate::views::arm_counters(self.core().kv(), experiment, epoch)
-            }
-
-            fn assignment_counts(
-                &self,
-                experiment: &str,
-                epoch: u64,
-            ) -> $crate::Result<Vec<$crate::AssignmentCount>> {
-                $crate::views::assignment_counts(self.core().kv(), experiment, epoch)
-            }
-
-            fn unit_rows(
-                &self,
-                experiment: &str,
-                epoch: u64,
-            ) -> $crate::Result<Vec<liftlab_domain::UnitRow>> {
-                $crate::views::unit_rows(self.core().kv(), experiment, epoch)
-            }
-
-            fn bandit_state(
-                &self,
-                experiment: &str,
-            ) -> $crate::Result<Option<liftlab_domain::thompson::BanditState>> {
-                $crate::views::bandit_state(self.core().kv(), experiment)
-            }
-
-            fn drift_monitor(
-                &self,
-                experiment: &str,
-                epoch: u64,
-            ) -> $crate::Result<Option<$crate::DriftMonitor>> {
-                $crate::views::drift_monitor(self.core().kv(), experiment, epoch)
             }
 
             fn outcomes(&self, experiment: &str) -> $crate::Result<$crate::OutcomeIter> {
