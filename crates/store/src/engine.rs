@@ -4,6 +4,7 @@ use std::sync::RwLock;
 
 use liftlab_domain::Outcome;
 
+use crate::body::Body;
 use crate::error::{Result, StoreError};
 use crate::log::{self, Mark, Sealed};
 use crate::records::{AuditRecord, VerifyReport};
@@ -185,16 +186,16 @@ impl Core {
     }
 }
 
-/// Walks a log from its first record, folding it into fresh views (so nothing the live views
-/// hold is trusted), and names the first record that does not read, is out of sequence, does
-/// not link, does not match its hash, or cannot be applied. With `head`, the log must also
+/// Walks a log from its first record and names the first record that does not read, is out
+/// of sequence, or does not match its hash (which also catches a broken link). Nothing the
+/// live views hold is trusted: the experiment keys and names each record is rendered with are
+/// followed from the log's own creation and spec records. With `head`, the log must also
 /// reach the views' mark and end at its hash.
 pub(crate) fn verify_records(
     records: impl Iterator<Item = Result<Sealed>>,
     head: Option<&Mark>,
 ) -> Result<VerifyReport> {
-    let fresh = views::MemKv::default();
-    let specs = SpecCache::default();
+    let mut exps: Vec<(String, Vec<String>)> = Vec::new();
     let mut expected = 1u64;
     let mut prev = log::GENESIS;
     let bad = |seq: u64, reason: String| VerifyReport {
@@ -203,7 +204,6 @@ pub(crate) fn verify_records(
         first_bad: Some(seq),
         reason: Some(reason),
     };
-    let mut tx = Tx::new(&fresh, &specs, Mark::default());
     for record in records {
         let r = match record {
             Ok(r) => r,
@@ -224,31 +224,26 @@ pub(crate) fn verify_records(
             };
             return Ok(bad(expected, reason));
         }
-        match tx.replay_checked(&r, &prev) {
-            Ok(()) => {}
-            Err(StoreError::Corrupt { reason, .. }) if reason.contains("chain hash") => {
-                return Ok(bad(
-                    expected,
-                    format!(
-                        "record {expected} does not match its hash (its contents were changed)"
-                    ),
-                ))
-            }
-            Err(e) => {
-                return Ok(bad(
-                    expected,
-                    format!(
-                        "record {expected} cannot be applied (its contents were changed?): {e}"
-                    ),
-                ))
-            }
+        let (ts, body) = (r.entry.ts, &r.entry.body);
+        let rendered = follow(&mut exps, body).and_then(|(exp, names)| {
+            let payload = body.render(&exp, &names, ts)?;
+            Ok(log::hash_record(
+                &prev,
+                seq,
+                body.kind(),
+                &exp,
+                &payload,
+                ts,
+            ))
+        });
+        if rendered.ok() != Some(r.hash) {
+            return Ok(bad(
+                expected,
+                format!("record {expected} does not match its hash (its contents were changed)"),
+            ));
         }
         prev = r.hash;
         expected += 1;
-        if expected % 4096 == 0 {
-            fresh.apply(tx.into_writes())?;
-            tx = Tx::new(&fresh, &specs, Mark::default());
-        }
     }
     let records = expected - 1;
     if let Some(h) = head {
@@ -274,6 +269,32 @@ pub(crate) fn verify_records(
         first_bad: None,
         reason: None,
     })
+}
+
+/// Follows a record's effect on the experiments' keys and names (by number, in order of
+/// creation), and answers the key and names it is rendered with.
+fn follow(exps: &mut Vec<(String, Vec<String>)>, body: &Body) -> Result<(String, Vec<String>)> {
+    let spec = |version: &str| {
+        serde_json::from_str::<liftlab_domain::ExperimentVersion>(version)
+            .map(|v| v.spec)
+            .map_err(|e| StoreError::Internal(e.to_string()))
+    };
+    let id = match body {
+        Body::Created { key, version } => {
+            let mut names = Vec::new();
+            crate::body::extend_names(&mut names, &spec(version)?);
+            exps.push((key.clone(), names));
+            exps.len() - 1
+        }
+        _ => usize::try_from(body.exp().unwrap_or(u32::MAX)).unwrap_or(usize::MAX),
+    };
+    let exp = exps
+        .get_mut(id)
+        .ok_or_else(|| StoreError::Internal("an unknown experiment".to_string()))?;
+    if let Body::SpecChanged { version, .. } = body {
+        crate::body::extend_names(&mut exp.1, &spec(version)?);
+    }
+    Ok(exp.clone())
 }
 
 /// The answers of a group commit, one per operation, or the failure of the whole batch.
