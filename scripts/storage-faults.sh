@@ -74,7 +74,7 @@ if start "$ro/data" ro; then
   [ "$code" = 503 ] || { echo "  FAIL: a write on a read-only disk must be a 503"; exit 1; }
   kill -9 "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
 else
-  echo "  refused at start: $(grep -A4 '^Error' "$work/ro.err" | tr '\n' ' ')"
+  echo "  refused at start: $(grep -i -A4 '^error' "$work/ro.err" | tr '\n' ' ')"
 fi
 echo "  panics: $(panics ro)"
 
@@ -138,7 +138,7 @@ silent=0
 # answers 503), or started on other data without a word (counted in $silent: a failure).
 judge() {
   if ! start "$c" "$1"; then
-    echo "    refused at start: $(grep -A3 '^Error' "$work/$1.err" | tr '\n' ' ')"
+    echo "    refused at start: $(grep -i -A3 '^error' "$work/$1.err" | tr '\n' ' ')"
     echo "    panics: $(panics "$1")"
     return
   fi
