@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Storage faults against the real binary: a read-only data directory, a full disk, bytes
-# overwritten in the database file, a database file cut short, a write-ahead log left by
-# kill -9 (replayed intact, refused when damaged before its end), and a garbled watermark.
+# overwritten in the views' database file or in the log, either cut short, a log left by
+# kill -9 ahead of the views (replayed intact, refused or reported when damaged), and the
+# views lost altogether (folded again from the log).
 # Each must give a clear error at start or a 503 problem at run time, never a panic, never a
 # 2xx for a write that did not reach the disk, and never a server that starts on less (or
 # other) data than was acknowledged as if nothing happened.
@@ -11,8 +12,9 @@
 #      printed) for the corrupted offsets and bytes.
 # Read-only: a tmpfs remounted read-only (as root, chmod would not stop writes).
 # Full: a 16 MiB tmpfs filled by assignments and outcomes until the store refuses.
-# Corrupt: random bytes overwritten in the sled `db` file of a stopped server, or the file
-# truncated; a copy that starts must serve the whole acknowledged history or answer 503.
+# Corrupt: random bytes overwritten in the sled `views/db` file or the log segment of a stopped
+# server, or the file truncated; a copy that starts must serve the whole acknowledged history,
+# or report the damage (verify fails, or a read answers 503).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "storage-faults.sh needs root for mount"; exit 2; }
@@ -72,7 +74,7 @@ if start "$ro/data" ro; then
   [ "$code" = 503 ] || { echo "  FAIL: a write on a read-only disk must be a 503"; exit 1; }
   kill -9 "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
 else
-  echo "  refused at start: $(grep -A4 '^Error' "$work/ro.err" | tr '\n' ' ')"
+  echo "  refused at start: $(grep -i -A4 '^error' "$work/ro.err" | tr '\n' ' ')"
 fi
 echo "  panics: $(panics ro)"
 
@@ -127,8 +129,8 @@ for i in $(seq 1 300); do
 done
 golden_records="$(curl -s "$base/v1/audit/verify" | jq -r .records)"
 stop
-size="$(stat -c %s "$golden/db")"
-echo "  the undamaged copy: $golden_records audit records, a $size-byte db file"
+segment="log/00000000000000000001.log"
+echo "  the undamaged copy: $golden_records audit records, a $(stat -c %s "$golden/views/db")-byte views/db file, a $(stat -c %s "$golden/$segment")-byte log"
 silent=0
 
 # judge NAME: starts the damaged copy $c and says what liftlab made of it: refused at start,
@@ -136,7 +138,7 @@ silent=0
 # answers 503), or started on other data without a word (counted in $silent: a failure).
 judge() {
   if ! start "$c" "$1"; then
-    echo "    refused at start: $(grep -A3 '^Error' "$work/$1.err" | tr '\n' ' ')"
+    echo "    refused at start: $(grep -i -A3 '^error' "$work/$1.err" | tr '\n' ' ')"
     echo "    panics: $(panics "$1")"
     return
   fi
@@ -162,6 +164,7 @@ judge() {
 
 # overwrite FILE N TRIAL: N seeded random bytes at seeded random offsets of FILE.
 overwrite() {
+  local size; size="$(stat -c %s "$1")"
   awk -v seed="$seed" -v trial="$3" -v n="$2" -v size="$size" 'BEGIN {
     srand(seed * 100000 + n * 10 + trial)
     for (i = 0; i < n; i++) printf "%d %d\n", int(rand() * size), int(rand() * 256)
@@ -170,48 +173,50 @@ overwrite() {
   done
 }
 
-for bytes in 32 256 2048; do
-  for t in $(seq 1 "$trials"); do
-    c="$work/corrupt-$bytes-$t"; rm -rf "$c"; cp -a "$golden" "$c"
-    overwrite "$c/db" "$bytes" "$t"
-    echo "  $bytes random bytes overwritten (copy $t):"
-    judge "corrupt-$bytes-$t"
+for file in views/db "$segment"; do
+  size="$(stat -c %s "$golden/$file")"
+  for bytes in 32 256 2048; do
+    for t in $(seq 1 "$trials"); do
+      name="corrupt-$(basename "$file")-$bytes-$t"
+      c="$work/$name"; rm -rf "$c"; cp -a "$golden" "$c"
+      overwrite "$c/$file" "$bytes" "$t"
+      echo "  $bytes random bytes overwritten in $file (copy $t):"
+      judge "$name"
+    done
+  done
+  for keep in 90 50 10; do
+    name="cut-$(basename "$file")-$keep"
+    c="$work/$name"; rm -rf "$c"; cp -a "$golden" "$c"
+    truncate -s $(( size * keep / 100 )) "$c/$file"
+    echo "  $file cut to $keep% of its length:"
+    judge "$name"
   done
 done
-for keep in 90 50 10; do
-  c="$work/cut-$keep"; rm -rf "$c"; cp -a "$golden" "$c"
-  truncate -s $(( size * keep / 100 )) "$c/db"
-  echo "  db file cut to $keep% of its length:"
-  judge "cut-$keep"
-done
 
-echo "== the write-ahead log after kill -9"
+echo "== the log after kill -9"
 k="$work/killed"; cp -a "$golden" "$k"
 start "$k" killed
 for i in $(seq 1 50); do post /v1/experiments/faults/assign "{\"unit_id\":\"k$i\"}" >/dev/null; done
 kill -9 "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
-log="$(ls "$k"/wal/*.log | head -n1)"
-echo "  the kill left a $(stat -c %s "$log")-byte log"
-c="$work/wal-intact"; cp -a "$k" "$c"
-start "$c" wal-intact
+echo "  the kill left a $(stat -c %s "$k/$segment")-byte log"
+c="$work/log-intact"; cp -a "$k" "$c"
+start "$c" log-intact
 records="$(curl -s "$base/v1/audit/verify" | jq -r .records)"
 stop
-echo "  intact log: started and replayed it; $records audit records (expected $((golden_records + 50)))"
+echo "  intact log: started and replayed what the views lacked; $records audit records (expected $((golden_records + 50)))"
 [ "$records" = $((golden_records + 50)) ] || { echo "  FAIL: the replay lost acknowledged writes"; exit 1; }
-c="$work/wal-damaged"; cp -a "$k" "$c"
-damaged="$c/wal/$(basename "$log")"
-orig="$(od -An -tu1 -j20 -N1 "$damaged" | tr -d ' ')"
-printf '%b' "\\0$(printf '%03o' $((255 - orig)))" | dd of="$damaged" bs=1 seek=20 conv=notrunc status=none
-if start "$c" wal-damaged; then
-  stop; echo "  FAIL: a log damaged before its end was replayed without a word"; exit 1
-fi
-echo "  byte 20 of the log changed: refused at start: $(grep -A3 '^Error' "$work/wal-damaged.err" | tr '\n' ' ')"
-echo "    panics: $(panics wal-damaged)"
+c="$work/log-damaged"; cp -a "$k" "$c"
+damaged="$c/$segment"
+at=$(( $(stat -c %s "$damaged") - 2000 ))
+orig="$(od -An -tu1 -j$at -N1 "$damaged" | tr -d ' ')"
+printf '%b' "\\0$(printf '%03o' $((255 - orig)))" | dd of="$damaged" bs=1 seek=$at conv=notrunc status=none
+echo "  a byte 2000 bytes before the end of the log changed:"
+judge log-damaged
 
-c="$work/garbled-mark"; rm -rf "$c"; cp -a "$golden" "$c"
-echo "seven beef" >"$c/audit-head"
-echo "  audit watermark garbled:"
-judge garbled-mark
+c="$work/no-views"; rm -rf "$c"; cp -a "$golden" "$c"
+rm -rf "$c/views"
+echo "  the views deleted:"
+judge no-views
 echo "  copies that started on other data without a word: $silent"
 [ "$silent" -eq 0 ] || { echo "  FAIL: a damaged database opened silently"; exit 1; }
 echo "storage faults: done"

@@ -421,12 +421,9 @@ fn a_data_directory_in_use_is_refused_at_start() {
     first.stop();
 }
 
-/// The raw key of an experiment in the `experiments` tree (u16 length + key).
+/// The raw key of an experiment's state among the views (`E` + key).
 fn experiment_key(key: &str) -> Vec<u8> {
-    let mut out = u16::try_from(key.len())
-        .expect("short")
-        .to_be_bytes()
-        .to_vec();
+    let mut out = b"E".to_vec();
     out.extend_from_slice(key.as_bytes());
     out
 }
@@ -439,15 +436,20 @@ fn a_corrupted_record_is_a_503_problem_naming_it_not_a_wrong_answer() {
     create_running(&server, None, &spec::fixed("beta"));
     server.stop();
     {
-        let db = sled::open(dir.path()).expect("the raw database opens");
-        let tree = db.open_tree("experiments").expect("tree");
+        // The views are one sled tree in `views/` (with the store's segment size).
+        let db = sled::Config::new()
+            .path(dir.path().join("views"))
+            .segment_size(128 << 10)
+            .open()
+            .expect("the raw database opens");
+        let tree = db.open_tree("views").expect("tree");
         let key = experiment_key("alpha");
         let mut value = tree
             .get(&key)
             .expect("reads")
             .expect("alpha is stored")
             .to_vec();
-        // Cut the JSON body in half: the record no longer decodes.
+        // Cut the record in half: it no longer decodes.
         value.truncate(value.len() / 2);
         tree.insert(key, value).expect("writes");
         db.flush().expect("flushes");
@@ -466,7 +468,7 @@ fn a_corrupted_record_is_a_503_problem_naming_it_not_a_wrong_answer() {
         let p = r.problem(503);
         let detail = p["detail"].as_str().expect("detail");
         assert!(
-            detail.contains("corrupt") && detail.contains("experiments"),
+            detail.contains("corrupt") && detail.contains("state"),
             "{method} {path}: {detail}"
         );
         let hex: String = experiment_key("alpha")

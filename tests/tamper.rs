@@ -1,4 +1,4 @@
-//! Tamper evidence on disk, and the export auditors verify on their own: editing, deleting, reordering or cutting records of the audit chain of a stopped server makes `liftlab audit verify --data DIR` fail and name the first bad record, and the restarted server's `/v1/audit/verify` says the same.
+//! Tamper evidence on disk, and the export auditors verify on their own: editing (even with the CRC fixed up), flipping a bit, deleting, reordering or cutting records of the log of a stopped server makes `liftlab audit verify --data DIR` fail and name the first bad record; the restarted server's `/v1/audit/verify` says the same, or, when the log no longer reaches what the views applied (a deletion, a cut), the server refuses to start.
 
 use std::path::Path;
 
@@ -8,9 +8,9 @@ use crate::liftlab;
 use liftlab_testkit::process::{create_running, run_ok};
 use liftlab_testkit::spec;
 
-#[path = "../crates/store/tests/common/raw_audit.rs"]
-mod raw_audit;
-use raw_audit::{blocks, edit_block as edit, locate, records};
+#[path = "../crates/store/tests/common/raw_log.rs"]
+mod raw_log;
+use raw_log::{edit_log, flip_bit, forge};
 
 /// Runs `liftlab audit verify --data DIR`: (success, stdout + stderr).
 fn cli_verify(data: &Path) -> (bool, String) {
@@ -58,19 +58,14 @@ fn history(data: &Path) -> u64 {
     records
 }
 
-/// Builds a history, applies `tamper` to the raw audit tree, and checks that both the CLI and
-/// the restarted server name `first_bad`, with a reason containing `reason`.
-fn check(tamper: impl FnOnce(&sled::Tree, u64) -> u64, reason: &str) {
+/// Builds a history, applies `tamper` to the raw log, and checks that the CLI names
+/// `first_bad`, with a reason containing `reason`; then that the restarted server names it
+/// too, or (`refused`) does not start on a log that lost what its views applied.
+fn check(tamper: impl FnOnce(&Path, u64) -> u64, reason: &str, refused: bool) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let data = dir.path().join("data");
     let total = history(&data);
-    let first_bad = {
-        let db = sled::open(&data).expect("the raw database opens");
-        let audit = db.open_tree("audit").expect("the audit tree");
-        let first_bad = tamper(&audit, total);
-        db.flush().expect("flushes");
-        first_bad
-    };
+    let first_bad = tamper(&data, total);
     let (ok, text) = cli_verify(&data);
     assert!(!ok, "audit verify must fail: {text}");
     assert!(
@@ -80,6 +75,15 @@ fn check(tamper: impl FnOnce(&sled::Tree, u64) -> u64, reason: &str) {
     assert!(text.contains(reason), "says why ({reason}): {text}");
     assert!(!text.contains("panicked"), "{text}");
 
+    if refused {
+        let Err(failure) = liftlab().try_serve(&data, &[]) else {
+            panic!("the server must refuse to start on a log that lost applied records");
+        };
+        let err = failure.stderr;
+        assert!(err.contains("log"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        return;
+    }
     let server = liftlab().serve(&data, &[]);
     let r = server.ok("GET", "/v1/audit/verify", None);
     let v = r.json();
@@ -93,81 +97,67 @@ fn check(tamper: impl FnOnce(&sled::Tree, u64) -> u64, reason: &str) {
 }
 
 #[test]
-fn an_edited_record_is_named() {
+fn an_edited_record_is_named_even_with_its_crc_fixed_up() {
     check(
-        |audit, _| {
-            // Rename the experiment the record is about, leaving its stored hash alone.
-            edit(audit, 7, |list, i| {
-                list[i].experiment = "tamped".to_string()
-            });
-            7
+        |data, _| {
+            // Rename the experiment in the spec of record 1, and fix the frame's CRC up.
+            forge(data, 1, b"\"tamper\"", b"\"tamped\"");
+            1
         },
         "contents were changed",
+        false,
     );
 }
 
 #[test]
 fn a_flipped_bit_is_named() {
     check(
-        |audit, _| {
-            // A block holding one record, so the flipped bit can only damage that record.
-            let (seq, mut bytes) = blocks(audit)
-                .into_iter()
-                .find(|(first, bytes)| *first >= 4 && records(bytes).len() == 1)
-                .expect("a block of one record");
-            let middle = bytes.len() / 2;
-            bytes[middle] ^= 0x10;
-            audit.insert(seq.to_be_bytes(), bytes).expect("writes");
-            seq
+        |data, _| {
+            flip_bit(data, 7);
+            7
         },
         "record",
+        false,
     );
 }
 
 #[test]
 fn a_deleted_record_is_named() {
     check(
-        |audit, _| {
-            edit(audit, 5, |list, i| {
-                list.remove(i);
+        |data, _| {
+            edit_log(data, |list| {
+                list.remove(4);
             });
             5
         },
         "missing",
+        true,
     );
 }
 
 #[test]
 fn reordered_records_are_named() {
     check(
-        |audit, _| {
-            let (a, i) = locate(audit, 3);
-            let (b, j) = locate(audit, 4);
-            if a == b {
-                edit(audit, 3, |list, _| list.swap(i, j));
-            } else {
-                // Records 3 and 4 sit in blocks of their own: swap the blocks' contents.
-                let x = audit.get(a.to_be_bytes()).expect("reads").expect("exists");
-                let y = audit.get(b.to_be_bytes()).expect("reads").expect("exists");
-                audit.insert(a.to_be_bytes(), y).expect("writes");
-                audit.insert(b.to_be_bytes(), x).expect("writes");
-            }
+        |data, _| {
+            edit_log(data, |list| list.swap(2, 3));
             3
         },
         "record",
+        false,
     );
 }
 
 #[test]
 fn a_cut_tail_is_named() {
     check(
-        |audit, total| {
-            edit(audit, total, |list, i| {
-                list.remove(i);
+        |data, total| {
+            edit_log(data, |list| {
+                list.pop();
             });
             total
         },
         "head",
+        true,
     );
 }
 

@@ -103,7 +103,7 @@ pub fn audit(command: AuditCommand) -> anyhow::Result<()> {
     match command {
         AuditCommand::Verify(args) => match (&args.store.url, &args.data) {
             (Some(url), _) => verify_store(&open_pg(url)?),
-            (None, Some(dir)) => verify_store(&open(dir)?),
+            (None, Some(dir)) => verify_offline(dir),
             (None, None) => crate::remote::verify_remote(&args.server),
         },
         AuditCommand::Export(args) => export(&args),
@@ -179,22 +179,54 @@ fn open(dir: &Path) -> anyhow::Result<SledStore> {
             dir.display()
         );
     }
-    SledStore::open(dir).map_err(|e| match e {
+    SledStore::open(dir).map_err(|e| open_error(dir, e))
+}
+
+fn open_error(dir: &Path, e: StoreError) -> anyhow::Error {
+    match e {
         StoreError::Locked { .. } => anyhow::anyhow!(
             "{e}; stop the server first, or ask it with `liftlab audit verify --server URL`"
         ),
         other => {
             anyhow::Error::new(other).context(format!("cannot open the store in {}", dir.display()))
         }
-    })
+    }
 }
 
+/// Verifies a PostgreSQL store's chain.
 fn verify_store(store: &dyn Store) -> anyhow::Result<()> {
     let spinner = progress::spinner("verifying the audit chain");
     let report = store.verify();
     spinner.finish_and_clear();
     let report = report.context("cannot read the audit chain")?;
     store.close().context("cannot close the store")?;
+    print_verify(report)
+}
+
+/// Verifies a data directory's log; a log the store refuses to open is still walked, to name
+/// its first bad record.
+fn verify_offline(dir: &Path) -> anyhow::Result<()> {
+    if !dir.is_dir() {
+        return open(dir).map(|_| ());
+    }
+    let spinner = progress::spinner("verifying the audit chain");
+    let report = match SledStore::open(dir) {
+        Ok(store) => {
+            let report = store.verify();
+            store.close().context("cannot close the store")?;
+            report
+        }
+        Err(StoreError::Corrupt { .. }) => SledStore::verify_dir(dir),
+        Err(e) => {
+            spinner.finish_and_clear();
+            return Err(open_error(dir, e));
+        }
+    };
+    spinner.finish_and_clear();
+    print_verify(report.context("cannot read the audit chain")?)
+}
+
+fn print_verify(report: liftlab_store::VerifyReport) -> anyhow::Result<()> {
     if report.ok {
         println!("audit chain ok: {} records verified", report.records);
         return Ok(());

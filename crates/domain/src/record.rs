@@ -53,8 +53,11 @@ pub trait Views {
     /// The store's error; refusals and domain errors become one of it.
     type Error: From<Refusal> + From<DomainError>;
 
-    /// Whether `(experiment, event_id)` was recorded before.
-    fn seen(&self, experiment: &str, event_id: &str) -> Result<bool, Self::Error>;
+    /// Whether `event_id` was recorded before for this unit of the experiment.
+    ///
+    /// Idempotency is per (experiment, unit, event id): a retry carries its task, so it
+    /// resolves to the same unit, and the unit's own record holds the ids it has seen.
+    fn seen(&self, experiment: &str, unit_id: &str, event_id: &str) -> Result<bool, Self::Error>;
     /// The stored assignment of a unit.
     fn assignment(
         &self,
@@ -130,7 +133,7 @@ impl AssignmentEffects {
 /// What recording an outcome changes.
 #[derive(Clone, Debug, PartialEq)]
 pub enum OutcomeEffects {
-    /// `(experiment, event_id)` was recorded before: nothing changes.
+    /// `(experiment, unit, event_id)` was recorded before: nothing changes.
     Duplicate,
     /// A new event: log it and apply every change, in this order.
     Accepted(Box<Accepted>),
@@ -282,7 +285,7 @@ pub fn record_outcome<V: Views>(
         ));
     }
     check_id("event_id", &outcome.event_id)?;
-    if views.seen(exp, &outcome.event_id)? {
+    if views.seen(exp, &outcome.unit_id, &outcome.event_id)? {
         return Ok(OutcomeEffects::Duplicate);
     }
     if outcome.epoch > standing.epoch {

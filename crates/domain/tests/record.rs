@@ -47,7 +47,7 @@ struct Maps {
 impl Views for Maps {
     type Error = Error;
 
-    fn seen(&self, _: &str, event_id: &str) -> Result<bool, Error> {
+    fn seen(&self, _: &str, _: &str, event_id: &str) -> Result<bool, Error> {
         Ok(self.seen.iter().any(|e| e == event_id))
     }
     fn assignment(&self, _: &str, unit_id: &str) -> Result<Option<Assignment>, Error> {

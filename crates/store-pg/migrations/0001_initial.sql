@@ -70,12 +70,13 @@ CREATE TABLE units (
     PRIMARY KEY (experiment, epoch, unit_id)
 );
 
--- The idempotency set of outcomes.
+-- The idempotency set of outcomes: per (experiment, unit, event id), since a retry carries its
+-- task and so resolves to the same unit (the sled store keys it the same way).
 CREATE TABLE events (
     experiment text NOT NULL,
-    event_id text NOT NULL,
     unit_id text NOT NULL,
-    PRIMARY KEY (experiment, event_id)
+    event_id text NOT NULL,
+    PRIMARY KEY (experiment, unit_id, event_id)
 );
 
 -- The outcome log, in the order outcomes were recorded.

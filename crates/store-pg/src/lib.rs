@@ -15,7 +15,7 @@
 //! - **Agreement between replicas**: assignments are first-write-wins per (experiment, unit)
 //!   (`INSERT ... ON CONFLICT DO NOTHING`; the loser reruns and answers the winner's row, so
 //!   both replicas give the same arm and `assignment_id`); outcomes are idempotent per
-//!   (experiment, event_id); Thompson periods are opened under the experiment row's
+//!   (experiment, unit, event_id); Thompson periods are opened under the experiment row's
 //!   `FOR UPDATE` lock; the audit chain is one chain, extended under the lock of its head row
 //!   at the end of each transaction.
 //! - **No hot row for aggregates**: each transaction inserts one delta row per aggregate key,

@@ -81,7 +81,7 @@ struct Cache {
     units: HashMap<UnitKey, Option<UnitRow>>,
     units_new: BTreeSet<UnitKey>,
     units_dirty: BTreeSet<UnitKey>,
-    events: HashMap<(String, String), bool>,
+    events: HashMap<(String, String, String), bool>,
     new_events: Vec<(String, String, String)>,
     outcomes: Vec<Outcome>,
     aggregates: HashMap<(String, AggKey), Option<MetricAggregate>>,
@@ -315,8 +315,10 @@ impl<'c> Tx<'c> {
 
     pub(crate) fn put_event(&self, o: &Outcome) {
         let mut c = self.c.borrow_mut();
-        c.events
-            .insert((o.experiment.clone(), o.event_id.clone()), true);
+        c.events.insert(
+            (o.experiment.clone(), o.unit_id.clone(), o.event_id.clone()),
+            true,
+        );
         c.new_events
             .push((o.experiment.clone(), o.event_id.clone(), o.unit_id.clone()));
         c.outcomes.push(o.clone());
@@ -419,10 +421,14 @@ impl<'c> Tx<'c> {
             .map(|o| (i64_of(o.epoch), o.unit_id.as_str()))
             .collect();
         let (epochs, unit_of_pair): (Vec<i64>, Vec<&str>) = pairs.into_iter().unzip();
+        let event_units: Vec<&str> = outcomes.iter().map(|o| o.unit_id.as_str()).collect();
         let seen = self.query(
             "reading event ids",
-            "SELECT event_id FROM events WHERE experiment = $1 AND event_id = ANY($2)",
-            &[&exp, &events],
+            "SELECT e.unit_id, e.event_id FROM events e
+               JOIN unnest($2::text[], $3::text[]) AS k(unit_id, event_id)
+                 ON e.unit_id = k.unit_id AND e.event_id = k.event_id
+              WHERE e.experiment = $1",
+            &[&exp, &event_units, &events],
         )?;
         let assigned = self.query(
             "reading assignments",
@@ -440,13 +446,13 @@ impl<'c> Tx<'c> {
             &[&exp, &epochs, &unit_of_pair],
         )?;
         let mut c = self.c.borrow_mut();
-        for e in &events {
+        for (u, e) in event_units.iter().zip(&events) {
             c.events
-                .entry((exp.to_string(), e.to_string()))
+                .entry((exp.to_string(), u.to_string(), e.to_string()))
                 .or_insert(false);
         }
         for r in &seen {
-            c.events.insert((exp.to_string(), r.get(0)), true);
+            c.events.insert((exp.to_string(), r.get(0), r.get(1)), true);
         }
         for u in &units {
             c.assignments
@@ -788,16 +794,16 @@ impl<'c> Tx<'c> {
 impl Views for Tx<'_> {
     type Error = Fail;
 
-    fn seen(&self, exp: &str, event_id: &str) -> Result<bool, Fail> {
-        let key = (exp.to_string(), event_id.to_string());
+    fn seen(&self, exp: &str, unit_id: &str, event_id: &str) -> Result<bool, Fail> {
+        let key = (exp.to_string(), unit_id.to_string(), event_id.to_string());
         if let Some(seen) = self.c.borrow().events.get(&key) {
             return Ok(*seen);
         }
         let seen = !self
             .query(
                 "reading an event id",
-                "SELECT 1 FROM events WHERE experiment = $1 AND event_id = $2",
-                &[&exp, &event_id],
+                "SELECT 1 FROM events WHERE experiment = $1 AND unit_id = $2 AND event_id = $3",
+                &[&exp, &unit_id, &event_id],
             )?
             .is_empty();
         self.c.borrow_mut().events.insert(key, seen);

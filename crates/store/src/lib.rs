@@ -1,107 +1,61 @@
 //! liftlab-store: persistence behind the `Store` trait; the only crate that touches disk.
 //!
-//! Two implementations share every line of logic and one conformance suite:
-//! [`SledStore`] (sled 0.34 on a data directory) and [`MemStore`] (in memory, for tests and
-//! demos; durable by definition within its process). [`CachedStore`] wraps either with each
-//! experiment's current version in memory (the server's view) and passes the same suite.
+//! One log is the truth; every table is a view folded from it. Two implementations share
+//! every line of logic and one conformance suite: [`SledStore`] (the log in segment files,
+//! the views in sled, on a data directory) and [`MemStore`] (the log in a `Vec`, the views in
+//! a `BTreeMap`). [`CachedStore`] wraps either with each experiment's current version in
+//! memory (the server's view) and passes the same suite.
 //!
-//! # Operations
+//! # The log (`log` module)
 //!
-//! Experiments and their history:
-//! - [`Store::create_experiment`]`(spec, now)`: version 1 in `draft`, epoch 0, allocation
-//!   period 0 (`initial_period`), and a bandit state for a Thompson policy. `Conflict` if the
-//!   key exists.
-//! - [`Store::update_experiment`]`(spec, expected_version, now)`: a new version with the new
-//!   spec (`Conflict` when `expected_version` is given and stale, `NotFound`, and `Domain` for
-//!   changes the lifecycle forbids). A change of fixed weights, of policy, or of a bandit's
-//!   arms or reward opens a new allocation period.
-//! - [`Store::transition`]`(key, transition, reason, now)`: a new version with the new status;
-//!   a transition the lifecycle forbids is `Domain(DomainError::Transition)`.
-//! - [`Store::rebaseline`]`(key, reason, now)`: a new analysis epoch (and a new version);
-//!   [`Store::epochs`] lists them with reason and start time, from 0.
-//! - [`Store::experiment`] (current version), [`Store::experiment_version`],
-//!   [`Store::versions`], [`Store::experiments`].
+//! Each fact is one record, written once: an experiment created, a spec or status changed, a
+//! re-baseline, an allocation period opened, a unit assigned, an outcome recorded, a task
+//! bound to a returning unit (the kinds of [`AuditKind`]). Records are CRC-framed and
+//! SHA-256 hash-chained, so the log *is* the audit chain: [`Store::verify`] walks it and names
+//! the first record that was edited, deleted or moved, and [`Store::audit`] renders records as
+//! the JSON they have always been shown as.
 //!
-//! Assignments and allocation:
-//! - [`Store::record_assignment`] / [`Store::record_assignments`]: first write wins per
-//!   (experiment, unit); the stored assignment is returned. The task id is indexed (a returning
-//!   unit's new task id is indexed too, and recorded in the audit chain as `task_bound`); a
-//!   task id bound to another unit is a `Conflict`. Units entering the experiment count
-//!   towards [`Store::assignment_counts`] per (epoch, period, arm); `in_experiment: true` is
-//!   refused unless the experiment is running. Call it whenever [`Store::assignment_by_task`]
-//!   finds nothing for the request's task.
-//! - [`Store::assignment`], [`Store::assignment_by_task`], [`Store::current_period`],
-//!   [`Store::periods`].
+//! # The write path
 //!
-//! Outcomes, in one atomic step per event:
-//! - [`Store::record_outcome`] / [`Store::record_outcomes`]: `Duplicate` if `(experiment,
-//!   event_id)` was seen (also earlier in the same batch); otherwise the event is appended to
-//!   the outcome log, folded into its unit row (`liftlab_domain::fold`), its deltas applied to
-//!   the aggregates, the arm's counters updated, the bandit fed (opening a new period when a
-//!   recomputation is due), the drift monitor updated, and the audit chain extended. The
-//!   outcome's `unit_id` and `arm` must match the stored assignment. Outcomes of units outside
-//!   the experiment are logged and kept in their unit row but change no aggregate or counter.
-//!   The audit record and any period opened take the outcome's `ts` as their time.
-//!
-//! Reads for reports: [`Store::aggregates`], [`Store::arm_counters`],
-//! [`Store::assignment_counts`], [`Store::unit_rows`], [`Store::bandit_state`],
-//! [`Store::drift_monitor`], [`Store::outcomes`] (the log, in order), [`Store::audit`] (one
-//! experiment's audit records, paged by sequence number).
-//!
-//! Integrity: [`Store::verify`] walks the SHA-256 audit chain and names the first record
-//! that was edited, deleted or moved; [`Store::rebuild`] replays the outcome log into fresh
-//! unit rows, aggregates and counters, recounts assignments, derives the task index from the
-//! assignments and the chain's `task_bound` records, and reports (or repairs) every difference.
+//! A write operation reads the views as of its batch, lets the domain's pure step decide
+//! (`liftlab_domain::record`), and emits records; each record is folded into the views by
+//! the same `fold` that replays the log. What the step derives as a separate decision (a
+//! period the bandit opens, an automatic pause or re-baseline) is its own record, right
+//! after the outcome that caused it. Outcomes are idempotent per (experiment, unit,
+//! event id). The stored spec decides, not the one the caller passes (only its key is
+//! checked), so that replay decides the same.
 //!
 //! # Durability: "a 2xx means durable"
 //!
-//! [`SledStore`] has one writer thread that owns every mutation. A caller sends its operation
-//! and blocks (or, with [`Store::record_assignment_then`], leaves a callback for the answer);
-//! the writer takes up to [`MAX_BATCH`] pending operations, runs each one all-or-nothing,
-//! appends all their writes as ONE record to the store's write-ahead log (`wal/` in the data
-//! directory), syncs it once, applies the writes to sled, and only then answers their callers.
-//! Operations that arrive during the sync form the next batch. At open the log is replayed
-//! into sled, so a crash leaves whole batches and the audit chain in order; every 64 MiB the
-//! log is checkpointed (sled flushed, old files deleted). sled therefore only ever holds
-//! durable writes: reads go straight to the sled trees from the caller's thread and never
-//! wait. [`Store::flush`] waits for everything queued before it; [`Store::close`] (and `Drop`)
-//! drains the writer, flushes sled, deletes the log and stops.
-//!
-//! # Opening
-//!
-//! [`SledStore::open`] fails with [`StoreError::Locked`] when another process (or another
-//! open store in this one) holds the directory, [`StoreError::Open`] when the path cannot be
-//! used (not a directory, no permission, a database sled cannot read), and
-//! [`StoreError::Corrupt`] when the stored schema version is unknown.
+//! [`SledStore`] has one writer thread that owns every mutation. It takes up to
+//! [`MAX_BATCH`] pending operations, runs each all-or-nothing, appends all their records to
+//! the log with one write and one `fdatasync`, then applies their view changes and the mark
+//! "applied through record N at segment S offset O, chain head H" to sled in one atomic
+//! batch, and only then answers. sled therefore only ever holds durable state: reads go
+//! straight to it from the caller's thread and never wait. Opening replays the log after the
+//! mark (a torn last record is cut off; a damaged record before the end is
+//! [`StoreError::Corrupt`] naming segment and offset); [`Store::rebuild`] folds the whole
+//! log into fresh views and compares or replaces, bandit and drift state included.
 //!
 //! # Layout
 //!
-//! One sled tree per entity (see the `tree` module), composite keys of length-prefixed
-//! strings and big-endian numbers, and a tag byte in front of every stored value naming its
-//! version and format (JSON for specs, periods, epochs, bandit and drift state; postcard for
-//! the records written on every assignment and outcome); a value with an unknown tag or
-//! garbled bytes is [`StoreError::Corrupt`] naming tree and key. The audit chain, the outcome
-//! log and the per-experiment audit index are stored in chunks: each group commit appends its
-//! entries as lists of at most 16, 32 and 256 entries, each keyed by its first sequence number
-//! (small enough that sled never stores a leaf of them as a blob file).
+//! `log/` holds the segments, named by their first sequence number and rolled at 64 MiB;
+//! `views/` is the sled database (one tree; see the `views` module for its keys). A
+//! directory of the older layout (one sled database with a write-ahead log) is refused with
+//! a pointer to `liftlab migrate`, which reads it and calls [`SledStore::import`].
 
-mod audit;
+mod body;
 mod cached;
-mod chunks;
-mod codec;
-mod drift;
+mod engine;
 mod error;
-mod filter;
-mod kv;
+mod import;
 pub mod legacy;
+mod log;
 mod mem;
-mod ops;
 mod rebuild;
 mod records;
 mod sled_store;
-mod tree;
-mod wal;
-mod watermark;
+mod views;
 
 use liftlab_domain::thompson::BanditState;
 use liftlab_domain::{
@@ -110,8 +64,8 @@ use liftlab_domain::{
 };
 
 pub use cached::{CachedStore, Live};
-pub use drift::DriftMonitor;
 pub use error::{Result, StoreError};
+pub use liftlab_domain::drift::DriftMonitor;
 pub use mem::MemStore;
 pub use records::{
     ArmCounters, AssignmentCount, AuditKind, AuditRecord, Epoch, Mismatch, RebuildMode,
@@ -248,11 +202,10 @@ pub trait Store: Send + Sync {
     /// `seq > after`, in chain order (for exports; `audit` pages one experiment's).
     fn audit_log(&self, after: u64, limit: usize) -> Result<Vec<AuditRecord>>;
 
-    /// Walks the whole audit chain.
+    /// Walks the whole log (the audit chain) and names the first bad record.
     fn verify(&self) -> Result<VerifyReport>;
 
-    /// Replays every outcome log and compares (or replaces) unit rows, aggregates, counters,
-    /// assignment counts and the task index.
+    /// Folds the whole log into fresh views and compares (or replaces) every live view.
     fn rebuild(&self, mode: RebuildMode) -> Result<RebuildReport>;
 
     /// Makes everything acknowledged so far durable (it already is; this also flushes sled's own buffers).
@@ -262,18 +215,45 @@ pub trait Store: Send + Sync {
     fn close(&self) -> Result<()>;
 }
 
-/// Implements [`Store`] for a type with the inherent `write`, `read` and `flush_now` methods.
-///
-/// Both stores expand the same bodies, so their semantics cannot drift apart.
+/// Read methods of [`Store`] that answer from the views with the `views` function of the same name.
+macro_rules! reads {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
+        $(fn $name(&self, $($arg: $ty),*) -> $crate::Result<$ret> {
+            $crate::views::$name(self.core().kv(), $($arg),*)
+        })*
+    };
+}
+pub(crate) use reads;
+
+/// Implements [`Store`] for a type with `core()`, `submit`, `submit_then`, `rebuild_now`,
+/// `check_open`, `flush_now` and `shut_down`: both stores expand the same bodies.
 macro_rules! impl_store {
     ($ty:ty) => {
         impl $crate::Store for $ty {
+            $crate::reads! {
+                experiment(key: &str) -> liftlab_domain::ExperimentVersion;
+                experiment_version(key: &str, version: u64) -> liftlab_domain::ExperimentVersion;
+                versions(key: &str) -> Vec<liftlab_domain::ExperimentVersion>;
+                experiments() -> Vec<liftlab_domain::ExperimentVersion>;
+                epochs(key: &str) -> Vec<$crate::Epoch>;
+                assignment(experiment: &str, unit_id: &str) -> Option<liftlab_domain::Assignment>;
+                assignment_by_task(experiment: &str, task_id: &str) -> Option<liftlab_domain::Assignment>;
+                current_period(experiment: &str) -> liftlab_domain::AllocationPeriod;
+                periods(experiment: &str) -> Vec<liftlab_domain::AllocationPeriod>;
+                aggregates(experiment: &str, epoch: u64) -> Vec<(liftlab_domain::AggKey, liftlab_domain::MetricAggregate)>;
+                arm_counters(experiment: &str, epoch: u64) -> Vec<$crate::ArmCounters>;
+                assignment_counts(experiment: &str, epoch: u64) -> Vec<$crate::AssignmentCount>;
+                unit_rows(experiment: &str, epoch: u64) -> Vec<liftlab_domain::UnitRow>;
+                bandit_state(experiment: &str) -> Option<liftlab_domain::thompson::BanditState>;
+                drift_monitor(experiment: &str, epoch: u64) -> Option<$crate::DriftMonitor>;
+            }
             fn create_experiment(
                 &self,
                 spec: liftlab_domain::ExperimentSpec,
                 now: liftlab_domain::Millis,
             ) -> $crate::Result<liftlab_domain::ExperimentVersion> {
-                self.write_one(move |tx| $crate::ops::create_experiment(tx, spec, now))
+                let op = $crate::views::Op::Create(spec, now);
+                $crate::engine::as_version($crate::engine::one(self.submit(vec![op])))
             }
 
             fn update_experiment(
@@ -282,9 +262,8 @@ macro_rules! impl_store {
                 expected_version: Option<u64>,
                 now: liftlab_domain::Millis,
             ) -> $crate::Result<liftlab_domain::ExperimentVersion> {
-                self.write_one(move |tx| {
-                    $crate::ops::update_experiment(tx, spec, expected_version, now)
-                })
+                let op = $crate::views::Op::Update(spec, expected_version, now);
+                $crate::engine::as_version($crate::engine::one(self.submit(vec![op])))
             }
 
             fn transition(
@@ -294,32 +273,13 @@ macro_rules! impl_store {
                 reason: Option<&str>,
                 now: liftlab_domain::Millis,
             ) -> $crate::Result<liftlab_domain::ExperimentVersion> {
-                let key = key.to_string();
-                let reason = reason.map(str::to_string);
-                self.write_one(move |tx| $crate::ops::transition(tx, &key, transition, reason, now))
-            }
-
-            fn experiment(&self, key: &str) -> $crate::Result<liftlab_domain::ExperimentVersion> {
-                self.read(|src| $crate::ops::experiment(src, key))
-            }
-
-            fn experiment_version(
-                &self,
-                key: &str,
-                version: u64,
-            ) -> $crate::Result<liftlab_domain::ExperimentVersion> {
-                self.read(|src| $crate::ops::experiment_version(src, key, version))
-            }
-
-            fn versions(
-                &self,
-                key: &str,
-            ) -> $crate::Result<Vec<liftlab_domain::ExperimentVersion>> {
-                self.read(|src| $crate::ops::versions(src, key))
-            }
-
-            fn experiments(&self) -> $crate::Result<Vec<liftlab_domain::ExperimentVersion>> {
-                self.read(|src| $crate::ops::experiments(src))
+                let op = $crate::views::Op::Transition(
+                    key.to_string(),
+                    transition,
+                    reason.map(str::to_string),
+                    now,
+                );
+                $crate::engine::as_version($crate::engine::one(self.submit(vec![op])))
             }
 
             fn rebaseline(
@@ -328,36 +288,8 @@ macro_rules! impl_store {
                 reason: &str,
                 now: liftlab_domain::Millis,
             ) -> $crate::Result<$crate::Epoch> {
-                let key = key.to_string();
-                let reason = reason.to_string();
-                self.write_one(move |tx| $crate::ops::rebaseline(tx, &key, reason, now))
-            }
-
-            fn epochs(&self, key: &str) -> $crate::Result<Vec<$crate::Epoch>> {
-                self.read(|src| $crate::ops::epochs(src, key))
-            }
-
-            fn assignment(
-                &self,
-                experiment: &str,
-                unit_id: &str,
-            ) -> $crate::Result<Option<liftlab_domain::Assignment>> {
-                self.read(|src| $crate::ops::assignment(src, experiment, unit_id))
-            }
-
-            fn assignment_by_task(
-                &self,
-                experiment: &str,
-                task_id: &str,
-            ) -> $crate::Result<Option<liftlab_domain::Assignment>> {
-                self.read(|src| $crate::ops::assignment_by_task(src, experiment, task_id))
-            }
-
-            fn record_assignment(
-                &self,
-                assignment: liftlab_domain::Assignment,
-            ) -> $crate::Result<liftlab_domain::Assignment> {
-                self.write_one(move |tx| $crate::ops::record_assignment(tx, assignment))
+                let op = $crate::views::Op::Rebaseline(key.to_string(), reason.to_string(), now);
+                $crate::engine::as_epoch($crate::engine::one(self.submit(vec![op])))
             }
 
             fn assignment_if_durable(
@@ -365,14 +297,23 @@ macro_rules! impl_store {
                 experiment: &str,
                 unit_id: &str,
             ) -> $crate::Result<Option<liftlab_domain::Assignment>> {
-                self.read(|src| $crate::ops::assignment(src, experiment, unit_id))
+                $crate::views::assignment(self.core().kv(), experiment, unit_id)
             }
 
             fn current_period_for_decision(
                 &self,
                 experiment: &str,
             ) -> $crate::Result<liftlab_domain::AllocationPeriod> {
-                self.period_for_decision(experiment)
+                self.check_open()?;
+                $crate::views::current_period(self.core().kv(), experiment)
+            }
+
+            fn record_assignment(
+                &self,
+                assignment: liftlab_domain::Assignment,
+            ) -> $crate::Result<liftlab_domain::Assignment> {
+                let op = $crate::views::Op::Assign(assignment);
+                $crate::engine::as_assignment($crate::engine::one(self.submit(vec![op])))
             }
 
             fn record_assignment_then(
@@ -380,9 +321,11 @@ macro_rules! impl_store {
                 assignment: liftlab_domain::Assignment,
                 done: $crate::Done<liftlab_domain::Assignment>,
             ) {
-                self.write_one_then(
-                    move |tx| $crate::ops::record_assignment(tx, assignment),
-                    done,
+                self.submit_then(
+                    vec![$crate::views::Op::Assign(assignment)],
+                    Box::new(move |answers| {
+                        done($crate::engine::as_assignment($crate::engine::one(answers)))
+                    }),
                 );
             }
 
@@ -390,21 +333,15 @@ macro_rules! impl_store {
                 &self,
                 assignments: Vec<liftlab_domain::Assignment>,
             ) -> $crate::Result<Vec<$crate::Result<liftlab_domain::Assignment>>> {
-                self.write_many(assignments, |tx, a| $crate::ops::record_assignment(tx, a))
-            }
-
-            fn current_period(
-                &self,
-                experiment: &str,
-            ) -> $crate::Result<liftlab_domain::AllocationPeriod> {
-                self.read(|src| $crate::ops::current_period(src, experiment))
-            }
-
-            fn periods(
-                &self,
-                experiment: &str,
-            ) -> $crate::Result<Vec<liftlab_domain::AllocationPeriod>> {
-                self.read(|src| $crate::ops::periods(src, experiment))
+                let ops = assignments
+                    .into_iter()
+                    .map($crate::views::Op::Assign)
+                    .collect();
+                Ok(self
+                    .submit(ops)?
+                    .into_iter()
+                    .map($crate::engine::as_assignment)
+                    .collect())
             }
 
             fn record_outcome(
@@ -412,8 +349,8 @@ macro_rules! impl_store {
                 spec: &liftlab_domain::ExperimentSpec,
                 outcome: liftlab_domain::Outcome,
             ) -> $crate::Result<$crate::Recorded> {
-                let spec = spec.clone();
-                self.write_one(move |tx| $crate::ops::record_outcome(tx, &spec, outcome))
+                let op = $crate::views::Op::Outcome(spec.key().to_string(), outcome);
+                $crate::engine::as_recorded($crate::engine::one(self.submit(vec![op])))
             }
 
             fn record_outcomes(
@@ -421,62 +358,20 @@ macro_rules! impl_store {
                 spec: &liftlab_domain::ExperimentSpec,
                 outcomes: Vec<liftlab_domain::Outcome>,
             ) -> $crate::Result<Vec<$crate::Result<$crate::Recorded>>> {
-                let spec = spec.clone();
-                self.write_many(outcomes, move |tx, o| {
-                    $crate::ops::record_outcome(tx, &spec, o)
-                })
-            }
-
-            fn aggregates(
-                &self,
-                experiment: &str,
-                epoch: u64,
-            ) -> $crate::Result<Vec<(liftlab_domain::AggKey, liftlab_domain::MetricAggregate)>>
-            {
-                self.read(|src| $crate::ops::aggregates(src, experiment, epoch))
-            }
-
-            fn arm_counters(
-                &self,
-                experiment: &str,
-                epoch: u64,
-            ) -> $crate::Result<Vec<$crate::ArmCounters>> {
-                self.read(|src| $crate::ops::arm_counters(src, experiment, epoch))
-            }
-
-            fn assignment_counts(
-                &self,
-                experiment: &str,
-                epoch: u64,
-            ) -> $crate::Result<Vec<$crate::AssignmentCount>> {
-                self.read(|src| $crate::ops::assignment_counts(src, experiment, epoch))
-            }
-
-            fn unit_rows(
-                &self,
-                experiment: &str,
-                epoch: u64,
-            ) -> $crate::Result<Vec<liftlab_domain::UnitRow>> {
-                self.read(|src| $crate::ops::unit_rows(src, experiment, epoch))
-            }
-
-            fn bandit_state(
-                &self,
-                experiment: &str,
-            ) -> $crate::Result<Option<liftlab_domain::thompson::BanditState>> {
-                self.read(|src| $crate::ops::bandit_state(src, experiment))
-            }
-
-            fn drift_monitor(
-                &self,
-                experiment: &str,
-                epoch: u64,
-            ) -> $crate::Result<Option<$crate::DriftMonitor>> {
-                self.read(|src| $crate::drift::monitor(src, experiment, epoch))
+                let key = spec.key().to_string();
+                let ops = outcomes
+                    .into_iter()
+                    .map(|o| $crate::views::Op::Outcome(key.clone(), o))
+                    .collect();
+                Ok(self
+                    .submit(ops)?
+                    .into_iter()
+                    .map($crate::engine::as_recorded)
+                    .collect())
             }
 
             fn outcomes(&self, experiment: &str) -> $crate::Result<$crate::OutcomeIter> {
-                self.outcome_iter(experiment)
+                self.core().outcomes(experiment)
             }
 
             fn audit(
@@ -485,8 +380,7 @@ macro_rules! impl_store {
                 after: u64,
                 limit: usize,
             ) -> $crate::Result<Vec<$crate::AuditRecord>> {
-                let limit = limit.min($crate::MAX_AUDIT_PAGE);
-                self.read(|src| $crate::ops::audit(src, experiment, after, limit))
+                self.core().audit(experiment, after, limit)
             }
 
             fn audit_log(
@@ -494,16 +388,15 @@ macro_rules! impl_store {
                 after: u64,
                 limit: usize,
             ) -> $crate::Result<Vec<$crate::AuditRecord>> {
-                let limit = limit.min($crate::MAX_AUDIT_PAGE);
-                self.read(|src| $crate::ops::audit_log(src, after, limit))
+                self.core().audit_log(after, limit)
             }
 
             fn verify(&self) -> $crate::Result<$crate::VerifyReport> {
-                self.read(|src| $crate::audit::verify(src))
+                self.core().verify()
             }
 
             fn rebuild(&self, mode: $crate::RebuildMode) -> $crate::Result<$crate::RebuildReport> {
-                self.exclusive(move |src, batch| $crate::rebuild::rebuild(src, batch, mode))
+                self.rebuild_now(mode)
             }
 
             fn flush(&self) -> $crate::Result<()> {

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use liftlab_domain::record::CounterStep;
-use liftlab_domain::{HandledBy, Millis, Status};
+use liftlab_domain::{HandledBy, Millis};
 use serde::{Deserialize, Serialize};
 
 /// An analysis epoch: results are computed per epoch, and re-baselining starts a new one.
@@ -126,9 +126,9 @@ pub struct TaskBinding {
 
 /// One link of the tamper-evident audit chain.
 ///
-/// `hash` is the hex SHA-256 of `prev_hash`'s 32 bytes followed by the record's canonical
-/// bytes: `seq` (u64 BE), `kind`, `experiment` and `payload` (each as a u32 BE length and
-/// UTF-8 bytes) and `ts` (i64 BE). The first record's `prev_hash` is 64 zeros.
+/// A record of the log as auditors see it: `hash` is the hex SHA-256 of `prev_hash`'s 32
+/// bytes followed by the record's encoding in the log (see the `log` module); the payload is
+/// rendered from the record when it is read. The first record's `prev_hash` is 64 zeros.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRecord {
     /// Position in the chain, from 1, without gaps.
@@ -198,53 +198,4 @@ pub struct RebuildReport {
     pub mismatches: Vec<Mismatch>,
     /// True when the live state was replaced by the rebuilt one.
     pub replaced: bool,
-}
-
-/// The per-experiment numbers the write path needs on every call, kept apart from the spec.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct ExpState {
-    /// The current spec version.
-    pub version: u64,
-    /// The current analysis epoch.
-    pub epoch: u64,
-    /// The current allocation period.
-    pub period: u64,
-    /// The current lifecycle status.
-    pub status: Status,
-    /// The arm keys of the current spec, in its order.
-    pub arms: Vec<String>,
-}
-
-/// The head of the audit chain, kept so that a truncated chain is detected.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct AuditHead {
-    pub seq: u64,
-    pub hash: [u8; 32],
-}
-
-/// An audit record as stored: [`AuditRecord`] with its hashes as raw bytes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct StoredAudit {
-    pub seq: u64,
-    pub prev_hash: [u8; 32],
-    pub kind: AuditKind,
-    pub experiment: String,
-    pub payload: String,
-    pub ts: Millis,
-    pub hash: [u8; 32],
-}
-
-impl StoredAudit {
-    /// The record as callers see it (hashes in hex).
-    pub(crate) fn to_public(&self) -> AuditRecord {
-        AuditRecord {
-            seq: self.seq,
-            prev_hash: hex::encode(self.prev_hash),
-            kind: self.kind,
-            experiment: self.experiment.clone(),
-            payload: self.payload.clone(),
-            ts: self.ts,
-            hash: hex::encode(self.hash),
-        }
-    }
 }

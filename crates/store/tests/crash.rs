@@ -16,7 +16,7 @@ use liftlab_store::{RebuildMode, Recorded, SledStore, Store};
 
 const CHILD_ENV: &str = "LIFTLAB_STORE_CRASH_DIR";
 
-/// The write-ahead log size at which the child's store checkpoints.
+/// The log segment size at which the child's store starts a new segment.
 const CHECKPOINT_ENV: &str = "LIFTLAB_STORE_CRASH_CHECKPOINT";
 
 /// Acknowledgements the parent waits for before it kills the child.
@@ -103,18 +103,18 @@ fn kill_9_loses_no_acknowledged_write() {
     crash_and_check("kill_9_loses_no_acknowledged_write", 64 << 20);
 }
 
-/// With a 16 KiB log the child rotates and checkpoints it every few batches, so the kill
-/// lands amid checkpoints: between a sled flush and the deletion of the files it covered.
+/// With 16 KiB segments the child starts a new log segment every few batches, so the kill
+/// lands amid segment changes.
 #[test]
-fn kill_9_amid_log_checkpoints_loses_no_acknowledged_write() {
+fn kill_9_amid_log_segments_loses_no_acknowledged_write() {
     crash_and_check(
-        "kill_9_amid_log_checkpoints_loses_no_acknowledged_write",
+        "kill_9_amid_log_segments_loses_no_acknowledged_write",
         16 << 10,
     );
 }
 
-/// Runs the test `name` again as the child writer with a store checkpointing every
-/// `checkpoint` bytes, kills it, and checks what it acknowledged.
+/// Runs the test `name` again as the child writer with log segments of `checkpoint` bytes,
+/// kills it, and checks what it acknowledged.
 fn crash_and_check(name: &str, checkpoint: u64) {
     if let Ok(dir) = std::env::var(CHILD_ENV) {
         child(&dir);
@@ -175,7 +175,7 @@ fn crash_and_check(name: &str, checkpoint: u64) {
     if checkpoint < 1 << 20 {
         assert!(
             generations.last().is_some_and(|g| *g > 3),
-            "the child never rotated its log: {generations:?}"
+            "the child never started a new log segment: {generations:?}"
         );
     }
     let store = SledStore::open(dir.path()).expect("the store reopens after kill -9");
@@ -216,9 +216,9 @@ fn crash_and_check(name: &str, checkpoint: u64) {
     );
 }
 
-/// The generation numbers of the write-ahead log files in the data directory `dir`.
+/// The first sequence numbers of the log segments in the data directory `dir`.
 fn log_generations(dir: &std::path::Path) -> Vec<u64> {
-    let mut found: Vec<u64> = std::fs::read_dir(dir.join("wal"))
+    let mut found: Vec<u64> = std::fs::read_dir(dir.join("log"))
         .map(|entries| {
             entries
                 .filter_map(|e| {

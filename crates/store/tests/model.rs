@@ -73,7 +73,8 @@ struct ModelExp {
     /// unit → (arm, in experiment)
     assignments: BTreeMap<String, (String, bool)>,
     tasks: BTreeMap<String, String>,
-    events: BTreeSet<String>,
+    /// (unit, event id): idempotency is per unit (a retry carries its task, so its unit).
+    events: BTreeSet<(String, String)>,
     log: Vec<String>,
     /// (epoch, arm) → (units with an outcome, outcomes)
     counters: BTreeMap<(u64, String), (BTreeSet<String>, u64)>,
@@ -185,13 +186,13 @@ impl Model {
         let Some(m) = self.exps.get_mut(exp) else {
             return Answer::NotFound;
         };
-        if m.events.contains(event) {
+        if m.events.contains(&(unit.to_string(), event.to_string())) {
             return Answer::Recorded(Recorded::Duplicate);
         }
         let Some((arm, in_exp)) = m.assignments.get(unit).cloned() else {
             return Answer::Invalid;
         };
-        m.events.insert(event.to_string());
+        m.events.insert((unit.to_string(), event.to_string()));
         m.log.push(event.to_string());
         if in_exp {
             let c = m.counters.entry((m.epoch, arm)).or_default();

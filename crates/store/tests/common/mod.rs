@@ -2,7 +2,7 @@
 
 #![allow(dead_code)]
 
-pub mod raw_audit;
+pub mod raw_log;
 
 use std::collections::BTreeMap;
 
