@@ -294,6 +294,52 @@ fn offline_commands_refuse_a_missing_data_directory() {
     }
 }
 
+/// Copies a directory tree (the schema-7 fixture) into place.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("creates");
+    for entry in std::fs::read_dir(from).expect("lists") {
+        let entry = entry.expect("lists");
+        if entry.file_type().expect("a type").is_dir() {
+            copy_tree(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copies");
+        }
+    }
+}
+
+#[test]
+fn an_older_data_directory_is_refused_with_advice_then_migrated_in_place() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/store/tests/fixtures/schema7/clean"),
+        &data,
+    );
+    let data_arg = data.display().to_string();
+    let refused = run(&["audit", "verify", "--data", &data_arg]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains(&format!("liftlab migrate --data {data_arg}")),
+        "{}",
+        text(&refused.stderr)
+    );
+    let migrated = ok(&run(&["migrate", "--data", &data_arg]));
+    assert!(migrated.contains("162 records"), "{migrated}");
+    assert!(
+        dir.path().join("data.schema7").join("db").is_file(),
+        "the old files are kept"
+    );
+    let verified = ok(&run(&["audit", "verify", "--data", &data_arg]));
+    assert_eq!(verified.trim(), "audit chain ok: 162 records verified");
+    let again = run(&["migrate", "--data", &data_arg]);
+    assert!(!again.status.success());
+    assert!(
+        text(&again.stderr).contains("nothing to migrate"),
+        "{}",
+        text(&again.stderr)
+    );
+}
+
 #[test]
 fn rebuild_without_data_looks_where_serve_keeps_it() {
     let dir = tempfile::tempdir().expect("temp dir");

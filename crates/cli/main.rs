@@ -68,7 +68,7 @@ enum Command {
     },
     /// Recompute every aggregate from the outcome log and report any mismatch.
     Rebuild(offline::RebuildArgs),
-    /// Copy a data directory (experiments, history, assignments, outcomes, audit chain) into an empty PostgreSQL database.
+    /// Move an older data directory to the current layout (--data), or copy a data directory into an empty PostgreSQL database (--from, --to).
     Migrate(offline::MigrateArgs),
     /// Drive a scenario with a known truth through the real API and compare liftlab's answer with it.
     Simulate(simulate::SimulateArgs),

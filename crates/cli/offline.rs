@@ -241,20 +241,33 @@ fn print_verify(report: liftlab_store::VerifyReport) -> anyhow::Result<()> {
     )
 }
 
-/// Copy a data directory into an empty PostgreSQL database.
+/// Move a data directory of the older layout to the log-and-views layout (`--data DIR`), or
+/// copy a data directory into an empty PostgreSQL database (`--from DIR --to URL`).
 #[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["data", "from"])))]
 pub struct MigrateArgs {
+    /// A data directory written by liftlab before the store became one log: migrated in place,
+    /// the old files kept beside it as DIR.schema7 (the server must not be running on it).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["from", "to"])]
+    data: Option<PathBuf>,
     /// The data directory to copy (the server must not be running on it; it is not changed).
-    #[arg(long, value_name = "DIR")]
-    from: PathBuf,
+    #[arg(long, value_name = "DIR", requires = "to")]
+    from: Option<PathBuf>,
     /// The PostgreSQL database to copy into (postgres://USER:PASSWORD@HOST:PORT/DB); it must
     /// hold no liftlab data yet.
-    #[arg(long, value_name = "URL", value_parser = parse_store_url)]
-    to: String,
+    #[arg(long, value_name = "URL", value_parser = parse_store_url, requires = "from")]
+    to: Option<String>,
 }
 
-/// Runs `liftlab migrate`: copies everything in one transaction, then checks the copy.
+/// Runs `liftlab migrate`: in place for an older data directory; otherwise copies everything
+/// into PostgreSQL in one transaction, then checks the copy.
 pub fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    let (from, to) = match (args.data, args.from, args.to) {
+        (Some(dir), _, _) => return migrate_layout(&dir),
+        (None, Some(from), Some(to)) => (from, to),
+        _ => anyhow::bail!("give --data DIR, or --from DIR and --to URL"),
+    };
+    let args = CopyArgs { from, to };
     let src = open(&args.from)?;
     let dst = open_pg(&args.to)?;
     let spinner = progress::spinner("copying the data directory");
@@ -281,6 +294,27 @@ pub fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     println!(
         "the copy checks out: audit chain ok ({} records), aggregates equal the outcome log",
         verified.records
+    );
+    Ok(())
+}
+
+struct CopyArgs {
+    from: PathBuf,
+    to: String,
+}
+
+/// `liftlab migrate --data DIR`: the older layout's audit chain, verified, becomes the new
+/// log, and every view is folded from it.
+fn migrate_layout(dir: &Path) -> anyhow::Result<()> {
+    let spinner = progress::spinner("migrating the data directory");
+    let migrated = liftlab_store::legacy::migrate(dir);
+    spinner.finish_and_clear();
+    let migrated = migrated.map_err(|e| open_error(dir, e))?;
+    println!(
+        "migrated {}: {} records of the audit chain are the new log, verified; the old files are in {} (delete them once the server runs on the new layout)",
+        dir.display(),
+        migrated.records,
+        migrated.backup.display()
     );
     Ok(())
 }

@@ -199,6 +199,82 @@ pub fn read_chain(dir: &Path) -> Result<Vec<AuditRecord>> {
     Ok(chain)
 }
 
+/// What [`migrate`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Migrated {
+    /// Records of the old chain, each now a record of the new log.
+    pub records: u64,
+    /// Where the old directory now is, untouched; delete it once the new one serves.
+    pub backup: PathBuf,
+}
+
+/// Moves a data directory of the schema 2–7 layout to the log-and-views layout in place.
+///
+/// The old chain is read and verified ([`read_chain`]), imported into a new store built beside
+/// `dir` (`<dir>.migrating`), which is verified and closed; then `dir` is renamed to
+/// `<dir>.schema7` (kept as it was) and the new store takes its name. Each step is a rename,
+/// so a crash leaves either the old directory in place or both copies beside each other; a
+/// leftover `<dir>.migrating` or `<dir>.schema7` is refused rather than overwritten.
+pub fn migrate(dir: &Path) -> Result<Migrated> {
+    if dir.join("conf").is_file() && dir.join("db").is_file() {
+        // Held by another process, or unreadable: say which.
+        drop(open(dir)?);
+    }
+    if !is_legacy(dir) {
+        return Err(refused(
+            dir,
+            "it is not a data directory of the older layout (nothing to migrate)".into(),
+        ));
+    }
+    let chain = read_chain(dir)?;
+    let sibling = |suffix: &str| {
+        let mut name = dir.file_name().unwrap_or_default().to_os_string();
+        name.push(suffix);
+        dir.with_file_name(name)
+    };
+    let (staging, backup) = (sibling(".migrating"), sibling(".schema7"));
+    for taken in [&staging, &backup] {
+        if taken.exists() {
+            return Err(refused(
+                dir,
+                format!(
+                    "{} exists (left by an earlier migration?); move it away first",
+                    taken.display()
+                ),
+            ));
+        }
+    }
+    let store = crate::SledStore::open(&staging)?;
+    let records = store.import(chain)?;
+    let report = crate::Store::verify(&store)?;
+    crate::Store::close(&store)?;
+    drop(store);
+    if !report.ok {
+        return Err(refused(
+            dir,
+            format!(
+                "the migrated log in {} does not verify: {}",
+                staging.display(),
+                report.reason.unwrap_or_default()
+            ),
+        ));
+    }
+    let io = |context: &'static str| {
+        move |e: std::io::Error| StoreError::Io {
+            context,
+            source: std::sync::Arc::new(e),
+        }
+    };
+    std::fs::rename(dir, &backup).map_err(io("moving the old data directory aside"))?;
+    std::fs::rename(&staging, dir).map_err(io("moving the migrated directory in place"))?;
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::File::open(parent)
+            .and_then(|f| f.sync_all())
+            .map_err(io("syncing the renames"))?;
+    }
+    Ok(Migrated { records, backup })
+}
+
 fn refused(dir: &Path, reason: String) -> StoreError {
     StoreError::Open {
         path: dir.to_path_buf(),

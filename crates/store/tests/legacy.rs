@@ -247,3 +247,151 @@ fn a_directory_another_store_holds_is_locked() {
     assert!(matches!(err, StoreError::Locked { .. }), "{err}");
     drop(held);
 }
+
+/// `actual` as JSON, equal to `expected` (what the schema-7 store answered), or a failure
+/// naming the experiment and the section.
+fn same(experiment: &str, section: &str, actual: impl serde::Serialize, expected: &Value) {
+    let actual = serde_json::to_value(actual).expect("serialises");
+    let cut = |v: &Value| v.to_string().chars().take(1500).collect::<String>();
+    assert!(
+        &actual == expected,
+        "{experiment}: the migrated store's {section} differ from the schema-7 store's:\n{}\n{}",
+        cut(&actual),
+        cut(expected)
+    );
+}
+
+/// [`same`] for a listing whose order is the store's own (each side sorted first).
+fn same_set(experiment: &str, section: &str, actual: impl serde::Serialize, expected: &Value) {
+    let sorted = |v: Value| {
+        let mut items = v.as_array().cloned().unwrap_or_default();
+        items.sort_by_key(|i| i.to_string());
+        Value::Array(items)
+    };
+    let actual = sorted(serde_json::to_value(actual).expect("serialises"));
+    same(experiment, section, actual, &sorted(expected.clone()));
+}
+
+#[test]
+fn a_migrated_directory_answers_every_read_as_the_schema7_store_did() {
+    use liftlab_store::{SledStore, Store};
+
+    let parent = tempfile::tempdir().expect("a temporary directory");
+    let dir = parent.path().join("data");
+    copy_dir(&fixture("clean"), &dir);
+    let migrated = liftlab_store::legacy::migrate(&dir).expect("the fixture migrates");
+    let expected = json("expected.json");
+    let chain = expected_chain();
+    assert_eq!(migrated.records, chain.len() as u64);
+    assert!(
+        migrated.backup.join("db").is_file(),
+        "the old directory is kept"
+    );
+    assert!(!is_legacy(&dir), "the directory has the new layout now");
+
+    let store = SledStore::open(&dir).expect("the migrated directory opens");
+    let verified = store.verify().expect("verifies");
+    assert!(verified.ok, "{verified:?}");
+    assert_eq!(verified.records, chain.len() as u64);
+    // The same records, one for one (the new chain re-hashes them, and keeps a bandit's
+    // period and an automatic action after the outcome that caused them).
+    let kinds = |records: &[AuditRecord]| {
+        let mut k: Vec<_> = records
+            .iter()
+            .map(|r| (r.experiment.clone(), r.kind.as_str()))
+            .collect();
+        k.sort();
+        k
+    };
+    let log = store.audit_log(0, 10_000).expect("the log");
+    assert_eq!(kinds(&log), kinds(&chain));
+
+    let keys: Vec<String> = serde_json::from_value(expected["experiment_keys"].clone()).unwrap();
+    let listed: Vec<String> = store
+        .experiments()
+        .expect("experiments")
+        .into_iter()
+        .map(|v| v.key)
+        .collect();
+    assert_eq!(listed, keys);
+    for e in expected["experiments"].as_array().expect("experiments") {
+        let key = e["key"].as_str().expect("a key");
+        same(
+            key,
+            "current version",
+            store.experiment(key).unwrap(),
+            &e["current"],
+        );
+        same(
+            key,
+            "versions",
+            store.versions(key).unwrap(),
+            &e["versions"],
+        );
+        same(key, "epochs", store.epochs(key).unwrap(), &e["epochs"]);
+        same(key, "periods", store.periods(key).unwrap(), &e["periods"]);
+        same(
+            key,
+            "bandit state",
+            store.bandit_state(key).unwrap(),
+            &e["bandit_state"],
+        );
+        let outcomes: Vec<_> = store
+            .outcomes(key)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        same(key, "outcome log", outcomes, &e["outcomes"]);
+        for a in e["assignments"].as_array().expect("assignments") {
+            let unit = a["unit_id"].as_str().expect("a unit");
+            same(key, "assignment", store.assignment(key, unit).unwrap(), a);
+        }
+        for (task, unit) in e["task_index"].as_object().expect("the task index") {
+            let found = store
+                .assignment_by_task(key, task)
+                .unwrap()
+                .map(|a| a.unit_id);
+            same(key, "task index", found, unit);
+        }
+        for pe in e["per_epoch"].as_array().expect("epochs") {
+            let epoch = pe["epoch"].as_u64().expect("an epoch");
+            // Unit rows in unit order (the order of the listing is not part of the contract).
+            let mut rows = store.unit_rows(key, epoch).unwrap();
+            rows.sort_by(|a, b| a.unit_id.cmp(&b.unit_id));
+            let mut old = pe["unit_rows"].as_array().expect("rows").clone();
+            old.sort_by_key(|r| r["unit_id"].as_str().unwrap_or_default().to_string());
+            same(key, "unit rows", rows, &Value::Array(old));
+            same_set(
+                key,
+                "aggregates",
+                store.aggregates(key, epoch).unwrap(),
+                &pe["aggregates"],
+            );
+            same(
+                key,
+                "counters",
+                store.arm_counters(key, epoch).unwrap(),
+                &pe["arm_counters"],
+            );
+            same(
+                key,
+                "assignment counts",
+                store.assignment_counts(key, epoch).unwrap(),
+                &pe["assignment_counts"],
+            );
+            same(
+                key,
+                "drift monitor",
+                store.drift_monitor(key, epoch).unwrap(),
+                &pe["drift_monitor"],
+            );
+        }
+    }
+    store.close().expect("closes");
+
+    // A second run finds nothing to migrate, and says so.
+    match liftlab_store::legacy::migrate(&dir) {
+        Err(StoreError::Open { reason, .. }) => assert!(reason.contains("nothing to migrate")),
+        other => panic!("a second migration: {other:?}"),
+    }
+}
