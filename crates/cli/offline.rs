@@ -251,7 +251,7 @@ pub struct MigrateArgs {
     #[arg(long, value_name = "DIR", conflicts_with_all = ["from", "to"])]
     data: Option<PathBuf>,
     /// The data directory to copy (the server must not be running on it; it is not changed).
-    #[arg(long, value_name = "DIR", requires = "to")]
+    #[arg(long, value_name = "SOURCE_DIR", requires = "to")]
     from: Option<PathBuf>,
     /// The PostgreSQL database to copy into (postgres://USER:PASSWORD@HOST:PORT/DB); it must
     /// hold no liftlab data yet.

@@ -164,9 +164,14 @@ fn a_sled_directory_reads_the_same_after_import() {
                 pg.assignment_counts(exp, epoch).expect("pg"),
                 sled.assignment_counts(exp, epoch).expect("sled")
             );
+            // Unit rows in unit order: each store lists them in its own key order.
+            let by_unit = |mut rows: Vec<liftlab_domain::UnitRow>| {
+                rows.sort_by(|a, b| a.unit_id.cmp(&b.unit_id));
+                rows
+            };
             assert_eq!(
-                pg.unit_rows(exp, epoch).expect("pg"),
-                sled.unit_rows(exp, epoch).expect("sled")
+                by_unit(pg.unit_rows(exp, epoch).expect("pg")),
+                by_unit(sled.unit_rows(exp, epoch).expect("sled"))
             );
             assert_eq!(
                 pg.drift_monitor(exp, epoch).expect("pg"),

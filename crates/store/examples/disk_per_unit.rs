@@ -3,6 +3,10 @@
 //! Run: `cargo run --release -p liftlab-store --example disk_per_unit [UNITS]`. Units are
 //! assigned and their outcomes recorded in batches of 256 (as group commit takes them), with
 //! 32-hex-digit assignment ids and a segment attribute, as the server writes them.
+//!
+//! Start-up: `disk_per_unit 1000000 DIR` keeps the directory, then `disk_per_unit --open DIR`
+//! (a fresh process) times `SledStore::open` on it, reads one unit, and prints the process's
+//! resident memory after the open.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -25,12 +29,36 @@ fn du(p: &std::path::Path) -> u64 {
         .sum()
 }
 
+/// Times the open of an existing directory and reports resident memory after it.
+fn open_only(path: &std::path::Path) {
+    let started = std::time::Instant::now();
+    let store = SledStore::open(path).expect("opens");
+    let opened = started.elapsed();
+    let unit = store.assignment("disk", "user-00000000").expect("reads");
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .unwrap_or("VmRSS: ?");
+    println!(
+        "open: {:.3} s; first unit found: {}; {rss}",
+        opened.as_secs_f64(),
+        unit.is_some()
+    );
+    store.close().expect("closes");
+}
+
 fn main() {
-    let units: u32 = std::env::args()
-        .nth(1)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--open") {
+        return open_only(std::path::Path::new(args.get(1).expect("--open DIR")));
+    }
+    let units: u32 = args
+        .first()
         .map_or(20_000, |s| s.parse().expect("a number of units"));
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let store = SledStore::open(dir.path()).expect("opens");
+    let temp = tempfile::tempdir().expect("a temporary directory");
+    let dir = args.get(1).map_or(temp.path().to_path_buf(), std::path::PathBuf::from);
+    let store = SledStore::open(&dir).expect("opens");
     let spec = common::fixed_spec("disk");
     store.create_experiment(spec.clone(), 1).expect("created");
     store
@@ -77,8 +105,8 @@ fn main() {
     }
     store.close().expect("closes");
     drop(store);
-    let total = du(dir.path());
-    let log = du(&dir.path().join("log"));
+    let total = du(&dir);
+    let log = du(&dir.join("log"));
     println!(
         "{units} units: {total} bytes in all, {} bytes per unit ({} log, {} views)",
         total / u64::from(units),
