@@ -57,7 +57,9 @@ fn main() {
         .first()
         .map_or(20_000, |s| s.parse().expect("a number of units"));
     let temp = tempfile::tempdir().expect("a temporary directory");
-    let dir = args.get(1).map_or(temp.path().to_path_buf(), std::path::PathBuf::from);
+    let dir = args
+        .get(1)
+        .map_or(temp.path().to_path_buf(), std::path::PathBuf::from);
     let store = SledStore::open(&dir).expect("opens");
     let spec = common::fixed_spec("disk");
     store.create_experiment(spec.clone(), 1).expect("created");
