@@ -3,38 +3,15 @@
 use liftlab_domain::Millis;
 use liftlab_store::{AuditKind, AuditRecord, StoreError, VerifyReport};
 use postgres::Client;
-use sha2::{Digest, Sha256};
 
 use crate::error::io;
-
-/// The `prev_hash` of the first record.
-pub(crate) const GENESIS: [u8; 32] = [0; 32];
 
 /// Records read per query while walking the chain.
 const PAGE: i64 = 10_000;
 
-/// SHA-256 of `prev_hash`, `seq` (u64 BE), `kind`, `experiment` and `payload` (each a u32 BE
-/// length and UTF-8 bytes) and `ts` (i64 BE): the layout of [`AuditRecord`]'s docs, so a
-/// chain copied from sled verifies here and the other way round.
-pub(crate) fn hash_record(
-    prev_hash: &[u8; 32],
-    seq: u64,
-    kind: AuditKind,
-    experiment: &str,
-    payload: &str,
-    ts: Millis,
-) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(prev_hash);
-    h.update(seq.to_be_bytes());
-    for part in [kind.as_str(), experiment, payload] {
-        let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
-        h.update(len.to_be_bytes());
-        h.update(part.as_bytes());
-    }
-    h.update(ts.to_be_bytes());
-    h.finalize().into()
-}
+/// The chain hash is the sled store's own ([`liftlab_store::hash_record`]), so a chain copied
+/// from sled verifies here and the other way round.
+pub(crate) use liftlab_store::{hash_record, GENESIS};
 
 /// Every kind, to read stored names back.
 const KINDS: [AuditKind; 8] = [
@@ -204,22 +181,6 @@ pub(crate) fn verify(client: &mut Client) -> Result<VerifyReport, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_hash_is_sha256_of_the_documented_layout() {
-        let mut bytes = vec![0u8; 32];
-        bytes.extend_from_slice(&7u64.to_be_bytes());
-        for part in ["assigned", "e", "{}"] {
-            bytes.extend_from_slice(&u32::try_from(part.len()).expect("short").to_be_bytes());
-            bytes.extend_from_slice(part.as_bytes());
-        }
-        bytes.extend_from_slice(&(-3i64).to_be_bytes());
-        let expected: [u8; 32] = Sha256::digest(&bytes).into();
-        assert_eq!(
-            hash_record(&GENESIS, 7, AuditKind::Assigned, "e", "{}", -3),
-            expected
-        );
-    }
 
     #[test]
     fn every_kind_reads_back_by_name() {

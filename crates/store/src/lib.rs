@@ -66,6 +66,7 @@ use liftlab_domain::{
 pub use cached::{CachedStore, Live};
 pub use error::{Result, StoreError};
 pub use liftlab_domain::drift::DriftMonitor;
+pub use log::{hash_record, GENESIS};
 pub use mem::MemStore;
 pub use records::{
     ArmCounters, AssignmentCount, AuditKind, AuditRecord, Epoch, Mismatch, RebuildMode,

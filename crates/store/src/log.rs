@@ -19,7 +19,7 @@ use crate::error::{Result, StoreError};
 use crate::records::AuditKind;
 
 /// The `prev_hash` of the first record.
-pub(crate) const GENESIS: [u8; 32] = [0; 32];
+pub const GENESIS: [u8; 32] = [0; 32];
 
 /// A segment is closed and the next one started once it holds this many bytes.
 pub(crate) const SEGMENT_BYTES: u64 = 64 << 20;
@@ -76,7 +76,7 @@ impl Sealed {
 /// 32 bytes, `seq` (u64 BE), `kind`, `experiment` and `payload` (the record rendered as JSON;
 /// each as a u32 BE length and UTF-8 bytes) and `ts` (i64 BE). So a JSON Lines export of the
 /// log re-verifies from its lines alone, and the hash does not depend on the compact encoding.
-pub(crate) fn hash_record(
+pub fn hash_record(
     prev_hash: &[u8; 32],
     seq: u64,
     kind: AuditKind,
