@@ -59,26 +59,12 @@ fn event(client: usize, i: usize) -> Value {
 
 /// Every outcome event id in the audit log, with how often each appears.
 fn recorded_events(agent: &ureq::Agent, base: &str) -> Vec<String> {
-    let mut ids = Vec::new();
-    let mut after = 0u64;
-    loop {
-        let page = get(
+    crate::audited_outcome_ids(|after| {
+        get(
             agent,
             &format!("{base}/v1/experiments/{EXPERIMENT}/audit?after={after}&limit=1000"),
-        );
-        for record in page["records"].as_array().expect("records") {
-            if record["kind"] == "outcome_recorded" {
-                let payload: Value =
-                    serde_json::from_str(record["payload"].as_str().expect("text"))
-                        .expect("the payload is JSON");
-                ids.push(payload["event_id"].as_str().expect("event id").to_string());
-            }
-        }
-        match page["next_after"].as_u64() {
-            Some(next) => after = next,
-            None => return ids,
-        }
-    }
+        )
+    })
 }
 
 #[test]

@@ -52,30 +52,16 @@ fn event(exp: &str, id: &str, unit: &str, minutes: f64) -> Value {
 
 /// Every outcome event id of an experiment's audit records, as a replica lists them.
 fn recorded_events(client: &Client, exp: &str) -> Vec<String> {
-    let mut ids = Vec::new();
-    let mut after = 0u64;
-    loop {
-        let page = client
+    crate::audited_outcome_ids(|after| {
+        client
             .call(
                 "GET",
                 &format!("/v1/experiments/{exp}/audit?after={after}&limit=1000"),
                 None,
                 None,
             )
-            .json();
-        for record in page["records"].as_array().expect("records") {
-            if record["kind"] == "outcome_recorded" {
-                let payload: Value =
-                    serde_json::from_str(record["payload"].as_str().expect("text"))
-                        .expect("the payload is JSON");
-                ids.push(payload["event_id"].as_str().expect("event id").to_string());
-            }
-        }
-        match page["next_after"].as_u64() {
-            Some(next) => after = next,
-            None => return ids,
-        }
-    }
+            .json()
+    })
 }
 
 #[test]
