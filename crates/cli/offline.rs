@@ -267,9 +267,8 @@ pub fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
         (None, Some(from), Some(to)) => (from, to),
         _ => anyhow::bail!("give --data DIR, or --from DIR and --to URL"),
     };
-    let args = CopyArgs { from, to };
-    let src = open(&args.from)?;
-    let dst = open_pg(&args.to)?;
+    let src = open(&from)?;
+    let dst = open_pg(&to)?;
     let spinner = progress::spinner("copying the data directory");
     let copied = dst.import(&src);
     spinner.finish_and_clear();
@@ -296,11 +295,6 @@ pub fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
         verified.records
     );
     Ok(())
-}
-
-struct CopyArgs {
-    from: PathBuf,
-    to: String,
 }
 
 /// `liftlab migrate --data DIR`: the older layout's audit chain, verified, becomes the new

@@ -216,16 +216,13 @@ pub struct Migrated {
 /// so a crash leaves either the old directory in place or both copies beside each other; a
 /// leftover `<dir>.migrating` or `<dir>.schema7` is refused rather than overwritten.
 pub fn migrate(dir: &Path) -> Result<Migrated> {
-    if dir.join("conf").is_file() && dir.join("db").is_file() {
-        // Held by another process, or unreadable: say which.
-        drop(open(dir)?);
-    }
-    if !is_legacy(dir) {
+    if !dir.join("db").is_file() {
         return Err(refused(
             dir,
             "it is not a data directory of the older layout (nothing to migrate)".into(),
         ));
     }
+    // Refuses, with the reason, a directory another process holds or of another schema.
     let chain = read_chain(dir)?;
     let sibling = |suffix: &str| {
         let mut name = dir.file_name().unwrap_or_default().to_os_string();
